@@ -1,0 +1,286 @@
+/* Public model API: open/close, information, metadata. */
+#define _POSIX_C_SOURCE 200809L
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../model/model.h"
+#include "../text/text.h"
+
+#define MODEL_PARAMS_MIN_SIZE (offsetof(sigma_model_params, use_mmap) + sizeof(int))
+
+int sigma_model_params_init(sigma_model_params *params, size_t struct_size) {
+    if (!params || struct_size < MODEL_PARAMS_MIN_SIZE || struct_size > UINT32_MAX)
+        return SIGMA_E_INVALID_ARG;
+    sigma_model_params d;
+    memset(&d, 0, sizeof d);
+    d.struct_size = (uint32_t)sizeof d;
+    d.use_mmap = 1;
+    d.log_level = SIGMA_LOG_WARN;
+    size_t n = struct_size < sizeof d ? struct_size : sizeof d;
+    memset(params, 0, struct_size);
+    memcpy(params, &d, n);
+    params->struct_size = (uint32_t)struct_size;
+    return SIGMA_OK;
+}
+
+static int resolve_params(const sigma_model_params *in, sigma_model_params *p) {
+    sigma_model_params_init(p, sizeof *p);
+    if (!in) return SIGMA_OK;
+    if (in->struct_size < MODEL_PARAMS_MIN_SIZE) return SIGMA_E_INVALID_ARG;
+    sg_params_merge(p, sizeof *p, in, in->struct_size);
+    return SIGMA_OK;
+}
+
+static void report_open_error(const sigma_model_params *p, const sg_log *log, int status,
+                              const sg_err *err) {
+    const char *msg = err->msg[0] ? err->msg : sigma_strerror(status);
+    if (p->error_buf && p->error_buf_size) snprintf(p->error_buf, p->error_buf_size, "%s", msg);
+    sg_logf(log, SIGMA_LOG_ERROR, "model open failed: %s", msg);
+}
+
+static int model_open_common(const char *path, const void *data, size_t size,
+                             const sigma_model_params *params, sigma_model **out) {
+    if (out) *out = NULL;
+    sigma_model_params p;
+    int st = resolve_params(params, &p);
+    sg_err err;
+    sg_err_clear(&err);
+    sg_log log = {p.log_fn, p.log_user, p.log_level};
+    if (st == SIGMA_OK && (!out || (!path && !data)))
+        st = sg_error(&err, SIGMA_E_INVALID_ARG, "model open: NULL argument");
+    if (st != SIGMA_OK) {
+        report_open_error(&p, &log, st, &err);
+        return st;
+    }
+    sg_alloc alloc;
+    sg_alloc_init(&alloc, p.allocator);
+    sigma_model *m = sg_calloc(&alloc, 1, sizeof *m);
+    if (!m) {
+        st = sg_error(&err, SIGMA_E_NOMEM, "out of memory allocating the model");
+        report_open_error(&p, &log, st, &err);
+        return st;
+    }
+    m->alloc = alloc;
+    m->log = log;
+    if (pthread_mutex_init(&m->err_lock, NULL) != 0) {
+        sg_free(&alloc, m);
+        st = sg_error(&err, SIGMA_E_NOMEM, "cannot create a mutex");
+        report_open_error(&p, &log, st, &err);
+        return st;
+    }
+    double t0 = sg_now_ms();
+    if (path)
+        st = sg_gguf_open_file(&m->alloc, path, p.use_mmap, &m->gguf, &err);
+    else
+        st = sg_gguf_open_memory(&m->alloc, data, size, &m->gguf, &err);
+    if (st == SIGMA_OK) st = sg_model_load_arch(m, &err);
+    if (st == SIGMA_OK) st = sg_tokenizer_load(m, &err);
+    if (st != SIGMA_OK) {
+        report_open_error(&p, &log, st, &err);
+        sigma_model_close(m);
+        return st;
+    }
+    sg_logf(&m->log, SIGMA_LOG_INFO, "opened %s model '%s': %u layers, %.1f ms",
+            m->hp.arch == SIGMA_ARCH_SIGMA ? "sigma" : "llama", m->name, m->hp.n_layer,
+            sg_now_ms() - t0);
+    *out = m;
+    return SIGMA_OK;
+}
+
+int sigma_model_open(const char *path, const sigma_model_params *params, sigma_model **out) {
+    if (!path) {
+        if (out) *out = NULL;
+        return SIGMA_E_INVALID_ARG;
+    }
+    return model_open_common(path, NULL, 0, params, out);
+}
+
+int sigma_model_open_memory(const void *data, size_t size, const sigma_model_params *params,
+                            sigma_model **out) {
+    if (!data) {
+        if (out) *out = NULL;
+        return SIGMA_E_INVALID_ARG;
+    }
+    return model_open_common(NULL, data, size, params, out);
+}
+
+void sigma_model_close(sigma_model *model) {
+    if (!model) return;
+    sg_alloc alloc = model->alloc;
+    sg_tokenizer_free(model);
+    sg_free(&alloc, model->layers);
+    sg_free(&alloc, model->name);
+    sg_gguf_close(model->gguf);
+    pthread_mutex_destroy(&model->err_lock);
+    sg_free(&alloc, model);
+}
+
+int sg_model_error(const sigma_model *model, int status, const char *fmt, ...) {
+    sigma_model *m = (sigma_model *)model; /* the error slot is the one mutable part */
+    va_list ap;
+    va_start(ap, fmt);
+    pthread_mutex_lock(&m->err_lock);
+    sg_verror(&m->err, status, fmt, ap);
+    pthread_mutex_unlock(&m->err_lock);
+    va_end(ap);
+    return status;
+}
+
+int sigma_model_last_error(const sigma_model *model, char *buf, size_t size) {
+    if (!model || !buf || !size) return SIGMA_E_INVALID_ARG;
+    sigma_model *m = (sigma_model *)model;
+    pthread_mutex_lock(&m->err_lock);
+    snprintf(buf, size, "%s", m->err.msg);
+    pthread_mutex_unlock(&m->err_lock);
+    return SIGMA_OK;
+}
+
+int sigma_model_get_info(const sigma_model *model, sigma_model_info *info) {
+    if (!model || !info || info->struct_size < offsetof(sigma_model_info, arch_name))
+        return SIGMA_E_INVALID_ARG;
+    const sg_hparams *hp = &model->hp;
+    sigma_model_info d;
+    memset(&d, 0, sizeof d);
+    d.arch = hp->arch;
+    d.arch_name = hp->arch == SIGMA_ARCH_SIGMA ? "sigma" : "llama";
+    d.name = model->name ? model->name : "";
+    d.n_layers = hp->n_layer;
+    d.n_embd = hp->n_embd;
+    d.n_ff = hp->n_ff;
+    d.n_q_heads = hp->n_q;
+    d.n_k_heads = hp->n_k;
+    d.n_v_heads = hp->n_v;
+    d.d_qk = hp->d_qk;
+    d.d_v = hp->d_v;
+    d.d_aug = hp->d_aug;
+    d.n_rot = hp->n_rot;
+    d.n_vocab = hp->n_vocab;
+    d.n_ctx_train = hp->n_ctx_train;
+    d.rope_theta = hp->rope_theta;
+    d.norm_eps = hp->norm_eps;
+    d.tied_output = hp->tied_output;
+    d.n_params = model->n_params;
+    d.file_size = model->gguf->size;
+    d.kv_bytes_per_token = (uint64_t)hp->n_layer *
+                           ((uint64_t)hp->n_k * hp->d_qk + (uint64_t)hp->n_v * hp->d_v) * 4u;
+    uint32_t sz = info->struct_size;
+    size_t n = sz < sizeof d ? sz : sizeof d;
+    d.struct_size = sz;
+    memcpy(info, &d, n);
+    return SIGMA_OK;
+}
+
+int sigma_model_meta_count(const sigma_model *model, size_t *count) {
+    if (!model || !count) return SIGMA_E_INVALID_ARG;
+    *count = (size_t)model->gguf->n_kv;
+    return SIGMA_OK;
+}
+
+int sigma_model_meta_key(const sigma_model *model, size_t index, const char **key) {
+    if (!model || !key) return SIGMA_E_INVALID_ARG;
+    if (index >= model->gguf->n_kv) return SIGMA_E_NOT_FOUND;
+    *key = model->gguf->kv[index].key;
+    return SIGMA_OK;
+}
+
+/* A growing text buffer into a fixed caller buffer that counts the full
+ * length even when it does not fit. */
+typedef struct textbuf {
+    char *buf;
+    size_t size, len;
+} textbuf;
+
+static void tb_put(textbuf *t, const char *s, size_t n) {
+    if (t->len < t->size) {
+        size_t room = t->size - t->len;
+        memcpy(t->buf + t->len, s, n < room ? n : room);
+    }
+    t->len += n;
+}
+
+static void tb_printf(textbuf *t, const char *fmt, ...) SG_PRINTF(2, 3);
+static void tb_printf(textbuf *t, const char *fmt, ...) {
+    char tmp[64];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n > 0) tb_put(t, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+
+static uint64_t elem_size(uint32_t t) {
+    switch (t) {
+    case SG_GGUF_U8: case SG_GGUF_I8: case SG_GGUF_BOOL: return 1;
+    case SG_GGUF_U16: case SG_GGUF_I16: return 2;
+    case SG_GGUF_U32: case SG_GGUF_I32: case SG_GGUF_F32: return 4;
+    case SG_GGUF_U64: case SG_GGUF_I64: case SG_GGUF_F64: return 8;
+    default: return 0;
+    }
+}
+
+static void put_scalar(textbuf *t, uint32_t type, const uint8_t *p) {
+    union { uint8_t u8; int8_t i8; uint16_t u16; int16_t i16; uint32_t u32; int32_t i32;
+            float f32; uint64_t u64; int64_t i64; double f64; } v;
+    memcpy(&v, p, elem_size(type));
+    switch (type) {
+    case SG_GGUF_U8: tb_printf(t, "%u", v.u8); break;
+    case SG_GGUF_I8: tb_printf(t, "%d", v.i8); break;
+    case SG_GGUF_U16: tb_printf(t, "%u", v.u16); break;
+    case SG_GGUF_I16: tb_printf(t, "%d", v.i16); break;
+    case SG_GGUF_U32: tb_printf(t, "%" PRIu32, v.u32); break;
+    case SG_GGUF_I32: tb_printf(t, "%" PRId32, v.i32); break;
+    case SG_GGUF_F32: tb_printf(t, "%.9g", (double)v.f32); break;
+    case SG_GGUF_BOOL: tb_printf(t, "%s", v.u8 ? "true" : "false"); break;
+    case SG_GGUF_U64: tb_printf(t, "%" PRIu64, v.u64); break;
+    case SG_GGUF_I64: tb_printf(t, "%" PRId64, v.i64); break;
+    case SG_GGUF_F64: tb_printf(t, "%.17g", v.f64); break;
+    default: break;
+    }
+}
+
+int sigma_model_meta_get(const sigma_model *model, const char *key, char *buf, size_t size,
+                         size_t *len) {
+    if (!model || !key || (!buf && size)) return SIGMA_E_INVALID_ARG;
+    const sg_gguf_kv *kv = sg_gguf_find(model->gguf, key);
+    if (!kv) return SIGMA_E_NOT_FOUND;
+    textbuf t = {buf, size, 0};
+    const sg_gguf_value *v = &kv->value;
+    switch (v->type) {
+    case SG_GGUF_STRING: tb_put(&t, v->v.s.ptr, (size_t)v->v.s.len); break;
+    case SG_GGUF_F32: case SG_GGUF_F64: tb_printf(&t, "%.9g", v->v.f); break;
+    case SG_GGUF_BOOL: tb_printf(&t, "%s", v->v.u ? "true" : "false"); break;
+    case SG_GGUF_I8: case SG_GGUF_I16: case SG_GGUF_I32: case SG_GGUF_I64:
+        tb_printf(&t, "%" PRId64, v->v.i); break;
+    case SG_GGUF_ARRAY: {
+        uint64_t n = v->v.arr.count;
+        uint32_t et = v->v.arr.elem_type;
+        if (n > 16 || et == SG_GGUF_ARRAY) {
+            tb_printf(&t, "[%" PRIu64 " items]", n);
+            break;
+        }
+        tb_put(&t, "[", 1);
+        const uint8_t *p = v->v.arr.data;
+        for (uint64_t i = 0; i < n; i++) {
+            if (i) tb_put(&t, ", ", 2);
+            if (et == SG_GGUF_STRING) {
+                sg_str s = sg_gguf_next_str(&p);
+                tb_put(&t, s.ptr, (size_t)s.len);
+            } else {
+                put_scalar(&t, et, p);
+                p += elem_size(et);
+            }
+        }
+        tb_put(&t, "]", 1);
+        break;
+    }
+    default: tb_printf(&t, "%" PRIu64, v->v.u); break;
+    }
+    if (len) *len = t.len;
+    if (t.len >= size) {
+        if (size) buf[size - 1] = '\0';
+        return SIGMA_E_BUFFER_TOO_SMALL;
+    }
+    buf[t.len] = '\0';
+    return SIGMA_OK;
+}

@@ -1,0 +1,113 @@
+#define _POSIX_C_SOURCE 200809L
+#include "base.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static void *default_alloc(void *user, size_t size, size_t align) {
+    (void)user;
+    void *p = NULL;
+    if (align < sizeof(void *)) align = sizeof(void *);
+    if (posix_memalign(&p, align, size) != 0) return NULL;
+    return p;
+}
+
+static void default_free(void *user, void *ptr) {
+    (void)user;
+    free(ptr);
+}
+
+void sg_alloc_init(sg_alloc *a, const sigma_allocator *pub) {
+    a->user = NULL;
+    a->alloc = default_alloc;
+    a->free = default_free;
+    if (pub && pub->struct_size >= offsetof(sigma_allocator, free) + sizeof(pub->free) &&
+        pub->alloc && pub->free) {
+        a->user = pub->user;
+        a->alloc = pub->alloc;
+        a->free = pub->free;
+    }
+}
+
+void *sg_malloc_aligned(const sg_alloc *a, size_t size, size_t align) {
+    if (size == 0) size = 1;
+    /* Refuse sizes no allocator could satisfy; keeps absurd requests from
+     * reaching the host's allocator. */
+    if (size > ((size_t)1 << 46)) return NULL;
+    return a->alloc(a->user, size, align);
+}
+
+void *sg_malloc(const sg_alloc *a, size_t size) { return sg_malloc_aligned(a, size, 64); }
+
+void *sg_calloc(const sg_alloc *a, size_t n, size_t size) {
+    size_t total;
+    if (!sg_mul_size(n, size, &total)) return NULL;
+    void *p = sg_malloc(a, total);
+    if (p) memset(p, 0, total);
+    return p;
+}
+
+void sg_free(const sg_alloc *a, void *p) {
+    if (p) a->free(a->user, p);
+}
+
+char *sg_strndup(const sg_alloc *a, const char *s, size_t n) {
+    size_t total;
+    if (!sg_add_size(n, 1, &total)) return NULL;
+    char *p = sg_malloc_aligned(a, total, 8);
+    if (!p) return NULL;
+    if (n) memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+void sg_logf(const sg_log *log, sigma_log_level level, const char *fmt, ...) {
+    if (!log || !log->fn || level > log->level) return;
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    log->fn(log->user, level, buf);
+}
+
+int sg_verror(sg_err *err, int status, const char *fmt, va_list ap) {
+    if (err) vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    return status;
+}
+
+int sg_error(sg_err *err, int status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    sg_verror(err, status, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+void sg_err_clear(sg_err *err) {
+    if (err) err->msg[0] = '\0';
+}
+
+double sg_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+uint32_t sg_cpu_count(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) n = 1;
+    if (n > 1024) n = 1024;
+    return (uint32_t)n;
+}
+
+void sg_params_merge(void *dst, size_t dst_size, const void *src, uint32_t src_size) {
+    size_t n = src_size < dst_size ? src_size : dst_size;
+    memcpy(dst, src, n);
+    /* The struct_size field itself keeps the library's size. */
+    uint32_t sz = (uint32_t)dst_size;
+    memcpy(dst, &sz, sizeof sz);
+}
