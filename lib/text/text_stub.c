@@ -22,16 +22,3 @@ int sigma_decoder_open(const sigma_model *m, uint32_t f, sigma_decoder **o) { (v
 int sigma_decoder_push(sigma_decoder *d, sigma_token t, char *b, size_t s, size_t *l) { (void)d; (void)t; (void)b; (void)s; (void)l; UNSUP; }
 int sigma_decoder_flush(sigma_decoder *d, char *b, size_t s, size_t *l) { (void)d; (void)b; (void)s; (void)l; UNSUP; }
 void sigma_decoder_close(sigma_decoder *d) { (void)d; }
-int sigma_sampler_params_init(sigma_sampler_params *p, size_t s) { (void)p; (void)s; UNSUP; }
-int sigma_sampler_open(const sigma_model *m, const sigma_sampler_params *p, sigma_sampler **o) { (void)m; (void)p; if (o) *o = NULL; UNSUP; }
-void sigma_sampler_close(sigma_sampler *s) { (void)s; }
-int sigma_sampler_sample(sigma_sampler *s, const float *l, sigma_token *t) { (void)s; (void)l; (void)t; UNSUP; }
-int sigma_sampler_accept(sigma_sampler *s, sigma_token t) { (void)s; (void)t; UNSUP; }
-int sigma_sampler_reset(sigma_sampler *s, uint64_t seed) { (void)s; (void)seed; UNSUP; }
-int sigma_generate_params_init(sigma_generate_params *p, size_t s) { (void)p; (void)s; UNSUP; }
-int sigma_session_generate(sigma_session *s, const char *p, const sigma_generate_params *g,
-                           sigma_generate_stats *st) { (void)s; (void)p; (void)g; (void)st; UNSUP; }
-int sigma_chat_render(const sigma_model *m, const sigma_chat_message *msg, size_t n, int a,
-                      char *b, size_t s, size_t *l) { (void)m; (void)msg; (void)n; (void)a; (void)b; (void)s; (void)l; UNSUP; }
-int sigma_session_chat(sigma_session *s, const sigma_chat_message *m, size_t n,
-                       const sigma_generate_params *g, sigma_generate_stats *st) { (void)s; (void)m; (void)n; (void)g; (void)st; UNSUP; }

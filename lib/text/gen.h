@@ -1,0 +1,68 @@
+/* Internal interface of sampling, generation and chat rendering
+ * (lib/text/sampler.c, generate.c, chat.c). Exposed for the unit tests. */
+#ifndef SG_TEXT_GEN_H
+#define SG_TEXT_GEN_H
+
+#include "../model/model.h"
+
+/* ---- sampler ---------------------------------------------------------- */
+
+/* Greedy pick: the index of the largest logit, lowest index on ties; NaN
+ * counts as -inf. SIGMA_E_INVALID_ARG when every logit is NaN or -inf. */
+int sg_argmax(const float *logits, uint32_t n, sigma_token *token);
+
+/* Apply the sampler's penalties (repetition, frequency, presence over the
+ * history window) to `logits` in place (n_vocab floats). */
+void sg_sampler_apply_penalties(const sigma_sampler *s, float *logits);
+
+/* Probabilities the sampler would draw from for `logits` (after penalties,
+ * top-k, temperature, top-p and min-p): writes n_vocab doubles (0 for
+ * tokens cut off). Does not touch the RNG or the history. For tests. */
+int sg_sampler_probs(sigma_sampler *s, const float *logits, double *probs);
+
+/* ---- stop strings ------------------------------------------------------ */
+
+/* Streams text through stop-string detection: text that could be the start
+ * of a stop string is held back until decided; a stop string itself is
+ * never emitted. */
+typedef struct sg_stopper {
+    const sg_alloc *alloc;
+    const char *const *stops;   /* borrowed; empty strings are ignored */
+    size_t n_stops;
+    char *pending;              /* [0, emitted): returned by the last call;
+                                   [emitted, len): held back */
+    size_t len, cap, emitted;
+    int stopped;                /* a stop string was found */
+} sg_stopper;
+
+void sg_stopper_init(sg_stopper *st, const sg_alloc *alloc, const char *const *stops,
+                     size_t n_stops);
+void sg_stopper_free(sg_stopper *st);
+/* Append `text`; on return `*emit` / `*emit_len` is the text now safe to
+ * emit (points into the stopper, valid until the next call) and
+ * st->stopped tells whether a stop string was found (then the rest is
+ * discarded and further pushes emit nothing). SIGMA_E_NOMEM possible. */
+int sg_stopper_push(sg_stopper *st, const char *text, size_t len, const char **emit,
+                    size_t *emit_len);
+/* End of stream: everything held back is emitted (no stop string can
+ * complete any more). */
+void sg_stopper_finish(sg_stopper *st, const char **emit, size_t *emit_len);
+
+/* ---- chat -------------------------------------------------------------- */
+
+typedef enum sg_chat_style {
+    SG_CHAT_PLAIN = 0,
+    SG_CHAT_CHATML = 1,
+    SG_CHAT_LLAMA3 = 2
+} sg_chat_style;
+
+/* Which style a template string (may be NULL: plain) selects. */
+sg_chat_style sg_chat_detect(const char *tmpl, size_t tmpl_len);
+
+/* Render with an explicit template string (NULL/0 = none: plain fallback).
+ * Same buffer protocol as sigma_chat_render(). */
+int sg_chat_render_template(const char *tmpl, size_t tmpl_len,
+                            const sigma_chat_message *messages, size_t n_messages,
+                            int add_assistant, char *buf, size_t size, size_t *len);
+
+#endif

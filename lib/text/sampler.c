@@ -1,0 +1,379 @@
+/* Token sampling: penalties, top-k, temperature, top-p, min-p and a draw
+ * from the sampler's own xoshiro256** generator (seeded with SplitMix64).
+ *
+ * Order of operations for one sample (temperature > 0):
+ *   1. copy the logits (NaN -> -inf, +inf -> FLT_MAX);
+ *   2. penalties over the last penalty_last_n recorded tokens, each distinct
+ *      token with count c once: repetition (logit > 0 ? logit / r : logit * r),
+ *      then logit -= c * frequency + (c > 0) * presence;
+ *   3. top-k: keep the k largest logits (ties: lower id first);
+ *   4. temperature: p = softmax((logit - max) / T) over what is left;
+ *   5. top-p: keep the smallest prefix (by decreasing p) whose mass >= top_p;
+ *   6. min-p: keep tokens with p >= min_p * p_max;
+ *   7. renormalise and draw.
+ * With temperature <= 0 only steps 1-2 run, then argmax (lowest id on ties).
+ */
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gen.h"
+
+/* Upper bound on the penalty window (tokens). */
+#define SG_PENALTY_MAX_N (1 << 24)
+
+typedef struct sg_cand {
+    float logit;
+    int32_t id;
+    double p;
+} sg_cand;
+
+struct sigma_sampler {
+    sg_alloc alloc;
+    uint32_t n_vocab;
+    sigma_sampler_params p;
+    uint64_t rng[4];
+    /* ring buffer of the last hist_cap recorded tokens */
+    sigma_token *hist;
+    uint32_t hist_cap, hist_len, hist_head;
+    uint32_t *counts;  /* n_vocab, all zero between calls */
+    float *work;       /* n_vocab logits after penalties */
+    sg_cand *cand;     /* n_vocab candidates */
+};
+
+/* ---- RNG ---------------------------------------------------------------- */
+
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static void rng_seed(uint64_t st[4], uint64_t seed) {
+    uint64_t x = seed;
+    for (int i = 0; i < 4; i++) st[i] = splitmix64(&x);
+    if (!(st[0] | st[1] | st[2] | st[3])) st[0] = 1; /* never all zero */
+}
+
+static inline uint64_t rotl64(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static uint64_t rng_next(uint64_t s[4]) {
+    uint64_t r = rotl64(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl64(s[3], 45);
+    return r;
+}
+
+/* Uniform in [0, 1). */
+static double rng_uniform(uint64_t s[4]) { return (double)(rng_next(s) >> 11) * 0x1.0p-53; }
+
+/* ---- params ------------------------------------------------------------- */
+
+int sigma_sampler_params_init(sigma_sampler_params *params, size_t struct_size) {
+    if (!params || struct_size < sizeof(uint32_t) || struct_size > UINT32_MAX)
+        return SIGMA_E_INVALID_ARG;
+    sigma_sampler_params d;
+    memset(&d, 0, sizeof d);
+    d.struct_size = (uint32_t)sizeof d;
+    d.temperature = 0.8f;
+    d.top_k = 40;
+    d.top_p = 0.95f;
+    d.min_p = 0.05f;
+    d.repeat_penalty = 1.0f;
+    d.frequency_penalty = 0.0f;
+    d.presence_penalty = 0.0f;
+    d.penalty_last_n = 64;
+    d.seed = 0xC0FFEE;
+    size_t n = struct_size < sizeof d ? struct_size : sizeof d;
+    memset(params, 0, struct_size);
+    memcpy(params, &d, n);
+    params->struct_size = (uint32_t)struct_size;
+    return SIGMA_OK;
+}
+
+static int check_params(const sigma_model *model, const sigma_sampler_params *p) {
+    if (isnan(p->temperature))
+        return sg_model_error(model, SIGMA_E_INVALID_ARG, "sampler: temperature is NaN");
+    if (isnan(p->top_p) || isnan(p->min_p))
+        return sg_model_error(model, SIGMA_E_INVALID_ARG, "sampler: top_p/min_p is NaN");
+    if (!(p->repeat_penalty > 0.0f) || !isfinite(p->repeat_penalty))
+        return sg_model_error(model, SIGMA_E_INVALID_ARG,
+                              "sampler: repeat_penalty must be a positive number");
+    if (!isfinite(p->frequency_penalty) || !isfinite(p->presence_penalty))
+        return sg_model_error(model, SIGMA_E_INVALID_ARG,
+                              "sampler: frequency/presence penalty must be finite");
+    if (p->penalty_last_n > SG_PENALTY_MAX_N)
+        return sg_model_error(model, SIGMA_E_INVALID_ARG,
+                              "sampler: penalty_last_n %d exceeds %d", (int)p->penalty_last_n,
+                              SG_PENALTY_MAX_N);
+    return SIGMA_OK;
+}
+
+void sigma_sampler_close(sigma_sampler *s) {
+    if (!s) return;
+    sg_alloc a = s->alloc;
+    sg_free(&a, s->hist);
+    sg_free(&a, s->counts);
+    sg_free(&a, s->work);
+    sg_free(&a, s->cand);
+    sg_free(&a, s);
+}
+
+int sigma_sampler_open(const sigma_model *model, const sigma_sampler_params *params,
+                       sigma_sampler **out) {
+    if (out) *out = NULL;
+    if (!model || !out) return SIGMA_E_INVALID_ARG;
+    sigma_sampler_params p;
+    sigma_sampler_params_init(&p, sizeof p);
+    if (params) {
+        if (params->struct_size < sizeof(uint32_t))
+            return sg_model_error(model, SIGMA_E_INVALID_ARG, "sampler: bad struct_size");
+        sg_params_merge(&p, sizeof p, params, params->struct_size);
+    }
+    int st = check_params(model, &p);
+    if (st != SIGMA_OK) return st;
+    uint32_t n_vocab = model->hp.n_vocab;
+    if (n_vocab == 0 || n_vocab > INT32_MAX)
+        return sg_model_error(model, SIGMA_E_STATE, "sampler: model has no vocabulary");
+    sigma_sampler *s = sg_calloc(&model->alloc, 1, sizeof *s);
+    if (!s) return sg_model_error(model, SIGMA_E_NOMEM, "sampler: out of memory");
+    s->alloc = model->alloc;
+    s->n_vocab = n_vocab;
+    s->p = p;
+    s->hist_cap = p.penalty_last_n > 0 ? (uint32_t)p.penalty_last_n : 0;
+    if (s->hist_cap) s->hist = sg_calloc(&s->alloc, s->hist_cap, sizeof *s->hist);
+    s->counts = sg_calloc(&s->alloc, n_vocab, sizeof *s->counts);
+    s->work = sg_calloc(&s->alloc, n_vocab, sizeof *s->work);
+    s->cand = sg_calloc(&s->alloc, n_vocab, sizeof *s->cand);
+    if ((s->hist_cap && !s->hist) || !s->counts || !s->work || !s->cand) {
+        sigma_sampler_close(s);
+        return sg_model_error(model, SIGMA_E_NOMEM, "sampler: out of memory");
+    }
+    rng_seed(s->rng, p.seed);
+    *out = s;
+    return SIGMA_OK;
+}
+
+int sigma_sampler_reset(sigma_sampler *s, uint64_t seed) {
+    if (!s) return SIGMA_E_INVALID_ARG;
+    s->hist_len = 0;
+    s->hist_head = 0;
+    s->p.seed = seed;
+    rng_seed(s->rng, seed);
+    return SIGMA_OK;
+}
+
+static void hist_push(sigma_sampler *s, sigma_token t) {
+    if (!s->hist_cap) return;
+    s->hist[s->hist_head] = t;
+    s->hist_head = (s->hist_head + 1) % s->hist_cap;
+    if (s->hist_len < s->hist_cap) s->hist_len++;
+}
+
+int sigma_sampler_accept(sigma_sampler *s, sigma_token token) {
+    if (!s || token < 0 || (uint32_t)token >= s->n_vocab) return SIGMA_E_INVALID_ARG;
+    hist_push(s, token);
+    return SIGMA_OK;
+}
+
+/* ---- the pipeline ------------------------------------------------------- */
+
+int sg_argmax(const float *logits, uint32_t n, sigma_token *token) {
+    int32_t best = -1;
+    float bv = -INFINITY;
+    for (uint32_t i = 0; i < n; i++) {
+        float v = logits[i];
+        if (isnan(v) || v == -INFINITY) continue;
+        if (best < 0 || v > bv) {
+            best = (int32_t)i;
+            bv = v;
+        }
+    }
+    if (best < 0) return SIGMA_E_INVALID_ARG;
+    *token = best;
+    return SIGMA_OK;
+}
+
+static int penalties_on(const sigma_sampler *s) {
+    return s->hist_len > 0 && (s->p.repeat_penalty != 1.0f || s->p.frequency_penalty != 0.0f ||
+                               s->p.presence_penalty != 0.0f);
+}
+
+void sg_sampler_apply_penalties(const sigma_sampler *s, float *logits) {
+    if (!penalties_on(s)) return;
+    /* counts[] is zero on entry and restored to zero on exit */
+    uint32_t *counts = s->counts;
+    for (uint32_t i = 0; i < s->hist_len; i++) counts[s->hist[i]]++;
+    for (uint32_t i = 0; i < s->hist_len; i++) {
+        sigma_token t = s->hist[i];
+        uint32_t c = counts[t];
+        if (!c) continue; /* already done */
+        float l = logits[t];
+        if (l > 0.0f)
+            l /= s->p.repeat_penalty;
+        else
+            l *= s->p.repeat_penalty;
+        l -= (float)c * s->p.frequency_penalty + s->p.presence_penalty;
+        logits[t] = l;
+        counts[t] = 0;
+    }
+}
+
+/* Descending logit, then ascending id. */
+static int cand_cmp(const void *a, const void *b) {
+    const sg_cand *x = a, *y = b;
+    if (x->logit > y->logit) return -1;
+    if (x->logit < y->logit) return 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+static inline int cand_before(const sg_cand *x, const sg_cand *y) {
+    return x->logit > y->logit || (x->logit == y->logit && x->id < y->id);
+}
+
+/* Min-heap (root = worst) sift-down for top-k selection. */
+static void heap_down(sg_cand *h, size_t n, size_t i) {
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, w = i;
+        if (l < n && cand_before(&h[w], &h[l])) w = l;
+        if (r < n && cand_before(&h[w], &h[r])) w = r;
+        if (w == i) return;
+        sg_cand t = h[i];
+        h[i] = h[w];
+        h[w] = t;
+        i = w;
+    }
+}
+
+/* Keep the k best of c[0..n) in c[0..k) (unordered). */
+static size_t select_top_k(sg_cand *c, size_t n, size_t k) {
+    if (k >= n) return n;
+    for (size_t i = k / 2; i-- > 0;) heap_down(c, k, i);
+    for (size_t i = k; i < n; i++) {
+        if (cand_before(&c[i], &c[0])) {
+            c[0] = c[i];
+            heap_down(c, k, 0);
+        }
+    }
+    return k;
+}
+
+/* Runs steps 1-6; leaves the surviving candidates sorted in s->cand with
+ * normalised probabilities p; returns their count (>= 1) or 0 if every
+ * logit is -inf/NaN. */
+static size_t build_dist(sigma_sampler *s, const float *logits) {
+    float *w = s->work;
+    uint32_t nv = s->n_vocab;
+    for (uint32_t i = 0; i < nv; i++) {
+        float v = logits[i];
+        if (isnan(v)) v = -INFINITY;
+        else if (v == INFINITY) v = FLT_MAX;
+        w[i] = v;
+    }
+    sg_sampler_apply_penalties(s, w);
+    sg_cand *c = s->cand;
+    size_t n = 0;
+    float lmax = -INFINITY;
+    for (uint32_t i = 0; i < nv; i++) {
+        if (w[i] == -INFINITY || isnan(w[i])) continue;
+        c[n].logit = w[i];
+        c[n].id = (int32_t)i;
+        c[n].p = 0.0;
+        if (w[i] > lmax) lmax = w[i];
+        n++;
+    }
+    if (n == 0) return 0;
+    if (s->p.top_k > 0) n = select_top_k(c, n, (size_t)s->p.top_k);
+
+    /* temperature + softmax (over what top-k left) */
+    double T = (double)s->p.temperature, sum = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        c[i].p = exp(((double)c[i].logit - (double)lmax) / T);
+        sum += c[i].p;
+    }
+    /* min-p does not depend on top-p's cut (p_max survives it and the
+     * ratios are unchanged), so its candidates can be filtered before the
+     * sort; top-p still uses the mass over everything top-k left. */
+    double pmax_raw = 1.0; /* exp(0) for the max, which survived top-k */
+    if (s->p.min_p > 0.0f) {
+        double thr = (double)s->p.min_p * pmax_raw;
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++)
+            if (c[i].p >= thr) c[m++] = c[i];
+        n = m;
+    }
+    qsort(c, n, sizeof *c, cand_cmp);
+    for (size_t i = 0; i < n; i++) c[i].p /= sum;
+    if (s->p.top_p < 1.0f) {
+        double cum = 0.0, tp = (double)s->p.top_p;
+        size_t keep = n;
+        for (size_t i = 0; i < n; i++) {
+            cum += c[i].p;
+            if (cum >= tp) {
+                keep = i + 1;
+                break;
+            }
+        }
+        n = keep;
+    }
+    if (n == 0) n = 1;
+    double tot = 0.0;
+    for (size_t i = 0; i < n; i++) tot += c[i].p;
+    for (size_t i = 0; i < n; i++) c[i].p /= tot;
+    return n;
+}
+
+int sg_sampler_probs(sigma_sampler *s, const float *logits, double *probs) {
+    if (!s || !logits || !probs) return SIGMA_E_INVALID_ARG;
+    for (uint32_t i = 0; i < s->n_vocab; i++) probs[i] = 0.0;
+    if (!(s->p.temperature > 0.0f)) {
+        for (uint32_t i = 0; i < s->n_vocab; i++) s->work[i] = logits[i];
+        sg_sampler_apply_penalties(s, s->work);
+        sigma_token t;
+        int st = sg_argmax(s->work, s->n_vocab, &t);
+        if (st != SIGMA_OK) return st;
+        probs[t] = 1.0;
+        return SIGMA_OK;
+    }
+    size_t n = build_dist(s, logits);
+    if (n == 0) return SIGMA_E_INVALID_ARG;
+    for (size_t i = 0; i < n; i++) probs[s->cand[i].id] = s->cand[i].p;
+    return SIGMA_OK;
+}
+
+int sigma_sampler_sample(sigma_sampler *s, const float *logits, sigma_token *token) {
+    if (!s || !logits || !token) return SIGMA_E_INVALID_ARG;
+    sigma_token t;
+    if (!(s->p.temperature > 0.0f)) {
+        const float *src = logits;
+        if (penalties_on(s)) {
+            memcpy(s->work, logits, (size_t)s->n_vocab * sizeof *s->work);
+            sg_sampler_apply_penalties(s, s->work);
+            src = s->work;
+        }
+        int st = sg_argmax(src, s->n_vocab, &t);
+        if (st != SIGMA_OK) return st;
+    } else {
+        size_t n = build_dist(s, logits);
+        if (n == 0) return SIGMA_E_INVALID_ARG;
+        double u = rng_uniform(s->rng), cum = 0.0;
+        t = s->cand[n - 1].id; /* rounding fallback */
+        for (size_t i = 0; i < n; i++) {
+            cum += s->cand[i].p;
+            if (u < cum) {
+                t = s->cand[i].id;
+                break;
+            }
+        }
+    }
+    hist_push(s, t);
+    *token = t;
+    return SIGMA_OK;
+}
