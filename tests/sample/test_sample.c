@@ -557,7 +557,7 @@ typedef struct collector {
 
 static void put(collector *c, const char *s, size_t n) {
     ck_assert_uint_le(c->len + n, sizeof c->text - 1);
-    memcpy(c->text + c->len, s, n);
+    if (n) memcpy(c->text + c->len, s, n);
     c->len += n;
     c->text[c->len] = '\0';
 }
@@ -655,6 +655,294 @@ START_TEST(test_stop_strings) {
 }
 END_TEST
 
+
+/* ---- generation loop on a scripted fake session ------------------------------- */
+
+/* Byte-level fake: token = ASCII byte, token 0 = end of generation. The
+ * "model" answers `reply` after the last '>' in the context, then EOG. */
+enum { MOCK_VOCAB = 128, MOCK_CAP = 256 };
+typedef struct mock {
+    sg_alloc alloc;
+    sigma_token toks[MOCK_CAP];
+    size_t n, n_ctx;
+    const char *reply;
+    float logits[MOCK_VOCAB];
+    int have_logits;
+    int evals, cancel_at; /* eval call number that gets cancelled (0 = never) */
+    size_t evaluated;     /* tokens evaluated in total */
+    collector out;
+    int stop_after_pieces, pieces;
+} mock;
+
+static int m_eval(void *c, const sigma_token *t, size_t n) {
+    mock *m = c;
+    m->evals++;
+    if (m->cancel_at && m->evals >= m->cancel_at) return SIGMA_E_CANCELLED;
+    if (m->n + n > m->n_ctx) return SIGMA_E_CONTEXT_FULL;
+    for (size_t i = 0; i < n; i++) {
+        ck_assert(t[i] >= 0 && t[i] < MOCK_VOCAB);
+        m->toks[m->n++] = t[i];
+    }
+    m->evaluated += n;
+    size_t k = 0;
+    while (k < m->n && m->toks[m->n - 1 - k] != '>') k++;
+    sigma_token next = k < strlen(m->reply) ? (sigma_token)(unsigned char)m->reply[k] : 0;
+    for (int i = 0; i < MOCK_VOCAB; i++) m->logits[i] = (float)(i % 5) * 0.1f;
+    m->logits[next] = 5.0f;
+    m->have_logits = 1;
+    return SIGMA_OK;
+}
+static int m_logits(void *c, const float **l) {
+    mock *m = c;
+    if (!m->have_logits) return SIGMA_E_STATE;
+    *l = m->logits;
+    return SIGMA_OK;
+}
+static int m_tokens(void *c, const sigma_token **t, size_t *n) {
+    mock *m = c;
+    *t = m->toks;
+    *n = m->n;
+    return SIGMA_OK;
+}
+static int m_rewind(void *c, uint32_t pos) {
+    mock *m = c;
+    ck_assert_uint_le(pos, m->n);
+    m->n = pos;
+    m->have_logits = 0;
+    return SIGMA_OK;
+}
+static int m_is_eog(void *c, sigma_token t, int *e) {
+    (void)c;
+    *e = t == 0;
+    return SIGMA_OK;
+}
+static int m_decode(void *c, sigma_token t, char *b, size_t sz, size_t *len) {
+    (void)c;
+    *len = 1;
+    if (sz < 1) return SIGMA_E_BUFFER_TOO_SMALL;
+    b[0] = (char)t;
+    return SIGMA_OK;
+}
+static int m_flush(void *c, char *b, size_t sz, size_t *len) {
+    (void)c;
+    (void)b;
+    (void)sz;
+    *len = 0;
+    return SIGMA_OK;
+}
+static int m_piece(void *user, const char *text, size_t len) {
+    mock *m = user;
+    put(&m->out, text, len);
+    m->pieces++;
+    return m->stop_after_pieces && m->pieces >= m->stop_after_pieces;
+}
+
+static void mock_init(mock *m, sg_gen_ops *ops, const char *reply, size_t n_ctx) {
+    memset(m, 0, sizeof *m);
+    sg_alloc_init(&m->alloc, NULL);
+    m->reply = reply;
+    m->n_ctx = n_ctx;
+    memset(ops, 0, sizeof *ops);
+    ops->ctx = m;
+    ops->alloc = &m->alloc;
+    ops->n_vocab = MOCK_VOCAB;
+    ops->eval = m_eval;
+    ops->logits = m_logits;
+    ops->tokens = m_tokens;
+    ops->rewind = m_rewind;
+    ops->is_eog = m_is_eog;
+    ops->decode = m_decode;
+    ops->decode_flush = m_flush;
+}
+
+static size_t to_toks(const char *s, sigma_token *t) {
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n; i++) t[i] = (unsigned char)s[i];
+    return n;
+}
+
+static int gen(mock *m, sg_gen_ops *ops, const char *prompt, sigma_generate_params *p,
+               sigma_generate_stats *stats) {
+    sigma_token t[MOCK_CAP];
+    size_t n = to_toks(prompt, t);
+    p->on_piece = m_piece;
+    p->on_piece_user = m;
+    sg_err err;
+    sg_err_clear(&err);
+    memset(&m->out, 0, sizeof m->out);
+    m->pieces = 0;
+    return sg_generate_run(ops, t, n, p, NULL, 0, stats, &err);
+}
+
+static const char *session_text(mock *m) {
+    static char buf[MOCK_CAP + 1];
+    for (size_t i = 0; i < m->n; i++) buf[i] = (char)m->toks[i];
+    buf[m->n] = '\0';
+    return buf;
+}
+
+START_TEST(test_generate_loop) {
+    mock m;
+    sg_gen_ops ops;
+    sigma_generate_params p;
+    sigma_generate_stats stats;
+
+    /* to the end-of-generation token */
+    mock_init(&m, &ops, "Hello World!", 64);
+    sigma_generate_params_init(&p, sizeof p);
+    ck_assert_int_eq(gen(&m, &ops, "Q>", &p, &stats), SIGMA_OK);
+    ck_assert_str_eq(m.out.text, "Hello World!");
+    ck_assert_int_eq(stats.stop_reason, SIGMA_STOP_EOG);
+    ck_assert_uint_eq(stats.n_prompt_tokens, 2);
+    ck_assert_uint_eq(stats.n_generated, 12);
+    ck_assert_str_eq(session_text(&m), "Q>Hello World!");
+    ck_assert(stats.prompt_ms >= 0 && stats.generate_ms >= 0);
+
+    /* max tokens: every emitted token is in the session */
+    mock_init(&m, &ops, "Hello World!", 64);
+    p.max_tokens = 5;
+    ck_assert_int_eq(gen(&m, &ops, "Q>", &p, &stats), SIGMA_OK);
+    ck_assert_str_eq(m.out.text, "Hello");
+    ck_assert_int_eq(stats.stop_reason, SIGMA_STOP_MAX_TOKENS);
+    ck_assert_uint_eq(stats.n_generated, 5);
+    ck_assert_str_eq(session_text(&m), "Q>Hello");
+    /* continue with an empty prompt from the current logits */
+    p.max_tokens = 3;
+    ck_assert_int_eq(gen(&m, &ops, "", &p, &stats), SIGMA_OK);
+    ck_assert_str_eq(m.out.text, " Wo");
+    ck_assert_uint_eq(stats.n_prompt_tokens, 0);
+    /* an empty prompt on a fresh session has nothing to sample from */
+    mock_init(&m, &ops, "Hello", 64);
+    ck_assert_int_eq(gen(&m, &ops, "", &p, &stats), SIGMA_E_STATE);
+
+    /* stop strings: never emitted, held text released when decided */
+    const char *stops[] = {"World", "Hex"};
+    mock_init(&m, &ops, "Hello World!", 64);
+    sigma_generate_params_init(&p, sizeof p);
+    p.stop_strings = stops;
+    p.n_stop_strings = 2;
+    ck_assert_int_eq(gen(&m, &ops, "Q>", &p, &stats), SIGMA_OK);
+    ck_assert_str_eq(m.out.text, "Hello ");
+    ck_assert_int_eq(stats.stop_reason, SIGMA_STOP_STRING);
+    const char *stops2[] = {"d!?"};
+    mock_init(&m, &ops, "Hello World!", 64);
+    p.stop_strings = stops2;
+    p.n_stop_strings = 1;
+    ck_assert_int_eq(gen(&m, &ops, "Q>", &p, &stats), SIGMA_OK);
+    ck_assert_str_eq(m.out.text, "Hello World!"); /* "d!" held, then flushed at EOG */
+    ck_assert_int_eq(stats.stop_reason, SIGMA_STOP_EOG);
+    p.n_stop_strings = 3;
+    p.stop_strings = NULL;
+    ck_assert_int_eq(gen(&m, &ops, "Q>", &p, &stats), SIGMA_E_INVALID_ARG);
+
+    /* the callback stops it */
+    mock_init(&m, &ops, "Hello World!", 64);
+    sigma_generate_params_init(&p, sizeof p);
+    m.stop_after_pieces = 3;
+    ck_assert_int_eq(gen(&m, &ops, "Q>", &p, &stats), SIGMA_OK);
+    ck_assert_str_eq(m.out.text, "Hel");
+    ck_assert_int_eq(stats.stop_reason, SIGMA_STOP_USER);
+    ck_assert_uint_eq(stats.n_generated, 3);
+
+    /* the context fills up */
+    mock_init(&m, &ops, "Hello World!", 6);
+    ck_assert_int_eq(gen(&m, &ops, "Q>", &p, &stats), SIGMA_OK);
+    ck_assert_str_eq(m.out.text, "Hell");
+    ck_assert_int_eq(stats.stop_reason, SIGMA_STOP_CONTEXT_FULL);
+    mock_init(&m, &ops, "Hello World!", 6);
+    ck_assert_int_eq(gen(&m, &ops, "a long prompt>", &p, &stats), SIGMA_E_CONTEXT_FULL);
+    ck_assert_int_eq(stats.stop_reason, SIGMA_STOP_CONTEXT_FULL);
+    ck_assert_uint_eq(m.n, 0);
+
+    /* cancellation: tokens so far stay */
+    mock_init(&m, &ops, "Hello World!", 64);
+    m.cancel_at = 4; /* prompt, H, e, then cancelled */
+    ck_assert_int_eq(gen(&m, &ops, "Q>", &p, &stats), SIGMA_E_CANCELLED);
+    ck_assert_str_eq(m.out.text, "He");
+    ck_assert_int_eq(stats.stop_reason, SIGMA_STOP_CANCELLED);
+    ck_assert_uint_eq(stats.n_generated, 2);
+    ck_assert_str_eq(session_text(&m), "Q>He");
+    mock_init(&m, &ops, "Hello World!", 64);
+    m.cancel_at = 1;
+    ck_assert_int_eq(gen(&m, &ops, "Q>", &p, &stats), SIGMA_E_CANCELLED);
+    ck_assert_int_eq(stats.stop_reason, SIGMA_STOP_CANCELLED);
+    ck_assert_uint_eq(m.n, 0);
+
+    /* a sampler: prompt tokens enter its penalty history. A huge repeat
+     * penalty on "l" (from the prompt) makes greedy sampling avoid it. */
+    struct sigma_model *fm = fake_new(MOCK_VOCAB);
+    sigma_sampler_params sp;
+    sigma_sampler_params_init(&sp, sizeof sp);
+    sp.temperature = 0.0f;
+    sp.repeat_penalty = 100.0f;
+    sp.penalty_last_n = 2;
+    sigma_sampler *smp = NULL;
+    ck_assert_int_eq(sigma_sampler_open(fm, &sp, &smp), SIGMA_OK);
+    mock_init(&m, &ops, "lo", 64);
+    sigma_generate_params_init(&p, sizeof p);
+    p.max_tokens = 1;
+    ck_assert_int_eq(gen(&m, &ops, "l>", &p, &stats), SIGMA_OK); /* no sampler: greedy */
+    ck_assert_str_eq(m.out.text, "l");
+    mock_init(&m, &ops, "lo", 64);
+    p.sampler = smp;
+    ck_assert_int_eq(gen(&m, &ops, "l>", &p, &stats), SIGMA_OK); /* 'l' penalised */
+    ck_assert_uint_eq(m.out.len, 1);
+    ck_assert_int_eq(m.out.text[0], 4); /* the next best of the fake's logits */
+    sigma_sampler_close(smp);
+    sp.penalty_last_n = 1; /* window: '>' only */
+    ck_assert_int_eq(sigma_sampler_open(fm, &sp, &smp), SIGMA_OK);
+    p.sampler = smp;
+    mock_init(&m, &ops, "lo", 64);
+    ck_assert_int_eq(gen(&m, &ops, "l>", &p, &stats), SIGMA_OK);
+    ck_assert_str_eq(m.out.text, "l");
+    sigma_sampler_close(smp);
+    fake_free(fm);
+}
+END_TEST
+
+static int chat(mock *m, sg_gen_ops *ops, const char *history, sigma_generate_stats *stats) {
+    sigma_token t[MOCK_CAP];
+    size_t n = to_toks(history, t);
+    sigma_generate_params p;
+    sigma_generate_params_init(&p, sizeof p);
+    p.on_piece = m_piece;
+    p.on_piece_user = m;
+    sg_err err;
+    memset(&m->out, 0, sizeof m->out);
+    return sg_chat_run(ops, t, n, &p, NULL, 0, stats, &err);
+}
+
+START_TEST(test_chat_reuse) {
+    mock m;
+    sg_gen_ops ops;
+    sigma_generate_stats stats;
+    mock_init(&m, &ops, "Hi!", 128);
+    ck_assert_int_eq(chat(&m, &ops, "U:a>", &stats), SIGMA_OK);
+    ck_assert_str_eq(m.out.text, "Hi!");
+    ck_assert_uint_eq(stats.n_prompt_tokens, 4);
+    /* second turn: the history repeats the first turn and its reply */
+    ck_assert_int_eq(chat(&m, &ops, "U:a>Hi!|U:b>", &stats), SIGMA_OK);
+    ck_assert_uint_eq(stats.n_prompt_tokens, 5); /* only "|U:b>" */
+    ck_assert_str_eq(session_text(&m), "U:a>Hi!|U:b>Hi!");
+    /* an edited history: rewind to the common prefix */
+    size_t before = m.evaluated;
+    ck_assert_int_eq(chat(&m, &ops, "U:a>Hi!|U:c>", &stats), SIGMA_OK);
+    ck_assert_uint_eq(stats.n_prompt_tokens, 2); /* "c>" */
+    ck_assert_uint_eq(m.evaluated - before, 2 + 3);
+    ck_assert_str_eq(session_text(&m), "U:a>Hi!|U:c>Hi!");
+    /* the same history as the session: one token re-evaluated for logits */
+    ck_assert_int_eq(chat(&m, &ops, "U:a>Hi!|U:c>Hi!", &stats), SIGMA_OK);
+    ck_assert_uint_eq(stats.n_prompt_tokens, 1);
+    /* a shorter history */
+    ck_assert_int_eq(chat(&m, &ops, "U:a>", &stats), SIGMA_OK);
+    ck_assert_uint_eq(stats.n_prompt_tokens, 1);
+    ck_assert_str_eq(session_text(&m), "U:a>Hi!");
+    sg_err err;
+    ck_assert_int_eq(sg_chat_run(&ops, NULL, 0, NULL, NULL, 0, &stats, &err),
+                     SIGMA_E_INVALID_ARG);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("sample");
     TCase *tc = tcase_create("sampler");
@@ -677,6 +965,8 @@ static Suite *suite(void) {
     suite_add_tcase(s, tc2);
     TCase *tc3 = tcase_create("stop");
     tcase_add_test(tc3, test_stop_strings);
+    tcase_add_test(tc3, test_generate_loop);
+    tcase_add_test(tc3, test_chat_reuse);
     suite_add_tcase(s, tc3);
     return s;
 }
