@@ -65,6 +65,8 @@ typedef struct sg_gen_ops {
     /* incremental decoding: the protocol of sigma_decoder_push/flush */
     int (*decode)(void *ctx, sigma_token token, char *buf, size_t size, size_t *len);
     int (*decode_flush)(void *ctx, char *buf, size_t size, size_t *len);
+    /* optional: non-zero when the host asked to cancel (polled per token) */
+    int (*cancelled)(void *ctx);
 } sg_gen_ops;
 
 /* Evaluate `prompt` (n_prompt may be 0: continue from the current logits)

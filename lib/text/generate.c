@@ -245,6 +245,10 @@ int sg_generate_run(const sg_gen_ops *ops, const sigma_token *prompt, size_t n_p
             stats->stop_reason = SIGMA_STOP_MAX_TOKENS;
             break;
         }
+        if (ops->cancelled && ops->cancelled(ops->ctx)) {
+            stats->stop_reason = SIGMA_STOP_CANCELLED;
+            break;
+        }
         const float *logits = NULL;
         st = ops->logits(ops->ctx, &logits);
         if (st != SIGMA_OK) {

@@ -672,7 +672,13 @@ typedef struct mock {
     size_t evaluated;     /* tokens evaluated in total */
     collector out;
     int stop_after_pieces, pieces;
+    size_t cancel_when_n; /* the cancel poll fires once the session has this many tokens */
 } mock;
+
+static int m_cancelled(void *c) {
+    mock *m = c;
+    return m->cancel_when_n && m->n >= m->cancel_when_n;
+}
 
 static int m_eval(void *c, const sigma_token *t, size_t n) {
     mock *m = c;
@@ -753,6 +759,7 @@ static void mock_init(mock *m, sg_gen_ops *ops, const char *reply, size_t n_ctx)
     ops->is_eog = m_is_eog;
     ops->decode = m_decode;
     ops->decode_flush = m_flush;
+    ops->cancelled = m_cancelled;
 }
 
 static size_t to_toks(const char *s, sigma_token *t) {
@@ -867,6 +874,13 @@ START_TEST(test_generate_loop) {
     ck_assert_int_eq(gen(&m, &ops, "Q>", &p, &stats), SIGMA_E_CANCELLED);
     ck_assert_int_eq(stats.stop_reason, SIGMA_STOP_CANCELLED);
     ck_assert_uint_eq(m.n, 0);
+
+    /* the per-token cancel poll */
+    mock_init(&m, &ops, "Hello World!", 64);
+    m.cancel_when_n = 5;
+    ck_assert_int_eq(gen(&m, &ops, "Q>", &p, &stats), SIGMA_E_CANCELLED);
+    ck_assert_str_eq(m.out.text, "Hel");
+    ck_assert_int_eq(stats.stop_reason, SIGMA_STOP_CANCELLED);
 
     /* a sampler: prompt tokens enter its penalty history. A huge repeat
      * penalty on "l" (from the prompt) makes greedy sampling avoid it. */
