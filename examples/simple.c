@@ -12,7 +12,7 @@ int main(int argc, char **argv) {
     sigma_session *session;
     int st = sigma_model_open(argv[1], NULL, &model);
     if (st != SIGMA_OK) { fprintf(stderr, "%s\n", sigma_strerror(st)); return 1; }
-    sigma_session_open(model, NULL, &session);
+    if (sigma_session_open(model, NULL, &session) != SIGMA_OK) { sigma_model_close(model); return 1; }
     sigma_generate_params gp;
     sigma_generate_params_init(&gp, sizeof gp);
     gp.max_tokens = 64;
