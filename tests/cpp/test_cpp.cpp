@@ -25,6 +25,13 @@ static_assert(std::is_nothrow_move_constructible_v<sigma::Model>, "noexcept move
 static_assert(std::is_nothrow_move_constructible_v<sigma::Session>, "noexcept move");
 static_assert(std::is_nothrow_move_assignable_v<sigma::Sampler>, "noexcept move");
 
+// Compare as std::string (temporaries must outlive the comparison).
+#define STR_EQ(a, b)                                                                   \
+    do {                                                                               \
+        const std::string str_a_ = (a), str_b_ = (b);                                  \
+        ck_assert_msg(str_a_ == str_b_, "\"%s\" != \"%s\"", str_a_.c_str(), str_b_.c_str()); \
+    } while (0)
+
 static std::string g_model;  // path of the model used by the model tests
 
 static bool usable(const std::string &path) {
@@ -66,7 +73,7 @@ static sigma::SessionOptions small_ctx(uint32_t n_ctx = 64) {
 
 // --- error paths (no model needed) ------------------------------------------
 START_TEST(test_version) {
-    ck_assert_str_eq(sigma::version().c_str(), SIGMA_VERSION_STRING);
+    STR_EQ(sigma::version(), SIGMA_VERSION_STRING);
 }
 END_TEST
 
@@ -112,7 +119,7 @@ START_TEST(test_model_move_and_info) {
                           (info.n_k_heads * info.d_qk + info.n_v_heads * info.d_v) * 4);
     auto arch = b.metadata("general.architecture");
     ck_assert(arch.has_value());
-    ck_assert_str_eq(arch->c_str(), info.arch_name);
+    STR_EQ(*arch, info.arch_name);
     ck_assert(!b.metadata("no.such.key").has_value());
     auto keys = b.metadata_keys();
     ck_assert(std::find(keys.begin(), keys.end(), "general.architecture") != keys.end());
@@ -126,14 +133,14 @@ START_TEST(test_tokenize_roundtrip) {
     std::string text = "It is a truth universally acknowledged, that a single man";
     auto toks = m.tokenize(text, false);
     ck_assert(!toks.empty());
-    ck_assert_str_eq(m.detokenize(toks).c_str(), text.c_str());
+    STR_EQ(m.detokenize(toks), text);
     std::string big;
     for (int i = 0; i < 400; i++) big += "x" + std::to_string(i) + " ";
     auto bt = m.tokenize(big, false);
-    ck_assert_str_eq(m.detokenize(bt).c_str(), big.c_str());
+    STR_EQ(m.detokenize(bt), big);
     std::string joined;
     for (sigma_token t : m.tokenize("hello there", false)) joined += m.token_to_piece(t);
-    ck_assert_str_eq(m.detokenize(m.tokenize("hello there", false)).c_str(), "hello there");
+    STR_EQ(m.detokenize(m.tokenize("hello there", false)), "hello there");
     ck_assert(joined.find("there") != std::string::npos);
 }
 END_TEST
@@ -218,7 +225,7 @@ START_TEST(test_generate_callbacks) {
         }
         b += dec.flush();
     }
-    ck_assert_str_eq(a.c_str(), b.c_str());  // generate() is greedy by default
+    STR_EQ(a, b);  // generate() is greedy by default
     // returning false stops with stop_reason USER
     sigma::Session s(m, small_ctx(128));
     int calls = 0;
