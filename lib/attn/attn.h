@@ -1,0 +1,44 @@
+/* DiffQKV attention (docs SIGMA.md section 2): Q, K and V with their own head
+ * counts, optional AugQ, RoPE, and attention through a KV-cache strategy. */
+#ifndef SG_ATTN_H
+#define SG_ATTN_H
+
+#include "../core/core.h"
+#include "../model/model.h"
+
+/* Storage types of cached rows. */
+typedef enum sg_kv_type {
+    SG_KV_F32 = 0,
+    SG_KV_F16 = 1,
+    SG_KV_BF16 = 2
+} sg_kv_type;
+
+/* One query head attending over n_pos cached rows (positions 0..n_pos-1):
+ * K row p of this head at k + p*k_stride elements, V row p at v + p*v_stride,
+ * both of storage type `type`. out[d_v] = softmax(q.K^T * scale) . V,
+ * computed with a streaming (blocked online) softmax. tmp: d_qk + d_v floats
+ * (used only for f16/bf16 storage). n_pos must be >= 1. */
+void sg_attn_head(const sg_kernels *k, const float *q, const void *kbase, size_t k_stride,
+                  const void *vbase, size_t v_stride, sg_kv_type type, size_t n_pos,
+                  uint32_t d_qk, uint32_t d_v, float scale, float *out, float *tmp);
+
+/* Buffers for sg_attention, each for n_batch rows. */
+typedef struct sg_attn_bufs {
+    float *q;      /* [n][n_q*d_qk] */
+    float *q0;     /* [n][n_q*d_qk], AugQ only */
+    float *aug_g;  /* [n][d_aug], AugQ only */
+    float *aug_u;  /* [n][d_aug], AugQ only */
+    float *k;      /* [n][n_k*d_qk] */
+    float *v;      /* [n][n_v*d_v] */
+    float *att;    /* [n][n_q*d_v] */
+    const float *rope_cs; /* sg_rope_table for positions pos0..pos0+n-1 */
+} sg_attn_bufs;
+
+/* The attention block of one layer for n tokens at positions pos0..:
+ * out[n][n_embd] = o_proj(attend(rope(q(xn)), cache + rope(k(xn)), v(xn))).
+ * Appends this layer's K/V rows to the strategy first. */
+int sg_attention(const sg_exec *e, const sg_hparams *hp, const sg_layer *L, uint32_t layer,
+                 const sigma_kv_strategy *kv, void *kv_state, const float *xn, size_t n,
+                 uint32_t pos0, const sg_attn_bufs *b, float *out, sg_err *err);
+
+#endif

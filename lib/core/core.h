@@ -1,0 +1,117 @@
+/* Compute kernels and the thread pool (lib/core/kernels.c, ops.c, pool.c).
+ *
+ * Kernels are reached through a table (sg_kernels) filled once when a
+ * session opens, so SIMD variants can be chosen at run time without global
+ * state. Higher-level operations (matmul, norms, RoPE, ...) take an sg_exec:
+ * the kernel table, an optional thread pool and per-thread scratch memory.
+ *
+ * Determinism: every output element is computed by exactly one thread with a
+ * reduction order that does not depend on the number of threads, so results
+ * are bitwise identical for any thread count (for a given kernel table). */
+#ifndef SG_CORE_CORE_H
+#define SG_CORE_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../base/base.h"
+#include "tensor.h"
+
+/* ---- kernel table ------------------------------------------------------ */
+
+/* Convert n elements of a row of a weight type into f32 (n a multiple of the
+ * block size). Returns 0, or -1 for an unsupported type. */
+typedef int (*sg_to_f32_fn)(uint32_t type, const void *src, float *dst, uint64_t n);
+
+typedef struct sg_kernels {
+    const char *name;                 /* "generic", "avx2" */
+    float (*dot_f32)(const float *a, const float *b, size_t n);
+    void (*axpy_f32)(float *y, float a, const float *x, size_t n); /* y += a*x */
+    void (*scale_f32)(float *y, float a, size_t n);                 /* y *= a */
+    sg_to_f32_fn to_f32;
+} sg_kernels;
+
+/* Fill the table for this CPU. allow_simd = 0 forces the portable kernels
+ * (also forced by building with -Dgeneric_kernels=true). */
+void sg_kernels_init(sg_kernels *k, int allow_simd);
+
+/* Portable kernels (used by the tests as well). */
+float sg_dot_f32_generic(const float *a, const float *b, size_t n);
+int sg_to_f32_generic(uint32_t type, const void *src, float *dst, uint64_t n);
+
+/* Is `type` something the kernels can read (any weight type)? */
+int sg_kernel_type_supported(uint32_t type);
+
+/* ---- thread pool ------------------------------------------------------- */
+
+typedef struct sg_pool sg_pool;
+
+/* Work callback: process tasks [begin, end) on thread `tid` (0 = caller). */
+typedef void (*sg_task_fn)(void *ctx, uint32_t tid, size_t begin, size_t end);
+
+/* n_threads >= 1 counts the calling thread; n_threads - 1 workers start. */
+int sg_pool_create(const sg_alloc *alloc, uint32_t n_threads, sg_pool **out);
+void sg_pool_destroy(sg_pool *pool);
+uint32_t sg_pool_threads(const sg_pool *pool);
+
+/* Run fn over tasks [0, n_tasks) in chunks of `grain` tasks (0 = pick),
+ * the caller participating; returns when every task is done. Calls from
+ * different threads take turns (serialised by a mutex). pool may be NULL:
+ * then the caller runs everything. */
+void sg_pool_run(sg_pool *pool, size_t n_tasks, size_t grain, sg_task_fn fn, void *ctx);
+
+/* The pool inside a public sigma_threadpool (NULL for NULL). */
+sg_pool *sg_threadpool_pool(sigma_threadpool *tp);
+
+/* Bytes of a row of n elements of a kernel-supported type; 0 if the type is
+ * not supported or n is not a multiple of its block size. */
+size_t sg_kernel_row_bytes(uint32_t type, uint64_t n);
+
+/* ---- execution context -------------------------------------------------- */
+
+typedef struct sg_exec {
+    const sg_kernels *k;
+    sg_pool *pool;                /* NULL: single-threaded */
+    uint32_t n_threads;           /* sg_pool_threads(pool) or 1 */
+    float *scratch;               /* n_threads * scratch_per_thread floats */
+    size_t scratch_per_thread;    /* >= the largest matmul input dimension */
+} sg_exec;
+
+/* y[n][out] = x[n][in] . W^T for a weight of ne = (in, out) of any type.
+ * Each weight row is converted once into the thread's scratch and dotted
+ * with all n activation rows. Returns 0, or a negative status (unsupported
+ * type, scratch too small). */
+int sg_matmul(const sg_exec *e, const sg_tensor *w, const float *x, size_t n, float *y);
+
+/* Several matmuls sharing the input x (e.g. q, k, v) in one parallel run. */
+int sg_matmul_multi(const sg_exec *e, size_t n_mats, const sg_tensor *const *w,
+                    const float *x, size_t n, float *const *y);
+
+/* out[t] = x[t] / rms(x[t]) * weight for n rows of dim d (weight: f32/f16/bf16
+ * or any type, converted through the kernel table into `tmp` (d floats)). */
+int sg_rmsnorm(const sg_exec *e, const float *x, const sg_tensor *weight, float eps,
+               size_t n, size_t d, float *out, float *tmp);
+/* The same with an f32 weight vector (NULL = 1). */
+void sg_rmsnorm_f32(const float *x, const float *w, float eps, size_t d, float *out);
+
+typedef enum sg_rope_pairs {
+    SG_ROPE_PAIRS_ADJACENT = 0,   /* (2i, 2i+1) */
+    SG_ROPE_PAIRS_HALVES = 1      /* (i, i + n_rot/2) */
+} sg_rope_pairs;
+
+/* cos/sin table for positions pos0..pos0+n-1: cs[t][i] = (cos, sin) of
+ * pos * theta^(-2i/n_rot), i < n_rot/2; computed in double. */
+void sg_rope_table(float *cs, uint32_t pos0, size_t n, uint32_t n_rot, float theta);
+/* Rotate the first n_rot dims of each of n_heads heads (head dim hd) of n
+ * rows of x ([n][n_heads*hd]) in place with the table above. */
+void sg_rope_apply(float *x, size_t n, uint32_t n_heads, uint32_t hd, uint32_t n_rot,
+                   sg_rope_pairs pairs, const float *cs);
+
+/* a[i] = silu(a[i]) * b[i] */
+void sg_swiglu(float *a, const float *b, size_t n);
+/* In-place softmax over n values (max-subtracted, double sum). */
+void sg_softmax(float *x, size_t n);
+/* Row `id` of an embedding table (ne = (d, n_rows), any type) as f32. */
+int sg_embed_row(const sg_kernels *k, const sg_tensor *emb, uint32_t id, float *out);
+
+#endif

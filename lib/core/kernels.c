@@ -1,0 +1,380 @@
+/* Vector kernels: dot products, axpy, row conversion of weight types to f32,
+ * half/bfloat conversions, and the public sigma_kernel_* functions.
+ *
+ * Every kernel has a portable C body written as a static inline function.
+ * The portable table calls it directly; on x86-64 an AVX2 table wraps the
+ * same bodies (or intrinsics) in functions compiled for avx2/fma/f16c, chosen
+ * at run time by sg_kernels_init(). */
+#include <math.h>
+#include <string.h>
+
+#include "core.h"
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(SG_FORCE_GENERIC)
+#  define SG_HAVE_X86_DISPATCH 1
+#  include <immintrin.h>
+#else
+#  define SG_HAVE_X86_DISPATCH 0
+#endif
+
+/* ---- half / bfloat ------------------------------------------------------ */
+
+static inline float h2f(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exp = (h >> 10) & 0x1fu;
+    uint32_t mant = h & 0x3ffu;
+    uint32_t bits;
+    if (exp == 0) {
+        if (mant == 0) {
+            bits = sign;
+        } else { /* subnormal: value = mant * 2^-24, exact in float */
+            float f = (float)mant * 0x1p-24f;
+            memcpy(&bits, &f, 4);
+            bits |= sign;
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | (mant << 13);
+    } else {
+        bits = sign | ((exp + 112u) << 23) | (mant << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static inline uint16_t f2h(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000u;
+    uint32_t ax = x & 0x7fffffffu;
+    if (ax >= 0x7f800000u) /* inf or nan */
+        return (uint16_t)(sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u | ((ax >> 13) & 0x3ffu) : 0));
+    if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* rounds to >= 65536: inf */
+    if (ax < 0x38800000u) {  /* below the smallest normal half: subnormal or zero */
+        float a;
+        memcpy(&a, &ax, 4);
+        /* a * 2^24 rounded to nearest even gives the subnormal mantissa */
+        float r = a * 0x1p24f;
+        uint32_t m = (uint32_t)nearbyintf(r);
+        return (uint16_t)(sign | m);
+    }
+    /* normal: round mantissa to 10 bits, nearest even */
+    uint32_t mant_odd = (ax >> 13) & 1u;
+    ax += 0xfffu + mant_odd;
+    return (uint16_t)(sign | ((ax - 0x38000000u) >> 13));
+}
+
+static inline float bf2f(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static inline uint16_t f2bf(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u); /* quiet nan */
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+/* ---- portable bodies ----------------------------------------------------- */
+
+static inline float dot_body(const float *a, const float *b, size_t n) {
+    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) s[j] += a[i + j] * b[i + j];
+    float t = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+    for (; i < n; i++) t += a[i] * b[i];
+    return t;
+}
+
+static inline void axpy_body(float *y, float a, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+static inline void scale_body(float *y, float a, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] *= a;
+}
+
+static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+
+/* ggml block layouts (little-endian). */
+static inline void deq_q4_0(const uint8_t *b, float *y, uint64_t nb) {
+    for (uint64_t i = 0; i < nb; i++, b += 18, y += 32) {
+        float d = h2f(rd16(b));
+        const uint8_t *qs = b + 2;
+        for (int j = 0; j < 16; j++) {
+            y[j] = (float)((int)(qs[j] & 0x0f) - 8) * d;
+            y[j + 16] = (float)((int)(qs[j] >> 4) - 8) * d;
+        }
+    }
+}
+
+static inline void deq_q4_1(const uint8_t *b, float *y, uint64_t nb) {
+    for (uint64_t i = 0; i < nb; i++, b += 20, y += 32) {
+        float d = h2f(rd16(b)), m = h2f(rd16(b + 2));
+        const uint8_t *qs = b + 4;
+        for (int j = 0; j < 16; j++) {
+            y[j] = (float)(qs[j] & 0x0f) * d + m;
+            y[j + 16] = (float)(qs[j] >> 4) * d + m;
+        }
+    }
+}
+
+static inline void deq_q5_0(const uint8_t *b, float *y, uint64_t nb) {
+    for (uint64_t i = 0; i < nb; i++, b += 22, y += 32) {
+        float d = h2f(rd16(b));
+        uint32_t qh = (uint32_t)b[2] | ((uint32_t)b[3] << 8) | ((uint32_t)b[4] << 16) |
+                      ((uint32_t)b[5] << 24);
+        const uint8_t *qs = b + 6;
+        for (int j = 0; j < 16; j++) {
+            int h0 = (int)((qh >> j) & 1u) << 4;
+            int h1 = (int)((qh >> (j + 16)) & 1u) << 4;
+            y[j] = (float)(((qs[j] & 0x0f) | h0) - 16) * d;
+            y[j + 16] = (float)(((qs[j] >> 4) | h1) - 16) * d;
+        }
+    }
+}
+
+static inline void deq_q5_1(const uint8_t *b, float *y, uint64_t nb) {
+    for (uint64_t i = 0; i < nb; i++, b += 24, y += 32) {
+        float d = h2f(rd16(b)), m = h2f(rd16(b + 2));
+        uint32_t qh = (uint32_t)b[4] | ((uint32_t)b[5] << 8) | ((uint32_t)b[6] << 16) |
+                      ((uint32_t)b[7] << 24);
+        const uint8_t *qs = b + 8;
+        for (int j = 0; j < 16; j++) {
+            int h0 = (int)((qh >> j) & 1u) << 4;
+            int h1 = (int)((qh >> (j + 16)) & 1u) << 4;
+            y[j] = (float)((qs[j] & 0x0f) | h0) * d + m;
+            y[j + 16] = (float)((qs[j] >> 4) | h1) * d + m;
+        }
+    }
+}
+
+static inline void deq_q8_0(const uint8_t *b, float *y, uint64_t nb) {
+    for (uint64_t i = 0; i < nb; i++, b += 34, y += 32) {
+        float d = h2f(rd16(b));
+        const int8_t *qs = (const int8_t *)(b + 2);
+        for (int j = 0; j < 32; j++) y[j] = (float)qs[j] * d;
+    }
+}
+
+static inline void deq_f16(const uint8_t *b, float *y, uint64_t n) {
+    for (uint64_t i = 0; i < n; i++) y[i] = h2f(rd16(b + 2 * i));
+}
+
+static inline void deq_bf16(const uint8_t *b, float *y, uint64_t n) {
+    for (uint64_t i = 0; i < n; i++) y[i] = bf2f(rd16(b + 2 * i));
+}
+
+/* Types converted here; everything else (k-quants) goes to
+ * sg_dequantize_row. Returns 1 if handled. */
+static inline int to_f32_body(uint32_t type, const void *src, float *dst, uint64_t n, int *rc) {
+    const uint8_t *b = src;
+    *rc = 0;
+    switch (type) {
+    case SG_TYPE_F32: memcpy(dst, src, (size_t)n * sizeof(float)); return 1;
+    case SG_TYPE_F16: deq_f16(b, dst, n); return 1;
+    case SG_TYPE_BF16: deq_bf16(b, dst, n); return 1;
+    case SG_TYPE_Q4_0: if (n % 32) break; deq_q4_0(b, dst, n / 32); return 1;
+    case SG_TYPE_Q4_1: if (n % 32) break; deq_q4_1(b, dst, n / 32); return 1;
+    case SG_TYPE_Q5_0: if (n % 32) break; deq_q5_0(b, dst, n / 32); return 1;
+    case SG_TYPE_Q5_1: if (n % 32) break; deq_q5_1(b, dst, n / 32); return 1;
+    case SG_TYPE_Q8_0: if (n % 32) break; deq_q8_0(b, dst, n / 32); return 1;
+    default: return 0;
+    }
+    *rc = -1;
+    return 1;
+}
+
+/* ---- the portable table --------------------------------------------------- */
+
+float sg_dot_f32_generic(const float *a, const float *b, size_t n) { return dot_body(a, b, n); }
+static void axpy_generic(float *y, float a, const float *x, size_t n) { axpy_body(y, a, x, n); }
+static void scale_generic(float *y, float a, size_t n) { scale_body(y, a, n); }
+
+int sg_to_f32_generic(uint32_t type, const void *src, float *dst, uint64_t n) {
+    int rc;
+    if (to_f32_body(type, src, dst, n, &rc)) return rc;
+    return sg_dequantize_row(type, src, dst, n);
+}
+
+int sg_kernel_type_supported(uint32_t type) {
+    switch (type) {
+    case SG_TYPE_F32: case SG_TYPE_F16: case SG_TYPE_BF16: case SG_TYPE_Q4_0: case SG_TYPE_Q4_1:
+    case SG_TYPE_Q5_0: case SG_TYPE_Q5_1: case SG_TYPE_Q8_0: case SG_TYPE_Q4_K: case SG_TYPE_Q5_K:
+    case SG_TYPE_Q6_K:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* ---- AVX2 table ------------------------------------------------------------ */
+
+#if SG_HAVE_X86_DISPATCH
+#  define SG_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+SG_AVX2 static float dot_avx2(const float *a, const float *b, size_t n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
+        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
+    }
+    for (; i + 8 <= n; i += 8)
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    __m256 s = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    float t = _mm_cvtss_f32(h);
+    for (; i < n; i++) t += a[i] * b[i];
+    return t;
+}
+
+SG_AVX2 static void axpy_avx2(float *y, float a, const float *x, size_t n) {
+    __m256 va = _mm256_set1_ps(a);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+SG_AVX2 static void scale_avx2(float *y, float a, size_t n) { scale_body(y, a, n); }
+
+SG_AVX2 static void deq_q4_0_avx2(const uint8_t *b, float *y, uint64_t nb) {
+    const __m128i lo = _mm_set1_epi8(0x0f), eight = _mm_set1_epi8(8);
+    for (uint64_t i = 0; i < nb; i++, b += 18, y += 32) {
+        __m256 d = _mm256_set1_ps(h2f(rd16(b)));
+        __m128i q = _mm_loadu_si128((const __m128i *)(b + 2));
+        __m128i ql = _mm_sub_epi8(_mm_and_si128(q, lo), eight);
+        __m128i qh = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), lo), eight);
+        _mm256_storeu_ps(y, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(ql)), d));
+        _mm256_storeu_ps(y + 8, _mm256_mul_ps(
+            _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(ql, 8))), d));
+        _mm256_storeu_ps(y + 16, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(qh)), d));
+        _mm256_storeu_ps(y + 24, _mm256_mul_ps(
+            _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(qh, 8))), d));
+    }
+}
+
+/* Q4_1: q*d + m, computed as a separate multiply and add (no FMA) so it is
+ * bitwise equal to the portable conversion. */
+SG_AVX2 static void deq_q4_1_avx2(const uint8_t *b, float *y, uint64_t nb) {
+    const __m128i lo = _mm_set1_epi8(0x0f);
+    for (uint64_t i = 0; i < nb; i++, b += 20, y += 32) {
+        __m256 d = _mm256_set1_ps(h2f(rd16(b)));
+        __m256 m = _mm256_set1_ps(h2f(rd16(b + 2)));
+        __m128i q = _mm_loadu_si128((const __m128i *)(b + 4));
+        __m128i ql = _mm_and_si128(q, lo);
+        __m128i qh = _mm_and_si128(_mm_srli_epi16(q, 4), lo);
+        _mm256_storeu_ps(y, _mm256_add_ps(_mm256_mul_ps(
+            _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(ql)), d), m));
+        _mm256_storeu_ps(y + 8, _mm256_add_ps(_mm256_mul_ps(
+            _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(ql, 8))), d), m));
+        _mm256_storeu_ps(y + 16, _mm256_add_ps(_mm256_mul_ps(
+            _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(qh)), d), m));
+        _mm256_storeu_ps(y + 24, _mm256_add_ps(_mm256_mul_ps(
+            _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(qh, 8))), d), m));
+    }
+}
+
+SG_AVX2 static void deq_q8_0_avx2(const uint8_t *b, float *y, uint64_t nb) {
+    for (uint64_t i = 0; i < nb; i++, b += 34, y += 32) {
+        __m256 d = _mm256_set1_ps(h2f(rd16(b)));
+        for (int j = 0; j < 32; j += 8) {
+            __m128i q = _mm_loadl_epi64((const __m128i *)(b + 2 + j));
+            _mm256_storeu_ps(y + j, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), d));
+        }
+    }
+}
+
+SG_AVX2 static void deq_f16_avx2(const uint8_t *b, float *y, uint64_t n) {
+    uint64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + 2 * i))));
+    for (; i < n; i++) y[i] = h2f(rd16(b + 2 * i));
+}
+
+SG_AVX2 static int to_f32_avx2(uint32_t type, const void *src, float *dst, uint64_t n) {
+    const uint8_t *b = src;
+    switch (type) {
+    case SG_TYPE_Q4_0: if (n % 32) return -1; deq_q4_0_avx2(b, dst, n / 32); return 0;
+    case SG_TYPE_Q4_1: if (n % 32) return -1; deq_q4_1_avx2(b, dst, n / 32); return 0;
+    case SG_TYPE_Q8_0: if (n % 32) return -1; deq_q8_0_avx2(b, dst, n / 32); return 0;
+    case SG_TYPE_F16: deq_f16_avx2(b, dst, n); return 0;
+    default: break;
+    }
+    int rc;
+    if (to_f32_body(type, src, dst, n, &rc)) return rc;
+    return sg_dequantize_row(type, src, dst, n);
+}
+
+static int cpu_has_avx2(void) {
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("f16c");
+}
+#endif
+
+void sg_kernels_init(sg_kernels *k, int allow_simd) {
+    k->name = "generic";
+    k->dot_f32 = sg_dot_f32_generic;
+    k->axpy_f32 = axpy_generic;
+    k->scale_f32 = scale_generic;
+    k->to_f32 = sg_to_f32_generic;
+#if SG_HAVE_X86_DISPATCH
+    __builtin_cpu_init();
+    if (allow_simd && cpu_has_avx2()) {
+        k->name = "avx2";
+        k->dot_f32 = dot_avx2;
+        k->axpy_f32 = axpy_avx2;
+        k->scale_f32 = scale_avx2;
+        k->to_f32 = to_f32_avx2;
+    }
+#else
+    (void)allow_simd;
+#endif
+}
+
+/* ---- public kernels ---------------------------------------------------------- */
+
+float sigma_kernel_dot_f32(const float *a, const float *b, size_t n) {
+#if SG_HAVE_X86_DISPATCH
+    if (cpu_has_avx2()) return dot_avx2(a, b, n);
+#endif
+    return dot_body(a, b, n);
+}
+
+void sigma_kernel_axpy_f32(float *y, float a, const float *x, size_t n) {
+#if SG_HAVE_X86_DISPATCH
+    if (cpu_has_avx2()) {
+        axpy_avx2(y, a, x, n);
+        return;
+    }
+#endif
+    axpy_body(y, a, x, n);
+}
+
+void sigma_kernel_f32_to_f16(uint16_t *dst, const float *src, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = f2h(src[i]);
+}
+
+void sigma_kernel_f16_to_f32(float *dst, const uint16_t *src, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = h2f(src[i]);
+}
+
+void sigma_kernel_f32_to_bf16(uint16_t *dst, const float *src, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = f2bf(src[i]);
+}
+
+void sigma_kernel_bf16_to_f32(float *dst, const uint16_t *src, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = bf2f(src[i]);
+}

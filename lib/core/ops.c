@@ -1,0 +1,183 @@
+/* Tensor operations on top of the kernel table: matmul (any weight type),
+ * RMSNorm, RoPE, SwiGLU, softmax, embedding lookup. */
+#include <math.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "core.h"
+
+size_t sg_kernel_row_bytes(uint32_t type, uint64_t n) {
+    uint32_t be, bb;
+    switch (type) {
+    case SG_TYPE_F32: be = 1; bb = 4; break;
+    case SG_TYPE_F16: case SG_TYPE_BF16: be = 1; bb = 2; break;
+    case SG_TYPE_Q4_0: be = 32; bb = 18; break;
+    case SG_TYPE_Q4_1: be = 32; bb = 20; break;
+    case SG_TYPE_Q5_0: be = 32; bb = 22; break;
+    case SG_TYPE_Q5_1: be = 32; bb = 24; break;
+    case SG_TYPE_Q8_0: be = 32; bb = 34; break;
+    case SG_TYPE_Q4_K: be = 256; bb = 144; break;
+    case SG_TYPE_Q5_K: be = 256; bb = 176; break;
+    case SG_TYPE_Q6_K: be = 256; bb = 210; break;
+    default: return 0;
+    }
+    if (n == 0 || n % be) return 0;
+    uint64_t r;
+    if (!sg_mul_u64(n / be, bb, &r) || r > SIZE_MAX) return 0;
+    return (size_t)r;
+}
+
+/* ---- matmul ---------------------------------------------------------------- */
+
+typedef struct mm_job {
+    const sg_exec *e;
+    size_t n_mats;
+    const sg_tensor *const *w;
+    float *const *y;
+    size_t row_start[9];        /* prefix sums of the output rows, n_mats+1 */
+    size_t row_bytes[8];
+    const float *x;
+    size_t n, in;
+    atomic_int failed;          /* set when a conversion fails */
+} mm_job;
+
+static void mm_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
+    mm_job *j = ctx;
+    const sg_exec *e = j->e;
+    float *buf = e->scratch + (size_t)tid * e->scratch_per_thread;
+    size_t m = 0;
+    for (size_t r = begin; r < end; r++) {
+        while (r >= j->row_start[m + 1]) m++;
+        size_t row = r - j->row_start[m];
+        const sg_tensor *w = j->w[m];
+        size_t out = j->row_start[m + 1] - j->row_start[m];
+        const uint8_t *src = (const uint8_t *)w->data + row * j->row_bytes[m];
+        if (e->k->to_f32(w->type, src, buf, j->in) != 0) {
+            atomic_store_explicit(&j->failed, 1, memory_order_relaxed);
+            return;
+        }
+        float *y = j->y[m];
+        const float *x = j->x;
+        for (size_t t = 0; t < j->n; t++) y[t * out + row] = e->k->dot_f32(x + t * j->in, buf, j->in);
+    }
+}
+
+int sg_matmul_multi(const sg_exec *e, size_t n_mats, const sg_tensor *const *w, const float *x,
+                    size_t n, float *const *y) {
+    if (n_mats == 0 || n_mats > 8) return SIGMA_E_INTERNAL;
+    mm_job j;
+    memset(&j, 0, sizeof j);
+    atomic_init(&j.failed, 0);
+    j.e = e;
+    j.n_mats = n_mats;
+    j.w = w;
+    j.y = y;
+    j.x = x;
+    j.n = n;
+    j.in = (size_t)w[0]->ne[0];
+    if (j.in == 0 || j.in > e->scratch_per_thread) return SIGMA_E_INTERNAL;
+    for (size_t m = 0; m < n_mats; m++) {
+        if (w[m]->ne[0] != j.in) return SIGMA_E_INTERNAL;
+        j.row_bytes[m] = sg_kernel_row_bytes(w[m]->type, j.in);
+        if (!j.row_bytes[m]) return SIGMA_E_UNSUPPORTED;
+        j.row_start[m + 1] = j.row_start[m] + (size_t)w[m]->ne[1];
+    }
+    if (n == 0) return SIGMA_OK;
+    size_t total = j.row_start[n_mats];
+    /* chunks of rows: enough work per chunk to hide scheduling costs */
+    size_t grain = total / ((size_t)e->n_threads * 8);
+    if (grain < 4) grain = 4;
+    sg_pool_run(e->pool, total, grain, mm_task, &j);
+    return atomic_load(&j.failed) ? SIGMA_E_UNSUPPORTED : SIGMA_OK;
+}
+
+int sg_matmul(const sg_exec *e, const sg_tensor *w, const float *x, size_t n, float *y) {
+    const sg_tensor *ws[1] = {w};
+    float *ys[1] = {y};
+    return sg_matmul_multi(e, 1, ws, x, n, ys);
+}
+
+/* ---- norms and activations ------------------------------------------------------ */
+
+void sg_rmsnorm_f32(const float *x, const float *w, float eps, size_t d, float *out) {
+    double ss = 0.0;
+    for (size_t i = 0; i < d; i++) ss += (double)x[i] * (double)x[i];
+    float scale = (float)(1.0 / sqrt(ss / (double)d + (double)eps));
+    if (w)
+        for (size_t i = 0; i < d; i++) out[i] = (x[i] * scale) * w[i];
+    else
+        for (size_t i = 0; i < d; i++) out[i] = x[i] * scale;
+}
+
+int sg_rmsnorm(const sg_exec *e, const float *x, const sg_tensor *weight, float eps, size_t n,
+               size_t d, float *out, float *tmp) {
+    if (weight->ne[0] != d) return SIGMA_E_INTERNAL;
+    if (e->k->to_f32(weight->type, weight->data, tmp, d) != 0) return SIGMA_E_UNSUPPORTED;
+    for (size_t t = 0; t < n; t++) sg_rmsnorm_f32(x + t * d, tmp, eps, d, out + t * d);
+    return SIGMA_OK;
+}
+
+void sg_swiglu(float *a, const float *b, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float g = a[i];
+        a[i] = g / (1.0f + expf(-g)) * b[i];
+    }
+}
+
+void sg_softmax(float *x, size_t n) {
+    if (n == 0) return;
+    float mx = x[0];
+    for (size_t i = 1; i < n; i++)
+        if (x[i] > mx) mx = x[i];
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        x[i] = expf(x[i] - mx);
+        sum += x[i];
+    }
+    float inv = (float)(1.0 / sum);
+    for (size_t i = 0; i < n; i++) x[i] *= inv;
+}
+
+/* ---- RoPE ----------------------------------------------------------------------- */
+
+void sg_rope_table(float *cs, uint32_t pos0, size_t n, uint32_t n_rot, float theta) {
+    uint32_t half = n_rot / 2;
+    for (uint32_t i = 0; i < half; i++) {
+        double freq = pow((double)theta, -2.0 * (double)i / (double)n_rot);
+        for (size_t t = 0; t < n; t++) {
+            double a = (double)(pos0 + (uint64_t)t) * freq;
+            cs[(t * half + i) * 2] = (float)cos(a);
+            cs[(t * half + i) * 2 + 1] = (float)sin(a);
+        }
+    }
+}
+
+void sg_rope_apply(float *x, size_t n, uint32_t n_heads, uint32_t hd, uint32_t n_rot,
+                   sg_rope_pairs pairs, const float *cs) {
+    uint32_t half = n_rot / 2;
+    for (size_t t = 0; t < n; t++) {
+        const float *c = cs + t * half * 2;
+        for (uint32_t h = 0; h < n_heads; h++) {
+            float *v = x + (t * n_heads + h) * hd;
+            for (uint32_t i = 0; i < half; i++) {
+                uint32_t i0 = pairs == SG_ROPE_PAIRS_ADJACENT ? 2 * i : i;
+                uint32_t i1 = pairs == SG_ROPE_PAIRS_ADJACENT ? 2 * i + 1 : i + half;
+                float x0 = v[i0], x1 = v[i1];
+                float co = c[2 * i], si = c[2 * i + 1];
+                v[i0] = x0 * co - x1 * si;
+                v[i1] = x0 * si + x1 * co;
+            }
+        }
+    }
+}
+
+/* ---- embedding -------------------------------------------------------------------- */
+
+int sg_embed_row(const sg_kernels *k, const sg_tensor *emb, uint32_t id, float *out) {
+    uint64_t d = emb->ne[0];
+    if (id >= emb->ne[1]) return SIGMA_E_INVALID_ARG;
+    size_t rb = sg_kernel_row_bytes(emb->type, d);
+    if (!rb) return SIGMA_E_UNSUPPORTED;
+    const uint8_t *src = (const uint8_t *)emb->data + (size_t)id * rb;
+    return k->to_f32(emb->type, src, out, d) == 0 ? SIGMA_OK : SIGMA_E_UNSUPPORTED;
+}

@@ -1,0 +1,252 @@
+/* The `dense` KV strategy: every position's K (per K head, after RoPE) and V
+ * (per V head) rows, in f32, f16 or bf16 ("type=..." option). Storage grows
+ * by doubling up to n_ctx; attention streams over the rows with an online
+ * softmax, parallel over (query, head) pairs. */
+#include <stdio.h>
+#include <string.h>
+
+#include "../attn/attn.h"
+#include "kv.h"
+
+typedef struct dense_state {
+    sg_alloc alloc;
+    const sg_exec *exec;         /* from the env, or exec_local */
+    sg_kernels kern_local;
+    sg_exec exec_local;
+    sigma_kv_layout lay;
+    sg_kv_type type;
+    size_t esize;                /* bytes per stored element */
+    size_t k_row, v_row;         /* elements per token and layer */
+    uint32_t *n_pos;             /* per layer */
+    uint32_t *cap;               /* per layer, positions allocated */
+    uint8_t **k, **v;            /* per layer */
+    float *tmp;                  /* n_threads * (d_qk + d_v) */
+    uint32_t n_threads;
+} dense_state;
+
+static int parse_options(const char *opt, sg_kv_type *type, char *err, size_t err_size) {
+    *type = SG_KV_F32;
+    if (!opt) return SIGMA_OK;
+    const char *p = opt;
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == 0) {
+            /* empty item: skip */
+        } else if (len == 8 && strncmp(p, "type=f32", 8) == 0) {
+            *type = SG_KV_F32;
+        } else if (len == 8 && strncmp(p, "type=f16", 8) == 0) {
+            *type = SG_KV_F16;
+        } else if (len == 9 && strncmp(p, "type=bf16", 9) == 0) {
+            *type = SG_KV_BF16;
+        } else {
+            if (err && err_size)
+                snprintf(err, err_size, "dense: unknown option '%.*s' (expected type=f32|f16|bf16)",
+                         (int)(len > 64 ? 64 : len), p);
+            return SIGMA_E_INVALID_ARG;
+        }
+        p += len;
+        if (*p == ',') p++;
+    }
+    return SIGMA_OK;
+}
+
+static void dense_destroy(void *state) {
+    dense_state *s = state;
+    if (!s) return;
+    sg_alloc a = s->alloc;
+    if (s->k)
+        for (uint32_t l = 0; l < s->lay.n_layers; l++) sg_free(&a, s->k[l]);
+    if (s->v)
+        for (uint32_t l = 0; l < s->lay.n_layers; l++) sg_free(&a, s->v[l]);
+    sg_free(&a, s->k);
+    sg_free(&a, s->v);
+    sg_free(&a, s->n_pos);
+    sg_free(&a, s->cap);
+    sg_free(&a, s->tmp);
+    sg_free(&a, s);
+}
+
+static int dense_create(void *user, const sigma_kv_layout *lay, const char *options, void **state,
+                        char *err, size_t err_size) {
+    const sg_kv_env *env = user;
+    if (!lay || !state || lay->struct_size < sizeof *lay) return SIGMA_E_INVALID_ARG;
+    *state = NULL;
+    if (!lay->n_layers || !lay->n_q_heads || !lay->n_k_heads || !lay->n_v_heads || !lay->d_qk ||
+        !lay->d_v || !lay->n_ctx || lay->n_q_heads % lay->n_k_heads ||
+        lay->n_q_heads % lay->n_v_heads || lay->d_qk > 65536 || lay->d_v > 65536 ||
+        lay->n_k_heads > 65536 || lay->n_v_heads > 65536 || lay->n_layers > 65536) {
+        if (err && err_size) snprintf(err, err_size, "dense: invalid cache layout");
+        return SIGMA_E_INVALID_ARG;
+    }
+    sg_kv_type type;
+    int st = parse_options(options, &type, err, err_size);
+    if (st != SIGMA_OK) return st;
+    sg_alloc a;
+    if (env && env->alloc)
+        a = *env->alloc;
+    else
+        sg_alloc_init(&a, NULL);
+    dense_state *s = sg_calloc(&a, 1, sizeof *s);
+    if (!s) return SIGMA_E_NOMEM;
+    s->alloc = a;
+    s->lay = *lay;
+    s->lay.struct_size = (uint32_t)sizeof s->lay;
+    s->type = type;
+    s->esize = type == SG_KV_F32 ? 4 : 2;
+    s->k_row = (size_t)lay->n_k_heads * lay->d_qk;
+    s->v_row = (size_t)lay->n_v_heads * lay->d_v;
+    if (env && env->exec) {
+        s->exec = env->exec;
+    } else {
+        sg_kernels_init(&s->kern_local, 0);
+        s->exec_local.k = &s->kern_local;
+        s->exec_local.n_threads = 1;
+        s->exec = &s->exec_local;
+    }
+    s->n_threads = s->exec->n_threads ? s->exec->n_threads : 1;
+    s->n_pos = sg_calloc(&a, lay->n_layers, sizeof *s->n_pos);
+    s->cap = sg_calloc(&a, lay->n_layers, sizeof *s->cap);
+    s->k = sg_calloc(&a, lay->n_layers, sizeof *s->k);
+    s->v = sg_calloc(&a, lay->n_layers, sizeof *s->v);
+    s->tmp = sg_calloc(&a, (size_t)s->n_threads, ((size_t)lay->d_qk + lay->d_v) * sizeof(float));
+    if (!s->n_pos || !s->cap || !s->k || !s->v || !s->tmp) {
+        dense_destroy(s);
+        return SIGMA_E_NOMEM;
+    }
+    *state = s;
+    return SIGMA_OK;
+}
+
+/* Make room for `need` positions in layer l. */
+static int grow(dense_state *s, uint32_t l, uint32_t need) {
+    if (need <= s->cap[l]) return SIGMA_OK;
+    uint64_t ncap = (uint64_t)s->cap[l] * 2;
+    if (ncap < 64) ncap = 64;
+    if (ncap < need) ncap = need;
+    if (ncap > s->lay.n_ctx) ncap = s->lay.n_ctx;
+    uint64_t kb, vb;
+    if (!sg_mul_u64(ncap, (uint64_t)s->k_row * s->esize, &kb) ||
+        !sg_mul_u64(ncap, (uint64_t)s->v_row * s->esize, &vb) || kb > SIZE_MAX || vb > SIZE_MAX)
+        return SIGMA_E_NOMEM;
+    uint8_t *nk = sg_malloc(&s->alloc, (size_t)kb);
+    uint8_t *nv = sg_malloc(&s->alloc, (size_t)vb);
+    if (!nk || !nv) {
+        sg_free(&s->alloc, nk);
+        sg_free(&s->alloc, nv);
+        return SIGMA_E_NOMEM;
+    }
+    size_t used = s->n_pos[l];
+    if (used) {
+        memcpy(nk, s->k[l], used * s->k_row * s->esize);
+        memcpy(nv, s->v[l], used * s->v_row * s->esize);
+    }
+    sg_free(&s->alloc, s->k[l]);
+    sg_free(&s->alloc, s->v[l]);
+    s->k[l] = nk;
+    s->v[l] = nv;
+    s->cap[l] = (uint32_t)ncap;
+    return SIGMA_OK;
+}
+
+static void store(const dense_state *s, uint8_t *dst, const float *src, size_t n) {
+    switch (s->type) {
+    case SG_KV_F16: sigma_kernel_f32_to_f16((uint16_t *)dst, src, n); break;
+    case SG_KV_BF16: sigma_kernel_f32_to_bf16((uint16_t *)dst, src, n); break;
+    default: memcpy(dst, src, n * sizeof(float)); break;
+    }
+}
+
+static int dense_append(void *state, uint32_t layer, uint32_t pos0, uint32_t n, const float *k,
+                        const float *v) {
+    dense_state *s = state;
+    if (!s || layer >= s->lay.n_layers || (n && (!k || !v))) return SIGMA_E_INVALID_ARG;
+    if (pos0 > s->n_pos[layer]) return SIGMA_E_INVALID_ARG; /* no holes */
+    uint64_t end = (uint64_t)pos0 + n;
+    if (end > s->lay.n_ctx) return SIGMA_E_CONTEXT_FULL;
+    int st = grow(s, layer, (uint32_t)end);
+    if (st != SIGMA_OK) return st;
+    store(s, s->k[layer] + (size_t)pos0 * s->k_row * s->esize, k, (size_t)n * s->k_row);
+    store(s, s->v[layer] + (size_t)pos0 * s->v_row * s->esize, v, (size_t)n * s->v_row);
+    s->n_pos[layer] = (uint32_t)end;
+    return SIGMA_OK;
+}
+
+typedef struct attend_job {
+    const dense_state *s;
+    const sigma_kv_attend_args *a;
+    uint32_t layer;
+} attend_job;
+
+static void attend_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
+    const attend_job *j = ctx;
+    const dense_state *s = j->s;
+    const sigma_kv_layout *L = &s->lay;
+    float *tmp = s->tmp + (size_t)tid * (L->d_qk + L->d_v);
+    for (size_t t = begin; t < end; t++) {
+        size_t qi = t / L->n_q_heads;
+        uint32_t h = (uint32_t)(t % L->n_q_heads);
+        uint32_t kh = h / (L->n_q_heads / L->n_k_heads);
+        uint32_t vh = h / (L->n_q_heads / L->n_v_heads);
+        const float *q = j->a->q + (qi * L->n_q_heads + h) * L->d_qk;
+        float *out = j->a->out + (qi * L->n_q_heads + h) * L->d_v;
+        const uint8_t *kb = s->k[j->layer] + (size_t)kh * L->d_qk * s->esize;
+        const uint8_t *vb = s->v[j->layer] + (size_t)vh * L->d_v * s->esize;
+        size_t n_pos = (size_t)j->a->pos0 + qi + 1;
+        sg_attn_head(s->exec->k, q, kb, s->k_row, vb, s->v_row, s->type, n_pos, L->d_qk, L->d_v,
+                     j->a->scale, out, tmp);
+    }
+}
+
+static int dense_attend(void *state, const sigma_kv_attend_args *a) {
+    dense_state *s = state;
+    if (!s || !a || a->struct_size < sizeof *a || a->layer >= s->lay.n_layers || !a->q || !a->out)
+        return SIGMA_E_INVALID_ARG;
+    if ((uint64_t)a->pos0 + a->n_queries > s->n_pos[a->layer]) return SIGMA_E_INVALID_ARG;
+    attend_job j = {s, a, a->layer};
+    size_t tasks = (size_t)a->n_queries * s->lay.n_q_heads;
+    sg_pool_run(s->exec->pool, tasks, 1, attend_task, &j);
+    return SIGMA_OK;
+}
+
+static int dense_truncate(void *state, uint32_t n_pos) {
+    dense_state *s = state;
+    if (!s) return SIGMA_E_INVALID_ARG;
+    for (uint32_t l = 0; l < s->lay.n_layers; l++)
+        if (s->n_pos[l] > n_pos) s->n_pos[l] = n_pos;
+    return SIGMA_OK;
+}
+
+static size_t dense_bytes_used(void *state) {
+    dense_state *s = state;
+    if (!s) return 0;
+    size_t total = 0;
+    for (uint32_t l = 0; l < s->lay.n_layers; l++)
+        total += (size_t)s->n_pos[l] * (s->k_row + s->v_row) * s->esize;
+    return total;
+}
+
+static int dense_save(void *state, sigma_write_fn w, void *ctx) {
+    (void)state; (void)w; (void)ctx;
+    return SIGMA_E_UNSUPPORTED;
+}
+
+static int dense_load(void *state, const void *data, size_t size) {
+    (void)state; (void)data; (void)size;
+    return SIGMA_E_UNSUPPORTED;
+}
+
+const sigma_kv_strategy sg_kv_dense = {
+    .version = SIGMA_KV_STRATEGY_VERSION,
+    .name = "dense",
+    .unbounded = 0,
+    .user = NULL,
+    .create = dense_create,
+    .destroy = dense_destroy,
+    .append = dense_append,
+    .attend = dense_attend,
+    .truncate = dense_truncate,
+    .bytes_used = dense_bytes_used,
+    .save = dense_save,
+    .load = dense_load,
+};

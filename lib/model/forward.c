@@ -1,0 +1,191 @@
+/* The forward pass: embed -> layers (pre-norm attention, pre-norm SwiGLU MLP)
+ * -> final norm -> lm_head, for a batch of n tokens.
+ *
+ *     x = embed(tokens)
+ *     for each layer:
+ *         x += attention(rmsnorm(x))          lib/attn/attn.c
+ *         x += down(silu(gate(h)) * up(h)),   h = rmsnorm(x)
+ *     logits = output(rmsnorm(x))             only for the rows asked for
+ */
+#include <string.h>
+
+#include "forward.h"
+
+static int check_tensor(const sg_tensor *t, const char *what, uint32_t layer, uint64_t ne0,
+                        uint64_t ne1, sg_err *err) {
+    if (!t) return sg_error(err, SIGMA_E_FORMAT, "layer %u: missing %s", layer, what);
+    if (!sg_kernel_type_supported(t->type))
+        return sg_error(err, SIGMA_E_UNSUPPORTED, "layer %u: %s has unsupported type %u", layer,
+                        what, t->type);
+    if (t->ne[0] != ne0 || (ne1 && t->ne[1] != ne1) || !t->data ||
+        !sg_kernel_row_bytes(t->type, ne0))
+        return sg_error(err, SIGMA_E_FORMAT, "layer %u: %s has shape (%llu, %llu), expected (%llu, %llu)",
+                        layer, what, (unsigned long long)t->ne[0], (unsigned long long)t->ne[1],
+                        (unsigned long long)ne0, (unsigned long long)ne1);
+    return SIGMA_OK;
+}
+
+static int check_model(const sigma_model *m, sg_err *err) {
+    const sg_hparams *hp = &m->hp;
+    if (!hp->n_layer || !hp->n_embd || !hp->n_ff || !hp->n_q || !hp->n_k || !hp->n_v ||
+        !hp->d_qk || !hp->d_v || !hp->n_vocab || hp->n_q % hp->n_k || hp->n_q % hp->n_v ||
+        hp->n_rot > hp->d_qk || hp->n_rot % 2 || !m->layers)
+        return sg_error(err, SIGMA_E_FORMAT, "inconsistent model hyperparameters");
+    uint64_t E = hp->n_embd, F = hp->n_ff, QD = (uint64_t)hp->n_q * hp->d_qk;
+    uint64_t KD = (uint64_t)hp->n_k * hp->d_qk, VD = (uint64_t)hp->n_v * hp->d_v;
+    uint64_t AD = (uint64_t)hp->n_q * hp->d_v;
+    int st;
+    if ((st = check_tensor(m->tok_embd, "token_embd", 0, E, hp->n_vocab, err))) return st;
+    if ((st = check_tensor(m->out_norm, "output_norm", 0, E, 0, err))) return st;
+    if ((st = check_tensor(m->output, "output", 0, E, hp->n_vocab, err))) return st;
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        const sg_layer *L = &m->layers[l];
+        if ((st = check_tensor(L->attn_norm, "attn_norm", l, E, 0, err))) return st;
+        if ((st = check_tensor(L->wq, "attn_q", l, E, QD, err))) return st;
+        if ((st = check_tensor(L->wk, "attn_k", l, E, KD, err))) return st;
+        if ((st = check_tensor(L->wv, "attn_v", l, E, VD, err))) return st;
+        if ((st = check_tensor(L->wo, "attn_output", l, AD, E, err))) return st;
+        if (hp->d_aug) {
+            if ((st = check_tensor(L->wq_gate, "attn_q_gate", l, QD, hp->d_aug, err))) return st;
+            if ((st = check_tensor(L->wq_up, "attn_q_up", l, QD, hp->d_aug, err))) return st;
+            if ((st = check_tensor(L->wq_down, "attn_q_down", l, hp->d_aug, QD, err))) return st;
+        }
+        if ((st = check_tensor(L->ffn_norm, "ffn_norm", l, E, 0, err))) return st;
+        if ((st = check_tensor(L->w_gate, "ffn_gate", l, E, F, err))) return st;
+        if ((st = check_tensor(L->w_up, "ffn_up", l, E, F, err))) return st;
+        if ((st = check_tensor(L->w_down, "ffn_down", l, F, E, err))) return st;
+    }
+    return SIGMA_OK;
+}
+
+static float *fwd_alloc(sg_fwd *f, uint64_t rows, uint64_t cols, int *ok) {
+    uint64_t n;
+    if (!*ok) return NULL;
+    if (!sg_mul_u64(rows, cols, &n) || !sg_mul_u64(n, sizeof(float), &n) || n > SIZE_MAX ||
+        f->n_bufs >= sizeof f->bufs / sizeof f->bufs[0]) {
+        *ok = 0;
+        return NULL;
+    }
+    float *p = sg_calloc(&f->alloc, 1, (size_t)n);
+    if (!p) {
+        *ok = 0;
+        return NULL;
+    }
+    f->bufs[f->n_bufs++] = p;
+    return p;
+}
+
+int sg_fwd_init(sg_fwd *f, const sigma_model *m, sg_pool *pool, uint32_t n_batch, int allow_simd,
+                sg_err *err) {
+    memset(f, 0, sizeof *f);
+    f->model = m;
+    f->alloc = m->alloc;
+    f->n_batch = n_batch;
+    int st = check_model(m, err);
+    if (st != SIGMA_OK) return st;
+    const sg_hparams *hp = &m->hp;
+    sg_kernels_init(&f->kern, allow_simd);
+    uint64_t E = hp->n_embd, F = hp->n_ff, QD = (uint64_t)hp->n_q * hp->d_qk;
+    uint64_t KD = (uint64_t)hp->n_k * hp->d_qk, VD = (uint64_t)hp->n_v * hp->d_v;
+    uint64_t AD = (uint64_t)hp->n_q * hp->d_v, DA = hp->d_aug;
+    uint64_t widest = E;
+    if (F > widest) widest = F;
+    if (QD > widest) widest = QD;
+    if (AD > widest) widest = AD;
+    if (DA > widest) widest = DA;
+    uint32_t nt = sg_pool_threads(pool);
+    int ok = 1;
+    f->x = fwd_alloc(f, n_batch, E, &ok);
+    f->xn = fwd_alloc(f, n_batch, E, &ok);
+    f->delta = fwd_alloc(f, n_batch, E, &ok);
+    f->ffn_g = fwd_alloc(f, n_batch, F, &ok);
+    f->ffn_u = fwd_alloc(f, n_batch, F, &ok);
+    f->norm_w = fwd_alloc(f, 1, E, &ok);
+    f->rope_cs = fwd_alloc(f, n_batch, hp->n_rot ? hp->n_rot : 2, &ok);
+    f->scratch = fwd_alloc(f, nt, widest, &ok);
+    f->ab.q = fwd_alloc(f, n_batch, QD, &ok);
+    f->ab.k = fwd_alloc(f, n_batch, KD, &ok);
+    f->ab.v = fwd_alloc(f, n_batch, VD, &ok);
+    f->ab.att = fwd_alloc(f, n_batch, AD, &ok);
+    if (DA) {
+        /* AugQ: q0 needs its own buffer; the gate/up products may share the
+         * MLP's buffers (they are used at different times) */
+        f->ab.q0 = fwd_alloc(f, n_batch, QD, &ok);
+        if (F >= DA) {
+            f->ab.aug_g = f->ffn_g;
+            f->ab.aug_u = f->ffn_u;
+        } else {
+            f->ab.aug_g = fwd_alloc(f, n_batch, DA, &ok);
+            f->ab.aug_u = fwd_alloc(f, n_batch, DA, &ok);
+        }
+    }
+    if (!ok) {
+        sg_fwd_free(f);
+        return sg_error(err, SIGMA_E_NOMEM, "out of memory allocating forward-pass buffers");
+    }
+    f->ab.rope_cs = f->rope_cs;
+    f->exec.k = &f->kern;
+    f->exec.pool = pool;
+    f->exec.n_threads = nt;
+    f->exec.scratch = f->scratch;
+    f->exec.scratch_per_thread = (size_t)widest;
+    return SIGMA_OK;
+}
+
+void sg_fwd_free(sg_fwd *f) {
+    for (size_t i = 0; i < f->n_bufs; i++) sg_free(&f->alloc, f->bufs[i]);
+    f->n_bufs = 0;
+}
+
+static void add_rows(float *x, const float *d, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] += d[i];
+}
+
+int sg_forward(sg_fwd *f, const sigma_token *tokens, size_t n, uint32_t pos0, size_t logits_from,
+               float *logits, sigma_cancel_fn cancel, void *cancel_user, sg_err *err) {
+    const sigma_model *m = f->model;
+    const sg_hparams *hp = &m->hp;
+    const sg_exec *e = &f->exec;
+    const size_t E = hp->n_embd, F = hp->n_ff;
+    int st;
+    if (n == 0 || n > f->n_batch || !f->kv) return sg_error(err, SIGMA_E_INTERNAL, "bad forward call");
+
+    for (size_t t = 0; t < n; t++)
+        if ((st = sg_embed_row(e->k, m->tok_embd, (uint32_t)tokens[t], f->x + t * E)) != SIGMA_OK)
+            return sg_error(err, st, "cannot read the embedding of token %d", tokens[t]);
+    if (hp->n_rot) sg_rope_table(f->rope_cs, pos0, n, hp->n_rot, hp->rope_theta);
+
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        const sg_layer *L = &m->layers[l];
+        if (cancel && cancel(cancel_user)) return sg_error(err, SIGMA_E_CANCELLED, "cancelled");
+        /* attention block */
+        if ((st = sg_rmsnorm(e, f->x, L->attn_norm, hp->norm_eps, n, E, f->xn, f->norm_w)))
+            return sg_error(err, st, "layer %u: attn_norm failed", l);
+        if ((st = sg_attention(e, hp, L, l, f->kv, f->kv_state, f->xn, n, pos0, &f->ab, f->delta,
+                               err)))
+            return st;
+        add_rows(f->x, f->delta, n * E);
+        /* MLP block */
+        if ((st = sg_rmsnorm(e, f->x, L->ffn_norm, hp->norm_eps, n, E, f->xn, f->norm_w)))
+            return sg_error(err, st, "layer %u: ffn_norm failed", l);
+        const sg_tensor *w2[2] = {L->w_gate, L->w_up};
+        float *y2[2] = {f->ffn_g, f->ffn_u};
+        if ((st = sg_matmul_multi(e, 2, w2, f->xn, n, y2)))
+            return sg_error(err, st, "layer %u: ffn gate/up failed", l);
+        sg_swiglu(f->ffn_g, f->ffn_u, n * F);
+        if ((st = sg_matmul(e, L->w_down, f->ffn_g, n, f->delta)))
+            return sg_error(err, st, "layer %u: ffn_down failed", l);
+        add_rows(f->x, f->delta, n * E);
+    }
+    if (cancel && cancel(cancel_user)) return sg_error(err, SIGMA_E_CANCELLED, "cancelled");
+
+    if (logits && logits_from < n) {
+        size_t nr = n - logits_from;
+        if ((st = sg_rmsnorm(e, f->x + logits_from * E, m->out_norm, hp->norm_eps, nr, E, f->xn,
+                             f->norm_w)))
+            return sg_error(err, st, "output_norm failed");
+        if ((st = sg_matmul(e, m->output, f->xn, nr, logits)))
+            return sg_error(err, st, "lm_head failed");
+    }
+    return SIGMA_OK;
+}

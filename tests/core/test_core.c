@@ -1,0 +1,509 @@
+/* Kernels, operations and the thread pool against naive double-precision
+ * computations. */
+#include <check.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint32_t rnd(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state >> 16);
+}
+static float rndf(void) { return (float)((double)rnd() / 4294967296.0 * 2.0 - 1.0); } /* [-1,1) */
+
+/* independent half decode */
+static double half_ref(uint16_t h) {
+    int s = h >> 15, e = (h >> 10) & 31, m = h & 1023;
+    double v;
+    if (e == 0) v = ldexp(m, -24);
+    else if (e == 31) v = m ? NAN : INFINITY;
+    else v = ldexp(1024 + m, e - 25);
+    return s ? -v : v;
+}
+static uint16_t to_half(float f) {
+    uint16_t h;
+    sigma_kernel_f32_to_f16(&h, &f, 1);
+    return h;
+}
+static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+
+/* ---- conversions ----------------------------------------------------------------- */
+
+START_TEST(test_f16_roundtrip) {
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f;
+        uint16_t hh = (uint16_t)h;
+        sigma_kernel_f16_to_f32(&f, &hh, 1);
+        double r = half_ref(hh);
+        if (isnan(r)) {
+            ck_assert(isnan(f));
+            continue;
+        }
+        ck_assert_msg((double)f == r, "half %04x: %g vs %g", h, (double)f, r);
+        uint16_t back;
+        sigma_kernel_f32_to_f16(&back, &f, 1);
+        ck_assert_msg(back == hh, "half %04x -> %04x", h, back);
+    }
+    /* rounding: nearest, ties to even, overflow to inf */
+    ck_assert_uint_eq(to_half(1.0f + 0x1p-11f), 0x3c00);      /* tie -> even (down) */
+    ck_assert_uint_eq(to_half(1.0f + 3 * 0x1p-11f), 0x3c02);  /* tie -> even (up) */
+    ck_assert_uint_eq(to_half(65520.0f), 0x7c00);
+    ck_assert_uint_eq(to_half(65519.0f), 0x7bff);
+    ck_assert_uint_eq(to_half(-0x1p-25f), 0x8000);            /* tie -> 0 */
+    ck_assert_uint_eq(to_half(0x1p-24f * 1.5f), 0x0002);     /* tie -> even */
+    for (int i = 0; i < 100000; i++) {
+        float f = rndf() * 70000.0f * (float)(rnd() % 2 ? 1.0 : 1e-6);
+        uint16_t h = to_half(f);
+        double r = half_ref(h);
+        if (isinf(r)) {
+            ck_assert(fabs((double)f) >= 65520.0);
+            continue;
+        }
+        /* no representable half is closer */
+        double next = half_ref((uint16_t)(h + 1)), prev = h & 0x7fff ? half_ref((uint16_t)(h - 1)) : r;
+        ck_assert(fabs(r - f) <= fabs(next - f) || isnan(next) || isinf(next));
+        ck_assert(fabs(r - f) <= fabs(prev - f));
+    }
+}
+END_TEST
+
+START_TEST(test_bf16) {
+    for (int i = 0; i < 10000; i++) {
+        float f = rndf() * 1000.0f, g;
+        uint16_t b;
+        sigma_kernel_f32_to_bf16(&b, &f, 1);
+        sigma_kernel_bf16_to_f32(&g, &b, 1);
+        ck_assert(fabsf(g - f) <= fabsf(f) * 0x1p-8f);
+    }
+    float one = 1.0f, r;
+    uint16_t b;
+    sigma_kernel_f32_to_bf16(&b, &one, 1);
+    ck_assert_uint_eq(b, 0x3f80);
+    sigma_kernel_bf16_to_f32(&r, &b, 1);
+    ck_assert(r == 1.0f);
+}
+END_TEST
+
+START_TEST(test_dot_axpy) {
+    sg_kernels ks[2];
+    sg_kernels_init(&ks[0], 0);
+    sg_kernels_init(&ks[1], 1);
+    for (size_t n = 0; n < 300; n += 7) {
+        float a[300], b[300], y[300], y2[300];
+        double ref = 0, mag = 0;
+        for (size_t i = 0; i < n; i++) {
+            a[i] = rndf();
+            b[i] = rndf();
+            ref += (double)a[i] * b[i];
+            mag += fabs((double)a[i] * b[i]);
+        }
+        for (int k = 0; k < 2; k++) ck_assert(fabs(ks[k].dot_f32(a, b, n) - ref) <= 1e-6 * mag + 1e-30);
+        ck_assert(fabs(sigma_kernel_dot_f32(a, b, n) - ref) <= 1e-6 * mag + 1e-30);
+        for (int k = 0; k < 2; k++) {
+            memcpy(y, b, sizeof y);
+            ks[k].axpy_f32(y, 0.5f, a, n);
+            for (size_t i = 0; i < n; i++) ck_assert(fabs(y[i] - (b[i] + 0.5 * a[i])) <= 1e-6);
+        }
+        memcpy(y2, b, sizeof y2);
+        sigma_kernel_axpy_f32(y2, -2.0f, a, n);
+        for (size_t i = 0; i < n; i++) ck_assert(fabs(y2[i] - (b[i] - 2.0 * a[i])) <= 1e-6);
+    }
+}
+END_TEST
+
+/* ---- weight types ------------------------------------------------------------------- */
+
+typedef struct qtype { uint32_t type; uint32_t be, bb; } qtype;
+static const qtype qtypes[] = {
+    {SG_TYPE_F32, 1, 4},    {SG_TYPE_F16, 1, 2},    {SG_TYPE_BF16, 1, 2},   {SG_TYPE_Q4_0, 32, 18},
+    {SG_TYPE_Q4_1, 32, 20}, {SG_TYPE_Q5_0, 32, 22}, {SG_TYPE_Q5_1, 32, 24}, {SG_TYPE_Q8_0, 32, 34},
+    {SG_TYPE_Q4_K, 256, 144}, {SG_TYPE_Q5_K, 256, 176}, {SG_TYPE_Q6_K, 256, 210},
+};
+#define N_QTYPES (sizeof qtypes / sizeof qtypes[0])
+
+/* Random row data of a type with sane scales. */
+static void random_row(uint32_t type, uint8_t *p, size_t n) {
+    size_t rb = sg_kernel_row_bytes(type, n);
+    for (size_t i = 0; i < rb; i++) p[i] = (uint8_t)rnd();
+    switch (type) {
+    case SG_TYPE_F32:
+        for (size_t i = 0; i < n; i++) {
+            float f = rndf();
+            memcpy(p + 4 * i, &f, 4);
+        }
+        break;
+    case SG_TYPE_F16:
+        for (size_t i = 0; i < n; i++) put16(p + 2 * i, to_half(rndf()));
+        break;
+    case SG_TYPE_BF16:
+        for (size_t i = 0; i < n; i++) {
+            float f = rndf();
+            uint16_t b;
+            sigma_kernel_f32_to_bf16(&b, &f, 1);
+            put16(p + 2 * i, b);
+        }
+        break;
+    case SG_TYPE_Q4_0: case SG_TYPE_Q5_0: case SG_TYPE_Q8_0:
+        for (size_t b = 0; b < n / 32; b++) put16(p + b * (rb / (n / 32)), to_half(rndf() * 0.1f));
+        break;
+    case SG_TYPE_Q4_1: case SG_TYPE_Q5_1:
+        for (size_t b = 0; b < n / 32; b++) {
+            uint8_t *blk = p + b * (rb / (n / 32));
+            put16(blk, to_half(rndf() * 0.1f));
+            put16(blk + 2, to_half(rndf()));
+        }
+        break;
+    case SG_TYPE_Q4_K: case SG_TYPE_Q5_K:
+        for (size_t b = 0; b < n / 256; b++) {
+            uint8_t *blk = p + b * (rb / (n / 256));
+            put16(blk, to_half(rndf() * 0.01f));
+            put16(blk + 2, to_half(rndf() * 0.01f));
+        }
+        break;
+    case SG_TYPE_Q6_K:
+        for (size_t b = 0; b < n / 256; b++) put16(p + b * 210 + 208, to_half(rndf() * 0.01f));
+        break;
+    }
+}
+
+/* Independent dequantization (double) for the simple types; K-quants use
+ * the library's sg_dequantize_row. Returns 0 if unavailable. */
+static int ref_dequant(uint32_t type, const uint8_t *p, double *y, size_t n) {
+    switch (type) {
+    case SG_TYPE_F32:
+        for (size_t i = 0; i < n; i++) { float f; memcpy(&f, p + 4 * i, 4); y[i] = f; }
+        return 1;
+    case SG_TYPE_F16:
+        for (size_t i = 0; i < n; i++) y[i] = half_ref((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+        return 1;
+    case SG_TYPE_BF16:
+        for (size_t i = 0; i < n; i++) {
+            uint32_t u = (uint32_t)(p[2 * i] | p[2 * i + 1] << 8) << 16;
+            float f; memcpy(&f, &u, 4); y[i] = f;
+        }
+        return 1;
+    case SG_TYPE_Q4_0: case SG_TYPE_Q4_1: case SG_TYPE_Q5_0: case SG_TYPE_Q5_1: case SG_TYPE_Q8_0: {
+        size_t bb = sg_kernel_row_bytes(type, 32);
+        for (size_t b = 0; b < n / 32; b++) {
+            const uint8_t *blk = p + b * bb;
+            double d = half_ref((uint16_t)(blk[0] | blk[1] << 8)), m = 0;
+            int has_m = type == SG_TYPE_Q4_1 || type == SG_TYPE_Q5_1;
+            if (has_m) m = half_ref((uint16_t)(blk[2] | blk[3] << 8));
+            for (int j = 0; j < 32; j++) {
+                int q;
+                if (type == SG_TYPE_Q8_0) {
+                    q = (int8_t)blk[2 + j];
+                } else {
+                    const uint8_t *qs = blk + bb - 16;
+                    q = j < 16 ? qs[j] & 15 : qs[j - 16] >> 4;
+                    if (type == SG_TYPE_Q5_0 || type == SG_TYPE_Q5_1) {
+                        const uint8_t *qh = blk + (has_m ? 4 : 2);
+                        uint32_t h = (uint32_t)qh[0] | (uint32_t)qh[1] << 8 | (uint32_t)qh[2] << 16 | (uint32_t)qh[3] << 24;
+                        q |= (int)((h >> j) & 1) << 4;
+                        if (!has_m) q -= 16;
+                    } else if (!has_m) {
+                        q -= 8;
+                    }
+                }
+                y[b * 32 + j] = q * d + m;
+            }
+        }
+        return 1;
+    }
+    default: {
+        float *f = malloc(n * sizeof *f);
+        int ok = sg_dequantize_row(type, p, f, n) == 0;
+        for (size_t i = 0; ok && i < n; i++) y[i] = f[i];
+        free(f);
+        return ok;
+    }
+    }
+}
+
+START_TEST(test_dequant_types) {
+    sg_kernels ks[2];
+    sg_kernels_init(&ks[0], 0);
+    sg_kernels_init(&ks[1], 1);
+    const size_t n = 512;
+    for (size_t t = 0; t < N_QTYPES; t++) {
+        uint32_t type = qtypes[t].type;
+        ck_assert_uint_eq(sg_kernel_row_bytes(type, n), n / qtypes[t].be * qtypes[t].bb);
+        uint8_t *row = malloc(sg_kernel_row_bytes(type, n));
+        double ref[512];
+        float a[512], b[512], lib[512];
+        for (int rep = 0; rep < 20; rep++) {
+            random_row(type, row, n);
+            if (!ref_dequant(type, row, ref, n)) {
+                fprintf(stderr, "note: no reference dequantization for type %u yet\n", type);
+                break;
+            }
+            ck_assert_int_eq(ks[0].to_f32(type, row, a, n), 0);
+            ck_assert_int_eq(ks[1].to_f32(type, row, b, n), 0);
+            int have_lib = sg_dequantize_row(type, row, lib, n) == 0;
+            for (size_t i = 0; i < n; i++) {
+                ck_assert_msg(fabs(a[i] - ref[i]) <= 1e-6 * fabs(ref[i]) + 1e-9,
+                              "type %u elem %zu: %g vs %g", type, i, (double)a[i], ref[i]);
+                ck_assert_msg(a[i] == b[i], "type %u: simd and generic differ", type);
+                if (have_lib)
+                    ck_assert_msg(fabs(lib[i] - a[i]) <= 1e-6 * fabs(a[i]) + 1e-9,
+                                  "type %u: differs from sg_dequantize_row", type);
+            }
+        }
+        free(row);
+    }
+    ck_assert_uint_eq(sg_kernel_row_bytes(SG_TYPE_Q4_0, 33), 0);
+    ck_assert_uint_eq(sg_kernel_row_bytes(SG_TYPE_Q2_K, 256), 0);
+}
+END_TEST
+
+/* matmul of every type vs dequantize + naive double dot, 1 and 3 threads */
+START_TEST(test_matmul_types) {
+    const size_t in = 512, out = 37, n = 5;
+    sg_alloc al;
+    sg_alloc_init(&al, NULL);
+    sg_pool *pool3;
+    ck_assert_int_eq(sg_pool_create(&al, 3, &pool3), SIGMA_OK);
+    for (int simd = 0; simd < 2; simd++) {
+        sg_kernels k;
+        sg_kernels_init(&k, simd);
+        for (size_t t = 0; t < N_QTYPES; t++) {
+            uint32_t type = qtypes[t].type;
+            size_t rb = sg_kernel_row_bytes(type, in);
+            uint8_t *w = malloc(rb * out);
+            for (size_t r = 0; r < out; r++) random_row(type, w + r * rb, in);
+            double *wd = malloc(sizeof(double) * in * out);
+            int have = 1;
+            for (size_t r = 0; r < out && have; r++) have = ref_dequant(type, w + r * rb, wd + r * in, in);
+            float x[5 * 512], y1[5 * 37], y3[5 * 37];
+            for (size_t i = 0; i < n * in; i++) x[i] = rndf();
+            sg_tensor ten = {.name = "w", .type = type, .n_dims = 2, .ne = {in, out, 1, 1}, .data = w,
+                             .nbytes = rb * out};
+            float *scratch = malloc(sizeof(float) * in * 3);
+            sg_exec e1 = {&k, NULL, 1, scratch, in};
+            sg_exec e3 = {&k, pool3, 3, scratch, in};
+            int st = sg_matmul(&e1, &ten, x, n, y1);
+            if (!have) { /* K-quants before the dequantizer exists */
+                free(w); free(wd); free(scratch);
+                continue;
+            }
+            ck_assert_int_eq(st, SIGMA_OK);
+            ck_assert_int_eq(sg_matmul(&e3, &ten, x, n, y3), SIGMA_OK);
+            ck_assert_mem_eq(y1, y3, sizeof y1);
+            for (size_t tt = 0; tt < n; tt++)
+                for (size_t r = 0; r < out; r++) {
+                    double ref = 0, mag = 0;
+                    for (size_t i = 0; i < in; i++) {
+                        ref += wd[r * in + i] * x[tt * in + i];
+                        mag += fabs(wd[r * in + i] * x[tt * in + i]);
+                    }
+                    ck_assert_msg(fabs(y1[tt * out + r] - ref) <= 1e-5 * mag + 1e-12,
+                                  "type %u: %g vs %g", type, (double)y1[tt * out + r], ref);
+                }
+            /* multi-matmul equals separate matmuls */
+            const sg_tensor *ws[2] = {&ten, &ten};
+            float ya[5 * 37], yb[5 * 37];
+            float *ys[2] = {ya, yb};
+            ck_assert_int_eq(sg_matmul_multi(&e3, 2, ws, x, n, ys), SIGMA_OK);
+            ck_assert_mem_eq(ya, y1, sizeof ya);
+            ck_assert_mem_eq(yb, y1, sizeof yb);
+            /* scratch too small is refused, not overrun */
+            sg_exec small = {&k, NULL, 1, scratch, in - 1};
+            ck_assert_int_ne(sg_matmul(&small, &ten, x, n, y1), SIGMA_OK);
+            free(w); free(wd); free(scratch);
+        }
+    }
+    sg_pool_destroy(pool3);
+}
+END_TEST
+
+/* ---- ops ------------------------------------------------------------------------------- */
+
+START_TEST(test_rmsnorm) {
+    float x[3 * 40], w[40], out[3 * 40], tmp[40];
+    for (int i = 0; i < 120; i++) x[i] = rndf() * 3;
+    for (int i = 0; i < 40; i++) w[i] = rndf();
+    sg_kernels k;
+    sg_kernels_init(&k, 1);
+    sg_exec e = {&k, NULL, 1, NULL, 0};
+    sg_tensor wt = {.name = "n", .type = SG_TYPE_F32, .n_dims = 1, .ne = {40, 1, 1, 1}, .data = w};
+    ck_assert_int_eq(sg_rmsnorm(&e, x, &wt, 1e-5f, 3, 40, out, tmp), SIGMA_OK);
+    for (int t = 0; t < 3; t++) {
+        double ss = 0;
+        for (int i = 0; i < 40; i++) ss += (double)x[t * 40 + i] * x[t * 40 + i];
+        double sc = 1.0 / sqrt(ss / 40 + 1e-5);
+        for (int i = 0; i < 40; i++)
+            ck_assert(fabs(out[t * 40 + i] - x[t * 40 + i] * sc * w[i]) <= 1e-5 * fabs(x[t * 40 + i] * sc * w[i]) + 1e-7);
+    }
+    ck_assert_int_ne(sg_rmsnorm(&e, x, &wt, 1e-5f, 3, 41, out, tmp), SIGMA_OK);
+}
+END_TEST
+
+START_TEST(test_rope) {
+    const uint32_t hd = 16, heads = 3, n = 4;
+    for (int layout = 0; layout < 2; layout++)
+        for (uint32_t n_rot = 8; n_rot <= hd; n_rot += 8) {
+            float x[4 * 3 * 16], orig[4 * 3 * 16], cs[4 * 16];
+            for (size_t i = 0; i < sizeof x / sizeof x[0]; i++) orig[i] = x[i] = rndf();
+            uint32_t pos0 = 1000 + (uint32_t)layout;
+            sg_rope_table(cs, pos0, n, n_rot, 10000.0f);
+            sg_rope_apply(x, n, heads, hd, n_rot, (sg_rope_pairs)layout, cs);
+            for (uint32_t t = 0; t < n; t++)
+                for (uint32_t h = 0; h < heads; h++) {
+                    const float *o = orig + (t * heads + h) * hd;
+                    const float *r = x + (t * heads + h) * hd;
+                    int done[16] = {0};
+                    for (uint32_t i = 0; i < n_rot / 2; i++) {
+                        double ang = (double)(pos0 + t) * pow(10000.0, -2.0 * i / n_rot);
+                        uint32_t a = layout ? i : 2 * i, b = layout ? i + n_rot / 2 : 2 * i + 1;
+                        double ea = o[a] * cos(ang) - o[b] * sin(ang);
+                        double eb = o[a] * sin(ang) + o[b] * cos(ang);
+                        ck_assert_msg(fabs(r[a] - ea) < 2e-6 && fabs(r[b] - eb) < 2e-6,
+                                      "layout %d rot %u pair %u", layout, n_rot, i);
+                        done[a] = done[b] = 1;
+                    }
+                    for (uint32_t i = 0; i < hd; i++)
+                        if (!done[i]) ck_assert(r[i] == o[i]); /* unrotated dims untouched */
+                }
+        }
+}
+END_TEST
+
+START_TEST(test_softmax_swiglu) {
+    float x[50];
+    double ref[50], mx = -1e30, sum = 0;
+    for (int i = 0; i < 50; i++) {
+        x[i] = rndf() * 30;
+        if (x[i] > mx) mx = x[i];
+    }
+    for (int i = 0; i < 50; i++) sum += exp(x[i] - mx);
+    for (int i = 0; i < 50; i++) ref[i] = exp(x[i] - mx) / sum;
+    sg_softmax(x, 50);
+    for (int i = 0; i < 50; i++) ck_assert(fabs(x[i] - ref[i]) <= 1e-6 * ref[i] + 1e-12);
+    float a[20], b[20], a0[20];
+    for (int i = 0; i < 20; i++) { a0[i] = a[i] = rndf() * 8; b[i] = rndf(); }
+    sg_swiglu(a, b, 20);
+    for (int i = 0; i < 20; i++) {
+        double e = a0[i] / (1 + exp(-(double)a0[i])) * b[i];
+        ck_assert(fabs(a[i] - e) <= 1e-6 * fabs(e) + 1e-7);
+    }
+}
+END_TEST
+
+START_TEST(test_embed) {
+    sg_kernels k;
+    sg_kernels_init(&k, 1);
+    const size_t d = 64, rows = 7;
+    size_t rb = sg_kernel_row_bytes(SG_TYPE_Q8_0, d);
+    uint8_t *w = malloc(rb * rows);
+    for (size_t r = 0; r < rows; r++) random_row(SG_TYPE_Q8_0, w + r * rb, d);
+    sg_tensor t = {.name = "e", .type = SG_TYPE_Q8_0, .n_dims = 2, .ne = {d, rows, 1, 1}, .data = w};
+    float out[64];
+    double ref[64];
+    ck_assert_int_eq(sg_embed_row(&k, &t, 5, out), SIGMA_OK);
+    ref_dequant(SG_TYPE_Q8_0, w + 5 * rb, ref, d);
+    for (size_t i = 0; i < d; i++) ck_assert(fabs(out[i] - ref[i]) < 1e-6);
+    ck_assert_int_ne(sg_embed_row(&k, &t, 7, out), SIGMA_OK);
+    free(w);
+}
+END_TEST
+
+/* ---- pool -------------------------------------------------------------------------------- */
+
+typedef struct count_job { atomic_int *hits; atomic_int bad_tid; uint32_t nt; } count_job;
+static void count_task(void *ctx, uint32_t tid, size_t b, size_t e) {
+    count_job *j = ctx;
+    if (tid >= j->nt) atomic_store(&j->bad_tid, 1);
+    for (size_t i = b; i < e; i++) atomic_fetch_add(&j->hits[i], 1);
+}
+
+START_TEST(test_pool_each_task_once) {
+    sg_alloc al;
+    sg_alloc_init(&al, NULL);
+    for (uint32_t nt = 1; nt <= 5; nt += 2) {
+        sg_pool *p;
+        ck_assert_int_eq(sg_pool_create(&al, nt, &p), SIGMA_OK);
+        ck_assert_uint_eq(sg_pool_threads(p), nt);
+        for (size_t n = 1; n < 2000; n = n * 3 + 1) {
+            atomic_int *hits = calloc(n, sizeof *hits);
+            count_job j = {hits, 0, nt};
+            for (int rep = 0; rep < 3; rep++) sg_pool_run(p, n, rep, count_task, &j);
+            for (size_t i = 0; i < n; i++) ck_assert_int_eq(atomic_load(&hits[i]), 3);
+            ck_assert_int_eq(atomic_load(&j.bad_tid), 0);
+            free(hits);
+        }
+        sg_pool_destroy(p);
+    }
+    sigma_threadpool *tp = NULL;
+    ck_assert_int_eq(sigma_threadpool_create(2, NULL, &tp), SIGMA_OK);
+    ck_assert_ptr_nonnull(sg_threadpool_pool(tp));
+    sigma_threadpool_destroy(tp);
+    ck_assert_int_eq(sigma_threadpool_create(5000, NULL, &tp), SIGMA_E_INVALID_ARG);
+    ck_assert_int_eq(sigma_threadpool_create(1, NULL, NULL), SIGMA_E_INVALID_ARG);
+}
+END_TEST
+
+/* several threads sharing one pool take turns */
+typedef struct share_arg { sg_pool *pool; int ok; } share_arg;
+static void *share_main(void *arg) {
+    share_arg *a = arg;
+    a->ok = 1;
+    for (int rep = 0; rep < 50; rep++) {
+        atomic_int hits[100];
+        for (int i = 0; i < 100; i++) atomic_init(&hits[i], 0);
+        count_job j = {hits, 0, 3};
+        sg_pool_run(a->pool, 100, 3, count_task, &j);
+        for (int i = 0; i < 100; i++)
+            if (atomic_load(&hits[i]) != 1) a->ok = 0;
+    }
+    return NULL;
+}
+
+START_TEST(test_pool_shared) {
+    sg_alloc al;
+    sg_alloc_init(&al, NULL);
+    sg_pool *p;
+    ck_assert_int_eq(sg_pool_create(&al, 3, &p), SIGMA_OK);
+    pthread_t th[4];
+    share_arg args[4];
+    for (int i = 0; i < 4; i++) {
+        args[i].pool = p;
+        pthread_create(&th[i], NULL, share_main, &args[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert(args[i].ok);
+    }
+    sg_pool_destroy(p);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("core");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, test_f16_roundtrip);
+    tcase_add_test(tc, test_bf16);
+    tcase_add_test(tc, test_dot_axpy);
+    tcase_add_test(tc, test_dequant_types);
+    tcase_add_test(tc, test_matmul_types);
+    tcase_add_test(tc, test_rmsnorm);
+    tcase_add_test(tc, test_rope);
+    tcase_add_test(tc, test_softmax_swiglu);
+    tcase_add_test(tc, test_embed);
+    tcase_add_test(tc, test_pool_each_task_once);
+    tcase_add_test(tc, test_pool_shared);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
