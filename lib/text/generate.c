@@ -1,7 +1,9 @@
 /* Streaming generation: prompt evaluation, the sample/eval loop, UTF-8
  * safe decoding and stop strings. */
+#include <stdio.h>
 #include <string.h>
 
+#include "../model/forward.h"
 #include "gen.h"
 
 /* ---- stop strings ------------------------------------------------------- */
@@ -383,6 +385,7 @@ static int r_decode(void *c, sigma_token t, char *b, size_t sz, size_t *len) {
 static int r_flush(void *c, char *b, size_t sz, size_t *len) {
     return sigma_decoder_flush(((real_ctx *)c)->dec, b, sz, len);
 }
+static int r_cancelled(void *c) { return sg_session_cancelled(((real_ctx *)c)->session); }
 
 static int real_open(real_ctx *rc, sg_gen_ops *ops, sigma_session *session,
                      const sigma_model *model, sg_err *err) {
@@ -401,6 +404,7 @@ static int real_open(real_ctx *rc, sg_gen_ops *ops, sigma_session *session,
     ops->is_eog = r_is_eog;
     ops->decode = r_decode;
     ops->decode_flush = r_flush;
+    ops->cancelled = r_cancelled;
     return SIGMA_OK;
 }
 
@@ -533,8 +537,38 @@ int sg_session_chat_model(sigma_session *session, const sigma_model *model,
     return st;
 }
 
-/* TEMPORARY until the session internals land. */
-int sigma_session_generate(sigma_session *s, const char *p, const sigma_generate_params *g,
-                           sigma_generate_stats *st) { (void)s; (void)p; (void)g; (void)st; return SIGMA_E_UNSUPPORTED; }
-int sigma_session_chat(sigma_session *s, const sigma_chat_message *m, size_t n,
-                       const sigma_generate_params *g, sigma_generate_stats *st) { (void)s; (void)m; (void)n; (void)g; (void)st; return SIGMA_E_UNSUPPORTED; }
+/* ---- public entry points --------------------------------------------------- */
+
+/* Record err on the session, keeping the session's own detail of a failed
+ * eval (copied before it is overwritten). */
+static int report(sigma_session *s, int st, const sg_err *err) {
+    if (st == SIGMA_OK) return st;
+    char detail[SG_ERRMSG_MAX];
+    const char *d = sigma_session_last_error(s);
+    snprintf(detail, sizeof detail, "%s", d ? d : "");
+    const char *msg = err->msg[0] ? err->msg : sigma_strerror(st);
+    if (detail[0] && !strstr(msg, detail))
+        return sg_session_error(s, st, "%s (%s)", msg, detail);
+    return sg_session_error(s, st, "%s", msg);
+}
+
+int sigma_session_generate(sigma_session *session, const char *prompt,
+                           const sigma_generate_params *params, sigma_generate_stats *stats) {
+    if (!session) return SIGMA_E_INVALID_ARG;
+    sg_err err;
+    sg_err_clear(&err);
+    int st = sg_session_generate_model(session, sg_session_model(session), prompt, params,
+                                       stats, &err);
+    return report(session, st, &err);
+}
+
+int sigma_session_chat(sigma_session *session, const sigma_chat_message *messages,
+                       size_t n_messages, const sigma_generate_params *params,
+                       sigma_generate_stats *stats) {
+    if (!session) return SIGMA_E_INVALID_ARG;
+    sg_err err;
+    sg_err_clear(&err);
+    int st = sg_session_chat_model(session, sg_session_model(session), messages, n_messages,
+                                   params, stats, &err);
+    return report(session, st, &err);
+}
