@@ -13,6 +13,7 @@
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__)) && \
     !defined(SG_FORCE_GENERIC)
 #  define SG_HAVE_X86_DISPATCH 1
+#  include <cpuid.h>
 #  include <immintrin.h>
 #else
 #  define SG_HAVE_X86_DISPATCH 0
@@ -318,10 +319,18 @@ SG_AVX2 static int to_f32_avx2(uint32_t type, const void *src, float *dst, uint6
     return sg_dequantize_row(type, src, dst, n);
 }
 
-static int cpu_has_avx2(void) {
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("f16c");
+static int cpu_has_f16c(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    return (c >> 29) & 1u;
 }
+
+/* dot/axpy need only AVX2+FMA: a cheap check, fine per call */
+static int cpu_has_avx2_fma(void) {
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+static int cpu_has_avx2(void) { return cpu_has_avx2_fma() && cpu_has_f16c(); }
 #endif
 
 void sg_kernels_init(sg_kernels *k, int allow_simd) {
@@ -348,14 +357,14 @@ void sg_kernels_init(sg_kernels *k, int allow_simd) {
 
 float sigma_kernel_dot_f32(const float *a, const float *b, size_t n) {
 #if SG_HAVE_X86_DISPATCH
-    if (cpu_has_avx2()) return dot_avx2(a, b, n);
+    if (cpu_has_avx2_fma()) return dot_avx2(a, b, n);
 #endif
     return dot_body(a, b, n);
 }
 
 void sigma_kernel_axpy_f32(float *y, float a, const float *x, size_t n) {
 #if SG_HAVE_X86_DISPATCH
-    if (cpu_has_avx2()) {
+    if (cpu_has_avx2_fma()) {
         axpy_avx2(y, a, x, n);
         return;
     }

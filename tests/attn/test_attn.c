@@ -1,0 +1,252 @@
+/* DiffQKV attention (projections, AugQ, RoPE, dense cache, causal softmax)
+ * against a naive double-precision implementation, for Sigma-like shapes
+ * n_q 8, n_k 2, n_v 4, d_qk 16, d_v 8. */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attn/attn.h"
+#include "kv/kv.h"
+
+static uint64_t rng_state = 0x1234567887654321ull;
+static float rndf(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (float)((double)(rng_state >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+#define E 32
+#define NQ 8
+#define NK 2
+#define NV 4
+#define DQK 16
+#define DV 8
+#define DAUG 24
+#define NTOK 10
+
+typedef struct wset {
+    float wq[NQ * DQK * E], wk[NK * DQK * E], wv[NV * DV * E], wo[E * NQ * DV];
+    float wg[DAUG * NQ * DQK], wu[DAUG * NQ * DQK], wd[NQ * DQK * DAUG];
+    sg_tensor tq, tk, tv, to, tg, tu, td;
+    sg_layer L;
+} wset;
+
+static void fill(float *p, size_t n, float s) {
+    for (size_t i = 0; i < n; i++) p[i] = rndf() * s;
+}
+
+static sg_tensor mk(const char *name, float *data, uint64_t in, uint64_t out) {
+    sg_tensor t = {.name = name, .type = SG_TYPE_F32, .n_dims = 2, .ne = {in, out, 1, 1},
+                   .data = data, .nbytes = in * out * 4};
+    return t;
+}
+
+static void make_weights(wset *w) {
+    fill(w->wq, sizeof w->wq / 4, 0.3f);
+    fill(w->wk, sizeof w->wk / 4, 0.3f);
+    fill(w->wv, sizeof w->wv / 4, 0.3f);
+    fill(w->wo, sizeof w->wo / 4, 0.3f);
+    fill(w->wg, sizeof w->wg / 4, 0.3f);
+    fill(w->wu, sizeof w->wu / 4, 0.3f);
+    fill(w->wd, sizeof w->wd / 4, 0.3f);
+    w->tq = mk("q", w->wq, E, NQ * DQK);
+    w->tk = mk("k", w->wk, E, NK * DQK);
+    w->tv = mk("v", w->wv, E, NV * DV);
+    w->to = mk("o", w->wo, NQ * DV, E);
+    w->tg = mk("g", w->wg, NQ * DQK, DAUG);
+    w->tu = mk("u", w->wu, NQ * DQK, DAUG);
+    w->td = mk("d", w->wd, DAUG, NQ * DQK);
+    memset(&w->L, 0, sizeof w->L);
+    w->L.wq = &w->tq;
+    w->L.wk = &w->tk;
+    w->L.wv = &w->tv;
+    w->L.wo = &w->to;
+    w->L.wq_gate = &w->tg;
+    w->L.wq_up = &w->tu;
+    w->L.wq_down = &w->td;
+}
+
+static void mv(const float *w, const double *x, size_t in, size_t out, double *y) {
+    for (size_t o = 0; o < out; o++) {
+        double s = 0;
+        for (size_t i = 0; i < in; i++) s += (double)w[o * in + i] * x[i];
+        y[o] = s;
+    }
+}
+
+static void rope_ref(double *v, uint32_t pos, uint32_t n_rot, int halves, double theta) {
+    for (uint32_t i = 0; i < n_rot / 2; i++) {
+        double a = pos * pow(theta, -2.0 * i / n_rot);
+        uint32_t i0 = halves ? i : 2 * i, i1 = halves ? i + n_rot / 2 : 2 * i + 1;
+        double x0 = v[i0], x1 = v[i1];
+        v[i0] = x0 * cos(a) - x1 * sin(a);
+        v[i1] = x0 * sin(a) + x1 * cos(a);
+    }
+}
+
+/* naive attention output for all NTOK tokens (positions 0..) */
+static void naive(const wset *w, const float *xn, int aug, uint32_t n_rot, int halves, double theta,
+                  double *out) {
+    static double K[NTOK][NK * DQK], V[NTOK][NV * DV], Q[NTOK][NQ * DQK];
+    for (int t = 0; t < NTOK; t++) {
+        double x[E], q0[NQ * DQK];
+        for (int i = 0; i < E; i++) x[i] = xn[t * E + i];
+        mv(w->wq, x, E, NQ * DQK, q0);
+        if (aug) {
+            double g[DAUG], u[DAUG];
+            mv(w->wg, q0, NQ * DQK, DAUG, g);
+            mv(w->wu, q0, NQ * DQK, DAUG, u);
+            for (int i = 0; i < DAUG; i++) g[i] = g[i] / (1 + exp(-g[i])) * u[i];
+            mv(w->wd, g, DAUG, NQ * DQK, Q[t]);
+        } else {
+            memcpy(Q[t], q0, sizeof q0);
+        }
+        mv(w->wk, x, E, NK * DQK, K[t]);
+        mv(w->wv, x, E, NV * DV, V[t]);
+        for (int h = 0; h < NQ; h++) rope_ref(Q[t] + h * DQK, (uint32_t)t, n_rot, halves, theta);
+        for (int h = 0; h < NK; h++) rope_ref(K[t] + h * DQK, (uint32_t)t, n_rot, halves, theta);
+    }
+    for (int t = 0; t < NTOK; t++) {
+        double cat[NQ * DV];
+        for (int h = 0; h < NQ; h++) {
+            int kh = h * NK / NQ, vh = h * NV / NQ;
+            double s[NTOK], mx = -1e300, sum = 0;
+            for (int j = 0; j <= t; j++) {
+                double d = 0;
+                for (int i = 0; i < DQK; i++) d += Q[t][h * DQK + i] * K[j][kh * DQK + i];
+                s[j] = d / sqrt((double)DQK);
+                if (s[j] > mx) mx = s[j];
+            }
+            for (int j = 0; j <= t; j++) sum += (s[j] = exp(s[j] - mx));
+            for (int i = 0; i < DV; i++) {
+                double o = 0;
+                for (int j = 0; j <= t; j++) o += s[j] / sum * V[j][vh * DV + i];
+                cat[h * DV + i] = o;
+            }
+        }
+        mv(w->wo, cat, NQ * DV, E, out + t * E);
+    }
+}
+
+static void run_case(int aug, uint32_t n_rot, int halves, uint32_t nthreads, const char *opts,
+                     double tol) {
+    static wset w;
+    make_weights(&w);
+    float xn[NTOK * E];
+    fill(xn, NTOK * E, 1.0f);
+    double ref[NTOK * E];
+    naive(&w, xn, aug, n_rot, halves, 10000.0, ref);
+
+    sg_hparams hp;
+    memset(&hp, 0, sizeof hp);
+    hp.n_layer = 1;
+    hp.n_embd = E;
+    hp.n_q = NQ; hp.n_k = NK; hp.n_v = NV;
+    hp.d_qk = DQK; hp.d_v = DV; hp.d_aug = aug ? DAUG : 0;
+    hp.n_rot = n_rot;
+    hp.rope_theta = 10000.0f;
+    hp.rope_layout = halves ? SG_ROPE_HALVES : SG_ROPE_ADJACENT;
+
+    sg_alloc al;
+    sg_alloc_init(&al, NULL);
+    sg_pool *pool = NULL;
+    ck_assert_int_eq(sg_pool_create(&al, nthreads, &pool), SIGMA_OK);
+    sg_kernels k;
+    sg_kernels_init(&k, 1);
+    float *scratch = calloc((size_t)nthreads * 128, sizeof(float));
+    sg_exec e = {&k, pool, nthreads, scratch, 128};
+    sg_kv_env env = {&e, &al};
+    const sigma_kv_strategy *dense = sg_kv_find("dense");
+    ck_assert_ptr_nonnull(dense);
+    sigma_kv_strategy kv = *dense;
+    kv.user = &env;
+    sigma_kv_layout lay = {sizeof lay, 1, NQ, NK, NV, DQK, DV, 64, 8};
+    void *st = NULL;
+    char err[128];
+    ck_assert_int_eq(kv.create(kv.user, &lay, opts, &st, err, sizeof err), SIGMA_OK);
+
+    static float q[8 * NQ * DQK], q0[8 * NQ * DQK], ag[8 * DAUG], au[8 * DAUG], kk[8 * NK * DQK],
+        vv[8 * NV * DV], att[8 * NQ * DV], cs[8 * DQK], out[NTOK * E];
+    sg_attn_bufs b = {q, q0, ag, au, kk, vv, att, cs};
+    const int batches[] = {4, 1, 5};
+    uint32_t pos = 0;
+    sg_err er;
+    for (int bi = 0; bi < 3; bi++) {
+        size_t n = (size_t)batches[bi];
+        sg_rope_table(cs, pos, n, n_rot, hp.rope_theta);
+        ck_assert_int_eq(sg_attention(&e, &hp, &w.L, 0, &kv, st, xn + pos * E, n, pos, &b,
+                                      out + pos * E, &er), SIGMA_OK);
+        pos += (uint32_t)n;
+    }
+    for (int i = 0; i < NTOK * E; i++)
+        ck_assert_msg(fabs(out[i] - ref[i]) <= tol * (1 + fabs(ref[i])),
+                      "aug %d rot %u halves %d threads %u opts %s: elem %d: %g vs %g", aug, n_rot,
+                      halves, nthreads, opts ? opts : "-", i, (double)out[i], ref[i]);
+    ck_assert_uint_eq(kv.bytes_used(st),
+                      NTOK * (NK * DQK + NV * DV) * (opts && strstr(opts, "16") ? 2 : 4));
+    kv.destroy(st);
+    sg_pool_destroy(pool);
+    free(scratch);
+}
+
+START_TEST(test_attention_vs_naive) {
+    for (int aug = 0; aug < 2; aug++)
+        for (int halves = 0; halves < 2; halves++)
+            for (uint32_t rot = 8; rot <= DQK; rot += 8) run_case(aug, rot, halves, 1, NULL, 2e-5);
+    run_case(1, DQK, 1, 3, "type=f32", 2e-5);
+    run_case(1, DQK, 0, 2, "type=f16", 2e-2);
+    run_case(0, DQK, 1, 2, "type=bf16", 5e-2);
+}
+END_TEST
+
+/* one head over many rows: exercises the streaming softmax across blocks */
+START_TEST(test_attn_head_long) {
+    const size_t n_pos = 300;
+    const uint32_t dqk = 24, dv = 10;
+    float *K = malloc(n_pos * dqk * sizeof(float)), *V = malloc(n_pos * dv * sizeof(float));
+    float q[24], out[10], tmp[34];
+    fill(K, n_pos * dqk, 1.0f);
+    fill(V, n_pos * dv, 1.0f);
+    fill(q, dqk, 3.0f);
+    /* a late, dominant score forces rescaling */
+    for (uint32_t i = 0; i < dqk; i++) K[250 * dqk + i] = q[i];
+    sg_kernels ks[2];
+    sg_kernels_init(&ks[0], 0);
+    sg_kernels_init(&ks[1], 1);
+    for (int kk = 0; kk < 2; kk++)
+        for (size_t np = 1; np <= n_pos; np += 37) {
+            sg_attn_head(&ks[kk], q, K, dqk, V, dv, SG_KV_F32, np, dqk, dv, 0.2f, out, tmp);
+            double s[300], mx = -1e300, sum = 0;
+            for (size_t j = 0; j < np; j++) {
+                double d = 0;
+                for (uint32_t i = 0; i < dqk; i++) d += (double)q[i] * K[j * dqk + i];
+                s[j] = d * 0.2;
+                if (s[j] > mx) mx = s[j];
+            }
+            for (size_t j = 0; j < np; j++) sum += (s[j] = exp(s[j] - mx));
+            for (uint32_t i = 0; i < dv; i++) {
+                double o = 0;
+                for (size_t j = 0; j < np; j++) o += s[j] / sum * V[j * dv + i];
+                ck_assert_msg(fabs(out[i] - o) < 1e-5, "np %zu: %g vs %g", np, (double)out[i], o);
+            }
+        }
+    free(K);
+    free(V);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("attn");
+    TCase *tc = tcase_create("attn");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, test_attention_vs_naive);
+    tcase_add_test(tc, test_attn_head_long);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

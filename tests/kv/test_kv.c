@@ -1,0 +1,153 @@
+/* The dense KV strategy through the public sigma_kv_strategy interface. */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kv/kv.h"
+
+static const sigma_kv_layout LAY = {sizeof(sigma_kv_layout), 2, 4, 1, 2, 8, 4, 200, 16};
+
+static void fill(float *p, size_t n, float base) {
+    for (size_t i = 0; i < n; i++) p[i] = base + (float)sin((double)i * 0.37 + base);
+}
+
+START_TEST(test_registry) {
+    ck_assert_ptr_eq(sg_kv_find("dense"), &sg_kv_dense);
+    ck_assert_ptr_null(sg_kv_find("nope"));
+    ck_assert_ptr_null(sg_kv_find(NULL));
+    ck_assert_int_eq(sg_kv_dense.version, SIGMA_KV_STRATEGY_VERSION);
+    ck_assert_int_eq(sg_kv_dense.unbounded, 0);
+}
+END_TEST
+
+START_TEST(test_options) {
+    const sigma_kv_strategy *d = sg_kv_find("dense");
+    void *st = NULL;
+    char err[128] = "";
+    ck_assert_int_eq(d->create(NULL, &LAY, "type=q3", &st, err, sizeof err), SIGMA_E_INVALID_ARG);
+    ck_assert_ptr_null(st);
+    ck_assert(strstr(err, "type=q3") != NULL);
+    ck_assert_int_eq(d->create(NULL, &LAY, "bogus=1", &st, err, sizeof err), SIGMA_E_INVALID_ARG);
+    sigma_kv_layout bad = LAY;
+    bad.n_k_heads = 3; /* 4 % 3 != 0 */
+    ck_assert_int_eq(d->create(NULL, &bad, NULL, &st, err, sizeof err), SIGMA_E_INVALID_ARG);
+    const char *ok[] = {NULL, "", "type=f32", "type=f16", "type=bf16", "type=f16,"};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        ck_assert_int_eq(d->create(NULL, &LAY, ok[i], &st, err, sizeof err), SIGMA_OK);
+        ck_assert_ptr_nonnull(st);
+        d->destroy(st);
+        st = NULL;
+    }
+}
+END_TEST
+
+/* append / attend / truncate / bytes, growth across capacities */
+START_TEST(test_append_attend_truncate) {
+    const sigma_kv_strategy *d = sg_kv_find("dense");
+    void *st = NULL;
+    char err[128];
+    ck_assert_int_eq(d->create(NULL, &LAY, NULL, &st, err, sizeof err), SIGMA_OK);
+    const size_t kr = 1 * 8, vr = 2 * 4;
+    float k[200 * 8], v[200 * 8];
+    fill(k, sizeof k / 4, 0.1f);
+    fill(v, sizeof v / 4, 0.7f);
+    ck_assert_uint_eq(d->bytes_used(st), 0);
+    /* holes are refused */
+    ck_assert_int_eq(d->append(st, 0, 5, 1, k, v), SIGMA_E_INVALID_ARG);
+    ck_assert_int_eq(d->append(st, 2, 0, 1, k, v), SIGMA_E_INVALID_ARG);
+    /* fill 150 positions in uneven chunks (forces growth) */
+    uint32_t pos = 0;
+    while (pos < 150) {
+        uint32_t n = pos % 7 + 1;
+        if (pos + n > 150) n = 150 - pos;
+        for (uint32_t l = 0; l < 2; l++)
+            ck_assert_int_eq(d->append(st, l, pos, n, k + pos * kr, v + pos * vr), SIGMA_OK);
+        pos += n;
+    }
+    ck_assert_uint_eq(d->bytes_used(st), 2 * 150 * (kr + vr) * 4);
+    float q[3 * 4 * 8], out[3 * 4 * 4], out2[3 * 4 * 4];
+    fill(q, sizeof q / 4, -0.3f);
+    sigma_kv_attend_args a = {sizeof a, 1, 147, 3, q, out, 0.35f};
+    ck_assert_int_eq(d->attend(st, &a), SIGMA_OK);
+    /* check query 1 (position 148), head 3 -> k head 0, v head 1 */
+    {
+        const float *qq = q + (1 * 4 + 3) * 8;
+        double s[149], mx = -1e300, sum = 0;
+        for (int j = 0; j <= 148; j++) {
+            double dd = 0;
+            for (int i = 0; i < 8; i++) dd += (double)qq[i] * k[j * kr + i];
+            s[j] = dd * 0.35;
+            if (s[j] > mx) mx = s[j];
+        }
+        for (int j = 0; j <= 148; j++) sum += (s[j] = exp(s[j] - mx));
+        for (int i = 0; i < 4; i++) {
+            double o = 0;
+            for (int j = 0; j <= 148; j++) o += s[j] / sum * v[j * vr + 4 + i];
+            ck_assert(fabs(out[(1 * 4 + 3) * 4 + i] - o) < 1e-5);
+        }
+    }
+    /* attending past what was appended is refused */
+    sigma_kv_attend_args past = {sizeof past, 1, 149, 2, q, out2, 0.35f};
+    ck_assert_int_eq(d->attend(st, &past), SIGMA_E_INVALID_ARG);
+    /* truncate, overwrite the tail with other values, re-append the originals:
+     * results equal the first attend */
+    ck_assert_int_eq(d->truncate(st, 140), SIGMA_OK);
+    ck_assert_uint_eq(d->bytes_used(st), 2 * 140 * (kr + vr) * 4);
+    float junk[10 * 8];
+    fill(junk, 80, 5.0f);
+    for (uint32_t l = 0; l < 2; l++) ck_assert_int_eq(d->append(st, l, 140, 10, junk, junk), SIGMA_OK);
+    ck_assert_int_eq(d->truncate(st, 140), SIGMA_OK);
+    for (uint32_t l = 0; l < 2; l++)
+        ck_assert_int_eq(d->append(st, l, 140, 10, k + 140 * kr, v + 140 * vr), SIGMA_OK);
+    ck_assert_int_eq(d->attend(st, &a), SIGMA_OK);
+    memcpy(out2, out, sizeof out);
+    a.out = out2;
+    ck_assert_int_eq(d->attend(st, &a), SIGMA_OK);
+    ck_assert_mem_eq(out, out2, sizeof out);
+    /* the context limit */
+    for (uint32_t l = 0; l < 2; l++) ck_assert_int_eq(d->append(st, l, 150, 50, k, v), SIGMA_OK);
+    ck_assert_int_eq(d->append(st, 0, 200, 1, k, v), SIGMA_E_CONTEXT_FULL);
+    ck_assert_int_eq(d->save(st, NULL, NULL), SIGMA_E_UNSUPPORTED);
+    d->destroy(st);
+}
+END_TEST
+
+/* f16 storage agrees with f32 to half precision */
+START_TEST(test_f16_storage) {
+    const sigma_kv_strategy *d = sg_kv_find("dense");
+    void *s32 = NULL, *s16 = NULL;
+    char err[128];
+    ck_assert_int_eq(d->create(NULL, &LAY, "type=f32", &s32, err, sizeof err), SIGMA_OK);
+    ck_assert_int_eq(d->create(NULL, &LAY, "type=f16", &s16, err, sizeof err), SIGMA_OK);
+    float k[20 * 8], v[20 * 8], q[4 * 8], o32[4 * 4], o16[4 * 4];
+    fill(k, 160, 0.2f);
+    fill(v, 160, -0.4f);
+    fill(q, 32, 0.5f);
+    ck_assert_int_eq(d->append(s32, 0, 0, 20, k, v), SIGMA_OK);
+    ck_assert_int_eq(d->append(s16, 0, 0, 20, k, v), SIGMA_OK);
+    ck_assert_uint_eq(d->bytes_used(s16) * 2, d->bytes_used(s32));
+    sigma_kv_attend_args a = {sizeof a, 0, 19, 1, q, o32, 0.35f};
+    ck_assert_int_eq(d->attend(s32, &a), SIGMA_OK);
+    a.out = o16;
+    ck_assert_int_eq(d->attend(s16, &a), SIGMA_OK);
+    for (int i = 0; i < 16; i++) ck_assert(fabs(o32[i] - o16[i]) < 2e-3);
+    d->destroy(s32);
+    d->destroy(s16);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("kv");
+    TCase *tc = tcase_create("kv");
+    tcase_add_test(tc, test_registry);
+    tcase_add_test(tc, test_options);
+    tcase_add_test(tc, test_append_attend_truncate);
+    tcase_add_test(tc, test_f16_storage);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
