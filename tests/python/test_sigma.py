@@ -239,7 +239,12 @@ def test_save_load_bytes(model):
     toks = model.tokenize("save and restore me", add_special=False)
     with sigma.Session(model, n_ctx=64, n_threads=1) as s:
         s.eval(toks)
-        blob = s.save_bytes()
+        try:
+            blob = s.save_bytes()
+        except sigma.SigmaError as exc:
+            if exc.status == _lib.E_UNSUPPORTED:
+                pytest.skip("session save not implemented in this build")
+            raise
         ref = np.array(s.logits())
         s.eval([toks[0]])
     with sigma.Session(model, n_ctx=64, n_threads=1) as s2:
