@@ -89,9 +89,9 @@ static char *read_file(const char *path, size_t *len) {
     return b;
 }
 
-static sigma_token *read_ids(const char *name, size_t *n) {
+static sigma_token *read_ids_path(const char *path, size_t *n) {
     size_t len;
-    char *s = read_file(fixture(name), &len);
+    char *s = read_file(path, &len);
     size_t cap = 16, k = 0;
     sigma_token *ids = malloc(cap * sizeof *ids);
     char *p = s, *end;
@@ -132,11 +132,11 @@ static char *detok(const sigma_model *m, const sigma_token *t, size_t n, uint32_
     return b;
 }
 
-static void expect_ids(const sigma_model *m, const char *text_name, const char *ids_name,
-                       uint32_t flags) {
+static void expect_ids_path(const sigma_model *m, const char *text_path, const char *ids_name,
+                            const char *ids_path, uint32_t flags) {
     size_t len, n_exp, n;
-    char *text = read_file(fixture(text_name), &len);
-    sigma_token *exp = read_ids(ids_name, &n_exp);
+    char *text = read_file(text_path, &len);
+    sigma_token *exp = read_ids_path(ids_path, &n_exp);
     ck_assert_uint_gt(n_exp, 10);
     sigma_token *got = tokenize(m, text, len, flags, &n);
     size_t i = 0;
@@ -154,6 +154,13 @@ static void expect_ids(const sigma_model *m, const char *text_name, const char *
     free(text);
     free(exp);
     free(got);
+}
+
+static void expect_ids(const sigma_model *m, const char *text_name, const char *ids_name,
+                       uint32_t flags) {
+    char text_path[4096];
+    snprintf(text_path, sizeof text_path, "%s", fixture(text_name));
+    expect_ids_path(m, text_path, ids_name, fixture(ids_name), flags);
 }
 
 static void expect_roundtrip(const sigma_model *m, const char *text, size_t len) {
@@ -652,7 +659,8 @@ START_TEST(test_smollm2_real) {
         double ms = (sg_now_ms() - t0) / 2;
         printf("tokenized %s: %zu bytes -> %zu tokens in %.1f ms (%.0f tokens/s, %.1f MB/s)\n",
                book, len, n, ms, n / (ms / 1000.0), len / (ms * 1000.0));
-        ck_assert_msg(ms < 1000.0, "tokenizing took %.0f ms", ms);
+        /* the requirement: 100 KB in well under a second (sanitizer builds too) */
+        ck_assert_msg(ms * 100000.0 / (double)len < 1000.0, "tokenizing took %.0f ms", ms);
         size_t outlen;
         char *out = detok(m, ids, n, 0, &outlen);
         ck_assert_uint_eq(outlen, len);
@@ -667,6 +675,37 @@ START_TEST(test_smollm2_real) {
 }
 END_TEST
 
+/* ---- the real Llama-3 vocabulary (tests/text/gen_llama3_real.py) -------- */
+
+START_TEST(test_llama3_real) {
+    const char *dir = getenv("SIGMA_TEST_LLAMA3_DIR");
+    ck_assert_ptr_nonnull(dir);
+    char p[4096], q[4096];
+    snprintf(p, sizeof p, "%s/llama3.gguf", dir);
+    sigma_model *m;
+    sg_err err = {{0}};
+    ck_assert_msg(open_file(p, &m, &err) == SIGMA_OK, "%s", err.msg);
+    ck_assert_uint_eq(sg_tok_n_vocab(m), 128256);
+    snprintf(p, sizeof p, "%s", fixture("sample.txt"));
+    snprintf(q, sizeof q, "%s/llama3_sample.ids", dir);
+    expect_ids_path(m, p, "llama3_sample.ids", q, 0);
+    snprintf(p, sizeof p, "%s", fixture("specials.txt"));
+    snprintf(q, sizeof q, "%s/llama3_specials.ids", dir);
+    expect_ids_path(m, p, "llama3_specials.ids", q, SIGMA_TOKENIZE_PARSE_SPECIAL);
+    roundtrip_file(m, "sample.txt");
+    const char *book = getenv("SIGMA_TEST_TEXT");
+    snprintf(q, sizeof q, "%s/llama3_book.ids", dir);
+    FILE *f = fopen(q, "rb");
+    if (book && f) expect_ids_path(m, book, "llama3_book.ids", q, 0);
+    if (f) fclose(f);
+    sigma_token bos;
+    ck_assert_int_eq(sigma_model_special_token(m, SIGMA_SPECIAL_BOS, &bos), SIGMA_OK);
+    ck_assert_int_eq(bos, 128000);
+    ck_assert(sg_tok_is_eog(m, sg_tok_find(m, "<|eot_id|>", 10)));
+    model_free(m);
+}
+END_TEST
+
 int main(int argc, char **argv) {
     Suite *s = suite_create("tokenizer");
     TCase *tc = tcase_create("tokenizer");
@@ -677,6 +716,12 @@ int main(int argc, char **argv) {
             return 77;
         }
         tcase_add_test(tc, test_smollm2_real);
+    } else if (argc > 1 && strcmp(argv[1], "llama3") == 0) {
+        if (!getenv("SIGMA_TEST_LLAMA3_DIR")) {
+            printf("SKIP: SIGMA_TEST_LLAMA3_DIR is not set (see tests/text/gen_llama3_real.py)\n");
+            return 77;
+        }
+        tcase_add_test(tc, test_llama3_real);
     } else {
         tcase_add_test(tc, test_unicode_classes);
         tcase_add_test(tc, test_utf8_decode);
