@@ -1,3 +1,318 @@
-/* STUB: replaced by the model-file work. */
+/* Architecture loading: turn a validated GGUF file of architecture `llama`
+ * or `sigma` into hyperparameters, tensor pointers and layers, checking
+ * every key's type and range and every tensor's exact shape and type. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
 #include "model.h"
-int sg_model_load_arch(struct sigma_model *model, sg_err *err) { (void)model; return sg_error(err, SIGMA_E_UNSUPPORTED, "not implemented"); }
+
+#define DIM_LIMIT (1u << 24)       /* any single size or head product */
+#define CTX_LIMIT (1u << 28)       /* trained context length */
+
+typedef struct loader {
+    sigma_model *m;
+    const sg_gguf *g;
+    const char *arch;              /* key prefix: "llama" or "sigma" */
+    sg_err *err;
+} loader;
+
+/* arch-prefixed u32: required (missing -> FORMAT) or with a default */
+static int key_u32(loader *L, const char *suffix, bool required, uint32_t def, uint32_t *out) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", L->arch, suffix);
+    int st = sg_gguf_get_u32(L->g, key, out, L->err);
+    if (st == SIGMA_E_NOT_FOUND) {
+        if (required)
+            return sg_error(L->err, SIGMA_E_FORMAT, "missing required key '%s'", key);
+        *out = def;
+        return SIGMA_OK;
+    }
+    return st;
+}
+
+static int key_f32(loader *L, const char *suffix, bool required, float def, float *out) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", L->arch, suffix);
+    int st = sg_gguf_get_f32(L->g, key, out, L->err);
+    if (st == SIGMA_E_NOT_FOUND) {
+        if (required)
+            return sg_error(L->err, SIGMA_E_FORMAT, "missing required key '%s'", key);
+        *out = def;
+        return SIGMA_OK;
+    }
+    return st;
+}
+
+static int check_dim(loader *L, const char *what, uint64_t v) {
+    if (v == 0 || v >= DIM_LIMIT)
+        return sg_error(L->err, SIGMA_E_FORMAT, "%s.%s = %llu is out of range (1 to %u)",
+                        L->arch, what, (unsigned long long)v, DIM_LIMIT - 1);
+    return SIGMA_OK;
+}
+
+static int read_hparams(loader *L, sg_hparams *hp) {
+    int st;
+    bool sigma = hp->arch == SIGMA_ARCH_SIGMA;
+#define TRY(x) do { if ((st = (x)) != SIGMA_OK) return st; } while (0)
+    TRY(key_u32(L, "context_length", true, 0, &hp->n_ctx_train));
+    TRY(key_u32(L, "embedding_length", true, 0, &hp->n_embd));
+    TRY(key_u32(L, "block_count", true, 0, &hp->n_layer));
+    TRY(key_u32(L, "feed_forward_length", true, 0, &hp->n_ff));
+    TRY(key_u32(L, "attention.head_count", true, 0, &hp->n_q));
+    TRY(key_f32(L, "attention.layer_norm_rms_epsilon", true, 0, &hp->norm_eps));
+    TRY(key_f32(L, "rope.freq_base", false, 10000.0f, &hp->rope_theta));
+
+    uint32_t experts = 0;
+    TRY(key_u32(L, "expert_count", false, 0, &experts));
+    if (experts > 0)
+        return sg_error(L->err, SIGMA_E_UNSUPPORTED,
+                        "mixture-of-experts models (%s.expert_count = %u) are not supported",
+                        L->arch, experts);
+
+    if (hp->n_ctx_train == 0 || hp->n_ctx_train > CTX_LIMIT)
+        return sg_error(L->err, SIGMA_E_FORMAT, "%s.context_length = %u is out of range (1 to %u)",
+                        L->arch, hp->n_ctx_train, CTX_LIMIT);
+    TRY(check_dim(L, "embedding_length", hp->n_embd));
+    TRY(check_dim(L, "block_count", hp->n_layer));
+    TRY(check_dim(L, "feed_forward_length", hp->n_ff));
+    TRY(check_dim(L, "attention.head_count", hp->n_q));
+
+    if (sigma) {
+        TRY(key_u32(L, "attention.head_count_k", false, hp->n_q, &hp->n_k));
+        TRY(check_dim(L, "attention.head_count_k", hp->n_k));
+        TRY(key_u32(L, "attention.head_count_v", false, hp->n_k, &hp->n_v));
+        TRY(check_dim(L, "attention.head_count_v", hp->n_v));
+        TRY(key_u32(L, "attention.augq_length", false, 0, &hp->d_aug));
+        if (hp->d_aug) TRY(check_dim(L, "attention.augq_length", hp->d_aug));
+    } else {
+        TRY(key_u32(L, "attention.head_count_kv", false, hp->n_q, &hp->n_k));
+        TRY(check_dim(L, "attention.head_count_kv", hp->n_k));
+        hp->n_v = hp->n_k;
+        hp->d_aug = 0;
+    }
+    if (hp->n_q % hp->n_k != 0)
+        return sg_error(L->err, SIGMA_E_FORMAT,
+                        "%s: head count %u is not a multiple of the K head count %u", L->arch,
+                        hp->n_q, hp->n_k);
+    if (hp->n_q % hp->n_v != 0)
+        return sg_error(L->err, SIGMA_E_FORMAT,
+                        "%s: head count %u is not a multiple of the V head count %u", L->arch,
+                        hp->n_q, hp->n_v);
+
+    uint32_t d_default = hp->n_embd / hp->n_q;
+    TRY(key_u32(L, "attention.key_length", false, d_default, &hp->d_qk));
+    TRY(check_dim(L, "attention.key_length", hp->d_qk));
+    TRY(key_u32(L, "attention.value_length", false, sigma ? hp->d_qk : d_default, &hp->d_v));
+    TRY(check_dim(L, "attention.value_length", hp->d_v));
+    TRY(key_u32(L, "rope.dimension_count", false, hp->d_qk, &hp->n_rot));
+    if (hp->n_rot == 0 || hp->n_rot > hp->d_qk || hp->n_rot % 2 != 0)
+        return sg_error(L->err, SIGMA_E_FORMAT,
+                        "%s.rope.dimension_count = %u: must be even and between 2 and the key "
+                        "length %u",
+                        L->arch, hp->n_rot, hp->d_qk);
+
+    uint64_t prods[3] = {(uint64_t)hp->n_q * hp->d_qk, (uint64_t)hp->n_k * hp->d_qk,
+                         (uint64_t)hp->n_q * hp->d_v};
+    for (int i = 0; i < 3; i++)
+        if (prods[i] >= DIM_LIMIT)
+            return sg_error(L->err, SIGMA_E_FORMAT,
+                            "%s: attention projection size %llu is out of range", L->arch,
+                            (unsigned long long)prods[i]);
+
+    if (!isfinite(hp->norm_eps) || hp->norm_eps <= 0.0f || hp->norm_eps >= 1.0f)
+        return sg_error(L->err, SIGMA_E_FORMAT,
+                        "%s.attention.layer_norm_rms_epsilon = %g is out of range (0, 1)",
+                        L->arch, (double)hp->norm_eps);
+    if (!isfinite(hp->rope_theta) || hp->rope_theta <= 0.0f)
+        return sg_error(L->err, SIGMA_E_FORMAT, "%s.rope.freq_base = %g must be positive",
+                        L->arch, (double)hp->rope_theta);
+    hp->rope_layout = sigma ? SG_ROPE_HALVES : SG_ROPE_ADJACENT;
+#undef TRY
+    return SIGMA_OK;
+}
+
+static int read_vocab(loader *L, sg_hparams *hp) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.vocab_size", L->arch);
+    uint32_t v = 0;
+    int st = sg_gguf_get_u32(L->g, key, &v, L->err);
+    if (st == SIGMA_E_NOT_FOUND) {
+        uint64_t n;
+        st = sg_gguf_get_arr(L->g, "tokenizer.ggml.tokens", SG_GGUF_STRING, &n, NULL, L->err);
+        if (st == SIGMA_OK) {
+            if (n >= DIM_LIMIT)
+                return sg_error(L->err, SIGMA_E_FORMAT,
+                                "tokenizer.ggml.tokens: %llu tokens is out of range",
+                                (unsigned long long)n);
+            v = (uint32_t)n;
+        } else if (st == SIGMA_E_NOT_FOUND) {
+            const sg_tensor *t = sg_gguf_tensor(L->g, "token_embd.weight");
+            if (!t) return sg_error(L->err, SIGMA_E_FORMAT, "missing tensor 'token_embd.weight'");
+            if (t->ne[1] >= DIM_LIMIT)
+                return sg_error(L->err, SIGMA_E_FORMAT,
+                                "tensor 'token_embd.weight': vocabulary size %llu is out of range",
+                                (unsigned long long)t->ne[1]);
+            v = (uint32_t)t->ne[1];
+        } else {
+            return st;
+        }
+    } else if (st != SIGMA_OK) {
+        return st;
+    }
+    if (v == 0 || v >= DIM_LIMIT)
+        return sg_error(L->err, SIGMA_E_FORMAT, "vocabulary size %u is out of range", v);
+    hp->n_vocab = v;
+    return SIGMA_OK;
+}
+
+enum { T_MATRIX = 0, T_NORM = 1 };
+
+static int tensor_ok(loader *L, const char *name, const sg_tensor *t, int kind, uint64_t ne0,
+                     uint64_t ne1) {
+    uint64_t want[4] = {ne0, ne1 ? ne1 : 1, 1, 1};
+    if (memcmp(t->ne, want, sizeof want) != 0) {
+        char got[128], exp[64];
+        int n = snprintf(got, sizeof got, "(%llu", (unsigned long long)t->ne[0]);
+        for (uint32_t d = 1; d < t->n_dims && n > 0 && (size_t)n < sizeof got; d++)
+            n += snprintf(got + n, sizeof got - (size_t)n, ", %llu", (unsigned long long)t->ne[d]);
+        if (n > 0 && (size_t)n < sizeof got) snprintf(got + n, sizeof got - (size_t)n, ")");
+        if (ne1)
+            snprintf(exp, sizeof exp, "(%llu, %llu)", (unsigned long long)ne0,
+                     (unsigned long long)ne1);
+        else
+            snprintf(exp, sizeof exp, "(%llu)", (unsigned long long)ne0);
+        return sg_error(L->err, SIGMA_E_FORMAT, "tensor '%s': shape %s, expected %s", name, got,
+                        exp);
+    }
+    if (kind == T_NORM && t->type != SG_TYPE_F32 && t->type != SG_TYPE_F16 &&
+        t->type != SG_TYPE_BF16)
+        return sg_error(L->err, SIGMA_E_FORMAT, "tensor '%s': type %s, expected F32, F16 or BF16",
+                        name, sg_type_name(t->type));
+    return SIGMA_OK;
+}
+
+/* Find tensor `name` with the exact shape; missing -> FORMAT unless optional. */
+static int want_tensor(loader *L, const sg_tensor **out, bool optional, int kind, uint64_t ne0,
+                       uint64_t ne1, const char *name) {
+    const sg_tensor *t = sg_gguf_tensor(L->g, name);
+    *out = t;
+    if (!t) {
+        if (optional) return SIGMA_OK;
+        return sg_error(L->err, SIGMA_E_FORMAT, "missing tensor '%s'", name);
+    }
+    return tensor_ok(L, name, t, kind, ne0, ne1);
+}
+
+static uint64_t n_elems(const sg_tensor *t) {
+    return t ? t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3] : 0; /* checked at open */
+}
+
+static int load_tensors(loader *L) {
+    sigma_model *m = L->m;
+    const sg_hparams *hp = &m->hp;
+    uint64_t E = hp->n_embd, F = hp->n_ff, V = hp->n_vocab;
+    uint64_t QD = (uint64_t)hp->n_q * hp->d_qk, KD = (uint64_t)hp->n_k * hp->d_qk;
+    uint64_t VD = (uint64_t)hp->n_v * hp->d_v, OD = (uint64_t)hp->n_q * hp->d_v;
+    int st;
+    char nm[96];
+#define TRY(x) do { if ((st = (x)) != SIGMA_OK) return st; } while (0)
+    TRY(want_tensor(L, &m->tok_embd, false, T_MATRIX, E, V, "token_embd.weight"));
+    TRY(want_tensor(L, &m->out_norm, false, T_NORM, E, 0, "output_norm.weight"));
+    TRY(want_tensor(L, &m->output, true, T_MATRIX, E, V, "output.weight"));
+    m->hp.tied_output = m->output == NULL;
+    if (!m->output) m->output = m->tok_embd;
+
+    uint64_t np = n_elems(m->tok_embd) + n_elems(m->out_norm) +
+                  (hp->tied_output ? 0 : n_elems(m->output));
+    for (uint32_t i = 0; i < hp->n_layer; i++) {
+        sg_layer *l = &m->layers[i];
+#define T(field, kind, a, b, suffix)                                          \
+        do {                                                                  \
+            snprintf(nm, sizeof nm, "blk.%u." suffix ".weight", i);           \
+            TRY(want_tensor(L, &l->field, false, kind, a, b, nm));            \
+            np += n_elems(l->field);                                          \
+        } while (0)
+        T(attn_norm, T_NORM, E, 0, "attn_norm");
+        T(wq, T_MATRIX, E, QD, "attn_q");
+        T(wk, T_MATRIX, E, KD, "attn_k");
+        T(wv, T_MATRIX, E, VD, "attn_v");
+        T(wo, T_MATRIX, OD, E, "attn_output");
+        T(ffn_norm, T_NORM, E, 0, "ffn_norm");
+        T(w_gate, T_MATRIX, E, F, "ffn_gate");
+        T(w_up, T_MATRIX, E, F, "ffn_up");
+        T(w_down, T_MATRIX, F, E, "ffn_down");
+        if (hp->d_aug) {
+            T(wq_gate, T_MATRIX, QD, hp->d_aug, "attn_q_gate");
+            T(wq_up, T_MATRIX, QD, hp->d_aug, "attn_q_up");
+            T(wq_down, T_MATRIX, hp->d_aug, QD, "attn_q_down");
+        } else {
+            static const char *const aug[] = {"attn_q_gate", "attn_q_up", "attn_q_down"};
+            for (int k = 0; k < 3; k++) {
+                snprintf(nm, sizeof nm, "blk.%u.%s.weight", i, aug[k]);
+                if (sg_gguf_tensor(L->g, nm))
+                    return sg_error(L->err, SIGMA_E_FORMAT,
+                                    "tensor '%s' is present but %s.attention.augq_length is 0 "
+                                    "or absent",
+                                    nm, L->arch);
+            }
+        }
+#undef T
+    }
+#undef TRY
+    m->n_params = np;
+    return SIGMA_OK;
+}
+
+int sg_model_load_arch(struct sigma_model *model, sg_err *err) {
+    const sg_gguf *g = model->gguf;
+    loader L = {model, g, NULL, err};
+    sg_str a;
+    int st = sg_gguf_get_str(g, "general.architecture", &a, err);
+    if (st == SIGMA_E_NOT_FOUND)
+        return sg_error(err, SIGMA_E_FORMAT, "missing required key 'general.architecture'");
+    if (st) return st;
+    sg_hparams *hp = &model->hp;
+    memset(hp, 0, sizeof *hp);
+    if (a.len == 5 && memcmp(a.ptr, "llama", 5) == 0) {
+        hp->arch = SIGMA_ARCH_LLAMA;
+        L.arch = "llama";
+    } else if (a.len == 5 && memcmp(a.ptr, "sigma", 5) == 0) {
+        hp->arch = SIGMA_ARCH_SIGMA;
+        L.arch = "sigma";
+    } else {
+        return sg_error(err, SIGMA_E_UNSUPPORTED,
+                        "general.architecture '%.*s' is not supported (expected 'llama' or "
+                        "'sigma')",
+                        (int)(a.len > 64 ? 64 : a.len), a.ptr);
+    }
+
+    sg_str name = {"", 0};
+    st = sg_gguf_get_str(g, "general.name", &name, err);
+    if (st && st != SIGMA_E_NOT_FOUND) return st;
+
+    if ((st = read_hparams(&L, hp)) != SIGMA_OK) return st;
+    if ((st = read_vocab(&L, hp)) != SIGMA_OK) return st;
+
+    /* every layer needs at least 9 tensors: refuse to allocate for more
+     * layers than the file could describe */
+    if ((uint64_t)hp->n_layer > g->n_tensors / 9)
+        return sg_error(err, SIGMA_E_FORMAT, "%s.block_count = %u but the file has only %llu tensors",
+                        L.arch, hp->n_layer, (unsigned long long)g->n_tensors);
+
+    char key[96];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", L.arch);
+    sg_str scaling;
+    if (sg_gguf_get_str(g, key, &scaling, NULL) == SIGMA_OK &&
+        !(scaling.len == 4 && memcmp(scaling.ptr, "none", 4) == 0))
+        sg_logf(&model->log, SIGMA_LOG_WARN, "%s = '%.*s' is ignored (no RoPE scaling)", key,
+                (int)(scaling.len > 32 ? 32 : scaling.len), scaling.ptr);
+
+    sg_free(&model->alloc, model->layers);
+    model->layers = sg_calloc(&model->alloc, hp->n_layer, sizeof *model->layers);
+    if (!model->layers) return sg_error(err, SIGMA_E_NOMEM, "out of memory for the layers");
+    sg_free(&model->alloc, model->name);
+    model->name = sg_strndup(&model->alloc, name.ptr, (size_t)name.len);
+    if (!model->name) return sg_error(err, SIGMA_E_NOMEM, "out of memory for the model name");
+    return load_tensors(&L);
+}
