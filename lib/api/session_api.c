@@ -30,6 +30,7 @@ struct sigma_session {
     float *logits, *logits_tmp;    /* [rows][n_vocab]; tmp is filled by eval */
     size_t cap_logits, cap_logits_tmp; /* rows */
     size_t n_logit_rows;           /* rows in `logits` */
+    size_t n_last_eval;            /* tokens of the eval the logits belong to */
     int logits_valid;
     sg_err err;
 };
@@ -271,6 +272,7 @@ int sigma_session_eval(sigma_session *s, const sigma_token *tokens, size_t n) {
     s->logits_tmp = tp;
     s->cap_logits_tmp = tc;
     s->n_logit_rows = rows;
+    s->n_last_eval = n;
     s->logits_valid = 1;
     return SIGMA_OK;
 }
@@ -281,8 +283,12 @@ int sigma_session_logits(const sigma_session *s, int32_t index, const float **lo
     size_t row;
     if (index == -1)
         row = s->n_logit_rows - 1;
-    else if (index >= 0 && (size_t)index < s->n_logit_rows)
-        row = (size_t)index;
+    else if (index < 0 || (size_t)index >= s->n_last_eval)
+        return SIGMA_E_INVALID_ARG;
+    else if (s->n_logit_rows == s->n_last_eval)
+        row = (size_t)index;              /* logits_all */
+    else if ((size_t)index == s->n_last_eval - 1)
+        row = s->n_logit_rows - 1;        /* only the last one is kept */
     else
         return SIGMA_E_INVALID_ARG;
     *logits = s->logits + row * (size_t)s->model->hp.n_vocab;
