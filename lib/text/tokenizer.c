@@ -21,6 +21,9 @@
  * Unicode's U+FFFD substitution) as one punctuation-class character, and
  * byte-level BPE / SPM byte fallback encode its bytes as byte tokens. HF
  * tokenizers takes Python strings and so has no behaviour to match here.
+ * Exception: a byte whose symbol is missing from the vocabulary (SmolLM2
+ * lacks 21 of the 256) is dropped like HF does, or UNK for SentencePiece;
+ * text containing such bytes does not round-trip.
  *
  * Special tokens: control tokens (type 3) are recognised in the input only
  * with SIGMA_TOKENIZE_PARSE_SPECIAL; user-defined tokens (type 4) are
@@ -590,10 +593,16 @@ static void work_free(work *w) {
     sg_free(w->al, w->buf);
 }
 
+/* id < 0: a byte without a token. It becomes the UNK token when the model
+ * has a real one (type UNKNOWN, e.g. SentencePiece's <unk>); otherwise it is
+ * dropped, as HF tokenizers does for a BPE without unk_token. (SmolLM2's
+ * vocabulary lacks 21 byte symbols, e.g. 0x04 and 0xF1; its "unknown" id is
+ * the control token <|endoftext|>, which must not appear inside a prompt.) */
 static void emit(work *w, int32_t id) {
     if (id < 0) {
-        if (w->t->unk == SIGMA_TOKEN_NONE) return; /* no way to say it: dropped */
-        id = w->t->unk;
+        sigma_token unk = w->t->unk;
+        if (unk == SIGMA_TOKEN_NONE || w->t->type[unk] != SG_TOKTYPE_UNKNOWN) return;
+        id = unk;
     }
     if (w->n < w->cap) w->out[w->n] = id;
     w->n++;

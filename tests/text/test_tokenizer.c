@@ -641,6 +641,15 @@ START_TEST(test_smollm2_real) {
     expect_ids(m, "sample.txt", "smollm2_sample.ids", 0);
     expect_ids(m, "specials.txt", "smollm2_specials.ids", SIGMA_TOKENIZE_PARSE_SPECIAL);
     roundtrip_file(m, "sample.txt");
+    /* bytes without a symbol in this vocabulary (0x04, 0x13, 0xF1) are
+     * dropped, as HF tokenizers does (ids from gen_fixtures' HF tokenizer) */
+    const char odd[] = "a\x04" "b \xF1\x90\x80\x80 x\x13\x13y";
+    const sigma_token odd_ids[] = {81, 82, 216, 234, 218, 218, 1792, 105};
+    size_t n_odd;
+    sigma_token *got = tokenize(m, odd, sizeof odd - 1, 0, &n_odd);
+    ck_assert_uint_eq(n_odd, 8);
+    ck_assert(memcmp(got, odd_ids, sizeof odd_ids) == 0);
+    free(got);
 
     const char *root = getenv("SIGMA_SOURCE_ROOT");
     const char *book = getenv("SIGMA_TEST_TEXT");
