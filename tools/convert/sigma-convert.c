@@ -407,6 +407,7 @@ static int write_hparams(gw_writer *w, const hparams *h, const char *name, uint3
 #define KU32(k, v) (snprintf(key, sizeof key, "%s." k, a), rc |= gw_kv_u32(w, key, v))
 #define KF32(k, v) (snprintf(key, sizeof key, "%s." k, a), rc |= gw_kv_f32(w, key, (float)(v)))
     rc |= gw_kv_str(w, "general.architecture", a);
+    rc |= gw_kv_str(w, "general.type", "model");
     rc |= gw_kv_str(w, "general.name", name);
     KU32("block_count", h->n_layer);
     if (h->has_ctx) KU32("context_length", h->ctx);
@@ -502,6 +503,7 @@ static int run(const opts *o) {
     for (size_t i = 0; i < n_plan; i++)
         if (convert_tensor(w, &ps[i], o->outtype, &total) != 0) goto done;
     if (gw_write_file(w, o->out) != 0) {
+        remove(o->out); /* no partial file */
         cv_error("cannot write %s", o->out);
         goto done;
     }
