@@ -155,11 +155,9 @@ int sigma_session_open(const sigma_model *model, const sigma_session_params *par
                                                 "custom KV strategy is incomplete"));
     } else {
         const char *name = p.kv_strategy ? p.kv_strategy : "dense";
-        const sigma_kv_strategy *b = sg_kv_find(name);
-        if (!b)
+        if (!sg_kv_find(name, &s->kv))
             return open_fail(s, model, sg_error(&s->err, SIGMA_E_NOT_FOUND,
                                                 "unknown KV strategy '%.64s'", name));
-        s->kv = *b;
         s->env.exec = &s->fwd.exec;
         s->env.alloc = &s->alloc;
         s->kv.user = &s->env;

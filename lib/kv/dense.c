@@ -236,17 +236,18 @@ static int dense_load(void *state, const void *data, size_t size) {
     return SIGMA_E_UNSUPPORTED;
 }
 
-const sigma_kv_strategy sg_kv_dense = {
-    .version = SIGMA_KV_STRATEGY_VERSION,
-    .name = "dense",
-    .unbounded = 0,
-    .user = NULL,
-    .create = dense_create,
-    .destroy = dense_destroy,
-    .append = dense_append,
-    .attend = dense_attend,
-    .truncate = dense_truncate,
-    .bytes_used = dense_bytes_used,
-    .save = dense_save,
-    .load = dense_load,
-};
+void sg_kv_dense_init(sigma_kv_strategy *k) {
+    memset(k, 0, sizeof *k);
+    k->version = SIGMA_KV_STRATEGY_VERSION;
+    k->name = "dense";
+    k->unbounded = 0;
+    k->user = NULL;
+    k->create = dense_create;
+    k->destroy = dense_destroy;
+    k->append = dense_append;
+    k->attend = dense_attend;
+    k->truncate = dense_truncate;
+    k->bytes_used = dense_bytes_used;
+    k->save = dense_save;
+    k->load = dense_load;
+}

@@ -14,9 +14,11 @@ typedef struct sg_kv_env {
     const sg_alloc *alloc;      /* NULL = C library */
 } sg_kv_env;
 
-/* The built-in strategy called `name` ("dense"), or NULL. */
-const sigma_kv_strategy *sg_kv_find(const char *name);
+/* Fill *out with the built-in strategy called `name` ("dense"); returns 1,
+ * or 0 if there is none. (Filled in code rather than kept as const tables:
+ * a table of pointers would be writable relocated data in a PIC build.) */
+int sg_kv_find(const char *name, sigma_kv_strategy *out);
 
-extern const sigma_kv_strategy sg_kv_dense;
+void sg_kv_dense_init(sigma_kv_strategy *out);
 
 #endif

@@ -158,9 +158,8 @@ static void run_case(int aug, uint32_t n_rot, int halves, uint32_t nthreads, con
     float *scratch = calloc((size_t)nthreads * 128, sizeof(float));
     sg_exec e = {&k, pool, nthreads, scratch, 128};
     sg_kv_env env = {&e, &al};
-    const sigma_kv_strategy *dense = sg_kv_find("dense");
-    ck_assert_ptr_nonnull(dense);
-    sigma_kv_strategy kv = *dense;
+    sigma_kv_strategy kv;
+    ck_assert_int_eq(sg_kv_find("dense", &kv), 1);
     kv.user = &env;
     sigma_kv_layout lay = {sizeof lay, 1, NQ, NK, NV, DQK, DV, 64, 8};
     void *st = NULL;

@@ -13,16 +13,21 @@ static void fill(float *p, size_t n, float base) {
 }
 
 START_TEST(test_registry) {
-    ck_assert_ptr_eq(sg_kv_find("dense"), &sg_kv_dense);
-    ck_assert_ptr_null(sg_kv_find("nope"));
-    ck_assert_ptr_null(sg_kv_find(NULL));
-    ck_assert_int_eq(sg_kv_dense.version, SIGMA_KV_STRATEGY_VERSION);
-    ck_assert_int_eq(sg_kv_dense.unbounded, 0);
+    sigma_kv_strategy k;
+    ck_assert_int_eq(sg_kv_find("dense", &k), 1);
+    ck_assert_str_eq(k.name, "dense");
+    ck_assert_int_eq(sg_kv_find("nope", &k), 0);
+    ck_assert_int_eq(sg_kv_find(NULL, &k), 0);
+    ck_assert_int_eq(k.version, SIGMA_KV_STRATEGY_VERSION);
+    ck_assert_int_eq(k.unbounded, 0);
+    ck_assert(k.create && k.destroy && k.append && k.attend && k.truncate && k.bytes_used && k.save && k.load);
 }
 END_TEST
 
 START_TEST(test_options) {
-    const sigma_kv_strategy *d = sg_kv_find("dense");
+    sigma_kv_strategy dk;
+    ck_assert_int_eq(sg_kv_find("dense", &dk), 1);
+    const sigma_kv_strategy *d = &dk;
     void *st = NULL;
     char err[128] = "";
     ck_assert_int_eq(d->create(NULL, &LAY, "type=q3", &st, err, sizeof err), SIGMA_E_INVALID_ARG);
@@ -44,7 +49,9 @@ END_TEST
 
 /* append / attend / truncate / bytes, growth across capacities */
 START_TEST(test_append_attend_truncate) {
-    const sigma_kv_strategy *d = sg_kv_find("dense");
+    sigma_kv_strategy dk;
+    ck_assert_int_eq(sg_kv_find("dense", &dk), 1);
+    const sigma_kv_strategy *d = &dk;
     void *st = NULL;
     char err[128];
     ck_assert_int_eq(d->create(NULL, &LAY, NULL, &st, err, sizeof err), SIGMA_OK);
@@ -115,7 +122,9 @@ END_TEST
 
 /* f16 storage agrees with f32 to half precision */
 START_TEST(test_f16_storage) {
-    const sigma_kv_strategy *d = sg_kv_find("dense");
+    sigma_kv_strategy dk;
+    ck_assert_int_eq(sg_kv_find("dense", &dk), 1);
+    const sigma_kv_strategy *d = &dk;
     void *s32 = NULL, *s16 = NULL;
     char err[128];
     ck_assert_int_eq(d->create(NULL, &LAY, "type=f32", &s32, err, sizeof err), SIGMA_OK);

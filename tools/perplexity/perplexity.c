@@ -91,7 +91,7 @@ static double nll_of(const float *logits, uint32_t n_vocab, sigma_token tok) {
 int main(int argc, char **argv) {
     const char *model_path = NULL, *text_path = NULL, *kv = NULL;
     uint32_t n_ctx = 512, n_threads = 0, max_chunks = 0;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         int ok = 1;
@@ -120,7 +120,6 @@ int main(int argc, char **argv) {
             usage(argv[0]);
             return 2;
         }
-        i++;
     }
     if (!model_path || !text_path) {
         usage(argv[0]);
