@@ -6,6 +6,7 @@
  *   test-tokenizer          the committed fixtures
  *   test-tokenizer model    SmolLM2's full vocabulary from $SIGMA_TEST_MODEL
  *                           (exit 77 = skipped when unset) + speed */
+#define _GNU_SOURCE /* memmem */
 #include <check.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -628,6 +629,72 @@ START_TEST(test_malformed) {
 }
 END_TEST
 
+/* ---- random strings: ids in range, lossless round trip, decoder ---------- */
+
+START_TEST(test_random_strings) {
+    static const char *const atoms[] = {"a", "Z", "the", " ", "  ", "\t", "\n", "\r\n", "0", "123",
+                                        "'s", "'LL", "!", "...", "\xC3\xA9", "\xCE\xA9", "\xD0\xAF",
+                                        "\xE4\xB8\xAD", "\xF0\x9F\x98\x80", "\xE2\x80\x8D",
+                                        "\xC2\xA0", "\xE3\x80\x80", "\xD9\xA1", "<|im_end|>",
+                                        "<0x41>", "\xE2\x96\x81", "\xFF", "\xC3", "\xE2\x82",
+                                        "\xED\xA0\x80", "\x80", "\x00"};
+    const size_t n_atoms = sizeof atoms / sizeof *atoms, n_valid = n_atoms - 6;
+    const char *names[] = {"smolmini.gguf", "llama3mini.gguf", "spmmini.gguf"};
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    for (int k = 0; k < 3; k++) {
+        sigma_model *m = open_fixture(names[k]);
+        uint32_t nv = sg_tok_n_vocab(m);
+        for (int iter = 0; iter < 300; iter++) {
+            char text[512];
+            size_t len = 0;
+            int valid = iter % 2;
+            int n = (int)(x % 40);
+            for (int j = 0; j < n; j++) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                const char *a = atoms[x % (valid ? n_valid : n_atoms)];
+                size_t al = strcmp(a, "\x00") == 0 ? 1 : strlen(a);
+                memcpy(text + len, a, al);
+                len += al;
+            }
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            size_t nt;
+            uint32_t flags = (uint32_t)(x & 3);
+            sigma_token *t = tokenize(m, text, len, flags, &nt);
+            for (size_t i = 0; i < nt; i++) ck_assert_uint_lt((uint32_t)t[i], nv);
+            free(t);
+            /* byte-level and byte-fallback encodings are lossless, except that
+             * SentencePiece reads a literal U+2581 in the text as a space */
+            int has_mark = memmem(text, len, "\xE2\x96\x81", 3) != NULL;
+            if (!(k == 2 && has_mark)) expect_roundtrip(m, text, len);
+            t = tokenize(m, text, len, 0, &nt);
+            sigma_decoder *d;
+            ck_assert_int_eq(sigma_decoder_open(m, 0, &d), SIGMA_OK);
+            char out[2048];
+            size_t o = 0, l;
+            for (size_t i = 0; i < nt; i++) {
+                ck_assert_int_eq(sigma_decoder_push(d, t[i], out + o, sizeof out - o, &l), SIGMA_OK);
+                ck_assert(utf8_ok(out + o, l));
+                o += l;
+            }
+            ck_assert_int_eq(sigma_decoder_flush(d, out + o, sizeof out - o, &l), SIGMA_OK);
+            ck_assert(utf8_ok(out + o, l));
+            o += l;
+            sigma_decoder_close(d);
+            if (valid && k != 2) { /* SPM: the decoder keeps the prefix space */
+                ck_assert_uint_eq(o, len);
+                ck_assert(memcmp(out, text, len) == 0);
+            }
+            free(t);
+        }
+        model_free(m);
+    }
+}
+END_TEST
+
 /* ---- the real SmolLM2 vocabulary ----------------------------------------- */
 
 START_TEST(test_smollm2_real) {
@@ -743,6 +810,7 @@ int main(int argc, char **argv) {
         tcase_add_test(tc, test_decoder);
         tcase_add_test(tc, test_spm_pieces);
         tcase_add_test(tc, test_malformed);
+        tcase_add_test(tc, test_random_strings);
     }
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
