@@ -29,6 +29,10 @@ typedef struct sg_kernels {
     void (*axpy_f32)(float *y, float a, const float *x, size_t n); /* y += a*x */
     void (*scale_f32)(float *y, float a, size_t n);                 /* y *= a */
     sg_to_f32_fn to_f32;
+    /* Optional fused row . x for one activation row (decode): returns 0 and
+     * writes *out, bitwise equal to dot_f32(to_f32(row), x), or -1 if the
+     * type has no fused kernel. NULL = none. */
+    int (*dot_row)(uint32_t type, const void *row, const float *x, size_t n, float *out);
 } sg_kernels;
 
 /* Fill the table for this CPU. allow_simd = 0 forces the portable kernels

@@ -52,6 +52,8 @@ static void mm_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
         const sg_tensor *w = j->w[m];
         size_t out = j->row_start[m + 1] - j->row_start[m];
         const uint8_t *src = (const uint8_t *)w->data + row * j->row_bytes[m];
+        if (j->n == 1 && e->k->dot_row && e->k->dot_row(w->type, src, j->x, j->in, &j->y[m][row]) == 0)
+            continue;
         if (e->k->to_f32(w->type, src, buf, j->in) != 0) {
             atomic_store_explicit(&j->failed, 1, memory_order_relaxed);
             return;

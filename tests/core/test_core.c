@@ -307,6 +307,11 @@ START_TEST(test_matmul_types) {
                     ck_assert_msg(fabs(y1[tt * out + r] - ref) <= 1e-5 * mag + 1e-12,
                                   "type %u: %g vs %g", type, (double)y1[tt * out + r], ref);
                 }
+            /* a single row (the fused decode path) equals the batched path bitwise */
+            float one[37];
+            ck_assert_int_eq(sg_matmul(&e3, &ten, x + 2 * in, 1, one), SIGMA_OK);
+            for (size_t r = 0; r < out; r++)
+                ck_assert_msg(one[r] == y1[2 * out + r], "type %u simd %d: n=1 differs", type, simd);
             /* multi-matmul equals separate matmuls */
             const sg_tensor *ws[2] = {&ten, &ten};
             float ya[5 * 37], yb[5 * 37];
