@@ -365,6 +365,9 @@ typedef struct sigma_session_params {
     /** Cancellation callback (default NULL). */
     sigma_cancel_fn cancel_fn;
     void *cancel_user;
+    /** zlib level used by sigma_session_save*(): 0 stores the payload
+     *  uncompressed, 1 (default, fastest) .. 9 (smallest). */
+    int save_compression;
 } sigma_session_params;
 
 /** Fill `params` with defaults; see sigma_model_params_init(). */
@@ -412,13 +415,25 @@ SIGMA_API int sigma_session_rewind(sigma_session *session, uint32_t position);
 /** Bytes the KV cache currently holds. */
 SIGMA_API int sigma_session_kv_bytes(const sigma_session *session, size_t *bytes);
 
-/** Save the session (tokens, KV cache, sampler state if any was attached by
- *  generation) to a file: written to a temporary file, fsynced and renamed,
- *  so a crash leaves the old file or the new one. */
+/** Save the session to a file: its tokens, the logits of its last position
+ *  (when valid) and the KV strategy's serialized cache, deflate-compressed
+ *  (see save_compression), in the format of docs/session-format.md: magic,
+ *  format version, the model's fingerprint, the strategy name, sizes and a
+ *  CRC-32 of the payload. The file is written to a temporary file in the
+ *  same directory, fsynced and renamed over `path` (then the directory is
+ *  fsynced), so a crash at any moment leaves either the old file or the new
+ *  one. The session is not changed. Errors: SIGMA_E_IO (message names the
+ *  path and the system error), SIGMA_E_NOMEM, SIGMA_E_UNSUPPORTED if the KV
+ *  strategy cannot serialize itself. */
 SIGMA_API int sigma_session_save(sigma_session *session, const char *path);
 
 /** Load a file written by sigma_session_save() into an open session on the
- *  same model. On any failure the session is unchanged. */
+ *  same model with the same KV strategy. Every field is validated before
+ *  anything changes: SIGMA_E_FORMAT for a truncated or corrupted file (bad
+ *  magic, CRC mismatch, sizes out of range), SIGMA_E_UNSUPPORTED for another
+ *  format version, SIGMA_E_MISMATCH for a file of another model or strategy,
+ *  SIGMA_E_CONTEXT_FULL if its tokens exceed the session's n_ctx. On any
+ *  failure the session is exactly as it was. */
 SIGMA_API int sigma_session_load(sigma_session *session, const char *path);
 
 /** Save into a caller buffer; SIGMA_E_BUFFER_TOO_SMALL writes the needed

@@ -76,6 +76,7 @@ static int model_open_common(const char *path, const void *data, size_t size,
         st = sg_gguf_open_memory(&m->alloc, data, size, &m->gguf, &err);
     if (st == SIGMA_OK) st = sg_model_load_arch(m, &err);
     if (st == SIGMA_OK) st = sg_tokenizer_load(m, &err);
+    if (st == SIGMA_OK) sg_model_fingerprint(m);
     if (st != SIGMA_OK) {
         report_open_error(&p, &log, st, &err);
         sigma_model_close(m);
@@ -114,6 +115,64 @@ void sigma_model_close(sigma_model *model) {
     sg_gguf_close(model->gguf);
     pthread_mutex_destroy(&model->err_lock);
     sg_free(&alloc, model);
+}
+
+/* Two independent 64-bit FNV-1a style hashes (different offsets and a
+ * final avalanche) over what makes a session valid for a model: the shape,
+ * the vocabulary, and samples of every tensor's bytes (start, middle, end;
+ * hashing every weight would cost a full read of the file at open). */
+typedef struct fp_state {
+    uint64_t h[2];
+} fp_state;
+
+static void fp_bytes(fp_state *f, const void *data, size_t n) {
+    const uint8_t *p = data;
+    for (size_t i = 0; i < n; i++) {
+        f->h[0] = (f->h[0] ^ p[i]) * 0x100000001b3ull;
+        f->h[1] = (f->h[1] ^ p[i]) * 0x100000001b3ull + 0x9e3779b97f4a7c15ull;
+    }
+}
+
+static void fp_u64(fp_state *f, uint64_t v) {
+    uint8_t b[8];
+    for (int i = 0; i < 8; i++) b[i] = (uint8_t)(v >> (8 * i));
+    fp_bytes(f, b, 8);
+}
+
+static uint64_t fp_mix(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    return x ^ (x >> 33);
+}
+
+void sg_model_fingerprint(sigma_model *m) {
+    fp_state f = {{0xcbf29ce484222325ull, 0x84222325cbf29ce4ull}};
+    const sg_hparams *hp = &m->hp;
+    uint64_t fields[] = {(uint64_t)hp->arch, hp->n_layer, hp->n_embd, hp->n_ff, hp->n_q, hp->n_k,
+                         hp->n_v, hp->d_qk, hp->d_v, hp->d_aug, hp->n_rot, hp->n_vocab,
+                         (uint64_t)hp->rope_layout, (uint64_t)hp->tied_output};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) fp_u64(&f, fields[i]);
+    fp_bytes(&f, &hp->rope_theta, sizeof hp->rope_theta);
+    fp_bytes(&f, &hp->norm_eps, sizeof hp->norm_eps);
+    const sg_gguf_kv *tok = sg_gguf_find(m->gguf, "tokenizer.ggml.tokens");
+    if (tok && tok->value.type == SG_GGUF_ARRAY)
+        fp_bytes(&f, tok->value.v.arr.data, (size_t)tok->value.v.arr.nbytes);
+    const sg_gguf *g = m->gguf;
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const sg_tensor *t = &g->tensors[i];
+        fp_bytes(&f, t->name, strlen(t->name));
+        fp_u64(&f, t->type);
+        for (int d = 0; d < 4; d++) fp_u64(&f, t->ne[d]);
+        const uint8_t *data = t->data;
+        uint64_t n = t->nbytes, k = n < 64 ? n : 64;
+        fp_bytes(&f, data, (size_t)k);
+        fp_bytes(&f, data + n / 2 - (n / 2 < k ? n / 2 : k / 2), (size_t)k);
+        fp_bytes(&f, data + n - k, (size_t)k);
+    }
+    m->fingerprint[0] = fp_mix(f.h[0]);
+    m->fingerprint[1] = fp_mix(f.h[1] ^ g->n_tensors);
 }
 
 int sg_model_error(const sigma_model *model, int status, const char *fmt, ...) {

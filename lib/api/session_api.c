@@ -4,8 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../kv/kv.h"
-#include "../model/forward.h"
+#include "session.h"
 
 #define SESSION_PARAMS_MIN_SIZE (offsetof(sigma_session_params, n_ctx) + sizeof(uint32_t))
 #define DEFAULT_N_CTX_CAP 4096u
@@ -13,27 +12,7 @@
 #define MAX_N_BATCH (1u << 16)
 #define MAX_THREADS 1024u
 
-struct sigma_session {
-    const sigma_model *model;
-    sg_alloc alloc;
-    sigma_session_params p;        /* merged parameters */
-    uint32_t n_ctx, n_batch;
-    sg_pool *pool;
-    int own_pool;
-    sigma_kv_strategy kv;          /* a copy; built-ins get user = &env */
-    void *kv_state;
-    sg_kv_env env;
-    sg_fwd fwd;
-    int fwd_ready;
-    sigma_token *tokens;
-    size_t n_tokens, cap_tokens;
-    float *logits, *logits_tmp;    /* [rows][n_vocab]; tmp is filled by eval */
-    size_t cap_logits, cap_logits_tmp; /* rows */
-    size_t n_logit_rows;           /* rows in `logits` */
-    size_t n_last_eval;            /* tokens of the eval the logits belong to */
-    int logits_valid;
-    sg_err err;
-};
+
 
 int sigma_session_params_init(sigma_session_params *params, size_t struct_size) {
     if (!params || struct_size < SESSION_PARAMS_MIN_SIZE || struct_size > UINT32_MAX)
@@ -44,6 +23,7 @@ int sigma_session_params_init(sigma_session_params *params, size_t struct_size) 
     d.n_ctx = 0;
     d.n_batch = 512;
     d.n_threads = 0;
+    d.save_compression = 1;
     size_t n = struct_size < sizeof d ? struct_size : sizeof d;
     memset(params, 0, struct_size);
     memcpy(params, &d, n);
@@ -322,28 +302,4 @@ int sigma_session_kv_bytes(const sigma_session *s, size_t *bytes) {
     if (!s || !bytes) return SIGMA_E_INVALID_ARG;
     *bytes = s->kv.bytes_used(s->kv_state);
     return SIGMA_OK;
-}
-
-/* ---- save / load (a later issue) ---------------------------------------------------- */
-
-int sigma_session_save(sigma_session *s, const char *path) {
-    if (!s || !path) return SIGMA_E_INVALID_ARG;
-    return sg_error(&s->err, SIGMA_E_UNSUPPORTED, "session save is not implemented yet");
-}
-
-int sigma_session_load(sigma_session *s, const char *path) {
-    if (!s || !path) return SIGMA_E_INVALID_ARG;
-    return sg_error(&s->err, SIGMA_E_UNSUPPORTED, "session load is not implemented yet");
-}
-
-int sigma_session_save_memory(sigma_session *s, void *buf, size_t size, size_t *len) {
-    (void)buf; (void)size;
-    if (!s || !len) return SIGMA_E_INVALID_ARG;
-    return sg_error(&s->err, SIGMA_E_UNSUPPORTED, "session save is not implemented yet");
-}
-
-int sigma_session_load_memory(sigma_session *s, const void *data, size_t size) {
-    (void)size;
-    if (!s || !data) return SIGMA_E_INVALID_ARG;
-    return sg_error(&s->err, SIGMA_E_UNSUPPORTED, "session load is not implemented yet");
 }

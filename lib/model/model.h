@@ -49,6 +49,8 @@ struct sigma_model {
     /* last error of calls on the (shared) model, under a mutex */
     pthread_mutex_t err_lock;
     sg_err err;
+    /* identity of the weights and shape, for session files (model_api.c) */
+    uint64_t fingerprint[2];
 };
 
 /* Fill model->hp, tensors and layers from model->gguf, validating every
@@ -58,5 +60,8 @@ int sg_model_load_arch(struct sigma_model *model, sg_err *err);
 /* Record an error on a shared model (thread-safe) and return status. */
 int sg_model_error(const struct sigma_model *model, int status, const char *fmt, ...)
     SG_PRINTF(3, 4);
+
+/* Compute model->fingerprint (after the architecture is loaded). */
+void sg_model_fingerprint(struct sigma_model *model);
 
 #endif

@@ -1,0 +1,30 @@
+/* The session object, shared by the session API files of lib/api. */
+#ifndef SG_API_SESSION_H
+#define SG_API_SESSION_H
+
+#include "../kv/kv.h"
+#include "../model/forward.h"
+
+struct sigma_session {
+    const sigma_model *model;
+    sg_alloc alloc;
+    sigma_session_params p;        /* merged parameters */
+    uint32_t n_ctx, n_batch;
+    sg_pool *pool;
+    int own_pool;
+    sigma_kv_strategy kv;          /* a copy; built-ins get user = &env */
+    void *kv_state;
+    sg_kv_env env;
+    sg_fwd fwd;
+    int fwd_ready;
+    sigma_token *tokens;
+    size_t n_tokens, cap_tokens;
+    float *logits, *logits_tmp;    /* [rows][n_vocab]; tmp is filled by eval */
+    size_t cap_logits, cap_logits_tmp; /* rows */
+    size_t n_logit_rows;           /* rows in `logits` */
+    size_t n_last_eval;            /* tokens of the eval the logits belong to */
+    int logits_valid;
+    sg_err err;
+};
+
+#endif
