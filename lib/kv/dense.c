@@ -226,14 +226,111 @@ static size_t dense_bytes_used(void *state) {
     return total;
 }
 
-static int dense_save(void *state, sigma_write_fn w, void *ctx) {
-    (void)state; (void)w; (void)ctx;
-    return SIGMA_E_UNSUPPORTED;
+/* Serialized form (little-endian): "DKV1", u32 type, u32 n_layers,
+ * u32 k_row, u32 v_row; then per layer: u32 n_pos, n_pos K rows, n_pos V
+ * rows, in the stored element type. */
+static void put32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint32_t get32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+static int dense_save(void *state, sigma_write_fn w, void *ctx) {
+    dense_state *s = state;
+    if (!s || !w) return SIGMA_E_INVALID_ARG;
+    uint8_t h[20];
+    memcpy(h, "DKV1", 4);
+    put32(h + 4, (uint32_t)s->type);
+    put32(h + 8, s->lay.n_layers);
+    put32(h + 12, (uint32_t)s->k_row);
+    put32(h + 16, (uint32_t)s->v_row);
+    int st = w(ctx, h, sizeof h);
+    for (uint32_t l = 0; l < s->lay.n_layers && st == SIGMA_OK; l++) {
+        uint8_t n[4];
+        put32(n, s->n_pos[l]);
+        st = w(ctx, n, 4);
+        if (st == SIGMA_OK && s->n_pos[l])
+            st = w(ctx, s->k[l], (size_t)s->n_pos[l] * s->k_row * s->esize);
+        if (st == SIGMA_OK && s->n_pos[l])
+            st = w(ctx, s->v[l], (size_t)s->n_pos[l] * s->v_row * s->esize);
+    }
+    return st;
+}
+
+/* All-or-nothing: validate everything and allocate the new storage aside,
+ * then swap it in. */
 static int dense_load(void *state, const void *data, size_t size) {
-    (void)state; (void)data; (void)size;
-    return SIGMA_E_UNSUPPORTED;
+    dense_state *s = state;
+    if (!s || (!data && size)) return SIGMA_E_INVALID_ARG;
+    const uint8_t *p = data;
+    if (size < 20 || memcmp(p, "DKV1", 4) != 0) return SIGMA_E_FORMAT;
+    if (get32(p + 4) != (uint32_t)s->type || get32(p + 8) != s->lay.n_layers ||
+        get32(p + 12) != s->k_row || get32(p + 16) != s->v_row)
+        return SIGMA_E_MISMATCH;
+    uint32_t L = s->lay.n_layers;
+    size_t kb_row = s->k_row * s->esize, vb_row = s->v_row * s->esize;
+    /* pass 1: validate sizes */
+    size_t off = 20;
+    for (uint32_t l = 0; l < L; l++) {
+        if (size - off < 4) return SIGMA_E_FORMAT;
+        uint32_t n = get32(p + off);
+        off += 4;
+        if (n > s->lay.n_ctx) return SIGMA_E_FORMAT;
+        uint64_t need = (uint64_t)n * (kb_row + vb_row);
+        if (need > size - off) return SIGMA_E_FORMAT;
+        off += (size_t)need;
+    }
+    if (off != size) return SIGMA_E_FORMAT;
+    /* pass 2: allocate */
+    uint8_t **nk = sg_calloc(&s->alloc, L, sizeof *nk);
+    uint8_t **nv = sg_calloc(&s->alloc, L, sizeof *nv);
+    uint32_t *ncap = sg_calloc(&s->alloc, L, sizeof *ncap);
+    int st = (nk && nv && ncap) ? SIGMA_OK : SIGMA_E_NOMEM;
+    off = 20;
+    for (uint32_t l = 0; l < L && st == SIGMA_OK; l++) {
+        uint32_t n = get32(p + off);
+        off += 4;
+        uint32_t cap = n < 64 ? 64 : n;
+        if (cap > s->lay.n_ctx) cap = s->lay.n_ctx;
+        nk[l] = sg_malloc(&s->alloc, (size_t)cap * kb_row);
+        nv[l] = sg_malloc(&s->alloc, (size_t)cap * vb_row);
+        if (!nk[l] || !nv[l]) {
+            st = SIGMA_E_NOMEM;
+            break;
+        }
+        ncap[l] = cap;
+        memcpy(nk[l], p + off, (size_t)n * kb_row);
+        off += (size_t)n * kb_row;
+        memcpy(nv[l], p + off, (size_t)n * vb_row);
+        off += (size_t)n * vb_row;
+    }
+    if (st != SIGMA_OK) {
+        for (uint32_t l = 0; nk && nv && l < L; l++) {
+            sg_free(&s->alloc, nk[l]);
+            sg_free(&s->alloc, nv[l]);
+        }
+        sg_free(&s->alloc, nk);
+        sg_free(&s->alloc, nv);
+        sg_free(&s->alloc, ncap);
+        return st;
+    }
+    /* pass 3: swap in */
+    off = 20;
+    for (uint32_t l = 0; l < L; l++) {
+        uint32_t n = get32(p + off);
+        off += 4 + (size_t)n * (kb_row + vb_row);
+        sg_free(&s->alloc, s->k[l]);
+        sg_free(&s->alloc, s->v[l]);
+        s->k[l] = nk[l];
+        s->v[l] = nv[l];
+        s->cap[l] = ncap[l];
+        s->n_pos[l] = n;
+    }
+    sg_free(&s->alloc, nk);
+    sg_free(&s->alloc, nv);
+    sg_free(&s->alloc, ncap);
+    return SIGMA_OK;
 }
 
 void sg_kv_dense_init(sigma_kv_strategy *k) {

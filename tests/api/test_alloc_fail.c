@@ -1,3 +1,4 @@
+#define _POSIX_C_SOURCE 200809L
 /* Allocation failures: with an allocator that fails the k-th allocation,
  * for every k, model open, session open, eval, tokenize, and session
  * save/load each return a clean status (SIGMA_E_NOMEM or another error),
