@@ -406,8 +406,8 @@ static int parse_tensor_infos(sg_gguf *g, cursor *c, sg_err *err) {
                             "size %u",
                             NAME_SHOWN, name, (unsigned long long)t->ne[0], sg_type_name(type),
                             be);
-        uint64_t row = t->ne[0] / be * bb; /* <= 4 * ne[0]: no overflow */
-        if (!sg_mul_u64(row, nelem / t->ne[0], &t->nbytes))
+        uint64_t row;
+        if (!sg_mul_u64(t->ne[0] / be, bb, &row) || !sg_mul_u64(row, nelem / t->ne[0], &t->nbytes))
             return sg_error(err, SIGMA_E_FORMAT, "tensor '%.*s': size overflows", NAME_SHOWN,
                             name);
         tensor_index(g)[i] = t;

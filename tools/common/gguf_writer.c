@@ -154,7 +154,10 @@ int gw_kv_u32(gw_writer *w, const char *key, uint32_t v) {
 }
 
 int gw_kv_i32(gw_writer *w, const char *key, int32_t v) {
-    return gw_kv_u32(w, key, (uint32_t)v) == 0 ? 0 : -1;
+    uint8_t x[4];
+    uint32_t u = (uint32_t)v;
+    for (int i = 0; i < 4; i++) x[i] = (uint8_t)(u >> (8 * i));
+    return gw_kv_scalar(w, key, GW_I32, x);
 }
 
 int gw_kv_u64(gw_writer *w, const char *key, uint64_t v) {
