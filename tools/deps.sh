@@ -18,3 +18,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq >&2
   apt-get install -y -qq "${missing[@]}" >&2
 fi
+# Python packages for the binding tests and the cross-checks against the
+# PyPI gguf reader (tests skip cleanly without them).
+if ! python3 -c "import pytest, numpy, gguf" 2>/dev/null; then
+  echo "installing Python test packages (pytest numpy gguf)" >&2
+  python3 -m pip install -q pytest numpy gguf safetensors tokenizers >&2 ||
+    echo "warning: could not install Python test packages" >&2
+fi
