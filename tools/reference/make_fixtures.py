@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Write tiny random models (tests/fixtures/*.gguf) and their expected
+all-position logits (*.logits) computed by sigma_ref.py in float64.
+
+    python3 tools/reference/make_fixtures.py [OUT_DIR]
+
+.logits format (little-endian): u32 n_tokens, u32 n_vocab,
+i32 tokens[n_tokens], f32 logits[n_tokens][n_vocab].
+Deterministic (fixed seeds); the gguf package writes numpy (out, in) arrays
+with ne = (in, out), as SIGMA.md section 6 requires.
+"""
+import os
+import struct
+import sys
+
+import numpy as np
+from gguf import GGUFWriter, GGMLQuantizationType
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sigma_ref  # noqa: E402
+
+TOKENS = [1, 17, 5, 88, 42, 3, 60, 61, 9, 0, 33, 71, 2, 96, 14, 50, 27, 8, 77, 45]
+VOCAB = 97
+
+
+def q8_0_bytes(w):
+    """Quantize rows of w (multiple of 32 columns) to Q8_0 block bytes."""
+    b = w.reshape(-1, 32).astype(np.float32)
+    d = np.abs(b).max(axis=1) / 127.0
+    inv = np.where(d > 0, 1.0 / np.where(d > 0, d, 1), 0)
+    q = np.clip(np.round(b * inv[:, None]), -127, 127).astype(np.int8)
+    out = np.zeros((b.shape[0], 34), dtype=np.uint8)
+    out[:, :2] = d.astype(np.float16).view(np.uint8).reshape(-1, 2)
+    out[:, 2:] = q.view(np.uint8)
+    return out.reshape(w.shape[0], -1)
+
+
+def permute_llama(w, n_head):
+    """HF rotate-halves rows -> llama.cpp adjacent-pair rows, per head."""
+    out_dim, in_dim = w.shape
+    d = out_dim // n_head
+    return w.reshape(n_head, 2, d // 2, in_dim).swapaxes(1, 2).reshape(out_dim, in_dim)
+
+
+def make_weights(seed, shape):
+    rng = np.random.default_rng(seed)
+    E, F, L = shape["embd"], shape["ff"], shape["layers"]
+    nq, nk, nv, dqk, dv, da = (shape[k] for k in ("nq", "nk", "nv", "dqk", "dv", "aug"))
+    W = {"token_embd.weight": rng.normal(0, 0.25, (VOCAB, E)),
+         "output_norm.weight": 1.0 + 0.1 * rng.normal(size=E)}
+    if not shape.get("tied"):
+        W["output.weight"] = rng.normal(0, 0.3, (VOCAB, E))
+    for l in range(L):
+        p = f"blk.{l}."
+        W[p + "attn_norm.weight"] = 1.0 + 0.1 * rng.normal(size=E)
+        W[p + "attn_q.weight"] = rng.normal(0, 0.3, (nq * dqk, E))
+        W[p + "attn_k.weight"] = rng.normal(0, 0.3, (nk * dqk, E))
+        W[p + "attn_v.weight"] = rng.normal(0, 0.3, (nv * dv, E))
+        if da:
+            W[p + "attn_q_gate.weight"] = rng.normal(0, 0.1, (da, nq * dqk))
+            W[p + "attn_q_up.weight"] = rng.normal(0, 0.1, (da, nq * dqk))
+            W[p + "attn_q_down.weight"] = rng.normal(0, 0.1, (nq * dqk, da))
+        W[p + "attn_output.weight"] = rng.normal(0, 0.2, (E, nq * dv))
+        W[p + "ffn_norm.weight"] = 1.0 + 0.1 * rng.normal(size=E)
+        W[p + "ffn_gate.weight"] = rng.normal(0, 0.2, (F, E))
+        W[p + "ffn_up.weight"] = rng.normal(0, 0.2, (F, E))
+        W[p + "ffn_down.weight"] = rng.normal(0, 0.2, (E, F))
+    return W
+
+
+def write(path, arch, shape, W, wtype):
+    w = GGUFWriter(path, arch)
+    w.add_string("general.name", os.path.basename(path))
+    a = arch
+    w.add_uint32(f"{a}.context_length", 64)
+    w.add_uint32(f"{a}.embedding_length", shape["embd"])
+    w.add_uint32(f"{a}.block_count", shape["layers"])
+    w.add_uint32(f"{a}.feed_forward_length", shape["ff"])
+    w.add_uint32(f"{a}.attention.head_count", shape["nq"])
+    if arch == "sigma":
+        w.add_uint32(f"{a}.attention.head_count_k", shape["nk"])
+        w.add_uint32(f"{a}.attention.head_count_v", shape["nv"])
+        w.add_uint32(f"{a}.attention.key_length", shape["dqk"])
+        w.add_uint32(f"{a}.attention.value_length", shape["dv"])
+        w.add_uint32(f"{a}.attention.augq_length", shape["aug"])
+    else:
+        w.add_uint32(f"{a}.attention.head_count_kv", shape["nk"])
+        w.add_uint32(f"{a}.vocab_size", VOCAB)
+    w.add_uint32(f"{a}.rope.dimension_count", shape["dqk"])
+    w.add_float32(f"{a}.attention.layer_norm_rms_epsilon", 1e-5)
+    w.add_float32(f"{a}.rope.freq_base", 10000.0)
+    for name, x in W.items():
+        if x.ndim == 1 or wtype == "f32":
+            w.add_tensor(name, x.astype(np.float32))
+        elif wtype == "f16":
+            w.add_tensor(name, x.astype(np.float16))
+        else:
+            w.add_tensor(name, q8_0_bytes(x), raw_dtype=GGMLQuantizationType.Q8_0)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def expect(path):
+    lg = sigma_ref.forward(sigma_ref.Model(path), TOKENS)
+    with open(path.replace(".gguf", ".logits"), "wb") as f:
+        f.write(struct.pack("<II", len(TOKENS), VOCAB))
+        f.write(struct.pack(f"<{len(TOKENS)}i", *TOKENS))
+        f.write(lg.astype("<f4").tobytes())
+    return lg
+
+
+def main():
+    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "fixtures")
+    os.makedirs(out, exist_ok=True)
+    gqa = dict(embd=64, ff=96, layers=2, nq=4, nk=2, nv=2, dqk=16, dv=16, aug=0)
+    sig = dict(embd=64, ff=96, layers=2, nq=8, nk=2, nv=4, dqk=8, dv=8, aug=64, tied=True)
+    dif = dict(embd=64, ff=96, layers=2, nq=4, nk=1, nv=2, dqk=16, dv=8, aug=0)
+    twin = dict(embd=64, ff=96, layers=2, nq=4, nk=2, nv=2, dqk=16, dv=16, aug=0)
+    made = {}
+    write(f"{out}/llama_gqa_f32.gguf", "llama", gqa, make_weights(1, gqa), "f32")
+    W = make_weights(2, sig)
+    for t in ("f32", "f16", "q8_0"):
+        write(f"{out}/sigma_augq_{t}.gguf", "sigma", sig, W, t)
+    write(f"{out}/sigma_dqk16_dv8_f32.gguf", "sigma", dif, make_weights(3, dif), "f32")
+    # a sigma file with n_k = n_v and no AugQ, and the equivalent llama file
+    W = make_weights(4, twin)
+    write(f"{out}/pair_sigma_f32.gguf", "sigma", twin, W, "f32")
+    P = dict(W)
+    for l in range(twin["layers"]):
+        P[f"blk.{l}.attn_q.weight"] = permute_llama(W[f"blk.{l}.attn_q.weight"], twin["nq"])
+        P[f"blk.{l}.attn_k.weight"] = permute_llama(W[f"blk.{l}.attn_k.weight"], twin["nk"])
+    write(f"{out}/pair_llama_f32.gguf", "llama", twin, P, "f32")
+    for name in sorted(os.listdir(out)):
+        if name.endswith(".gguf"):
+            made[name] = expect(os.path.join(out, name))
+    d = np.abs(made["pair_sigma_f32.gguf"] - made["pair_llama_f32.gguf"]).max()
+    print(f"reference: sigma vs permuted llama max |diff| = {d:.3g}")
+    for k in ("f16", "q8_0"):
+        d = np.abs(made[f"sigma_augq_{k}.gguf"] - made["sigma_augq_f32.gguf"]).max()
+        print(f"reference: sigma_augq {k} vs f32 max |diff| = {d:.3g}")
+    print("wrote", ", ".join(sorted(made)))
+
+
+if __name__ == "__main__":
+    main()

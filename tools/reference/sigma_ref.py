@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""An independent numpy reference for libsigma's forward pass.
+
+Written from ../shared/docs/SIGMA.md (sections 1, 2 and 6), not from the C
+code: it reads a GGUF file (architectures `llama` and `sigma`) with the PyPI
+`gguf` package and computes logits for every position of a token sequence in
+float64. Weight types: F32, F16, BF16, Q8_0, Q4_0, Q4_1 (dequantized here).
+
+    python3 tools/reference/sigma_ref.py MODEL.gguf --tokens 1,2,3 [--out x.npy]
+"""
+import argparse
+import sys
+
+import numpy as np
+from gguf import GGUFReader
+
+# ---------------------------------------------------------------- weights
+
+F32, F16, Q4_0, Q4_1, Q8_0, BF16 = 0, 1, 2, 3, 8, 30
+
+
+def _f16(b):
+    return np.frombuffer(b.tobytes(), dtype="<f2").astype(np.float64)
+
+
+def dequantize(t):
+    """Tensor -> float64 array of shape (ne1, ne0) (rows = outputs)."""
+    ne = [int(x) for x in t.shape]
+    ne0 = ne[0]
+    rows = int(np.prod(ne[1:])) if len(ne) > 1 else 1
+    raw = np.frombuffer(np.asarray(t.data).tobytes(), dtype=np.uint8)
+    typ = int(t.tensor_type)
+    if typ == F32:
+        v = raw.view("<f4").astype(np.float64)
+    elif typ == F16:
+        v = raw.view("<f2").astype(np.float64)
+    elif typ == BF16:
+        v = (raw.view("<u2").astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+    elif typ == Q8_0:
+        b = raw.reshape(-1, 34)
+        d = _f16(b[:, :2].copy())
+        q = b[:, 2:].view(np.int8).astype(np.float64)
+        v = (q * d[:, None]).reshape(-1)
+    elif typ in (Q4_0, Q4_1):
+        bs = 18 if typ == Q4_0 else 20
+        b = raw.reshape(-1, bs)
+        d = _f16(b[:, :2].copy())
+        qs = b[:, bs - 16:]
+        lo = (qs & 0x0F).astype(np.float64)
+        hi = (qs >> 4).astype(np.float64)
+        q = np.concatenate([lo, hi], axis=1)       # elements 0..15 low, 16..31 high
+        if typ == Q4_0:
+            v = ((q - 8.0) * d[:, None]).reshape(-1)
+        else:
+            m = _f16(b[:, 2:4].copy())
+            v = (q * d[:, None] + m[:, None]).reshape(-1)
+    else:
+        raise SystemExit(f"sigma_ref: tensor {t.name}: type {typ} not supported")
+    return v.reshape(rows, ne0)
+
+
+class Model:
+    def __init__(self, path):
+        r = GGUFReader(path)
+        self.kv = {}
+        for k, f in r.fields.items():
+            try:
+                self.kv[k] = f.contents()
+            except Exception:
+                pass
+        self.t = {t.name: t for t in r.tensors}
+        a = self.kv["general.architecture"]
+        self.arch = a
+        g = lambda key, d=None: self.kv.get(f"{a}.{key}", d)
+        self.n_layer = g("block_count")
+        self.n_embd = g("embedding_length")
+        self.n_q = g("attention.head_count")
+        if a == "sigma":
+            self.n_k = g("attention.head_count_k")
+            self.n_v = g("attention.head_count_v")
+            self.d_qk = g("attention.key_length")
+            self.d_v = g("attention.value_length")
+            self.d_aug = g("attention.augq_length", 0) or 0
+            self.halves = True
+        elif a == "llama":
+            self.n_k = self.n_v = g("attention.head_count_kv", self.n_q)
+            self.d_qk = g("attention.key_length", self.n_embd // self.n_q)
+            self.d_v = g("attention.value_length", self.n_embd // self.n_q)
+            self.d_aug = 0
+            self.halves = False
+        else:
+            raise SystemExit(f"sigma_ref: architecture {a} not supported")
+        self.n_rot = g("rope.dimension_count", self.d_qk)
+        self.theta = float(g("rope.freq_base", 10000.0))
+        self.eps = float(g("attention.layer_norm_rms_epsilon"))
+        self._cache = {}
+
+    def w(self, name):
+        if name not in self._cache:
+            self._cache[name] = dequantize(self.t[name])
+        return self._cache[name]
+
+    def has(self, name):
+        return name in self.t
+
+
+# ---------------------------------------------------------------- forward
+
+def rmsnorm(x, w, eps):
+    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w.reshape(-1)
+
+
+def silu(x):
+    return x / (1.0 + np.exp(-x))
+
+
+def rope(x, pos, n_rot, theta, halves):
+    """x: [T, heads, d]; rotate the first n_rot dims of each head."""
+    half = n_rot // 2
+    freq = theta ** (-np.arange(half, dtype=np.float64) * 2.0 / n_rot)
+    ang = pos[:, None] * freq[None, :]                 # [T, half]
+    c, s = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
+    x = x.copy()
+    if halves:   # pairs (i, i + n_rot/2)
+        a, b = x[..., :half].copy(), x[..., half:n_rot].copy()
+        x[..., :half] = a * c - b * s
+        x[..., half:n_rot] = a * s + b * c
+    else:        # adjacent pairs (2i, 2i+1)
+        a, b = x[..., 0:n_rot:2].copy(), x[..., 1:n_rot:2].copy()
+        x[..., 0:n_rot:2] = a * c - b * s
+        x[..., 1:n_rot:2] = a * s + b * c
+    return x
+
+
+def forward(m, tokens):
+    T = len(tokens)
+    pos = np.arange(T, dtype=np.float64)
+    x = m.w("token_embd.weight")[np.asarray(tokens)]
+    mask = np.triu(np.full((T, T), -np.inf), k=1)
+    for l in range(m.n_layer):
+        p = f"blk.{l}."
+        h = rmsnorm(x, m.w(p + "attn_norm.weight"), m.eps)
+        q = h @ m.w(p + "attn_q.weight").T
+        if m.d_aug:
+            q = (silu(q @ m.w(p + "attn_q_gate.weight").T) * (q @ m.w(p + "attn_q_up.weight").T)) \
+                @ m.w(p + "attn_q_down.weight").T
+        k = h @ m.w(p + "attn_k.weight").T
+        v = h @ m.w(p + "attn_v.weight").T
+        q = rope(q.reshape(T, m.n_q, m.d_qk), pos, m.n_rot, m.theta, m.halves)
+        k = rope(k.reshape(T, m.n_k, m.d_qk), pos, m.n_rot, m.theta, m.halves)
+        v = v.reshape(T, m.n_v, m.d_v)
+        out = np.zeros((T, m.n_q, m.d_v))
+        for i in range(m.n_q):
+            kh, vh = i * m.n_k // m.n_q, i * m.n_v // m.n_q
+            s = q[:, i, :] @ k[:, kh, :].T / np.sqrt(m.d_qk) + mask
+            s = np.exp(s - s.max(axis=1, keepdims=True))
+            a = s / s.sum(axis=1, keepdims=True)
+            out[:, i, :] = a @ v[:, vh, :]
+        x = x + out.reshape(T, -1) @ m.w(p + "attn_output.weight").T
+        h = rmsnorm(x, m.w(p + "ffn_norm.weight"), m.eps)
+        f = silu(h @ m.w(p + "ffn_gate.weight").T) * (h @ m.w(p + "ffn_up.weight").T)
+        x = x + f @ m.w(p + "ffn_down.weight").T
+    x = rmsnorm(x, m.w("output_norm.weight"), m.eps)
+    out_w = m.w("output.weight") if m.has("output.weight") else m.w("token_embd.weight")
+    return x @ out_w.T
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model")
+    ap.add_argument("--tokens", required=True, help="comma-separated token ids")
+    ap.add_argument("--out", help="save all-position logits as .npy")
+    a = ap.parse_args()
+    toks = [int(t) for t in a.tokens.split(",")]
+    lg = forward(Model(a.model), toks)
+    if a.out:
+        np.save(a.out, lg)
+    last = lg[-1]
+    top = np.argsort(-last)[:5]
+    print("last position top-5:", ", ".join(f"{t}:{last[t]:.5f}" for t in top))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
