@@ -12,6 +12,22 @@ static void fill(float *p, size_t n, float base) {
     for (size_t i = 0; i < n; i++) p[i] = base + (float)sin((double)i * 0.37 + base);
 }
 
+/* A growing buffer for strategy save(). */
+typedef struct blob {
+    unsigned char *data;
+    size_t len;
+} blob;
+
+static int blob_write(void *ctx, const void *data, size_t n) {
+    blob *b = ctx;
+    unsigned char *p = realloc(b->data, b->len + n);
+    if (!p) return SIGMA_E_NOMEM;
+    memcpy(p + b->len, data, n);
+    b->data = p;
+    b->len += n;
+    return SIGMA_OK;
+}
+
 START_TEST(test_registry) {
     sigma_kv_strategy k;
     ck_assert_int_eq(sg_kv_find("dense", &k), 1);
@@ -115,7 +131,23 @@ START_TEST(test_append_attend_truncate) {
     /* the context limit */
     for (uint32_t l = 0; l < 2; l++) ck_assert_int_eq(d->append(st, l, 150, 50, k, v), SIGMA_OK);
     ck_assert_int_eq(d->append(st, 0, 200, 1, k, v), SIGMA_E_CONTEXT_FULL);
-    ck_assert_int_eq(d->save(st, NULL, NULL), SIGMA_E_UNSUPPORTED);
+    /* save -> load into a fresh state -> identical attention; a damaged
+     * blob is refused and leaves the state as it was */
+    ck_assert_int_eq(d->save(st, NULL, NULL), SIGMA_E_INVALID_ARG);
+    blob b = {NULL, 0};
+    ck_assert_int_eq(d->save(st, blob_write, &b), SIGMA_OK);
+    void *st2 = NULL;
+    ck_assert_int_eq(d->create(NULL, &LAY, NULL, &st2, err, sizeof err), SIGMA_OK);
+    ck_assert_int_eq(d->load(st2, b.data, b.len - 1), SIGMA_E_FORMAT);
+    ck_assert_uint_eq(d->bytes_used(st2), 0);
+    ck_assert_int_eq(d->load(st2, b.data, b.len), SIGMA_OK);
+    ck_assert_uint_eq(d->bytes_used(st2), d->bytes_used(st));
+    float out3[3 * 4 * 4];
+    a.out = out3;
+    ck_assert_int_eq(d->attend(st2, &a), SIGMA_OK);
+    ck_assert_mem_eq(out, out3, sizeof out);
+    free(b.data);
+    d->destroy(st2);
     d->destroy(st);
 }
 END_TEST
