@@ -1056,7 +1056,7 @@ int sg_tokenize_alloc(const struct sigma_model *model, const char *text, size_t 
 /* ------------------------------------------------------------------------ */
 
 static int put_bytes(char *buf, size_t size, size_t *pos, const char *s, size_t n) {
-    if (*pos <= size && n <= size - *pos) memcpy(buf + *pos, s, n);
+    if (n && *pos <= size && n <= size - *pos) memcpy(buf + *pos, s, n);
     if (!sg_add_size(*pos, n, pos)) return SIGMA_E_INVALID_ARG;
     return SIGMA_OK;
 }

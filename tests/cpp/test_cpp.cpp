@@ -57,6 +57,7 @@ static std::string find_model() {
         for (const auto &e : fs::directory_iterator(fs::path(root) / "tests" / "fixtures", ec))
             if (e.path().extension() == ".gguf") cands.push_back(e.path().string());
         std::sort(cands.begin(), cands.end());
+        cands.push_back((fs::path(root) / "models" / "sigma-austen.gguf").string()); // shipped
     }
     if (const char *real = std::getenv("SIGMA_TEST_MODEL")) cands.push_back(real);
     for (const std::string &c : cands)

@@ -33,6 +33,8 @@ def _openable(path):
 
 def _candidate_models():
     paths = sorted(glob.glob(os.path.join(ROOT, "tests", "fixtures", "*.gguf")))
+    paths.append(os.path.join(ROOT, "models", "sigma-austen.gguf"))  # shipped, small
+    paths = [p for p in paths if os.path.exists(p)]
     real = os.environ.get("SIGMA_TEST_MODEL")
     if real and os.path.exists(real):
         paths.append(real)

@@ -783,20 +783,21 @@ START_TEST(test_llama3_real) {
 END_TEST
 
 int main(int argc, char **argv) {
+    /* decide about skipping before anything is allocated (LeakSanitizer) */
+    if (argc > 1 && strcmp(argv[1], "model") == 0 && !getenv("SIGMA_TEST_MODEL")) {
+        printf("SKIP: SIGMA_TEST_MODEL is not set\n");
+        return 77;
+    }
+    if (argc > 1 && strcmp(argv[1], "llama3") == 0 && !getenv("SIGMA_TEST_LLAMA3_DIR")) {
+        printf("SKIP: SIGMA_TEST_LLAMA3_DIR is not set (see tests/text/gen_llama3_real.py)\n");
+        return 77;
+    }
     Suite *s = suite_create("tokenizer");
     TCase *tc = tcase_create("tokenizer");
     tcase_set_timeout(tc, 120);
     if (argc > 1 && strcmp(argv[1], "model") == 0) {
-        if (!getenv("SIGMA_TEST_MODEL")) {
-            printf("SKIP: SIGMA_TEST_MODEL is not set\n");
-            return 77;
-        }
         tcase_add_test(tc, test_smollm2_real);
     } else if (argc > 1 && strcmp(argv[1], "llama3") == 0) {
-        if (!getenv("SIGMA_TEST_LLAMA3_DIR")) {
-            printf("SKIP: SIGMA_TEST_LLAMA3_DIR is not set (see tests/text/gen_llama3_real.py)\n");
-            return 77;
-        }
         tcase_add_test(tc, test_llama3_real);
     } else {
         tcase_add_test(tc, test_unicode_classes);
