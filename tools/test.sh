@@ -6,6 +6,8 @@
 #   3. a ThreadSanitizer build (concurrency tests)
 #   4. a clang build
 #   5. an install + pkg-config consumer program outside the build tree
+#   6. an ABI comparison with the committed baseline (abi/, abidiff)
+#   7. each libFuzzer harness for FUZZ_SECONDS (default 60) seconds
 # and ends with one line: "N passed, N failed, N skipped".
 # Usage: tools/test.sh [--quick]   (--quick: release build only)
 set -euo pipefail
@@ -71,6 +73,15 @@ if [ $quick = 0 ]; then
   else
     cat "$out/consumer.log"; echo "FAIL pkg-config consumer" >> "$extra"
   fi
+  echo "=== ABI check against abi/libsigma.so.0.abi"
+  if bash tools/ci/abi-check.sh build/release > "$out/abi.log" 2>&1; then
+    echo "PASS abi-check" >> "$extra"
+  else
+    cat "$out/abi.log"; echo "FAIL abi-check" >> "$extra"
+  fi
+  echo "=== fuzzing (${FUZZ_SECONDS:-60}s per harness)"
+  bash tools/ci/fuzz.sh "${FUZZ_SECONDS:-60}" "$extra"
+  grep fuzz "$extra" || true
 fi
 
 python3 tools/ci/summarize.py "$out"/*.json "$extra"

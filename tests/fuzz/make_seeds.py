@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""Write small seed inputs for the libFuzzer harnesses into tests/fuzz/corpus/
+(deterministic). GGUF seeds: micro llama and sigma models (< 8 KB each)."""
+import os
+import sys
+
+import numpy as np
+from gguf import GGUFWriter
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tools", "reference"))
+import make_fixtures as mf  # noqa: E402
+
+
+def micro(path, arch, shape, seed):
+    W = mf.make_weights(seed, shape)
+    mf.VOCAB  # vocab of the fixtures (97)
+    mf.write(path, arch, shape, W, "f32")
+
+
+def main():
+    c = os.path.join(HERE, "corpus")
+    for d in ("gguf", "tokenizer", "chat", "session"):
+        os.makedirs(os.path.join(c, d), exist_ok=True)
+    mf.VOCAB = 16
+    micro(os.path.join(c, "gguf", "llama.gguf"), "llama",
+          dict(embd=32, ff=32, layers=1, nq=2, nk=1, nv=1, dqk=16, dv=16, aug=0), 7)
+    micro(os.path.join(c, "gguf", "sigma.gguf"), "sigma",
+          dict(embd=32, ff=32, layers=1, nq=4, nk=1, nv=2, dqk=8, dv=8, aug=32, tied=True), 8)
+    texts = {
+        "ascii.txt": b"\x00It is a truth universally acknowledged, that a single man...",
+        "unicode.txt": b"\x01caf\xc3\xa9 \xce\xb1\xce\xb2 \xd0\xb6 \xe6\xbc\xa2\xe5\xad\x97 \xf0\x9f\x98\x80 '\xe2\x80\x99s",
+        "specials.txt": b"\x03<|begin_of_text|>Hello<|end_of_text|> <|im_start|>user\n",
+        "invalid.txt": b"\x00\xff\xfe\xc3(\xe2\x82 \xf0\x28\x8c\xbc  \t\r\n\n123456789",
+    }
+    for name, data in texts.items():
+        with open(os.path.join(c, "tokenizer", name), "wb") as f:
+            f.write(data)
+    chats = {
+        "one.bin": b"user\x00What is the capital of France?\x00",
+        "three.bin": b"system\x00Be brief.\x00user\x00Hi\x00assistant\x00Hello!\x00",
+        "odd.bin": b"\x00\x00tool\x00<|im_end|>\x00",
+    }
+    for name, data in chats.items():
+        with open(os.path.join(c, "chat", name), "wb") as f:
+            f.write(data)
+    with open(os.path.join(c, "session", "junk.bin"), "wb") as f:
+        f.write(b"SIGSESS\x00" + bytes(96))
+
+
+if __name__ == "__main__":
+    main()
