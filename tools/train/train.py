@@ -394,6 +394,13 @@ def train(a):
         match_params(c, target)
     model = SigmaForCausalLM(c)
     model.init_weights(a.seed)
+    if a.init:
+        # continue from a checkpoint of the same shape (a second stage with
+        # its own learning-rate schedule)
+        prev = load_checkpoint(a.init)
+        missing = model.load_state_dict(prev.state_dict(), strict=False)
+        assert not missing.unexpected_keys, missing
+        print(f"continuing from {a.init}", flush=True)
     n_params = sum(p.numel() for p in model.parameters())
     assert n_params == count_params_cfg(c), (n_params, count_params_cfg(c))
     print("config", json.dumps(c), flush=True)
@@ -509,6 +516,7 @@ def main():
     ap.add_argument("--temp", type=float, default=0.0)
     ap.add_argument("--top-k", type=int, default=40)
     ap.add_argument("--ckpt")
+    ap.add_argument("--init", help="start from this checkpoint's weights (second stage)")
     ap.add_argument("--bench", type=int, default=0, help="time N training steps and exit")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
