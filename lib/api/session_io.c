@@ -233,7 +233,10 @@ int sigma_session_save_memory(sigma_session *s, void *buf, size_t size, size_t *
     if (!s || !len || (!buf && size)) return SIGMA_E_INVALID_ARG;
     bytebuf img = {&s->alloc, NULL, 0, 0, 0};
     int st = build_image(s, &img);
-    if (st != SIGMA_OK) return st;
+    if (st != SIGMA_OK) {
+        sg_free(&s->alloc, img.data);
+        return st;
+    }
     *len = img.len;
     if (img.len > size) {
         sg_free(&s->alloc, img.data);
@@ -262,7 +265,10 @@ int sigma_session_save(sigma_session *s, const char *path) {
     if (!s || !path || !*path) return SIGMA_E_INVALID_ARG;
     bytebuf img = {&s->alloc, NULL, 0, 0, 0};
     int st = build_image(s, &img);
-    if (st != SIGMA_OK) return st;
+    if (st != SIGMA_OK) {
+        sg_free(&s->alloc, img.data);
+        return st;
+    }
 
     /* temporary file next to the target: PATH.tmp-XXXXXX */
     size_t plen = strlen(path);

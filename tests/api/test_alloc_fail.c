@@ -6,6 +6,7 @@
  * the ASan build), and what was open stays usable or cleanly closable.
  * The number of allocation sites reached is printed. */
 #include <check.h>
+#include <execinfo.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,11 @@ static void *c_alloc(void *user, size_t size, size_t align) {
     long idx = c->n_alloc++;
     if (idx == c->fail_at) {
         c->failed++;
+        const char *tr = getenv("SIGMA_ALLOC_TRACE"); /* debugging aid */
+        if (tr && atol(tr) == idx) {
+            void *bt[16];
+            backtrace_symbols_fd(bt, backtrace(bt, 16), 2);
+        }
         return NULL;
     }
     void *p = NULL;
