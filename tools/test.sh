@@ -62,7 +62,7 @@ run_build() { # name, meson args..., -- meson test args...
   cp "$dir/meson-logs/testlog.json" "$out/$name.json" 2>/dev/null || true
 }
 
-run_build release --buildtype=release --
+run_build release --buildtype=release -Ddebug=true --
 if [ $quick = 0 ]; then
   run_build asan --buildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false --
   run_build tsan --buildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false -- --suite threads
