@@ -14,13 +14,22 @@ import struct
 import sys
 
 import numpy as np
-from gguf import GGUFWriter, GGMLQuantizationType
+from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType, GGUFWriter
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sigma_ref  # noqa: E402
 
 TOKENS = [1, 17, 5, 88, 42, 3, 60, 61, 9, 0, 33, 71, 2, 96, 14, 50, 27, 8, 77, 45]
 VOCAB = 97
+
+# A minimal byte-level BPE vocabulary of VOCAB tokens, so that the fixtures
+# open with their tokenizer too: 0 = "<s>" (BOS, control), 1..94 = the
+# printable ASCII characters '!'..'~' (their own byte-level symbols),
+# 95 = "\u0120" (the byte-level symbol of a space), 96 = "\u0120t" (one merge).
+TOK_TEXT = ["<s>"] + [chr(c) for c in range(33, 127)] + ["\u0120", "\u0120t"]
+TOK_TYPE = [3] + [1] * (VOCAB - 1)
+TOK_MERGES = ["\u0120 t"]
+assert len(TOK_TEXT) == VOCAB and len(set(TOK_TEXT)) == VOCAB
 
 
 def q8_0_bytes(w):
@@ -89,6 +98,13 @@ def write(path, arch, shape, W, wtype):
     w.add_uint32(f"{a}.rope.dimension_count", shape["dqk"])
     w.add_float32(f"{a}.attention.layer_norm_rms_epsilon", 1e-5)
     w.add_float32(f"{a}.rope.freq_base", 10000.0)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("gpt2")
+    w.add_token_list(TOK_TEXT)
+    w.add_token_types(TOK_TYPE)          # written as an INT32 array (checked below)
+    w.add_token_merges(TOK_MERGES)
+    w.add_bos_token_id(0)
+    w.add_add_bos_token(False)
     for name, x in W.items():
         if x.ndim == 1 or wtype == "f32":
             w.add_tensor(name, x.astype(np.float32))
@@ -100,6 +116,24 @@ def write(path, arch, shape, W, wtype):
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
+    verify(path, W)
+
+
+def verify(path, W):
+    """Read the file back: ne[0] is the input dimension (SIGMA.md section 6),
+    token_type is an INT32 array, and the stored weights are the ones given."""
+    r = GGUFReader(path)
+    for t in r.tensors:
+        x = W[t.name]
+        want = [x.shape[-1]] if x.ndim == 1 else [x.shape[1], x.shape[0]]
+        if [int(n) for n in t.shape] != want:
+            raise SystemExit(f"{path}: {t.name} has ne {list(t.shape)}, want {want}")
+        if int(t.tensor_type) == 0:
+            if not np.array_equal(sigma_ref.dequantize(t), x.astype(np.float32).reshape(-1, want[0])):
+                raise SystemExit(f"{path}: {t.name} does not read back")
+    f = r.fields["tokenizer.ggml.token_type"]
+    if f.types != [GGUFValueType.ARRAY, GGUFValueType.INT32]:
+        raise SystemExit(f"{path}: token_type is {f.types}, want an INT32 array")
 
 
 def expect(path):
