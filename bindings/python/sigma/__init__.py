@@ -495,7 +495,7 @@ class Session(_Child):
     """
 
     def __init__(self, model, *, n_ctx=0, n_batch=0, n_threads=0, threadpool=None, kv="dense",
-                 kv_options=None, logits_all=False, cancel=None):
+                 kv_options=None, logits_all=False, cancel=None, save_compression=None):
         p = _lib.SessionParams()
         _check(lib.sigma_session_params_init(byref(p), ctypes.sizeof(p)))
         p.n_ctx = int(n_ctx)
@@ -505,6 +505,8 @@ class Session(_Child):
         if threadpool is not None:
             p.threadpool = threadpool._handle
         p.logits_all = 1 if logits_all else 0
+        if save_compression is not None:
+            p.save_compression = int(save_compression)  # zlib level 0..9 for save()
         self._kv = kv.encode() if kv else None
         self._kv_options = kv_options.encode() if kv_options else None
         p.kv_strategy = self._kv

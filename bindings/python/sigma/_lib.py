@@ -87,7 +87,8 @@ class SessionParams(Structure):
                 ("kv_options", c_char_p),
                 ("kv_custom", c_void_p),
                 ("cancel_fn", CANCEL_FN),
-                ("cancel_user", c_void_p)]
+                ("cancel_user", c_void_p),
+                ("save_compression", c_int)]
 
 
 class SamplerParams(Structure):
