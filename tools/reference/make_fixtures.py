@@ -3,6 +3,7 @@
 all-position logits (*.logits) computed by sigma_ref.py in float64.
 
     python3 tools/reference/make_fixtures.py [OUT_DIR]
+    python3 tools/reference/make_fixtures.py --smollm2 SmolLM2-135M-Instruct.Q4_1.gguf [OUT_DIR]
 
 .logits format (little-endian): u32 n_tokens, u32 n_vocab,
 i32 tokens[n_tokens], f32 logits[n_tokens][n_vocab].
@@ -145,7 +146,40 @@ def expect(path):
     return lg
 
 
+# The real-model check (tests/forward, when SIGMA_TEST_MODEL is set): the
+# first 16 tokens of persuasion.txt as SmolLM2-135M-Instruct tokenizes them.
+SMOL_TOKENS = [25165, 101, 4574, 1116, 198, 1717, 198, 198, 44611, 33015, 198, 198,
+               24, 33, 40, 33]
+SMOL_TOP = 64
+
+
+def smollm2_reference(model, path):
+    """Reference logits of SmolLM2 (Q4_1/Q8_0 weights dequantized here, float64)
+    for SMOL_TOKENS, stored compactly as text: per position the log-sum-exp of
+    all logits and the SMOL_TOP largest logits with their ids."""
+    m = sigma_ref.Model(model)
+    lg = sigma_ref.forward(m, SMOL_TOKENS)
+    with open(path, "w") as f:
+        f.write(f"# sigma_ref.py logits of {os.path.basename(model)} (general.name "
+                f"{m.kv.get('general.name')!r}), float64 from dequantized weights\n")
+        f.write("# line 2: n_tokens n_vocab top_k; line 3: tokens; then per position:\n")
+        f.write("# logsumexp(logits), then top_k pairs id:logit (largest first)\n")
+        f.write(f"{len(SMOL_TOKENS)} {lg.shape[1]} {SMOL_TOP}\n")
+        f.write(" ".join(map(str, SMOL_TOKENS)) + "\n")
+        for row in lg:
+            mx = row.max()
+            lse = mx + np.log(np.exp(row - mx).sum())
+            top = np.argsort(-row, kind="stable")[:SMOL_TOP]
+            f.write(f"{lse:.9g} " + " ".join(f"{t}:{row[t]:.9g}" for t in top) + "\n")
+    print("wrote", path)
+
+
 def main():
+    if len(sys.argv) > 2 and sys.argv[1] == "--smollm2":
+        out = sys.argv[3] if len(sys.argv) > 3 else os.path.join(
+            os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "fixtures")
+        smollm2_reference(sys.argv[2], os.path.join(out, "smollm2-q4_1.ref"))
+        return
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "fixtures")
     os.makedirs(out, exist_ok=True)

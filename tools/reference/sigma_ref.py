@@ -7,6 +7,14 @@ code: it reads a GGUF file (architectures `llama` and `sigma`) with the PyPI
 float64. Weight types: F32, F16, BF16, Q8_0, Q4_0, Q4_1 (dequantized here).
 
     python3 tools/reference/sigma_ref.py MODEL.gguf --tokens 1,2,3 [--out x.npy]
+    python3 tools/reference/sigma_ref.py MODEL.gguf --ppl TEXT [--ctx 512] [--chunks K]
+            [--tokenizer hf|sigma]
+
+--ppl computes perplexity by llama.cpp's method (see perplexity()). The text is
+tokenized with PyPI `tokenizers` built from the GGUF vocabulary and merges
+(byte-level BPE; --tokenizer hf, the default) or with libsigma's tokenizer
+through bindings/python (--tokenizer sigma; needs SIGMA_LIBRARY and
+PYTHONPATH=bindings/python).
 """
 import argparse
 import sys
@@ -62,6 +70,8 @@ def dequantize(t):
 class Model:
     def __init__(self, path):
         r = GGUFReader(path)
+        self.reader = r
+        self.path = path
         self.kv = {}
         for k, f in r.fields.items():
             try:
@@ -99,6 +109,14 @@ class Model:
         if name not in self._cache:
             self._cache[name] = dequantize(self.t[name])
         return self._cache[name]
+
+    def token_bytes(self):
+        """The vocabulary as stored (list of str) and the token types."""
+        f = self.reader.fields["tokenizer.ggml.tokens"]
+        toks = [bytes(f.parts[i]).decode("utf-8") for i in f.data]
+        tf = self.reader.fields.get("tokenizer.ggml.token_type")
+        types = [int(tf.parts[i][0]) for i in tf.data] if tf else [1] * len(toks)
+        return toks, types
 
     def has(self, name):
         return name in self.t
@@ -165,19 +183,116 @@ def forward(m, tokens):
     return x @ out_w.T
 
 
+# ---------------------------------------------------------------- tokenizer
+
+def hf_tokenizer(m):
+    """A `tokenizers` byte-level BPE built from the GGUF's vocabulary and
+    merges (tokenizer.ggml.model "gpt2"); pre-tokenizer after
+    tokenizer.ggml.pre: "smollm" splits digits one by one before the GPT-2
+    byte-level regex, "gpt2"/"default"/absent is GPT-2's."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    if m.kv.get("tokenizer.ggml.model") != "gpt2":
+        raise SystemExit("sigma_ref: --tokenizer hf supports tokenizer.ggml.model gpt2 only")
+    toks, types = m.token_bytes()
+    vocab = {}
+    for i, t in enumerate(toks):
+        vocab.setdefault(t, i)
+    mf = m.reader.fields["tokenizer.ggml.merges"]
+    merges = [tuple(bytes(mf.parts[i]).decode("utf-8").split(" ", 1)) for i in mf.data]
+    tk = Tokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=False))
+    bl = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    pre = m.kv.get("tokenizer.ggml.pre", "gpt2")
+    if pre == "smollm":
+        tk.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), bl])
+    elif pre in ("gpt2", "default"):
+        tk.pre_tokenizer = bl
+    else:
+        raise SystemExit(f"sigma_ref: pre-tokenizer {pre} not supported by --tokenizer hf")
+    tk.decoder = decoders.ByteLevel()
+    from tokenizers import AddedToken
+    tk.add_special_tokens([AddedToken(t, special=True, normalized=False)
+                           for t, ty in zip(toks, types) if ty == 3])
+    return tk
+
+
+def tokenize(m, text, how):
+    add_bos = bool(m.kv.get("tokenizer.ggml.add_bos_token", False))
+    bos = m.kv.get("tokenizer.ggml.bos_token_id")
+    if how == "sigma":
+        import sigma   # bindings/python, SIGMA_LIBRARY=.../libsigma.so.0
+        with sigma.Model(m.path) as sm:
+            return list(sm.tokenize(text, add_special=True)), add_bos, bos
+    ids = hf_tokenizer(m).encode(text, add_special_tokens=False).ids
+    if add_bos and bos is not None:
+        ids = [int(bos)] + ids
+    return ids, add_bos, bos
+
+
+# ---------------------------------------------------------------- perplexity
+
+def perplexity(m, tokens, n_ctx, max_chunks, add_bos, bos, log=sys.stderr):
+    """llama.cpp's perplexity: consecutive chunks of n_ctx tokens, each from an
+    empty context with its first token replaced by BOS when the model adds
+    BOS; only the second half is scored: the logits at position j (j from
+    n_ctx/2 to n_ctx-2) predict token j+1. Returns (ppl, its standard error)."""
+    n_chunks = len(tokens) // n_ctx
+    if max_chunks:
+        n_chunks = min(n_chunks, max_chunks)
+    if n_chunks == 0:
+        raise SystemExit(f"sigma_ref: {len(tokens)} tokens, fewer than one chunk of {n_ctx}")
+    nll, nll2, count = 0.0, 0.0, 0
+    for c in range(n_chunks):
+        chunk = list(tokens[c * n_ctx:(c + 1) * n_ctx])
+        if add_bos and bos is not None:
+            chunk[0] = int(bos)
+        lg = forward(m, chunk)
+        first = n_ctx // 2
+        z = lg[first:n_ctx - 1]
+        z = z - z.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        target = np.asarray(tokens[c * n_ctx + first + 1:(c + 1) * n_ctx])
+        v = -logp[np.arange(len(target)), target]
+        nll += v.sum()
+        nll2 += (v * v).sum()
+        count += len(v)
+        print(f"[{c + 1}/{n_chunks}] PPL {np.exp(nll / count):.4f}", file=log, flush=True)
+    mean = nll / count
+    var = nll2 / count - mean * mean
+    err = np.sqrt(var / (count - 1)) if count > 1 and var > 0 else 0.0
+    ppl = float(np.exp(mean))
+    return ppl, ppl * err
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model")
-    ap.add_argument("--tokens", required=True, help="comma-separated token ids")
-    ap.add_argument("--out", help="save all-position logits as .npy")
+    ap.add_argument("--tokens", help="comma-separated token ids")
+    ap.add_argument("--out", help="save all-position logits (float64) as .npy")
+    ap.add_argument("--ppl", metavar="TEXTFILE", help="perplexity over a text file")
+    ap.add_argument("--ctx", type=int, default=512, help="tokens per chunk (default 512)")
+    ap.add_argument("--chunks", type=int, default=0, help="at most K chunks (default all)")
+    ap.add_argument("--tokenizer", choices=("hf", "sigma"), default="hf")
     a = ap.parse_args()
+    m = Model(a.model)
+    if a.ppl:
+        with open(a.ppl, encoding="utf-8") as f:
+            text = f.read()
+        toks, add_bos, bos = tokenize(m, text, a.tokenizer)
+        print(f"{a.ppl}: {len(toks)} tokens ({a.tokenizer} tokenizer), add_bos {int(add_bos)}",
+              file=sys.stderr)
+        ppl, err = perplexity(m, toks, a.ctx, a.chunks, add_bos, bos)
+        print(f"Final estimate: PPL = {ppl:.4f} +/- {err:.5f}")
+        return 0
+    if not a.tokens:
+        ap.error("one of --tokens or --ppl is required")
     toks = [int(t) for t in a.tokens.split(",")]
-    lg = forward(Model(a.model), toks)
+    lg = forward(m, toks)
     if a.out:
         np.save(a.out, lg)
     last = lg[-1]
     top = np.argsort(-last)[:5]
     print("last position top-5:", ", ".join(f"{t}:{last[t]:.5f}" for t in top))
+    return 0
 
 
 if __name__ == "__main__":
