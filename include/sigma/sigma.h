@@ -336,6 +336,34 @@ SIGMA_API void sigma_kernel_f16_to_f32(float *dst, const uint16_t *src, size_t n
 SIGMA_API void sigma_kernel_f32_to_bf16(uint16_t *dst, const float *src, size_t n);
 SIGMA_API void sigma_kernel_bf16_to_f32(float *dst, const uint16_t *src, size_t n);
 
+/** In-place softmax over n values (max-subtracted, sum in double). */
+SIGMA_API void sigma_kernel_softmax_f32(float *x, size_t n);
+
+/* Grouped asymmetric quantization (bits = 2, 4 or 8). A row of n values is
+ * cut into groups of `group` consecutive values (the last may be shorter);
+ * each group has params[2g] = scale and params[2g+1] = minimum, both f16,
+ * and value i is minimum + scale * code_i, code_i in [0, 2^bits). Codes are
+ * packed: code i occupies `bits` bits from bit i*bits, low bits first.
+ * Rounding error per value <= scale/2 (plus f16 rounding of the minimum).
+ * Inputs beyond +-65504 (the f16 range) are clamped. */
+
+/** Bytes of packed codes for n values (0 for bad bits). */
+SIGMA_API size_t sigma_kernel_quant_bytes(size_t n, int bits);
+/** Quantize x[n] into codes (sigma_kernel_quant_bytes(n, bits) bytes) and
+ *  params (2 * ceil(n/group) halves). SIGMA_E_INVALID_ARG for bad
+ *  arguments. */
+SIGMA_API int sigma_kernel_quantize(uint8_t *codes, uint16_t *params, const float *x, size_t n,
+                                    size_t group, int bits);
+/** y[n] = the values of a quantized row. */
+SIGMA_API void sigma_kernel_dequantize(float *y, const uint8_t *codes, const uint16_t *params,
+                                       size_t n, size_t group, int bits);
+/** Dot product of x[n] with a quantized row (without dequantizing it). */
+SIGMA_API float sigma_kernel_dot_quant(const float *x, const uint8_t *codes,
+                                       const uint16_t *params, size_t n, size_t group, int bits);
+/** y[n] += a * (a quantized row). */
+SIGMA_API void sigma_kernel_axpy_quant(float *y, float a, const uint8_t *codes,
+                                       const uint16_t *params, size_t n, size_t group, int bits);
+
 /* ------------------------------------------------------------------------ */
 /* Sessions                                                                 */
 /* ------------------------------------------------------------------------ */

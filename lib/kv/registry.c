@@ -5,9 +5,17 @@
 
 int sg_kv_find(const char *name, sigma_kv_strategy *out) {
     if (!name || !out) return 0;
-    if (strcmp(name, "dense") == 0) {
+    if (strcmp(name, "dense") == 0)
         sg_kv_dense_init(out);
-        return 1;
-    }
-    return 0;
+    else if (strcmp(name, "quant") == 0)
+        sg_kv_quant_init(out);
+    else if (strcmp(name, "window") == 0)
+        sg_kv_window_init(out);
+    else if (strcmp(name, "h2o") == 0)
+        sg_kv_h2o_init(out);
+    else if (strcmp(name, "topv") == 0)
+        sg_kv_topv_init(out);
+    else
+        return 0;
+    return 1;
 }

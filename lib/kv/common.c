@@ -1,0 +1,237 @@
+/* Helpers shared by the built-in KV strategies: layout checks, the
+ * environment, option parsing, serialization and buffer growth. */
+#include <stdio.h>
+#include <string.h>
+
+#include "kv.h"
+
+int sg_kv_check_layout(const char *strategy, const sigma_kv_layout *lay, char *err,
+                       size_t err_size) {
+    if (!lay || lay->struct_size < sizeof *lay || !lay->n_layers || !lay->n_q_heads ||
+        !lay->n_k_heads || !lay->n_v_heads || !lay->d_qk || !lay->d_v || !lay->n_ctx ||
+        lay->n_q_heads % lay->n_k_heads || lay->n_q_heads % lay->n_v_heads ||
+        lay->d_qk > 65536 || lay->d_v > 65536 || lay->n_q_heads > 65536 ||
+        lay->n_k_heads > 65536 || lay->n_v_heads > 65536 || lay->n_layers > 65536 ||
+        lay->n_ctx > (1u << 24)) {
+        if (err && err_size) snprintf(err, err_size, "%s: invalid cache layout", strategy);
+        return SIGMA_E_INVALID_ARG;
+    }
+    return SIGMA_OK;
+}
+
+void sg_kv_env_alloc(const void *user, sg_alloc *a) {
+    const sg_kv_env *env = user;
+    if (env && env->alloc)
+        *a = *env->alloc;
+    else
+        sg_alloc_init(a, NULL);
+}
+
+void sg_kv_base_init(sg_kv_base *b, const void *user, const sg_alloc *a,
+                     const sigma_kv_layout *lay) {
+    const sg_kv_env *env = user;
+    b->alloc = *a;
+    b->lay = *lay;
+    b->lay.struct_size = (uint32_t)sizeof b->lay;
+    if (b->lay.n_batch == 0 || b->lay.n_batch > b->lay.n_ctx) b->lay.n_batch = b->lay.n_ctx;
+    if (env && env->exec) {
+        b->exec = env->exec;
+    } else {
+        sg_kernels_init(&b->kern_local, 0);
+        b->exec_local.k = &b->kern_local;
+        b->exec_local.n_threads = 1;
+        b->exec = &b->exec_local;
+    }
+    b->n_threads = b->exec->n_threads ? b->exec->n_threads : 1;
+}
+
+/* ---- options ------------------------------------------------------------ */
+
+int sg_kv_parse_options(const char *strategy, const char *options, sg_kv_opt *opts, size_t n,
+                        char *err, size_t err_size) {
+    if (!options) return SIGMA_OK;
+    const char *p = options;
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len > 0) {
+            const char *eq = memchr(p, '=', len);
+            size_t klen = eq ? (size_t)(eq - p) : len;
+            sg_kv_opt *o = NULL;
+            for (size_t i = 0; i < n; i++)
+                if (strlen(opts[i].key) == klen && strncmp(opts[i].key, p, klen) == 0) o = &opts[i];
+            if (!o) {
+                if (err && err_size) {
+                    int w = snprintf(err, err_size, "%s: unknown option '%.*s' (known:", strategy,
+                                     (int)(klen > 48 ? 48 : klen), p);
+                    for (size_t i = 0; i < n && w >= 0 && (size_t)w < err_size; i++)
+                        w += snprintf(err + w, err_size - (size_t)w, " %s", opts[i].key);
+                    if (w >= 0 && (size_t)w < err_size) snprintf(err + w, err_size - (size_t)w, ")");
+                }
+                return SIGMA_E_INVALID_ARG;
+            }
+            /* decimal value, no sign, no overflow */
+            const char *v = eq ? eq + 1 : p + len;
+            size_t vlen = (size_t)(p + len - v);
+            uint64_t val = 0;
+            int ok = eq && vlen > 0 && vlen <= 10;
+            for (size_t i = 0; ok && i < vlen; i++) {
+                if (v[i] < '0' || v[i] > '9')
+                    ok = 0;
+                else
+                    val = val * 10 + (uint64_t)(v[i] - '0');
+            }
+            if (ok && (val < o->min || val > o->max)) ok = 0;
+            if (ok && o->pow2 && (val & (val - 1))) ok = 0;
+            if (!ok) {
+                if (err && err_size)
+                    snprintf(err, err_size, "%s: bad value '%.*s' for %s (expected %s%u..%u)", strategy,
+                             (int)(vlen > 32 ? 32 : vlen), v, o->key,
+                             o->pow2 ? "a power of two in " : "", o->min, o->max);
+                return SIGMA_E_INVALID_ARG;
+            }
+            o->val = (uint32_t)val;
+            o->set = 1;
+        }
+        p += len;
+        if (*p == ',') p++;
+    }
+    return SIGMA_OK;
+}
+
+/* ---- serialization ------------------------------------------------------ */
+
+void sg_kv_put32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+uint32_t sg_kv_get32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+void sg_kv_w_bytes(sg_kv_wr *w, const void *p, size_t n) {
+    if (w->st == SIGMA_OK && n) w->st = w->w(w->ctx, p, n);
+}
+
+void sg_kv_w_u32(sg_kv_wr *w, uint32_t v) {
+    uint8_t b[4];
+    sg_kv_put32(b, v);
+    sg_kv_w_bytes(w, b, 4);
+}
+
+static void layout_words(const sigma_kv_layout *lay, uint32_t out[6]) {
+    out[0] = lay->n_layers;
+    out[1] = lay->n_q_heads;
+    out[2] = lay->n_k_heads;
+    out[3] = lay->n_v_heads;
+    out[4] = lay->d_qk;
+    out[5] = lay->d_v;
+}
+
+void sg_kv_w_header(sg_kv_wr *w, const char tag[4], const sigma_kv_layout *lay,
+                    const uint32_t *opts, uint32_t n_opts) {
+    uint32_t lw[6];
+    layout_words(lay, lw);
+    sg_kv_w_bytes(w, "SGKV", 4);
+    sg_kv_w_bytes(w, tag, 4);
+    sg_kv_w_u32(w, 1);
+    for (int i = 0; i < 6; i++) sg_kv_w_u32(w, lw[i]);
+    sg_kv_w_u32(w, n_opts);
+    for (uint32_t i = 0; i < n_opts; i++) sg_kv_w_u32(w, opts[i]);
+}
+
+uint32_t sg_kv_r_u32(sg_kv_rd *r) {
+    if (r->bad || r->size - r->off < 4) {
+        r->bad = 1;
+        return 0;
+    }
+    uint32_t v = sg_kv_get32(r->p + r->off);
+    r->off += 4;
+    return v;
+}
+
+const uint8_t *sg_kv_r_bytes(sg_kv_rd *r, uint64_t n, uint64_t elem) {
+    uint64_t bytes;
+    if (r->bad || !sg_mul_u64(n, elem, &bytes) || bytes > r->size - r->off) {
+        r->bad = 1;
+        return NULL;
+    }
+    const uint8_t *p = r->p + r->off;
+    r->off += (size_t)bytes;
+    return p;
+}
+
+int sg_kv_r_header(sg_kv_rd *r, const char tag[4], const sigma_kv_layout *lay,
+                   const uint32_t *opts, uint32_t n_opts) {
+    const uint8_t *m = sg_kv_r_bytes(r, 8, 1);
+    if (!m || memcmp(m, "SGKV", 4) != 0 || memcmp(m + 4, tag, 4) != 0) return SIGMA_E_FORMAT;
+    if (sg_kv_r_u32(r) != 1) return r->bad ? SIGMA_E_FORMAT : SIGMA_E_UNSUPPORTED;
+    uint32_t lw[6];
+    layout_words(lay, lw);
+    int mismatch = 0;
+    for (int i = 0; i < 6; i++)
+        if (sg_kv_r_u32(r) != lw[i]) mismatch = 1;
+    uint32_t no = sg_kv_r_u32(r);
+    if (r->bad) return SIGMA_E_FORMAT;
+    if (no != n_opts) return mismatch ? SIGMA_E_MISMATCH : SIGMA_E_FORMAT;
+    for (uint32_t i = 0; i < n_opts; i++)
+        if (sg_kv_r_u32(r) != opts[i]) mismatch = 1;
+    if (r->bad) return SIGMA_E_FORMAT;
+    return mismatch ? SIGMA_E_MISMATCH : SIGMA_OK;
+}
+
+/* ---- buffers -------------------------------------------------------------- */
+
+int sg_kv_reserve(const sg_alloc *a, uint8_t **buf, size_t *cap, size_t used, size_t bytes) {
+    if (bytes <= *cap) return SIGMA_OK;
+    size_t ncap = *cap > SIZE_MAX / 2 ? SIZE_MAX : *cap * 2;
+    if (ncap < 4096) ncap = 4096;
+    if (ncap < bytes) ncap = bytes;
+    uint8_t *nb = sg_malloc(a, ncap);
+    if (!nb) return SIGMA_E_NOMEM;
+    if (used) memcpy(nb, *buf, used);
+    sg_free(a, *buf);
+    *buf = nb;
+    *cap = ncap;
+    return SIGMA_OK;
+}
+
+/* ---- little-endian word arrays ------------------------------------------- */
+
+static int host_is_le(void) {
+    const uint16_t one = 1;
+    uint8_t b;
+    memcpy(&b, &one, 1);
+    return b == 1;
+}
+
+void sg_kv_w_words(sg_kv_wr *w, const void *p, size_t n, size_t wsize) {
+    if (host_is_le() || wsize == 1) {
+        size_t bytes;
+        if (!sg_mul_size(n, wsize, &bytes)) {
+            if (w->st == SIGMA_OK) w->st = SIGMA_E_INVALID_ARG;
+            return;
+        }
+        sg_kv_w_bytes(w, p, bytes);
+        return;
+    }
+    const uint8_t *s = p;
+    uint8_t buf[256];
+    size_t per = sizeof buf / wsize;
+    for (size_t i = 0; i < n && w->st == SIGMA_OK; i += per) {
+        size_t m = n - i < per ? n - i : per;
+        for (size_t j = 0; j < m; j++)
+            for (size_t b = 0; b < wsize; b++) buf[j * wsize + b] = s[(i + j) * wsize + wsize - 1 - b];
+        sg_kv_w_bytes(w, buf, m * wsize);
+    }
+}
+
+void sg_kv_copy_words(void *dst, const uint8_t *src, size_t n, size_t wsize) {
+    if (host_is_le() || wsize == 1) {
+        if (n) memcpy(dst, src, n * wsize);
+        return;
+    }
+    uint8_t *d = dst;
+    for (size_t i = 0; i < n; i++)
+        for (size_t b = 0; b < wsize; b++) d[i * wsize + b] = src[i * wsize + wsize - 1 - b];
+}
