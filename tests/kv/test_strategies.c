@@ -1,0 +1,579 @@
+/* The built-in KV strategies against `dense`, on tiny models (a llama GQA
+ * model and a sigma DiffQKV model with n_k != n_v) and on synthetic rows.
+ *
+ * Bounds used (stated in docs/kv-strategies.md):
+ *   - identical (bitwise) to dense f32: topv k >= context, window covering
+ *     the context, h2o budget >= context, quant while the context fits the
+ *     residual window;
+ *   - quant on the tiny models, everything past the residual quantized
+ *     (residual=0, group=8): max |logit - dense| <= 0.03 with 8 bits,
+ *     <= 0.6 with 4 bits (measured: 0.010 and 0.22 on the llama model);
+ *   - quantization kernels: |x - dequant(x)| <= scale/2 + 1e-3*|x|.
+ */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kv/kv.h"
+#include "tiny_model.h"
+
+#define V TM_VOCAB
+
+static sigma_model *tiny(int kind, uint8_t **mem) {
+    size_t size;
+    ck_assert_int_eq(tm_build(kind, mem, &size), 0);
+    sigma_model *m = NULL;
+    ck_assert_int_eq(sigma_model_open_memory(*mem, size, NULL, &m), SIGMA_OK);
+    return m;
+}
+
+static sigma_session *open_kv(const sigma_model *m, const char *kv, const char *opts,
+                              uint32_t n_ctx, uint32_t n_batch) {
+    sigma_session_params p;
+    sigma_session_params_init(&p, sizeof p);
+    p.n_ctx = n_ctx;
+    p.n_batch = n_batch;
+    p.n_threads = 2;
+    p.kv_strategy = kv;
+    p.kv_options = opts;
+    sigma_session *s = NULL;
+    int st = sigma_session_open(m, &p, &s);
+    char msg[256] = "";
+    sigma_model_last_error(m, msg, sizeof msg);
+    ck_assert_msg(st == SIGMA_OK, "%s:%s: %s", kv, opts ? opts : "", msg);
+    return s;
+}
+
+static sigma_token tok_at(size_t i) { return (sigma_token)((i * 7919u + (i >> 3) * 31u + 5u) % V); }
+
+/* Evaluate tokens [from, to) in chunks of `step`, storing the last logits
+ * of each chunk into out (V floats per chunk). Returns the chunk count. */
+static size_t run(sigma_session *s, size_t from, size_t to, size_t step, float *out) {
+    sigma_token t[256];
+    size_t c = 0;
+    for (size_t i = from; i < to; i += step) {
+        size_t n = to - i < step ? to - i : step;
+        for (size_t j = 0; j < n; j++) t[j] = tok_at(i + j);
+        int st = sigma_session_eval(s, t, n);
+        ck_assert_msg(st == SIGMA_OK, "eval at %zu: %s", i, sigma_session_last_error(s));
+        const float *lg;
+        ck_assert_int_eq(sigma_session_logits(s, -1, &lg), SIGMA_OK);
+        if (out) memcpy(out + c * V, lg, V * sizeof(float));
+        c++;
+    }
+    return c;
+}
+
+static double max_diff(const float *a, const float *b, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (!(d <= m)) m = d;
+    }
+    return m;
+}
+
+/* A prompt of 70 in batches of 16 (n_batch), then 30 single tokens. */
+static void reference(const sigma_model *m, float *out, size_t *n_out) {
+    sigma_session *s = open_kv(m, "dense", NULL, 128, 16);
+    size_t c = run(s, 0, 70, 70, out);
+    c += run(s, 70, 100, 1, out + c * V);
+    *n_out = c;
+    sigma_session_close(s);
+}
+
+static void run_same(const sigma_model *m, const char *kv, const char *opts, float *out) {
+    sigma_session *s = open_kv(m, kv, opts, 128, 16);
+    size_t c = run(s, 0, 70, 70, out);
+    run(s, 70, 100, 1, out + c * V);
+    sigma_session_close(s);
+}
+
+START_TEST(test_identical_to_dense) {
+    uint8_t *mem;
+    sigma_model *m = tiny(_i, &mem);
+    float ref[31 * V], got[31 * V];
+    size_t n;
+    reference(m, ref, &n);
+    ck_assert_uint_eq(n, 31);
+    const char *cases[][2] = {{"dense", "type=f32"},       {"topv", "k=100"},
+                              {"topv", "k=128"},           {"window", "sinks=4,window=100"},
+                              {"window", "sinks=0,window=128"}, {"h2o", "budget=100,recent=10"},
+                              {"h2o", "budget=128"},       {"quant", "residual=100,group=8"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        run_same(m, cases[i][0], cases[i][1], got);
+        ck_assert_msg(memcmp(ref, got, sizeof ref) == 0, "%s:%s differs from dense by %g", cases[i][0],
+                      cases[i][1], max_diff(ref, got, 31 * V));
+    }
+    /* and approximations are not identical (the test can fail) */
+    run_same(m, "topv", "k=8", got);
+    ck_assert(max_diff(ref, got, 31 * V) > 0);
+    sigma_model_close(m);
+    free(mem);
+}
+END_TEST
+
+START_TEST(test_approximations_bounded) {
+    uint8_t *mem;
+    sigma_model *m = tiny(_i, &mem);
+    float ref[31 * V], got[31 * V];
+    size_t n;
+    reference(m, ref, &n);
+    struct {
+        const char *kv, *opts;
+        double bound;
+    } cases[] = {{"quant", "kbits=8,vbits=8,group=8,residual=0", 0.03},
+                 {"quant", "kbits=8,vbits=4,group=8,residual=0", 0.6},
+                 {"quant", "kbits=4,vbits=4,group=8,residual=0", 0.6},
+                 {"quant", "kbits=8,vbits=8,group=32,residual=16", 0.03},
+                 {"dense", "type=f16", 0.05},
+                 {"dense", "type=bf16", 0.2}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        run_same(m, cases[i].kv, cases[i].opts, got);
+        double d = max_diff(ref, got, 31 * V);
+        fprintf(stderr, "model %d %s:%s max |logit diff| %.3g (bound %g)\n", _i, cases[i].kv,
+                cases[i].opts, d, cases[i].bound);
+        ck_assert_msg(d <= cases[i].bound, "%s:%s: %g > %g", cases[i].kv, cases[i].opts, d,
+                      cases[i].bound);
+        ck_assert_msg(d > 0, "%s:%s: no difference at all (not quantizing?)", cases[i].kv,
+                      cases[i].opts);
+    }
+    sigma_model_close(m);
+    free(mem);
+}
+END_TEST
+
+/* eval 0..90, rewind to 82, eval 82..100 one by one, vs a session that
+ * evaluated the same batches up to 82 without the detour: bitwise equal
+ * (for quant the rewind stays inside its f32 residual window). */
+START_TEST(test_rewind) {
+    uint8_t *mem;
+    sigma_model *m = tiny(_i, &mem);
+    const char *cases[][2] = {{"dense", NULL},
+                              {"topv", "k=16"},
+                              {"window", "sinks=2,window=24"},
+                              {"h2o", "budget=128"},
+                              {"quant", "group=8,residual=24"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        float a[64 * V], b[64 * V];
+        sigma_session *s1 = open_kv(m, cases[i][0], cases[i][1], 128, 16);
+        sigma_session *s2 = open_kv(m, cases[i][0], cases[i][1], 128, 16);
+        run(s1, 0, 75, 16, NULL);
+        run(s2, 0, 75, 16, NULL);
+        run(s1, 75, 82, 4, NULL);
+        run(s2, 75, 82, 4, NULL);
+        run(s1, 82, 90, 4, NULL);
+        ck_assert_int_eq(sigma_session_rewind(s1, 82), SIGMA_OK);
+        size_t c1 = run(s1, 82, 100, 1, a);
+        size_t c2 = run(s2, 82, 100, 1, b);
+        ck_assert_uint_eq(c1, c2);
+        ck_assert_msg(memcmp(a, b, c1 * V * sizeof(float)) == 0, "%s: rewind differs by %g",
+                      cases[i][0], max_diff(a, b, c1 * V));
+        sigma_session_close(s1);
+        sigma_session_close(s2);
+    }
+    /* h2o with evictions and quant rewound into its quantized part: they
+     * continue (not exactly: evicted rows stay evicted) */
+    sigma_session *s = open_kv(m, "h2o", "budget=20,recent=5", 128, 16);
+    run(s, 0, 60, 7, NULL);
+    ck_assert_int_eq(sigma_session_rewind(s, 30), SIGMA_OK);
+    run(s, 30, 50, 3, NULL);
+    sigma_session_close(s);
+    s = open_kv(m, "quant", "group=8,residual=0,kbits=4", 128, 16);
+    run(s, 0, 60, 16, NULL);
+    ck_assert_int_eq(sigma_session_rewind(s, 13), SIGMA_OK);
+    run(s, 13, 50, 5, NULL);
+    sigma_session_close(s);
+    /* window cannot rewind behind what it dropped */
+    s = open_kv(m, "window", "sinks=2,window=8", 128, 4);
+    run(s, 0, 100, 1, NULL);
+    ck_assert_int_eq(sigma_session_rewind(s, 40), SIGMA_E_UNSUPPORTED);
+    ck_assert_int_eq(sigma_session_rewind(s, 95), SIGMA_OK);
+    run(s, 95, 100, 1, NULL);
+    sigma_session_close(s);
+    sigma_model_close(m);
+    free(mem);
+}
+END_TEST
+
+/* session save -> load into a fresh session -> identical continuation */
+START_TEST(test_save_load_session) {
+    uint8_t *mem;
+    sigma_model *m = tiny(_i, &mem);
+    const char *cases[][2] = {{"dense", NULL},
+                              {"dense", "type=bf16"},
+                              {"topv", "k=16"},
+                              {"window", "sinks=2,window=24"},
+                              {"h2o", "budget=20,recent=5"},
+                              {"quant", "group=8,residual=8,kbits=4,vbits=2"},
+                              {"quant", NULL}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sigma_session *s1 = open_kv(m, cases[i][0], cases[i][1], 128, 16);
+        run(s1, 0, 61, 9, NULL);
+        size_t len = 0;
+        ck_assert_int_eq(sigma_session_save_memory(s1, NULL, 0, &len), SIGMA_E_BUFFER_TOO_SMALL);
+        uint8_t *buf = malloc(len);
+        ck_assert_int_eq(sigma_session_save_memory(s1, buf, len, &len), SIGMA_OK);
+        sigma_session *s2 = open_kv(m, cases[i][0], cases[i][1], 128, 16);
+        int st = sigma_session_load_memory(s2, buf, len);
+        ck_assert_msg(st == SIGMA_OK, "%s: %s", cases[i][0], sigma_session_last_error(s2));
+        size_t b1, b2;
+        sigma_session_kv_bytes(s1, &b1);
+        sigma_session_kv_bytes(s2, &b2);
+        ck_assert_uint_eq(b1, b2);
+        float a[40 * V], b[40 * V];
+        size_t c1 = run(s1, 61, 90, 1, a);
+        run(s2, 61, 90, 1, b);
+        ck_assert_msg(memcmp(a, b, c1 * V * sizeof(float)) == 0, "%s:%s: continuation differs by %g",
+                      cases[i][0], cases[i][1] ? cases[i][1] : "", max_diff(a, b, c1 * V));
+        /* another strategy or other options: refused, session unchanged */
+        sigma_session *s3 = open_kv(m, cases[i][0], "", 128, 16);
+        if (cases[i][1]) {
+            ck_assert_int_ne(sigma_session_load_memory(s3, buf, len), SIGMA_OK);
+            uint32_t pos;
+            sigma_session_position(s3, &pos);
+            ck_assert_uint_eq(pos, 0);
+        }
+        sigma_session_close(s3);
+        free(buf);
+        sigma_session_close(s1);
+        sigma_session_close(s2);
+    }
+    sigma_model_close(m);
+    free(mem);
+}
+END_TEST
+
+/* ---- strategy level: hostile blobs ---------------------------------------- */
+
+typedef struct blob {
+    unsigned char *data;
+    size_t len;
+} blob;
+
+static int blob_write(void *ctx, const void *data, size_t n) {
+    blob *b = ctx;
+    unsigned char *p = realloc(b->data, b->len + n + 1);
+    if (!p) return SIGMA_E_NOMEM;
+    memcpy(p + b->len, data, n);
+    b->data = p;
+    b->len += n;
+    return SIGMA_OK;
+}
+
+static const sigma_kv_layout LAY = {sizeof(sigma_kv_layout), 2, 4, 1, 2, 8, 4, 200, 16};
+
+static void fill(float *p, size_t n, float base) {
+    for (size_t i = 0; i < n; i++) p[i] = base + (float)sin((double)i * 0.37 + base);
+}
+
+/* append 90 positions (chunks <= 16) and attend each chunk */
+static void feed(const sigma_kv_strategy *k, void *st, uint32_t from, uint32_t to) {
+    float kk[16 * 8], vv[16 * 8], q[16 * 4 * 8], o[16 * 4 * 4];
+    for (uint32_t p = from; p < to; p += 16) {
+        uint32_t n = to - p < 16 ? to - p : 16;
+        for (uint32_t l = 0; l < 2; l++) {
+            fill(kk, n * 8, (float)p * 0.01f + (float)l);
+            fill(vv, n * 8, (float)p * 0.02f - (float)l);
+            fill(q, n * 32, (float)p * 0.03f);
+            ck_assert_int_eq(k->append(st, l, p, n, kk, vv), SIGMA_OK);
+            sigma_kv_attend_args a = {sizeof a, l, p, n, q, o, 0.35f};
+            ck_assert_int_eq(k->attend(st, &a), SIGMA_OK);
+        }
+    }
+}
+
+static void probe(const sigma_kv_strategy *k, void *st, uint32_t pos, float *out) {
+    float q[4 * 8];
+    fill(q, 32, 0.9f);
+    sigma_kv_attend_args a = {sizeof a, 1, pos - 1, 1, q, out, 0.35f};
+    ck_assert_int_eq(k->attend(st, &a), SIGMA_OK);
+}
+
+START_TEST(test_hostile_blobs) {
+    const char *cases[][2] = {{"dense", NULL},
+                              {"dense", "type=f16"},
+                              {"topv", "k=10"},
+                              {"window", "sinks=3,window=20"},
+                              {"h2o", "budget=30,recent=4"},
+                              {"quant", "group=8,residual=12,kbits=4"}};
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        sigma_kv_strategy k;
+        ck_assert(sg_kv_find(cases[ci][0], &k));
+        void *st = NULL, *st2 = NULL;
+        char err[160];
+        ck_assert_int_eq(k.create(NULL, &LAY, cases[ci][1], &st, err, sizeof err), SIGMA_OK);
+        feed(&k, st, 0, 90);
+        blob b = {NULL, 0};
+        ck_assert_int_eq(k.save(st, blob_write, &b), SIGMA_OK);
+        float o1[16], o2[16];
+        probe(&k, st, 90, o1);
+        /* fresh state: prefill 40 positions, remember its answer */
+        ck_assert_int_eq(k.create(NULL, &LAY, cases[ci][1], &st2, err, sizeof err), SIGMA_OK);
+        feed(&k, st2, 0, 40);
+        float base[16], chk[16];
+        probe(&k, st2, 40, base);
+        size_t bytes0 = k.bytes_used(st2);
+        /* every truncation fails and leaves the state unchanged */
+        for (size_t len = 0; len < b.len; len += (len < 200 ? 1 : 7)) {
+            ck_assert_msg(k.load(st2, b.data, len) != SIGMA_OK, "%s: truncated to %zu accepted",
+                          cases[ci][0], len);
+        }
+        ck_assert_uint_eq(k.bytes_used(st2), bytes0);
+        probe(&k, st2, 40, chk);
+        ck_assert_mem_eq(base, chk, sizeof base);
+        /* an extra byte is refused */
+        b.data[b.len] = 0;
+        ck_assert_int_ne(k.load(st2, b.data, b.len + 1), SIGMA_OK);
+        /* bit flips: refused (state unchanged) or accepted (then usable) */
+        unsigned char *c = malloc(b.len);
+        for (size_t i = 0; i < b.len; i += (i < 64 ? 1 : 13)) {
+            memcpy(c, b.data, b.len);
+            c[i] ^= (unsigned char)(1u << (i % 8));
+            c[i / 2] ^= 0x80;
+            int r = k.load(st2, c, b.len);
+            if (r != SIGMA_OK) {
+                ck_assert_uint_eq(k.bytes_used(st2), bytes0);
+                continue;
+            }
+            /* accepted: the state must still be safe to use */
+            float q[4 * 8], o[4 * 4];
+            fill(q, 32, 0.5f);
+            sigma_kv_attend_args a = {sizeof a, 0, 0, 1, q, o, 0.35f};
+            (void)k.attend(st2, &a);
+            (void)k.bytes_used(st2);
+            (void)k.truncate(st2, 3);
+            /* restore the base state for the next round */
+            k.destroy(st2);
+            ck_assert_int_eq(k.create(NULL, &LAY, cases[ci][1], &st2, err, sizeof err), SIGMA_OK);
+            feed(&k, st2, 0, 40);
+        }
+        free(c);
+        /* the real blob loads and answers as the original */
+        ck_assert_int_eq(k.load(st2, b.data, b.len), SIGMA_OK);
+        probe(&k, st2, 90, o2);
+        ck_assert_mem_eq(o1, o2, sizeof o1);
+        /* other options or another layout: mismatch */
+        void *st3 = NULL;
+        ck_assert_int_eq(k.create(NULL, &LAY, "", &st3, err, sizeof err), SIGMA_OK);
+        if (cases[ci][1]) ck_assert_int_ne(k.load(st3, b.data, b.len), SIGMA_OK);
+        k.destroy(st3);
+        sigma_kv_layout lay2 = LAY;
+        lay2.d_v = 8;
+        ck_assert_int_eq(k.create(NULL, &lay2, cases[ci][1], &st3, err, sizeof err), SIGMA_OK);
+        ck_assert_int_ne(k.load(st3, b.data, b.len), SIGMA_OK);
+        k.destroy(st3);
+        free(b.data);
+        k.destroy(st);
+        k.destroy(st2);
+    }
+}
+END_TEST
+
+/* ---- strategy level: topv and window against a double reference ---------- */
+
+static void ref_attend(const float *q, const float *k, const float *v, const int *keep, size_t n,
+                       float scale, double *out) {
+    double s[256], mx = -1e300, sum = 0;
+    for (size_t j = 0; j < n; j++) {
+        if (!keep[j]) continue;
+        double d = 0;
+        for (int i = 0; i < 8; i++) d += (double)q[i] * k[j * 8 + i];
+        s[j] = d * scale;
+        if (s[j] > mx) mx = s[j];
+    }
+    for (size_t j = 0; j < n; j++)
+        if (keep[j]) sum += (s[j] = exp(s[j] - mx));
+    for (int i = 0; i < 4; i++) {
+        out[i] = 0;
+        for (size_t j = 0; j < n; j++)
+            if (keep[j]) out[i] += s[j] / sum * v[j * 8 + 4 + i];
+    }
+}
+
+START_TEST(test_topv_window_reference) {
+    static float kk[120 * 8], vv[120 * 8];
+    fill(kk, sizeof kk / 4, 0.1f);
+    fill(vv, sizeof vv / 4, 0.7f);
+    float q[4 * 8], o[4 * 4];
+    fill(q, 32, -0.3f);
+    const float scale = 0.9f;
+    for (int which = 0; which < 2; which++) {
+        sigma_kv_strategy k;
+        ck_assert(sg_kv_find(which ? "window" : "topv", &k));
+        void *st = NULL;
+        char err[128];
+        ck_assert_int_eq(k.create(NULL, &LAY, which ? "sinks=3,window=17" : "k=11", &st, err, sizeof err),
+                         SIGMA_OK);
+        for (uint32_t p = 0; p < 120; p += 8)
+            for (uint32_t l = 0; l < 2; l++)
+                ck_assert_int_eq(k.append(st, l, p, 8, kk + p * 8, vv + p * 8), SIGMA_OK);
+        sigma_kv_attend_args a = {sizeof a, 1, 119, 1, q, o, scale};
+        ck_assert_int_eq(k.attend(st, &a), SIGMA_OK);
+        /* head 3 -> K head 0, V head 1 */
+        const float *qq = q + 3 * 8;
+        int keep[120];
+        if (which) {
+            for (int j = 0; j < 120; j++) keep[j] = j < 3 || j > 119 - 17;
+        } else {
+            double s[120];
+            for (int j = 0; j < 120; j++) {
+                double d = 0;
+                for (int i = 0; i < 8; i++) d += (double)qq[i] * kk[j * 8 + i];
+                s[j] = d;
+                keep[j] = 0;
+            }
+            for (int t = 0; t < 11; t++) {
+                int best = -1;
+                for (int j = 0; j < 120; j++)
+                    if (!keep[j] && (best < 0 || s[j] > s[best])) best = j;
+                keep[best] = 1;
+            }
+        }
+        double ref[4];
+        ref_attend(qq, kk, vv, keep, 120, scale, ref);
+        for (int i = 0; i < 4; i++)
+            ck_assert_msg(fabs(o[3 * 4 + i] - ref[i]) < 1e-5, "%s: %g vs %g", which ? "window" : "topv",
+                          (double)o[3 * 4 + i], ref[i]);
+        k.destroy(st);
+    }
+}
+END_TEST
+
+/* ---- window: 4x the context with flat memory ------------------------------- */
+
+START_TEST(test_window_long) {
+    uint8_t *mem;
+    sigma_model *m = tiny(_i, &mem);
+    const uint32_t n_ctx = 64;
+    sigma_session *s = open_kv(m, "window", "sinks=4,window=24", n_ctx, 8);
+    sigma_token t = 1;
+    size_t max_q[4] = {0, 0, 0, 0};
+    for (uint32_t i = 0; i < 4 * n_ctx; i++) {
+        int st = sigma_session_eval(s, &t, 1);
+        ck_assert_msg(st == SIGMA_OK, "token %u: %s", i, sigma_session_last_error(s));
+        const float *lg;
+        ck_assert_int_eq(sigma_session_logits(s, -1, &lg), SIGMA_OK);
+        int best = 0;
+        for (int j = 1; j < V; j++)
+            if (lg[j] > lg[best]) best = j;
+        ck_assert(isfinite(lg[best]));
+        t = (sigma_token)((best + i) % V); /* keep the text varied */
+        size_t bytes;
+        sigma_session_kv_bytes(s, &bytes);
+        if (bytes > max_q[i / n_ctx]) max_q[i / n_ctx] = bytes;
+    }
+    uint32_t pos;
+    sigma_session_position(s, &pos);
+    ck_assert_uint_eq(pos, 4 * n_ctx);
+    /* flat: the bound is reached in the first context and never exceeded */
+    ck_assert_uint_gt(max_q[1], 0);
+    ck_assert_uint_eq(max_q[2], max_q[1]);
+    ck_assert_uint_eq(max_q[3], max_q[1]);
+    sigma_session_close(s);
+    /* unbounded=0 stops at n_ctx */
+    s = open_kv(m, "window", "window=24,unbounded=0", n_ctx, 8);
+    sigma_token tt[64];
+    for (int i = 0; i < 64; i++) tt[i] = tok_at((size_t)i);
+    ck_assert_int_eq(sigma_session_eval(s, tt, 64), SIGMA_OK);
+    ck_assert_int_eq(sigma_session_eval(s, tt, 1), SIGMA_E_CONTEXT_FULL);
+    uint32_t p2;
+    sigma_session_position(s, &p2);
+    ck_assert_uint_eq(p2, 64);
+    sigma_session_close(s);
+    sigma_model_close(m);
+    free(mem);
+}
+END_TEST
+
+/* ---- options and kernels ----------------------------------------------------- */
+
+START_TEST(test_options) {
+    uint8_t *mem;
+    sigma_model *m = tiny(0, &mem);
+    const char *bad[][3] = {{"quant", "kbits=3", "kbits"},       {"quant", "bogus=1", "bogus"},
+                            {"quant", "group=12", "group"},      {"quant", "residual=-1", "residual"},
+                            {"window", "window=0", "window"},    {"window", "unbounded=2", "unbounded"},
+                            {"h2o", "budget=10,recent=11", "recent"}, {"h2o", "budget=", "budget"},
+                            {"topv", "k=0", "k"},                {"topv", "k=10x", "k"},
+                            {"topv", "kk=1", "kk"},              {"window", "sinks", "sinks"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        sigma_session_params p;
+        sigma_session_params_init(&p, sizeof p);
+        p.kv_strategy = bad[i][0];
+        p.kv_options = bad[i][1];
+        sigma_session *s = NULL;
+        ck_assert_int_eq(sigma_session_open(m, &p, &s), SIGMA_E_INVALID_ARG);
+        ck_assert_ptr_null(s);
+        char msg[256];
+        sigma_model_last_error(m, msg, sizeof msg);
+        ck_assert_msg(strstr(msg, bad[i][2]) && strstr(msg, bad[i][0]), "%s:%s -> '%s'", bad[i][0],
+                      bad[i][1], msg);
+    }
+    sigma_kv_strategy k;
+    const char *names[] = {"dense", "quant", "window", "h2o", "topv"};
+    for (size_t i = 0; i < 5; i++) {
+        ck_assert(sg_kv_find(names[i], &k));
+        ck_assert_str_eq(k.name, names[i]);
+        ck_assert(k.save && k.load && k.create && k.attend);
+        ck_assert_int_eq(k.unbounded, i == 2);
+    }
+    sigma_model_close(m);
+    free(mem);
+}
+END_TEST
+
+START_TEST(test_kernels) {
+    float x[100], y[100], z[100];
+    for (int i = 0; i < 100; i++) x[i] = (float)sin(i * 1.3) * (i % 17 == 0 ? 9.0f : 1.0f);
+    for (int bits = 2; bits <= 8; bits *= 2) {
+        uint8_t codes[100];
+        uint16_t params[2 * 4];
+        ck_assert_uint_eq(sigma_kernel_quant_bytes(100, bits), (100 * (size_t)bits + 7) / 8);
+        ck_assert_int_eq(sigma_kernel_quantize(codes, params, x, 100, 32, bits), SIGMA_OK);
+        sigma_kernel_dequantize(y, codes, params, 100, 32, bits);
+        for (int g = 0; g < 4; g++) {
+            float sc;
+            sigma_kernel_f16_to_f32(&sc, &params[2 * g], 1);
+            for (int i = g * 32; i < 100 && i < g * 32 + 32; i++)
+                ck_assert_msg(fabsf(x[i] - y[i]) <= sc * 0.5f + 1e-3f * (1 + fabsf(x[i])),
+                              "bits %d [%d] %g vs %g (scale %g)", bits, i, (double)x[i], (double)y[i],
+                              (double)sc);
+        }
+        double d = 0;
+        for (int i = 0; i < 100; i++) d += (double)x[i] * y[i];
+        ck_assert(fabs(sigma_kernel_dot_quant(x, codes, params, 100, 32, bits) - d) < 1e-3);
+        memset(z, 0, sizeof z);
+        sigma_kernel_axpy_quant(z, 0.5f, codes, params, 100, 32, bits);
+        for (int i = 0; i < 100; i++) ck_assert(fabsf(z[i] - 0.5f * y[i]) < 1e-5f);
+    }
+    ck_assert_int_eq(sigma_kernel_quantize(NULL, NULL, x, 4, 4, 8), SIGMA_E_INVALID_ARG);
+    ck_assert_uint_eq(sigma_kernel_quant_bytes(10, 3), 0);
+    float s[5] = {1, 2, 3, -INFINITY, 0};
+    sigma_kernel_softmax_f32(s, 5);
+    ck_assert(fabs(s[0] + s[1] + s[2] + s[3] + s[4] - 1.0) < 1e-6 && s[3] == 0 && s[2] > s[1]);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("kv-strategies");
+    TCase *tc = tcase_create("strategies");
+    tcase_set_timeout(tc, 600);
+    tcase_add_loop_test(tc, test_identical_to_dense, 0, 2);
+    tcase_add_loop_test(tc, test_approximations_bounded, 0, 2);
+    tcase_add_loop_test(tc, test_rewind, 0, 2);
+    tcase_add_loop_test(tc, test_save_load_session, 0, 2);
+    tcase_add_loop_test(tc, test_window_long, 0, 2);
+    tcase_add_test(tc, test_hostile_blobs);
+    tcase_add_test(tc, test_topv_window_reference);
+    tcase_add_test(tc, test_options);
+    tcase_add_test(tc, test_kernels);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
