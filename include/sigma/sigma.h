@@ -535,6 +535,19 @@ SIGMA_API void sigma_decoder_close(sigma_decoder *dec);
 /* Sampling                                                                 */
 /* ------------------------------------------------------------------------ */
 
+/** Sampler settings. One sample runs, in this order:
+ *   1. penalties over the last penalty_last_n recorded tokens, once per
+ *      distinct token with count c: repetition (logit > 0 ? logit / r :
+ *      logit * r), then logit -= c * frequency_penalty
+ *      + (c > 0) * presence_penalty;
+ *   2. top-k (ties at the cut: lower id kept);
+ *   3. temperature: p = softmax(logit / T) over what is left;
+ *   4. top-p: the smallest set of most likely tokens with mass >= top_p;
+ *   5. min-p: drop tokens with p < min_p * p_max;
+ *   6. renormalise and draw with the sampler's own RNG (xoshiro256**
+ *      seeded by SplitMix64 from `seed`).
+ *  With temperature <= 0 only step 1 runs, then argmax (lowest id on ties).
+ *  NaN logits count as -inf. */
 typedef struct sigma_sampler_params {
     uint32_t struct_size;
     float temperature;        /**< <= 0: greedy (argmax). Default 0.8 */
@@ -544,19 +557,22 @@ typedef struct sigma_sampler_params {
     float repeat_penalty;     /**< 1: off. Default 1.0 */
     float frequency_penalty;  /**< 0: off */
     float presence_penalty;   /**< 0: off */
-    int32_t penalty_last_n;   /**< window for penalties. Default 64 */
+    int32_t penalty_last_n;   /**< window for penalties; <= 0: no penalties.
+                                   Default 64 */
     uint64_t seed;            /**< RNG seed. Default 0xC0FFEE */
 } sigma_sampler_params;
 
 SIGMA_API int sigma_sampler_params_init(sigma_sampler_params *params, size_t struct_size);
 
-/** Create a sampler for `model`'s vocabulary. The sampler owns its RNG. */
+/** Create a sampler for `model`'s vocabulary (params NULL = defaults). The
+ *  sampler owns its RNG; samplers never share state. SIGMA_E_INVALID_ARG
+ *  for NaN settings or repeat_penalty <= 0 (message on the model). */
 SIGMA_API int sigma_sampler_open(const sigma_model *model, const sigma_sampler_params *params,
                                  sigma_sampler **out);
 SIGMA_API void sigma_sampler_close(sigma_sampler *sampler);
 
 /** Pick a token from `logits` (n_vocab floats, not modified) and record it
- *  in the penalty history. */
+ *  in the penalty history. SIGMA_E_INVALID_ARG if every logit is NaN/-inf. */
 SIGMA_API int sigma_sampler_sample(sigma_sampler *sampler, const float *logits,
                                    sigma_token *token);
 
@@ -592,7 +608,8 @@ typedef struct sigma_generate_params {
     const char *const *stop_strings;
     size_t n_stop_strings;
     uint32_t tokenize_flags;   /**< default SIGMA_TOKENIZE_ADD_SPECIAL when the
-                                    session is empty; see sigma_tokenize */
+                                    session is empty (the flag is ignored once
+                                    the session holds tokens); see sigma_tokenize */
     sigma_piece_fn on_piece;
     void *on_piece_user;
 } sigma_generate_params;
@@ -610,8 +627,16 @@ SIGMA_API int sigma_generate_params_init(sigma_generate_params *params, size_t s
 
 /** Tokenize `prompt`, append it to the session and generate, streaming text
  *  to params->on_piece. `stats` may be NULL. Stopping for EOG, max tokens,
- *  a stop string or the callback returns SIGMA_OK; cancellation returns
- *  SIGMA_E_CANCELLED with the tokens so far kept in the session. */
+ *  a stop string, the callback or a full context returns SIGMA_OK;
+ *  cancellation returns SIGMA_E_CANCELLED with the tokens so far kept in
+ *  the session. Every emitted token has been evaluated into the session
+ *  (the EOG token is not added), so a later call with prompt "" continues
+ *  the text. Text that could begin a stop string is held back until
+ *  decided; a stop string itself is never emitted. The prompt's tokens are
+ *  recorded in params->sampler's penalty history. An empty prompt samples
+ *  from the session's current logits (SIGMA_E_STATE if there are none).
+ *  A prompt that does not fit gives SIGMA_E_CONTEXT_FULL. `stats` is
+ *  written on success and on SIGMA_E_CANCELLED / SIGMA_E_CONTEXT_FULL. */
 SIGMA_API int sigma_session_generate(sigma_session *session, const char *prompt,
                                      const sigma_generate_params *params,
                                      sigma_generate_stats *stats);
@@ -629,9 +654,16 @@ SIGMA_API int sigma_chat_render(const sigma_model *model, const sigma_chat_messa
                                 size_t n_messages, int add_assistant, char *buf, size_t size,
                                 size_t *len);
 
-/** Continue a conversation: render `messages` (the whole history), reuse the
- *  session's cache for the longest common token prefix, evaluate the rest,
- *  and generate the assistant's reply. */
+/** Continue a conversation: render `messages` (the whole history) with
+ *  add_assistant, tokenize it with SIGMA_TOKENIZE_PARSE_SPECIAL (plus
+ *  ADD_SPECIAL unless cleared in params->tokenize_flags), reuse the
+ *  session's cache for the longest common token prefix (rewinding past
+ *  it), evaluate the rest (stats->n_prompt_tokens counts only these) and
+ *  generate the assistant's reply as sigma_session_generate() does. The
+ *  reply's tokens stay in the session, so passing the history plus the
+ *  reply and a new user message next time evaluates only the new part.
+ *  With the plain fallback template "\nUser:" and "\nSystem:" are extra
+ *  stop strings. */
 SIGMA_API int sigma_session_chat(sigma_session *session, const sigma_chat_message *messages,
                                  size_t n_messages, const sigma_generate_params *params,
                                  sigma_generate_stats *stats);
