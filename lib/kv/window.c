@@ -12,9 +12,11 @@
  * whole context is exactly dense attention).
  *
  * Storage per layer: one buffer of rows, the sinks first (positions
- * 0..sinks-1), then a run of consecutive positions run0..n_pos-1. Old run
- * rows are dropped lazily (when the buffer is full), so memory is bounded by
- * sinks + 2*window + n_batch rows. */
+ * 0..sinks-1), then a run of consecutive positions run0..n_pos-1. Run
+ * rows no query can see any more are dropped when there are window/8 of
+ * them (one move per window/8 tokens), so memory is bounded by
+ * sinks + window + window/8 + n_batch rows (sinks + window + window/8 + 1
+ * when decoding). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,6 +28,7 @@ typedef struct window_state {
     sg_kv_base b;
     uint32_t sinks, window, unbounded;
     size_t k_row, v_row;          /* floats per row */
+    size_t slack;                 /* droppable rows tolerated before a move */
     size_t max_rows;              /* buffer bound */
     uint32_t *n_pos, *run0;       /* per layer */
     uint8_t **k, **v;
@@ -80,7 +83,8 @@ static int window_create(void *user, const sigma_kv_layout *lay, const char *opt
     s->unbounded = o[2].val;
     s->k_row = (size_t)lay->n_k_heads * lay->d_qk;
     s->v_row = (size_t)lay->n_v_heads * lay->d_v;
-    s->max_rows = (size_t)s->sinks + 2 * (size_t)s->window + s->b.lay.n_batch;
+    s->slack = s->window / 8 ? s->window / 8 : 1;
+    s->max_rows = (size_t)s->sinks + s->window + s->slack + s->b.lay.n_batch;
     s->per_thread = (size_t)s->sinks + s->window + lay->d_qk + lay->d_v;
     uint32_t L = lay->n_layers;
     s->n_pos = sg_calloc(&a, L, sizeof *s->n_pos);
@@ -135,11 +139,13 @@ static int window_append(void *state, uint32_t layer, uint32_t pos0, uint32_t n,
     do_truncate(s, layer, pos0);
     size_t kb = s->k_row * sizeof(float), vb = s->v_row * sizeof(float);
     size_t rows = n_rows(s, layer);
-    /* drop run rows no future query needs, when the buffer is full */
-    if (rows + n > s->max_rows && pos0 > s->sinks) {
+    /* drop the run rows no future query needs once there are `slack` of
+     * them (or the new rows would not fit) */
+    if (pos0 > s->sinks) {
         uint64_t need = (uint64_t)pos0 + 1 > s->window ? (uint64_t)pos0 + 1 - s->window : 0;
         if (need < s->sinks) need = s->sinks;
-        if (need > s->run0[layer]) {
+        if (need > s->run0[layer] &&
+            (need - s->run0[layer] >= s->slack || rows + n > s->max_rows)) {
             size_t drop = (size_t)(need - s->run0[layer]);
             size_t at = s->sinks, keep = rows - at - drop;
             memmove(s->k[layer] + at * kb, s->k[layer] + (at + drop) * kb, keep * kb);
