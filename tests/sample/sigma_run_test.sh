@@ -39,8 +39,8 @@ echo "$t" | grep -q "t/s" || fail "no timings on stderr: $t"
 # a prompt file gives the same as -p
 pf=$(mktemp); printf '%s' "$p" >"$pf"
 d=$("$run" -m "$m" -f "$pf" --temp 0 -n 16 -t 1 2>/dev/null) || fail "run -f"
-rm -f "$pf"
 [ "$a" = "$d" ] || fail "-f differs from -p"
+rm -f "$pf"
 # sampling with a seed is reproducible
 s1=$("$run" -m "$m" -p "$p" --temp 0.9 --seed 7 -n 12 2>/dev/null) || fail "seed run 1"
 s2=$("$run" -m "$m" -p "$p" --temp 0.9 --seed 7 -n 12 2>/dev/null) || fail "seed run 2"
@@ -52,4 +52,30 @@ echo "$out" | grep -q "Paris" || fail "chat answer without Paris"
 # multi-line input with a trailing backslash is one message
 out2=$(printf 'What is the capital\\\nof France?\n' | "$run" -m "$m" --chat --temp 0 -n 48 2>/dev/null) || fail "chat 2"
 echo "$out2" | grep -q "Paris" || fail "multi-line chat answer without Paris"
+# Ctrl-C in one-shot mode: stops generation, timings still printed, exit 130
+"$run" -m "$m" -p "Once upon a time" -n 100000 -c 2048 >/dev/null 2>"$pf.err" &
+pid=$!
+sleep 4
+kill -INT $pid
+wait $pid; rc=$?
+[ $rc -eq 130 ] || fail "SIGINT in one-shot mode: exit $rc, want 130"
+grep -q "interrupted" "$pf.err" || fail "no 'interrupted' on stderr"
+# Ctrl-C in chat mode stops the answer, not the program; the next question
+# is still answered
+fifo=$(mktemp -u); mkfifo "$fifo"
+"$run" -m "$m" --chat --temp 0 -n 400 -c 2048 <"$fifo" >"$pf.out" 2>"$pf.err" &
+pid=$!
+exec 3>"$fifo"
+printf 'Write a very long story about a dragon.\n' >&3
+sleep 6
+kill -INT $pid
+sleep 1
+printf 'What is the capital of France?\n' >&3
+exec 3>&-
+wait $pid; rc=$?
+rm -f "$fifo"
+[ $rc -eq 0 ] || fail "chat after Ctrl-C: exit $rc"
+grep -q "\[interrupted\]" "$pf.err" || fail "chat: no [interrupted] on stderr"
+grep -q "Paris" "$pf.out" || fail "chat: no answer after Ctrl-C"
+rm -f "$pf.err" "$pf.out"
 echo "ok"
