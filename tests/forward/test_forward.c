@@ -94,7 +94,7 @@ static double run(const sigma_model *m, const expected *e, const int *chunks, ui
  * to ~8). For f16/q8_0 weights the reference dequantizes the same stored
  * values in float64, so the same bound applies while the kernels compute
  * with f32 activations (measured at writing: f32 0.9-2e-5, f16 1.7e-5,
- * q8_0 1.8e-5). Kernels that quantize activations to int8 would need a
+ * q8_0 1.8e-5, partial-RoPE f16 8.6e-6). Kernels that quantize activations to int8 would need a
  * stated, looser q8_0 bound here. */
 static void check_fixture(const char *name, double tol) {
     expected e;
@@ -122,6 +122,10 @@ END_TEST
 START_TEST(test_sigma_augq_f16) { check_fixture("sigma_augq_f16", 1e-4); }
 END_TEST
 START_TEST(test_sigma_augq_q8_0) { check_fixture("sigma_augq_q8_0", 1e-4); }
+END_TEST
+/* partial RoPE (rope.dimension_count 8 of d_qk 16), theta 50000, eps 1e-6,
+ * n_q = n_v = 4 > n_k = 1, AugQ 32, F16 weights */
+START_TEST(test_sigma_partial_rope_f16) { check_fixture("sigma_rot8_f16", 1e-4); }
 END_TEST
 START_TEST(test_pair) {
     check_fixture("pair_sigma_f32", 1e-4);
@@ -292,6 +296,7 @@ int main(void) {
     tcase_add_test(tc, test_sigma_dqk_ne_dv_f32);
     tcase_add_test(tc, test_sigma_augq_f16);
     tcase_add_test(tc, test_sigma_augq_q8_0);
+    tcase_add_test(tc, test_sigma_partial_rope_f16);
     tcase_add_test(tc, test_pair);
     tcase_add_test(tc, test_threads_bitwise);
     tcase_add_test(tc, test_fixture_tokenizer);

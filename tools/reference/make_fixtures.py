@@ -96,9 +96,9 @@ def write(path, arch, shape, W, wtype):
     else:
         w.add_uint32(f"{a}.attention.head_count_kv", shape["nk"])
         w.add_uint32(f"{a}.vocab_size", VOCAB)
-    w.add_uint32(f"{a}.rope.dimension_count", shape["dqk"])
-    w.add_float32(f"{a}.attention.layer_norm_rms_epsilon", 1e-5)
-    w.add_float32(f"{a}.rope.freq_base", 10000.0)
+    w.add_uint32(f"{a}.rope.dimension_count", shape.get("rot", shape["dqk"]))
+    w.add_float32(f"{a}.attention.layer_norm_rms_epsilon", shape.get("eps", 1e-5))
+    w.add_float32(f"{a}.rope.freq_base", shape.get("theta", 10000.0))
     w.add_tokenizer_model("gpt2")
     w.add_tokenizer_pre("gpt2")
     w.add_token_list(TOK_TEXT)
@@ -187,12 +187,17 @@ def main():
     sig = dict(embd=64, ff=96, layers=2, nq=8, nk=2, nv=4, dqk=8, dv=8, aug=64, tied=True)
     dif = dict(embd=64, ff=96, layers=2, nq=4, nk=1, nv=2, dqk=16, dv=8, aug=0)
     twin = dict(embd=64, ff=96, layers=2, nq=4, nk=2, nv=2, dqk=16, dv=16, aug=0)
+    # partial RoPE (8 of 16 dims), theta 50000, eps 1e-6, n_k = 1 < n_v = 4 = n_q,
+    # AugQ 32; F16 to keep the fixtures small
+    part = dict(embd=32, ff=64, layers=2, nq=4, nk=1, nv=4, dqk=16, dv=16, aug=32, tied=True,
+                rot=8, theta=50000.0, eps=1e-6)
     made = {}
     write(f"{out}/llama_gqa_f32.gguf", "llama", gqa, make_weights(1, gqa), "f32")
     W = make_weights(2, sig)
     for t in ("f32", "f16", "q8_0"):
         write(f"{out}/sigma_augq_{t}.gguf", "sigma", sig, W, t)
     write(f"{out}/sigma_dqk16_dv8_f32.gguf", "sigma", dif, make_weights(3, dif), "f32")
+    write(f"{out}/sigma_rot8_f16.gguf", "sigma", part, make_weights(5, part), "f16")
     # a sigma file with n_k = n_v and no AugQ, and the equivalent llama file
     W = make_weights(4, twin)
     write(f"{out}/pair_sigma_f32.gguf", "sigma", twin, W, "f32")
