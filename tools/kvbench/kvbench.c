@@ -102,7 +102,7 @@ int main(int argc, char **argv) {
     const char *kvs[MAX_KV];
     size_t n_kv = 0, n_ctxs = 0;
     uint32_t ctxs[MAX_CTX], chunks = 4, decode = 32, threads = 0;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int ok = v != NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -131,7 +131,6 @@ int main(int argc, char **argv) {
             usage(argv[0]);
             return 2;
         }
-        i++;
     }
     if (!model_path || !text_path) {
         usage(argv[0]);
