@@ -1,11 +1,11 @@
 #!/bin/sh
 # Perplexity on the real model: sigma-perplexity -c 512 over the committed
-# first 6,000 bytes of Persuasion (tests/fixtures/persuasion-6k.txt, public
-# domain; 1503 tokens = 2 chunks), compared with the value the numpy
-# reference (tools/reference/sigma_ref.py --ppl, float64) computes.
+# first 100,000 bytes of Persuasion (tests/fixtures/persuasion-100k.txt,
+# public domain), compared with a recorded value (the numpy reference's,
+# tools/reference/sigma_ref.py --ppl, where it was computed).
 #   check_ppl.sh SIGMA_PERPLEXITY TEXT EXPECTED_PPL REL_TOL [EXTRA ARGS...]
 # Skips (77) unless SIGMA_TEST_MODEL is SmolLM2-135M-Instruct Q4_1, the model
-# the reference value was computed on.
+# the values were recorded on.
 set -u
 exe=$1 text=$2 want=$3 tol=$4
 shift 4
@@ -27,6 +27,6 @@ if [ -z "$got" ]; then
 fi
 awk -v g="$got" -v w="$want" -v t="$tol" 'BEGIN {
     d = (g - w) / w; if (d < 0) d = -d
-    printf "PPL %s, reference %s: relative difference %.5f (bound %s)\n", g, w, d, t
+    printf "PPL %s, recorded %s: relative difference %.5f (bound %s)\n", g, w, d, t
     exit !(d <= t)
 }'
