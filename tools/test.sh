@@ -10,6 +10,10 @@
 #   7. each libFuzzer harness for FUZZ_SECONDS (default 60) seconds
 # and ends with one line: "N passed, N failed, N skipped".
 # Usage: tools/test.sh [--quick]   (--quick: release build only)
+# Suite 'slow' (whole-text perplexity, ~10 CPU-minutes) runs only by hand:
+#   meson test -C build/release --suite slow
+# The 'perplexity' suite runs in the release build only (too slow under
+# the sanitizers).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -62,11 +66,11 @@ run_build() { # name, meson args..., -- meson test args...
   cp "$dir/meson-logs/testlog.json" "$out/$name.json" 2>/dev/null || true
 }
 
-run_build release --buildtype=release -Ddebug=true --
+run_build release --buildtype=release -Ddebug=true -- --no-suite slow
 if [ $quick = 0 ]; then
-  run_build asan --buildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false --
+  run_build asan --buildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false -- --no-suite perplexity
   run_build tsan --buildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false -- --suite threads
-  CC=clang CXX=clang++ run_build clang --buildtype=release --
+  CC=clang CXX=clang++ run_build clang --buildtype=release -- --no-suite perplexity
   echo "=== install + pkg-config consumer"
   if bash tools/ci/consumer-check.sh build/release "$out/consumer" > "$out/consumer.log" 2>&1; then
     echo "PASS pkg-config consumer" >> "$extra"
