@@ -23,8 +23,23 @@
  * block size). Returns 0, or -1 for an unsupported type. */
 typedef int (*sg_to_f32_fn)(uint32_t type, const void *src, float *dst, uint64_t n);
 
+/* One call of a matrix-product kernel: y[j*ldy + i] = w_row(i) . a_row(j)
+ * for i < nr weight rows (w_stride bytes apart) and j < na activation rows
+ * (a_stride bytes apart) of n values. For Q4_0/Q4_1/Q8_0 weights the
+ * activation rows are sg_q8 rows (sg_q8_quantize), otherwise f32. */
+typedef struct sg_gemm {
+    uint32_t type;
+    const uint8_t *w;
+    size_t w_stride, nr;
+    const void *a;
+    size_t a_stride, na;
+    size_t n;
+    float *y;
+    size_t ldy;
+} sg_gemm;
+
 typedef struct sg_kernels {
-    const char *name;                 /* "generic", "avx2" */
+    const char *name;                 /* "generic", "avx2", "avx512" */
     float (*dot_f32)(const float *a, const float *b, size_t n);
     void (*axpy_f32)(float *y, float a, const float *x, size_t n); /* y += a*x */
     void (*scale_f32)(float *y, float a, size_t n);                 /* y *= a */
@@ -33,11 +48,39 @@ typedef struct sg_kernels {
      * writes *out, bitwise equal to dot_f32(to_f32(row), x), or -1 if the
      * type has no fused kernel. NULL = none. */
     int (*dot_row)(uint32_t type, const void *row, const float *x, size_t n, float *out);
+    /* Matrix products (gemm.c): quantize one activation row of n values
+     * (n % 32 == 0) into sg_q8_row_bytes(n) bytes, and the blocked product
+     * (returns 0, or -1 for a type it does not handle). */
+    void (*quantize_q8)(const float *x, size_t n, uint8_t *dst);
+    int (*gemm)(const sg_gemm *g);
+    /* 1: Q4_0/Q4_1/Q8_0 weights are multiplied with 8-bit activations
+     * (fast, llama.cpp-like accuracy); 0: f32 activations ("exact"). */
+    int act_q8;
 } sg_kernels;
 
 /* Fill the table for this CPU. allow_simd = 0 forces the portable kernels
  * (also forced by building with -Dgeneric_kernels=true). */
 void sg_kernels_init(sg_kernels *k, int allow_simd);
+/* The same, then apply a SIGMA_KERNELS-style spec (NULL = none): a comma
+ * list of "generic" (portable C only), "avx2" (no AVX-512), "exact" (f32
+ * activations), "q8" (8-bit activations, the default). Unknown words are
+ * ignored. */
+void sg_kernels_init_spec(sg_kernels *k, int allow_simd, const char *spec);
+
+/* ---- matrix products (gemm.c) ---- */
+/* Bytes of one quantized activation row of n values (0 if n % 32). */
+size_t sg_q8_row_bytes(size_t n);
+/* Does `type` take sg_q8 activation rows in k->gemm? */
+int sg_type_q8_act(uint32_t type);
+void sg_q8_quantize_generic(const float *x, size_t n, uint8_t *dst);
+int sg_gemm_generic(const sg_gemm *g);
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(SG_FORCE_GENERIC)
+void sg_q8_quantize_avx2(const float *x, size_t n, uint8_t *dst);
+int sg_gemm_avx2(const sg_gemm *g);
+void sg_q8_quantize_avx512(const float *x, size_t n, uint8_t *dst);
+int sg_gemm_avx512(const sg_gemm *g);
+#endif
 
 /* Portable kernels (used by the tests as well). */
 float sg_dot_f32_generic(const float *a, const float *b, size_t n);
@@ -79,6 +122,10 @@ typedef struct sg_exec {
     uint32_t n_threads;           /* sg_pool_threads(pool) or 1 */
     float *scratch;               /* n_threads * scratch_per_thread floats */
     size_t scratch_per_thread;    /* >= the largest matmul input dimension */
+    /* Room for quantized activation rows (n * sg_q8_row_bytes(in)); without
+     * it (NULL/too small) matmuls use f32 activations. */
+    uint8_t *qbuf;
+    size_t qbuf_bytes;
 } sg_exec;
 
 /* y[n][out] = x[n][in] . W^T for a weight of ne = (in, out) of any type.

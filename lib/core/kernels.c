@@ -410,26 +410,68 @@ static int cpu_has_avx2_fma(void) {
 static int cpu_has_avx2(void) { return cpu_has_avx2_fma() && cpu_has_f16c(); }
 #endif
 
-void sg_kernels_init(sg_kernels *k, int allow_simd) {
+#if SG_HAVE_X86_DISPATCH
+static int cpu_has_avx512(void) {
+    return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+}
+#endif
+
+/* level: 0 portable, 1 at most AVX2, 2 best available */
+static void kernels_fill(sg_kernels *k, int level) {
     k->name = "generic";
     k->dot_f32 = sg_dot_f32_generic;
     k->axpy_f32 = axpy_generic;
     k->scale_f32 = scale_generic;
     k->to_f32 = sg_to_f32_generic;
     k->dot_row = NULL;
+    k->quantize_q8 = sg_q8_quantize_generic;
+    k->gemm = sg_gemm_generic;
+    k->act_q8 = 1;
 #if SG_HAVE_X86_DISPATCH
     __builtin_cpu_init();
-    if (allow_simd && cpu_has_avx2()) {
+    if (level >= 1 && cpu_has_avx2()) {
         k->name = "avx2";
         k->dot_f32 = dot_avx2;
         k->axpy_f32 = axpy_avx2;
         k->scale_f32 = scale_avx2;
         k->to_f32 = to_f32_avx2;
         k->dot_row = dot_row_avx2;
+        k->quantize_q8 = sg_q8_quantize_avx2;
+        k->gemm = sg_gemm_avx2;
+        if (level >= 2 && cpu_has_avx512()) {
+            k->name = "avx512";
+            k->quantize_q8 = sg_q8_quantize_avx512;
+            k->gemm = sg_gemm_avx512;
+        }
     }
 #else
-    (void)allow_simd;
+    (void)level;
 #endif
+}
+
+void sg_kernels_init(sg_kernels *k, int allow_simd) { kernels_fill(k, allow_simd ? 2 : 0); }
+
+static int spec_has(const char *spec, const char *word) {
+    size_t wl = strlen(word);
+    const char *p = spec;
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == wl && strncmp(p, word, wl) == 0) return 1;
+        p += len;
+        if (*p == ',') p++;
+    }
+    return 0;
+}
+
+void sg_kernels_init_spec(sg_kernels *k, int allow_simd, const char *spec) {
+    int level = allow_simd ? 2 : 0;
+    if (spec && spec_has(spec, "generic")) level = 0;
+    if (spec && spec_has(spec, "avx2") && level > 1) level = 1;
+    kernels_fill(k, level);
+    if (spec && spec_has(spec, "exact")) k->act_q8 = 0;
+    if (spec && spec_has(spec, "q8")) k->act_q8 = 1;
 }
 
 /* ---- public kernels ---------------------------------------------------------- */

@@ -29,38 +29,84 @@ size_t sg_kernel_row_bytes(uint32_t type, uint64_t n) {
 
 /* ---- matmul ---------------------------------------------------------------- */
 
+/* Tasks are groups of MM_GROUP consecutive output rows of one matrix, so a
+ * kernel call sees whole register tiles; every output element is computed
+ * by one kernel call in an order that does not depend on the split. */
+#define MM_GROUP 8
+
+enum { MM_LEGACY = 0, MM_FLOAT = 1, MM_Q8 = 2 };
+
 typedef struct mm_job {
     const sg_exec *e;
     size_t n_mats;
     const sg_tensor *const *w;
     float *const *y;
-    size_t row_start[9];        /* prefix sums of the output rows, n_mats+1 */
+    size_t grp_start[9];        /* prefix sums of the row groups, n_mats+1 */
+    size_t rows[8];
     size_t row_bytes[8];
+    int mode[8];
     const float *x;
+    const uint8_t *qa;          /* quantized activations (MM_Q8) */
+    size_t qa_stride;
     size_t n, in;
     atomic_int failed;          /* set when a conversion fails */
 } mm_job;
 
-static void mm_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
-    mm_job *j = ctx;
+/* Rows [r0, r1) of matrix m: convert each weight row once into the thread's
+ * scratch and dot it with every activation row (fused for one row). */
+static int mm_rows_legacy(mm_job *j, uint32_t tid, size_t m, size_t r0, size_t r1) {
     const sg_exec *e = j->e;
     float *buf = e->scratch + (size_t)tid * e->scratch_per_thread;
-    size_t m = 0;
-    for (size_t r = begin; r < end; r++) {
-        while (r >= j->row_start[m + 1]) m++;
-        size_t row = r - j->row_start[m];
-        const sg_tensor *w = j->w[m];
-        size_t out = j->row_start[m + 1] - j->row_start[m];
+    const sg_tensor *w = j->w[m];
+    size_t out = j->rows[m];
+    for (size_t row = r0; row < r1; row++) {
         const uint8_t *src = (const uint8_t *)w->data + row * j->row_bytes[m];
         if (j->n == 1 && e->k->dot_row && e->k->dot_row(w->type, src, j->x, j->in, &j->y[m][row]) == 0)
             continue;
-        if (e->k->to_f32(w->type, src, buf, j->in) != 0) {
-            atomic_store_explicit(&j->failed, 1, memory_order_relaxed);
-            return;
-        }
+        if (e->k->to_f32(w->type, src, buf, j->in) != 0) return -1;
         float *y = j->y[m];
         const float *x = j->x;
         for (size_t t = 0; t < j->n; t++) y[t * out + row] = e->k->dot_f32(x + t * j->in, buf, j->in);
+    }
+    return 0;
+}
+
+static void mm_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
+    mm_job *j = ctx;
+    const sg_exec *e = j->e;
+    size_t m = 0;
+    size_t g = begin;
+    while (g < end) {
+        while (g >= j->grp_start[m + 1]) m++;
+        size_t g_end = end < j->grp_start[m + 1] ? end : j->grp_start[m + 1];
+        size_t r0 = (g - j->grp_start[m]) * MM_GROUP;
+        size_t r1 = (g_end - j->grp_start[m]) * MM_GROUP;
+        if (r1 > j->rows[m]) r1 = j->rows[m];
+        g = g_end;
+        const sg_tensor *w = j->w[m];
+        if (j->mode[m] != MM_LEGACY) {
+            sg_gemm gg;
+            gg.type = w->type;
+            gg.w = (const uint8_t *)w->data + r0 * j->row_bytes[m];
+            gg.w_stride = j->row_bytes[m];
+            gg.nr = r1 - r0;
+            if (j->mode[m] == MM_Q8) {
+                gg.a = j->qa;
+                gg.a_stride = j->qa_stride;
+            } else {
+                gg.a = j->x;
+                gg.a_stride = j->in * sizeof(float);
+            }
+            gg.na = j->n;
+            gg.n = j->in;
+            gg.y = j->y[m] + r0;
+            gg.ldy = j->rows[m];
+            if (e->k->gemm(&gg) == 0) continue;
+        }
+        if (mm_rows_legacy(j, tid, m, r0, r1) != 0) {
+            atomic_store_explicit(&j->failed, 1, memory_order_relaxed);
+            return;
+        }
     }
 }
 
@@ -78,17 +124,37 @@ int sg_matmul_multi(const sg_exec *e, size_t n_mats, const sg_tensor *const *w, 
     j.n = n;
     j.in = (size_t)w[0]->ne[0];
     if (j.in == 0 || j.in > e->scratch_per_thread) return SIGMA_E_INTERNAL;
+    size_t qrow = sg_q8_row_bytes(j.in);
+    int need_q8 = 0;
     for (size_t m = 0; m < n_mats; m++) {
         if (w[m]->ne[0] != j.in) return SIGMA_E_INTERNAL;
         j.row_bytes[m] = sg_kernel_row_bytes(w[m]->type, j.in);
         if (!j.row_bytes[m]) return SIGMA_E_UNSUPPORTED;
-        j.row_start[m + 1] = j.row_start[m] + (size_t)w[m]->ne[1];
+        j.rows[m] = (size_t)w[m]->ne[1];
+        j.grp_start[m + 1] = j.grp_start[m] + (j.rows[m] + MM_GROUP - 1) / MM_GROUP;
+        uint32_t t = w[m]->type;
+        if (!e->k->gemm) {
+            j.mode[m] = MM_LEGACY;
+        } else if (t == SG_TYPE_F32 || t == SG_TYPE_F16 || t == SG_TYPE_BF16) {
+            j.mode[m] = MM_FLOAT;
+        } else if (sg_type_q8_act(t) && e->k->act_q8 && e->k->quantize_q8 && qrow && e->qbuf &&
+                   n <= e->qbuf_bytes / qrow) {
+            j.mode[m] = MM_Q8;
+            need_q8 = 1;
+        } else {
+            j.mode[m] = MM_LEGACY;
+        }
     }
     if (n == 0) return SIGMA_OK;
-    size_t total = j.row_start[n_mats];
-    /* chunks of rows: enough work per chunk to hide scheduling costs */
+    if (need_q8) {
+        for (size_t t = 0; t < n; t++) e->k->quantize_q8(x + t * j.in, j.in, e->qbuf + t * qrow);
+        j.qa = e->qbuf;
+        j.qa_stride = qrow;
+    }
+    size_t total = j.grp_start[n_mats];
+    /* chunks of groups: enough work per chunk to hide scheduling costs */
     size_t grain = total / ((size_t)e->n_threads * 8);
-    if (grain < 4) grain = 4;
+    if (grain < 1) grain = 1;
     sg_pool_run(e->pool, total, grain, mm_task, &j);
     return atomic_load(&j.failed) ? SIGMA_E_UNSUPPORTED : SIGMA_OK;
 }

@@ -7,6 +7,7 @@
  *         x += down(silu(gate(h)) * up(h)),   h = rmsnorm(x)
  *     logits = output(rmsnorm(x))             only for the rows asked for
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "forward.h"
@@ -84,7 +85,8 @@ int sg_fwd_init(sg_fwd *f, const sigma_model *m, sg_pool *pool, uint32_t n_batch
     int st = check_model(m, err);
     if (st != SIGMA_OK) return st;
     const sg_hparams *hp = &m->hp;
-    sg_kernels_init(&f->kern, allow_simd);
+    /* SIGMA_KERNELS (read here, once per session): "generic", "avx2", "exact", "q8" */
+    sg_kernels_init_spec(&f->kern, allow_simd, getenv("SIGMA_KERNELS"));
     uint64_t E = hp->n_embd, F = hp->n_ff, QD = (uint64_t)hp->n_q * hp->d_qk;
     uint64_t KD = (uint64_t)hp->n_k * hp->d_qk, VD = (uint64_t)hp->n_v * hp->d_v;
     uint64_t AD = (uint64_t)hp->n_q * hp->d_v, DA = hp->d_aug;
@@ -119,6 +121,9 @@ int sg_fwd_init(sg_fwd *f, const sigma_model *m, sg_pool *pool, uint32_t n_batch
             f->ab.aug_u = fwd_alloc(f, n_batch, DA, &ok);
         }
     }
+    /* quantized activation rows for the 8-bit matmul kernels */
+    uint64_t qrow = sg_q8_row_bytes((size_t)((widest + 31) / 32 * 32));
+    float *qbuf = fwd_alloc(f, n_batch, (qrow + 3) / 4, &ok);
     if (!ok) {
         sg_fwd_free(f);
         return sg_error(err, SIGMA_E_NOMEM, "out of memory allocating forward-pass buffers");
@@ -129,6 +134,8 @@ int sg_fwd_init(sg_fwd *f, const sigma_model *m, sg_pool *pool, uint32_t n_batch
     f->exec.n_threads = nt;
     f->exec.scratch = f->scratch;
     f->exec.scratch_per_thread = (size_t)widest;
+    f->exec.qbuf = (uint8_t *)qbuf;
+    f->exec.qbuf_bytes = (size_t)n_batch * (size_t)((qrow + 3) / 4 * 4);
     return SIGMA_OK;
 }
 

@@ -23,7 +23,7 @@ typedef struct sg_fwd {
     float *rope_cs;                /* [n_batch][n_rot] */
     float *scratch;                /* exec.scratch */
     sg_attn_bufs ab;
-    float *bufs[16];               /* every allocation above, for freeing */
+    float *bufs[20];               /* every allocation above, for freeing */
     size_t n_bufs;
 } sg_fwd;
 

@@ -156,7 +156,7 @@ static void run_case(int aug, uint32_t n_rot, int halves, uint32_t nthreads, con
     sg_kernels k;
     sg_kernels_init(&k, 1);
     float *scratch = calloc((size_t)nthreads * 128, sizeof(float));
-    sg_exec e = {&k, pool, nthreads, scratch, 128};
+    sg_exec e = {&k, pool, nthreads, scratch, 128, NULL, 0};
     sg_kv_env env = {&e, &al};
     sigma_kv_strategy kv;
     ck_assert_int_eq(sg_kv_find("dense", &kv), 1);

@@ -1,3 +1,4 @@
+#define _POSIX_C_SOURCE 200809L
 /* Kernels, operations and the thread pool against naive double-precision
  * computations. */
 #include <check.h>
@@ -9,6 +10,8 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "sigma/sigma.h"
+#include "tiny_model.h"
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 static uint32_t rnd(void) {
@@ -287,8 +290,8 @@ START_TEST(test_matmul_types) {
             sg_tensor ten = {.name = "w", .type = type, .n_dims = 2, .ne = {in, out, 1, 1}, .data = w,
                              .nbytes = rb * out};
             float *scratch = malloc(sizeof(float) * in * 3);
-            sg_exec e1 = {&k, NULL, 1, scratch, in};
-            sg_exec e3 = {&k, pool3, 3, scratch, in};
+            sg_exec e1 = {&k, NULL, 1, scratch, in, NULL, 0};
+            sg_exec e3 = {&k, pool3, 3, scratch, in, NULL, 0};
             int st = sg_matmul(&e1, &ten, x, n, y1);
             if (!have) { /* K-quants before the dequantizer exists */
                 free(w); free(wd); free(scratch);
@@ -320,12 +323,258 @@ START_TEST(test_matmul_types) {
             ck_assert_mem_eq(ya, y1, sizeof ya);
             ck_assert_mem_eq(yb, y1, sizeof yb);
             /* scratch too small is refused, not overrun */
-            sg_exec small = {&k, NULL, 1, scratch, in - 1};
+            sg_exec small = {&k, NULL, 1, scratch, in - 1, NULL, 0};
             ck_assert_int_ne(sg_matmul(&small, &ten, x, n, y1), SIGMA_OK);
             free(w); free(wd); free(scratch);
         }
     }
     sg_pool_destroy(pool3);
+}
+END_TEST
+
+
+/* ---- blocked matrix products (gemm.c) ------------------------------------------------ */
+
+/* The kernel tables to compare: generic, avx2, avx512 (as available). */
+static int gemm_tables(sg_kernels *ks) {
+    int n = 0;
+    sg_kernels_init_spec(&ks[n++], 0, NULL);
+    sg_kernels k;
+    sg_kernels_init_spec(&k, 1, "avx2");
+    if (strcmp(k.name, "generic") != 0) ks[n++] = k;
+    sg_kernels_init_spec(&k, 1, NULL);
+    if (strcmp(k.name, ks[n - 1].name) != 0) ks[n++] = k;
+    return n;
+}
+
+/* Decoded q8 activation row as doubles. */
+static void q8_decode(const uint8_t *row, size_t n, double *out) {
+    size_t nbp = ((n / 32) + 1) & ~(size_t)1;
+    const int8_t *q = (const int8_t *)row;
+    const float *d = (const float *)(const void *)(row + nbp * 32), *s = d + nbp;
+    for (size_t b = 0; b < n / 32; b++) {
+        long sum = 0;
+        for (int j = 0; j < 32; j++) {
+            out[b * 32 + j] = (double)q[b * 32 + j] * d[b];
+            sum += q[b * 32 + j];
+        }
+        ck_assert(fabs((double)s[b] - (double)d[b] * (double)sum) <= 1e-6 * fabs((double)s[b]) + 1e-30);
+    }
+    for (size_t b = n / 32; b < nbp; b++) {
+        for (int j = 0; j < 32; j++) ck_assert_int_eq(q[b * 32 + j], 0);
+        ck_assert(d[b] == 0.0f && s[b] == 0.0f);
+    }
+}
+
+START_TEST(test_q8_quantize) {
+    sg_kernels ks[3];
+    int nk = gemm_tables(ks);
+    for (size_t n = 32; n <= 32 * 9; n += 32) {
+        float x[32 * 9];
+        for (size_t i = 0; i < n; i++) x[i] = rndf() * (i % 64 < 32 ? 3.0f : 0.01f);
+        if (n == 64) memset(x, 0, 32 * sizeof(float)); /* an all-zero block */
+        size_t rb = sg_q8_row_bytes(n);
+        ck_assert_uint_ge(rb, n + 8 * (n / 32));
+        uint8_t *r0 = malloc(rb), *r1 = malloc(rb);
+        memset(r0, 0x55, rb);
+        ks[0].quantize_q8(x, n, r0);
+        double dec[32 * 9];
+        q8_decode(r0, n, dec);
+        for (size_t i = 0; i < n; i++) {
+            /* error at most half a step of the block's scale */
+            float amax = 0;
+            for (size_t j = i / 32 * 32; j < i / 32 * 32 + 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+            ck_assert(fabs(dec[i] - x[i]) <= 0.5001 * amax / 127.0 + 1e-30);
+        }
+        for (int k = 1; k < nk; k++) {
+            memset(r1, 0xaa, rb);
+            ks[k].quantize_q8(x, n, r1);
+            ck_assert_msg(memcmp(r0, r1, rb) == 0, "%s quantization differs from generic", ks[k].name);
+        }
+        free(r0);
+        free(r1);
+    }
+    ck_assert_uint_eq(sg_q8_row_bytes(33), 0);
+}
+END_TEST
+
+/* every table's gemm vs a double reference on the same quantized inputs,
+ * for all tile shapes (rows and activation counts 1..9), odd block counts */
+START_TEST(test_gemm_kernels) {
+    static const uint32_t types[] = {SG_TYPE_Q4_0, SG_TYPE_Q4_1, SG_TYPE_Q8_0,
+                                     SG_TYPE_F32,  SG_TYPE_F16,  SG_TYPE_BF16};
+    sg_kernels ks[3];
+    int nk = gemm_tables(ks);
+    const size_t ins[] = {32, 96, 256, 200};
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        uint32_t type = types[ti];
+        int q8 = sg_type_q8_act(type);
+        for (size_t ii = 0; ii < 4; ii++) {
+            size_t in = ins[ii];
+            if (q8 && in % 32) continue;
+            size_t rb = sg_kernel_row_bytes(type, in);
+            const size_t nr = 9, na = 9;
+            uint8_t *w = malloc(rb * nr);
+            double *wd = malloc(sizeof(double) * in * nr);
+            for (size_t r = 0; r < nr; r++) {
+                random_row(type, w + r * rb, in);
+                ck_assert(ref_dequant(type, w + r * rb, wd + r * in, in));
+            }
+            float *x = malloc(sizeof(float) * in * na);
+            for (size_t i = 0; i < in * na; i++) x[i] = rndf();
+            size_t ab = q8 ? sg_q8_row_bytes(in) : in * sizeof(float);
+            uint8_t *a = malloc(ab * na);
+            double *ad = malloc(sizeof(double) * in * na);
+            for (size_t j = 0; j < na; j++) {
+                if (q8) {
+                    ks[0].quantize_q8(x + j * in, in, a + j * ab);
+                    q8_decode(a + j * ab, in, ad + j * in);
+                } else {
+                    memcpy(a + j * ab, x + j * in, ab);
+                    for (size_t i = 0; i < in; i++) ad[j * in + i] = x[j * in + i];
+                }
+            }
+            float *y = malloc(sizeof(float) * nr * na), *yg = malloc(sizeof(float) * nr * na);
+            for (int k = 0; k < nk; k++) {
+                for (size_t rw = 1; rw <= nr; rw++)
+                    for (size_t ra = 1; ra <= na; ra += (ra < 5 ? 1 : 4)) {
+                        for (size_t i = 0; i < nr * na; i++) y[i] = NAN;
+                        sg_gemm g = {type, w, rb, rw, a, ab, ra, in, y, nr};
+                        ck_assert_int_eq(ks[k].gemm(&g), 0);
+                        for (size_t j = 0; j < na; j++)
+                            for (size_t r = 0; r < nr; r++) {
+                                float v = y[j * nr + r];
+                                if (j >= ra || r >= rw) {
+                                    ck_assert_msg(isnan(v), "%s wrote outside the tile", ks[k].name);
+                                    continue;
+                                }
+                                double ref = 0, mag = 0;
+                                for (size_t i = 0; i < in; i++) {
+                                    ref += wd[r * in + i] * ad[j * in + i];
+                                    mag += fabs(wd[r * in + i] * ad[j * in + i]);
+                                }
+                                ck_assert_msg(fabs(v - ref) <= 2e-6 * mag + 1e-20,
+                                              "%s type %u in %zu tile %zux%zu (%zu,%zu): %g vs %g",
+                                              ks[k].name, type, in, rw, ra, r, j, (double)v, ref);
+                                if (rw == nr && ra == 9) yg[j * nr + r] = v;
+                            }
+                    }
+                /* one element is computed the same way in any tile shape */
+                for (size_t r = 0; r < nr; r++)
+                    for (size_t j = 0; j < na; j++) {
+                        float one;
+                        sg_gemm g = {type, w + r * rb, rb, 1, a + j * ab, ab, 1, in, &one, 1};
+                        ck_assert_int_eq(ks[k].gemm(&g), 0);
+                        ck_assert_msg(one == yg[j * nr + r], "%s type %u: 1x1 tile differs", ks[k].name,
+                                      type);
+                    }
+            }
+            free(w); free(wd); free(x); free(a); free(ad); free(y); free(yg);
+        }
+    }
+}
+END_TEST
+
+/* matmul through quantized activations: 1 vs 3 threads bitwise, close to
+ * the f32-activation result */
+START_TEST(test_matmul_q8) {
+    static const uint32_t types[] = {SG_TYPE_Q4_0, SG_TYPE_Q4_1, SG_TYPE_Q8_0, SG_TYPE_F16};
+    const size_t in = 256, out = 77, n = 6;
+    sg_alloc al;
+    sg_alloc_init(&al, NULL);
+    sg_pool *pool3;
+    ck_assert_int_eq(sg_pool_create(&al, 3, &pool3), SIGMA_OK);
+    sg_kernels ks[3];
+    int nk = gemm_tables(ks);
+    for (int k = 0; k < nk; k++)
+        for (size_t ti = 0; ti < 4; ti++) {
+            uint32_t type = types[ti];
+            size_t rb = sg_kernel_row_bytes(type, in);
+            uint8_t *w = malloc(rb * out);
+            for (size_t r = 0; r < out; r++) random_row(type, w + r * rb, in);
+            float x[6 * 256], y1[6 * 77], y3[6 * 77], ye[6 * 77];
+            for (size_t i = 0; i < n * in; i++) x[i] = rndf();
+            sg_tensor ten = {.name = "w", .type = type, .n_dims = 2, .ne = {in, out, 1, 1}, .data = w,
+                             .nbytes = rb * out};
+            float *scratch = malloc(sizeof(float) * in * 3);
+            size_t qb = sg_q8_row_bytes(in) * n;
+            uint8_t *qbuf = malloc(qb);
+            sg_exec e1 = {&ks[k], NULL, 1, scratch, in, qbuf, qb};
+            sg_exec e3 = {&ks[k], pool3, 3, scratch, in, qbuf, qb};
+            sg_exec ex = {&ks[k], NULL, 1, scratch, in, NULL, 0};
+            ck_assert_int_eq(sg_matmul(&e1, &ten, x, n, y1), SIGMA_OK);
+            ck_assert_int_eq(sg_matmul(&e3, &ten, x, n, y3), SIGMA_OK);
+            ck_assert_int_eq(sg_matmul(&ex, &ten, x, n, ye), SIGMA_OK);
+            ck_assert_mem_eq(y1, y3, sizeof y1);
+            double err = 0, mag = 0;
+            for (size_t i = 0; i < n * out; i++) {
+                err = fmax(err, fabs((double)y1[i] - ye[i]));
+                mag = fmax(mag, fabs((double)ye[i]));
+            }
+            /* 8-bit activations: relative error well under 2% of the largest output */
+            ck_assert_msg(err <= (sg_type_q8_act(type) ? 0.02 : 1e-5) * mag, "%s type %u: err %g of %g",
+                          ks[k].name, type, err, mag);
+            free(w); free(scratch); free(qbuf);
+        }
+    sg_pool_destroy(pool3);
+}
+END_TEST
+
+
+/* Whole forward passes on the tiny models with the kernels a session picks
+ * (SIGMA_KERNELS=q8 / generic,q8 / exact): logits of 1 and 3 threads are
+ * bitwise equal; 8-bit activations stay close to f32 activations. */
+static void eval_logits(sigma_model *m, const char *spec, uint32_t threads, float *out) {
+    setenv("SIGMA_KERNELS", spec, 1);
+    sigma_session_params sp;
+    sigma_session_params_init(&sp, sizeof sp);
+    sp.n_threads = threads;
+    sp.logits_all = 1;
+    sigma_session *s = NULL;
+    ck_assert_int_eq(sigma_session_open(m, &sp, &s), SIGMA_OK);
+    sigma_token toks[12];
+    for (int i = 0; i < 12; i++) toks[i] = (sigma_token)((i * 7 + 3) % TM_VOCAB);
+    ck_assert_int_eq(sigma_session_eval(s, toks, 9), SIGMA_OK); /* prefill */
+    for (int i = 0; i < 9; i++) {
+        const float *lg;
+        ck_assert_int_eq(sigma_session_logits(s, i, &lg), SIGMA_OK);
+        memcpy(out + (size_t)i * TM_VOCAB, lg, TM_VOCAB * sizeof(float));
+    }
+    for (int i = 9; i < 12; i++) { /* decode */
+        const float *lg;
+        ck_assert_int_eq(sigma_session_eval(s, toks + i, 1), SIGMA_OK);
+        ck_assert_int_eq(sigma_session_logits(s, -1, &lg), SIGMA_OK);
+        memcpy(out + (size_t)i * TM_VOCAB, lg, TM_VOCAB * sizeof(float));
+    }
+    sigma_session_close(s);
+    unsetenv("SIGMA_KERNELS");
+}
+
+START_TEST(test_forward_kernels) {
+    for (int kind = 0; kind < 2; kind++) {
+        uint8_t *mem = NULL;
+        sigma_model *m = tm_open(kind, &mem);
+        ck_assert_ptr_nonnull(m);
+        static float ex[12 * TM_VOCAB], a1[12 * TM_VOCAB], a3[12 * TM_VOCAB];
+        eval_logits(m, "exact", 1, ex);
+        const char *specs[] = {"q8", "generic,q8", "avx2,q8", "exact", "generic,exact"};
+        for (size_t si = 0; si < sizeof specs / sizeof specs[0]; si++) {
+            eval_logits(m, specs[si], 1, a1);
+            eval_logits(m, specs[si], 3, a3);
+            ck_assert_msg(memcmp(a1, a3, sizeof a1) == 0, "kind %d %s: 1 vs 3 threads differ", kind,
+                          specs[si]);
+            double err = 0, mag = 0;
+            for (size_t i = 0; i < 12 * TM_VOCAB; i++) {
+                err = fmax(err, fabs((double)a1[i] - ex[i]));
+                mag = fmax(mag, fabs((double)ex[i]));
+            }
+            double tol = strstr(specs[si], "q8") ? 0.05 : 1e-5;
+            ck_assert_msg(err <= tol * mag, "kind %d %s: max diff %g (logits up to %g)", kind,
+                          specs[si], err, mag);
+        }
+        sigma_model_close(m);
+        free(mem);
+    }
 }
 END_TEST
 
@@ -337,7 +586,7 @@ START_TEST(test_rmsnorm) {
     for (int i = 0; i < 40; i++) w[i] = rndf();
     sg_kernels k;
     sg_kernels_init(&k, 1);
-    sg_exec e = {&k, NULL, 1, NULL, 0};
+    sg_exec e = {&k, NULL, 1, NULL, 0, NULL, 0};
     sg_tensor wt = {.name = "n", .type = SG_TYPE_F32, .n_dims = 1, .ne = {40, 1, 1, 1}, .data = w};
     ck_assert_int_eq(sg_rmsnorm(&e, x, &wt, 1e-5f, 3, 40, out, tmp), SIGMA_OK);
     for (int t = 0; t < 3; t++) {
@@ -499,6 +748,10 @@ int main(void) {
     tcase_add_test(tc, test_dot_axpy);
     tcase_add_test(tc, test_dequant_types);
     tcase_add_test(tc, test_matmul_types);
+    tcase_add_test(tc, test_q8_quantize);
+    tcase_add_test(tc, test_gemm_kernels);
+    tcase_add_test(tc, test_matmul_q8);
+    tcase_add_test(tc, test_forward_kernels);
     tcase_add_test(tc, test_rmsnorm);
     tcase_add_test(tc, test_rope);
     tcase_add_test(tc, test_softmax_swiglu);

@@ -1,0 +1,563 @@
+/* Matrix products for the forward pass: y[j][i] = w_row(i) . a_row(j).
+ *
+ * Quantized weights (Q4_0, Q4_1, Q8_0) are multiplied with activations
+ * quantized to 8 bits once per matmul (sg_q8_quantize: per block of 32
+ * values a float scale d = max|x|/127, int8 q = round(x/d), and s = d*sum q).
+ * Each block's product is an exact integer dot; only the float accumulation
+ * of the blocks differs between the kernels. Float weights (F32, F16, BF16)
+ * are converted in registers.
+ *
+ * Every kernel computes each output element with the same sequence of
+ * operations whatever the tile it falls in, so the split of the rows among
+ * threads never changes results. The SIMD variants block RW weight rows x
+ * RA activation rows in registers (each weight block is expanded once per
+ * RA activation rows, each activation block loaded once per RW rows). */
+#include <math.h>
+#include <string.h>
+
+#include "core.h"
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(SG_FORCE_GENERIC)
+#  define SG_GEMM_X86 1
+#  include <immintrin.h>
+#else
+#  define SG_GEMM_X86 0
+#endif
+
+/* ---- activation rows ----------------------------------------------------- */
+
+/* Layout of one row of n values (nb = n/32 blocks, nbp = nb rounded up to
+ * even): int8 q[nbp*32] | float d[nbp] | float s[nbp]; padding blocks are 0. */
+static inline size_t q8_nbp(size_t n) { return ((n / 32) + 1) & ~(size_t)1; }
+
+size_t sg_q8_row_bytes(size_t n) {
+    if (n == 0 || n % 32) return 0;
+    return q8_nbp(n) * 40;
+}
+
+int sg_type_q8_act(uint32_t type) {
+    return type == SG_TYPE_Q4_0 || type == SG_TYPE_Q4_1 || type == SG_TYPE_Q8_0;
+}
+
+static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+
+void sg_q8_quantize_generic(const float *x, size_t n, uint8_t *dst) {
+    size_t nb = n / 32, nbp = q8_nbp(n);
+    int8_t *q = (int8_t *)dst;
+    float *d = (float *)(void *)(dst + nbp * 32), *s = d + nbp;
+    for (size_t b = 0; b < nb; b++) {
+        const float *xb = x + b * 32;
+        float amax = 0.0f;
+        for (int j = 0; j < 32; j++) {
+            float a = fabsf(xb[j]);
+            amax = a > amax ? a : amax;
+        }
+        float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+        int sum = 0;
+        for (int j = 0; j < 32; j++) {
+            int v = (int)nearbyintf(xb[j] * id);
+            q[b * 32 + j] = (int8_t)v;
+            sum += v;
+        }
+        d[b] = amax / 127.0f;
+        s[b] = d[b] * (float)sum;
+    }
+    for (size_t b = nb; b < nbp; b++) {
+        memset(q + b * 32, 0, 32);
+        d[b] = 0.0f;
+        s[b] = 0.0f;
+    }
+}
+
+/* ---- portable kernels ------------------------------------------------------ */
+
+static float dot_q8_generic(uint32_t type, const uint8_t *w, const uint8_t *a, size_t nb,
+                            size_t nbp) {
+    const int8_t *qa = (const int8_t *)a;
+    const float *da = (const float *)(const void *)(a + nbp * 32), *sa = da + nbp;
+    float acc = 0.0f;
+    for (size_t b = 0; b < nb; b++, qa += 32) {
+        int s = 0;
+        switch (type) {
+        case SG_TYPE_Q4_0: {
+            const uint8_t *q = w + 2;
+            for (int j = 0; j < 16; j++)
+                s += ((q[j] & 15) - 8) * qa[j] + ((q[j] >> 4) - 8) * qa[j + 16];
+            acc += (float)s * (sg_f16_to_f32(rd16(w)) * da[b]);
+            w += 18;
+            break;
+        }
+        case SG_TYPE_Q4_1: {
+            const uint8_t *q = w + 4;
+            for (int j = 0; j < 16; j++) s += (q[j] & 15) * qa[j] + (q[j] >> 4) * qa[j + 16];
+            acc += (float)s * (sg_f16_to_f32(rd16(w)) * da[b]) + sg_f16_to_f32(rd16(w + 2)) * sa[b];
+            w += 20;
+            break;
+        }
+        default: { /* Q8_0 */
+            const int8_t *q = (const int8_t *)(w + 2);
+            for (int j = 0; j < 32; j++) s += q[j] * qa[j];
+            acc += (float)s * (sg_f16_to_f32(rd16(w)) * da[b]);
+            w += 34;
+            break;
+        }
+        }
+    }
+    return acc;
+}
+
+static inline float wval(uint32_t type, const uint8_t *w, size_t i) {
+    switch (type) {
+    case SG_TYPE_F16: return sg_f16_to_f32(rd16(w + 2 * i));
+    case SG_TYPE_BF16: return sg_bf16_to_f32(rd16(w + 2 * i));
+    default: {
+        float f;
+        memcpy(&f, w + 4 * i, 4);
+        return f;
+    }
+    }
+}
+
+static float dot_f_generic(uint32_t type, const uint8_t *w, const float *x, size_t n) {
+    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) s[j] += wval(type, w, i + j) * x[i + j];
+    float t = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+    for (; i < n; i++) t += wval(type, w, i) * x[i];
+    return t;
+}
+
+int sg_gemm_generic(const sg_gemm *g) {
+    if (g->n == 0) return -1;
+    if (sg_type_q8_act(g->type)) {
+        if (g->n % 32) return -1;
+        size_t nb = g->n / 32, nbp = q8_nbp(g->n);
+        for (size_t j = 0; j < g->na; j++)
+            for (size_t i = 0; i < g->nr; i++)
+                g->y[j * g->ldy + i] = dot_q8_generic(g->type, g->w + i * g->w_stride,
+                                                      (const uint8_t *)g->a + j * g->a_stride, nb, nbp);
+        return 0;
+    }
+    if (g->type != SG_TYPE_F32 && g->type != SG_TYPE_F16 && g->type != SG_TYPE_BF16) return -1;
+    for (size_t j = 0; j < g->na; j++) {
+        const float *x = (const float *)(const void *)((const uint8_t *)g->a + j * g->a_stride);
+        for (size_t i = 0; i < g->nr; i++)
+            g->y[j * g->ldy + i] = dot_f_generic(g->type, g->w + i * g->w_stride, x, g->n);
+    }
+    return 0;
+}
+
+#if SG_GEMM_X86
+/* ---- AVX2 (+FMA, F16C) -------------------------------------------------------- */
+#  define SG_T_AVX2 __attribute__((target("avx2,fma,f16c")))
+#  define SG_INLINE static inline __attribute__((always_inline))
+
+SG_T_AVX2 void sg_q8_quantize_avx2(const float *x, size_t n, uint8_t *dst) {
+    size_t nb = n / 32, nbp = q8_nbp(n);
+    int8_t *q = (int8_t *)dst;
+    float *d = (float *)(void *)(dst + nbp * 32), *s = d + nbp;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (size_t b = 0; b < nb; b++) {
+        const float *xb = x + b * 32;
+        __m256 v0 = _mm256_loadu_ps(xb), v1 = _mm256_loadu_ps(xb + 8);
+        __m256 v2 = _mm256_loadu_ps(xb + 16), v3 = _mm256_loadu_ps(xb + 24);
+        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+                                 _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        float amax = _mm_cvtss_f32(h);
+        float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+        __m256 vid = _mm256_set1_ps(id);
+        __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, vid));
+        __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, vid));
+        __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, vid));
+        __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, vid));
+        __m256i sum = _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3));
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+        /* pack to int8 in element order */
+        __m256i p01 = _mm256_packs_epi32(i0, i1); /* lanes interleaved per 128 */
+        __m256i p23 = _mm256_packs_epi32(i2, i3);
+        __m256i p = _mm256_packs_epi16(p01, p23);
+        p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)(void *)(q + b * 32), p);
+        d[b] = amax / 127.0f;
+        s[b] = d[b] * (float)_mm_cvtsi128_si32(s4);
+    }
+    for (size_t b = nb; b < nbp; b++) {
+        memset(q + b * 32, 0, 32);
+        d[b] = 0.0f;
+        s[b] = 0.0f;
+    }
+}
+
+/* One tile of RW weight rows x RA activation rows, 32 values per step. */
+SG_INLINE SG_T_AVX2 void tile_q8_avx2(uint32_t type, const uint8_t *w, size_t ws, const int RW,
+                                      const uint8_t *a, size_t as, const int RA, size_t nb,
+                                      size_t nbp, float *y, size_t ldy) {
+    __m256 acc[2][4];
+    for (int i = 0; i < RW; i++)
+        for (int j = 0; j < RA; j++) acc[i][j] = _mm256_setzero_ps();
+    const __m256i lo4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
+    const __m256i c80 = _mm256_set1_epi8((char)0x80), c8 = _mm256_set1_epi8(8);
+    const size_t bs = type == SG_TYPE_Q4_0 ? 18 : type == SG_TYPE_Q4_1 ? 20 : 34;
+    for (size_t b = 0; b < nb; b++) {
+        __m256i wv[2], wc[2];
+        __m256 dw[2], mw[2];
+        for (int i = 0; i < RW; i++) {
+            const uint8_t *blk = w + (size_t)i * ws + b * bs;
+            dw[i] = _mm256_set1_ps(_cvtsh_ss(rd16(blk)));
+            if (type == SG_TYPE_Q8_0) {
+                wv[i] = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 2));
+            } else {
+                __m128i q = _mm_loadu_si128((const __m128i *)(const void *)(blk + (type == SG_TYPE_Q4_0 ? 2 : 4)));
+                wv[i] = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), lo4);
+                if (type == SG_TYPE_Q4_0) {
+                    wv[i] = _mm256_sub_epi8(wv[i], c8);
+                    wc[i] = _mm256_madd_epi16(_mm256_maddubs_epi16(c80, wv[i]), ones);
+                } else {
+                    /* m only in lane 0: the lanes are summed at the end */
+                    mw[i] = _mm256_setr_ps(_cvtsh_ss(rd16(blk + 2)), 0, 0, 0, 0, 0, 0, 0);
+                }
+            }
+        }
+        for (int j = 0; j < RA; j++) {
+            const uint8_t *ar = a + (size_t)j * as;
+            const float *da = (const float *)(const void *)(ar + nbp * 32);
+            __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)(ar + b * 32));
+            __m256 dx = _mm256_set1_ps(da[b]);
+            __m256i xu = _mm256_xor_si256(x, c80);
+            for (int i = 0; i < RW; i++) {
+                __m256i dot;
+                if (type == SG_TYPE_Q4_0)
+                    dot = _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(xu, wv[i]), ones), wc[i]);
+                else if (type == SG_TYPE_Q4_1)
+                    dot = _mm256_madd_epi16(_mm256_maddubs_epi16(wv[i], x), ones);
+                else
+                    dot = _mm256_madd_epi16(
+                        _mm256_maddubs_epi16(_mm256_abs_epi8(wv[i]), _mm256_sign_epi8(x, wv[i])), ones);
+                acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(dw[i], dx), acc[i][j]);
+                if (type == SG_TYPE_Q4_1)
+                    acc[i][j] = _mm256_fmadd_ps(mw[i], _mm256_set1_ps(da[nbp + b]), acc[i][j]);
+            }
+        }
+    }
+    for (int i = 0; i < RW; i++)
+        for (int j = 0; j < RA; j++) {
+            __m256 s = acc[i][j];
+            __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+            h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+            h = _mm_add_ss(h, _mm_movehdup_ps(h));
+            y[(size_t)j * ldy + i] = _mm_cvtss_f32(h);
+        }
+}
+
+SG_INLINE SG_T_AVX2 __m256 ldw_avx2(uint32_t type, const uint8_t *w, size_t k) {
+    if (type == SG_TYPE_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(w + 2 * k)));
+    if (type == SG_TYPE_BF16)
+        return _mm256_castsi256_ps(_mm256_slli_epi32(
+            _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)(w + 2 * k))), 16));
+    return _mm256_loadu_ps((const float *)(const void *)(w + 4 * k));
+}
+
+SG_INLINE SG_T_AVX2 void tile_f_avx2(uint32_t type, const uint8_t *w, size_t ws, const int RW,
+                                     const uint8_t *a, size_t as, const int RA, size_t n, float *y,
+                                     size_t ldy) {
+    __m256 acc[4][2];
+    for (int i = 0; i < RW; i++)
+        for (int j = 0; j < RA; j++) acc[i][j] = _mm256_setzero_ps();
+    size_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        __m256 wv[4];
+        for (int i = 0; i < RW; i++) wv[i] = ldw_avx2(type, w + (size_t)i * ws, k);
+        for (int j = 0; j < RA; j++) {
+            __m256 x = _mm256_loadu_ps((const float *)(const void *)(a + (size_t)j * as) + k);
+            for (int i = 0; i < RW; i++) acc[i][j] = _mm256_fmadd_ps(wv[i], x, acc[i][j]);
+        }
+    }
+    for (int i = 0; i < RW; i++)
+        for (int j = 0; j < RA; j++) {
+            __m256 s = acc[i][j];
+            __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+            h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+            h = _mm_add_ss(h, _mm_movehdup_ps(h));
+            float t = _mm_cvtss_f32(h);
+            const float *x = (const float *)(const void *)(a + (size_t)j * as);
+            for (size_t r = k; r < n; r++) t += wval(type, w + (size_t)i * ws, r) * x[r];
+            y[(size_t)j * ldy + i] = t;
+        }
+}
+
+#  define TILE_CASES(FN, ...)                                                   \
+    switch (rw * 8 + ra) {                                                      \
+    case 8 * 1 + 1: FN(__VA_ARGS__, 1, 1); break;                               \
+    case 8 * 1 + 2: FN(__VA_ARGS__, 1, 2); break;                               \
+    case 8 * 1 + 3: FN(__VA_ARGS__, 1, 3); break;                               \
+    case 8 * 1 + 4: FN(__VA_ARGS__, 1, 4); break;                               \
+    case 8 * 2 + 1: FN(__VA_ARGS__, 2, 1); break;                               \
+    case 8 * 2 + 2: FN(__VA_ARGS__, 2, 2); break;                               \
+    case 8 * 2 + 3: FN(__VA_ARGS__, 2, 3); break;                               \
+    case 8 * 2 + 4: FN(__VA_ARGS__, 2, 4); break;                               \
+    case 8 * 3 + 1: FN(__VA_ARGS__, 3, 1); break;                               \
+    case 8 * 3 + 2: FN(__VA_ARGS__, 3, 2); break;                               \
+    case 8 * 3 + 3: FN(__VA_ARGS__, 3, 3); break;                               \
+    case 8 * 3 + 4: FN(__VA_ARGS__, 3, 4); break;                               \
+    case 8 * 4 + 1: FN(__VA_ARGS__, 4, 1); break;                               \
+    case 8 * 4 + 2: FN(__VA_ARGS__, 4, 2); break;                               \
+    case 8 * 4 + 3: FN(__VA_ARGS__, 4, 3); break;                               \
+    default: FN(__VA_ARGS__, 4, 4); break;                                      \
+    }
+
+#  define CALL_Q8_AVX2(T, RW_, RA_)                                                      \
+    tile_q8_avx2(T, g->w + i * g->w_stride, g->w_stride, RW_,                            \
+                 (const uint8_t *)g->a + j * g->a_stride, g->a_stride, RA_, nb, nbp,     \
+                 g->y + j * g->ldy + i, g->ldy)
+#  define CALL_F_AVX2(T, RW_, RA_)                                                       \
+    tile_f_avx2(T, g->w + i * g->w_stride, g->w_stride, RW_,                             \
+                (const uint8_t *)g->a + j * g->a_stride, g->a_stride, RA_, g->n,         \
+                g->y + j * g->ldy + i, g->ldy)
+
+SG_T_AVX2 static void q8_tiles_avx2(const sg_gemm *g, uint32_t T, size_t nb, size_t nbp) {
+    for (size_t i = 0; i < g->nr; i += 2) {
+        int rw = g->nr - i < 2 ? (int)(g->nr - i) : 2;
+        for (size_t j = 0; j < g->na; j += 2) {
+            int ra = g->na - j < 2 ? (int)(g->na - j) : 2;
+            if (rw == 1 && ra == 1) CALL_Q8_AVX2(T, 1, 1);
+            else if (rw == 1) CALL_Q8_AVX2(T, 1, 2);
+            else if (ra == 1) CALL_Q8_AVX2(T, 2, 1);
+            else CALL_Q8_AVX2(T, 2, 2);
+        }
+    }
+}
+
+SG_T_AVX2 static void f_tiles_avx2(const sg_gemm *g, uint32_t T) {
+    for (size_t i = 0; i < g->nr; i += 4) {
+        int rw = g->nr - i < 4 ? (int)(g->nr - i) : 4;
+        for (size_t j = 0; j < g->na; j += 2) {
+            int ra = g->na - j < 2 ? (int)(g->na - j) : 2;
+            if (ra == 2) {
+                switch (rw) {
+                case 1: CALL_F_AVX2(T, 1, 2); break;
+                case 2: CALL_F_AVX2(T, 2, 2); break;
+                case 3: CALL_F_AVX2(T, 3, 2); break;
+                default: CALL_F_AVX2(T, 4, 2); break;
+                }
+            } else {
+                switch (rw) {
+                case 1: CALL_F_AVX2(T, 1, 1); break;
+                case 2: CALL_F_AVX2(T, 2, 1); break;
+                case 3: CALL_F_AVX2(T, 3, 1); break;
+                default: CALL_F_AVX2(T, 4, 1); break;
+                }
+            }
+        }
+    }
+}
+
+SG_T_AVX2 int sg_gemm_avx2(const sg_gemm *g) {
+    if (g->n == 0) return -1;
+    if (sg_type_q8_act(g->type)) {
+        if (g->n % 32) return -1;
+        size_t nb = g->n / 32, nbp = q8_nbp(g->n);
+        /* the type as a constant inside each instance */
+        switch (g->type) {
+        case SG_TYPE_Q4_0: q8_tiles_avx2(g, SG_TYPE_Q4_0, nb, nbp); break;
+        case SG_TYPE_Q4_1: q8_tiles_avx2(g, SG_TYPE_Q4_1, nb, nbp); break;
+        default: q8_tiles_avx2(g, SG_TYPE_Q8_0, nb, nbp); break;
+        }
+        return 0;
+    }
+    switch (g->type) {
+    case SG_TYPE_F32: f_tiles_avx2(g, SG_TYPE_F32); return 0;
+    case SG_TYPE_F16: f_tiles_avx2(g, SG_TYPE_F16); return 0;
+    case SG_TYPE_BF16: f_tiles_avx2(g, SG_TYPE_BF16); return 0;
+    default: return -1;
+    }
+}
+
+/* ---- AVX-512 (F, BW, VL, VNNI) -------------------------------------------------- */
+#  define SG_T_512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+SG_T_512 void sg_q8_quantize_avx512(const float *x, size_t n, uint8_t *dst) {
+    size_t nb = n / 32, nbp = q8_nbp(n);
+    int8_t *q = (int8_t *)dst;
+    float *d = (float *)(void *)(dst + nbp * 32), *s = d + nbp;
+    for (size_t b = 0; b < nb; b++) {
+        const float *xb = x + b * 32;
+        __m512 v0 = _mm512_loadu_ps(xb), v1 = _mm512_loadu_ps(xb + 16);
+        float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+        float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+        __m512 vid = _mm512_set1_ps(id);
+        __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, vid));
+        __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, vid));
+        _mm_storeu_si128((__m128i *)(void *)(q + b * 32), _mm512_cvtepi32_epi8(i0));
+        _mm_storeu_si128((__m128i *)(void *)(q + b * 32 + 16), _mm512_cvtepi32_epi8(i1));
+        d[b] = amax / 127.0f;
+        s[b] = d[b] * (float)_mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
+    }
+    for (size_t b = nb; b < nbp; b++) {
+        memset(q + b * 32, 0, 32);
+        d[b] = 0.0f;
+        s[b] = 0.0f;
+    }
+}
+
+/* Two blocks (64 values) per step; the activation rows are padded to an
+ * even number of blocks with zeros, the weight's missing block is zero. */
+SG_INLINE SG_T_512 void tile_q8_512(uint32_t type, const uint8_t *w, size_t ws, const int RW,
+                                    const uint8_t *a, size_t as, const int RA, size_t nb,
+                                    size_t nbp, float *y, size_t ldy) {
+    __m512 acc[4][4];
+    for (int i = 0; i < RW; i++)
+        for (int j = 0; j < RA; j++) acc[i][j] = _mm512_setzero_ps();
+    const __m256i lo4 = _mm256_set1_epi8(0x0f);
+    const __m512i c80 = _mm512_set1_epi8((char)0x80), c8 = _mm512_set1_epi8(8);
+    const __m512i zero = _mm512_setzero_si512();
+    const size_t bs = type == SG_TYPE_Q4_0 ? 18 : type == SG_TYPE_Q4_1 ? 20 : 34;
+    for (size_t b = 0; b < nbp; b += 2) {
+        const int has1 = b + 1 < nb;
+        __m512i wv[4], wc[4];
+        __m512 dw[4], mw[4];
+        __mmask64 wneg[4];
+        for (int i = 0; i < RW; i++) {
+            const uint8_t *b0 = w + (size_t)i * ws + b * bs, *b1 = b0 + bs;
+            float d0 = _cvtsh_ss(rd16(b0)), d1 = has1 ? _cvtsh_ss(rd16(b1)) : 0.0f;
+            dw[i] = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(d0), _mm512_set1_ps(d1));
+            if (type == SG_TYPE_Q8_0) {
+                __m256i q0 = _mm256_loadu_si256((const __m256i *)(const void *)(b0 + 2));
+                __m256i q1 = has1 ? _mm256_loadu_si256((const __m256i *)(const void *)(b1 + 2))
+                                  : _mm256_setzero_si256();
+                __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1);
+                wneg[i] = _mm512_movepi8_mask(v);
+                wv[i] = _mm512_abs_epi8(v);
+            } else {
+                const size_t off = type == SG_TYPE_Q4_0 ? 2 : 4;
+                __m128i q0 = _mm_loadu_si128((const __m128i *)(const void *)(b0 + off));
+                __m128i q1 = has1 ? _mm_loadu_si128((const __m128i *)(const void *)(b1 + off))
+                                  : _mm_set1_epi8((char)0x88); /* nibbles 8: zero after -8 */
+                if (type == SG_TYPE_Q4_1 && !has1) q1 = _mm_setzero_si128();
+                __m256i v = _mm256_set_m128i(q1, q0);
+                __m256i l = _mm256_and_si256(v, lo4);
+                __m256i h = _mm256_and_si256(_mm256_srli_epi16(v, 4), lo4);
+                /* [b0 lo, b1 lo, b0 hi, b1 hi] -> [b0 lo, b0 hi, b1 lo, b1 hi] */
+                __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(l), h, 1);
+                z = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));
+                if (type == SG_TYPE_Q4_0) {
+                    wv[i] = _mm512_sub_epi8(z, c8);
+                    wc[i] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, c80, wv[i]));
+                } else {
+                    wv[i] = z;
+                    float m0 = _cvtsh_ss(rd16(b0 + 2)), m1 = has1 ? _cvtsh_ss(rd16(b1 + 2)) : 0.0f;
+                    /* m only in the first lane of each block: lanes are summed at the end */
+                    mw[i] = _mm512_maskz_mov_ps(0x0101, _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(m0),
+                                                                           _mm512_set1_ps(m1)));
+                }
+            }
+        }
+        for (int j = 0; j < RA; j++) {
+            const uint8_t *ar = a + (size_t)j * as;
+            const float *da = (const float *)(const void *)(ar + nbp * 32);
+            __m512i x = _mm512_loadu_si512((const void *)(ar + b * 32));
+            __m512 dx = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(da[b]), _mm512_set1_ps(da[b + 1]));
+            __m512i xu = _mm512_xor_si512(x, c80);
+            __m512 sx = _mm512_setzero_ps();
+            if (type == SG_TYPE_Q4_1)
+                sx = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(da[nbp + b]), _mm512_set1_ps(da[nbp + b + 1]));
+            for (int i = 0; i < RW; i++) {
+                __m512i dot;
+                if (type == SG_TYPE_Q4_0)
+                    dot = _mm512_dpbusd_epi32(wc[i], xu, wv[i]);
+                else if (type == SG_TYPE_Q4_1)
+                    dot = _mm512_dpbusd_epi32(zero, wv[i], x);
+                else
+                    dot = _mm512_dpbusd_epi32(zero, wv[i], _mm512_mask_sub_epi8(x, wneg[i], zero, x));
+                acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw[i], dx), acc[i][j]);
+                if (type == SG_TYPE_Q4_1) acc[i][j] = _mm512_fmadd_ps(mw[i], sx, acc[i][j]);
+            }
+        }
+    }
+    for (int i = 0; i < RW; i++)
+        for (int j = 0; j < RA; j++) y[(size_t)j * ldy + i] = _mm512_reduce_add_ps(acc[i][j]);
+}
+
+SG_INLINE SG_T_512 __m512 ldw_512(uint32_t type, const uint8_t *w, size_t k, __mmask16 m) {
+    if (type == SG_TYPE_F16)
+        return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const void *)(w + 2 * k)));
+    if (type == SG_TYPE_BF16)
+        return _mm512_castsi512_ps(_mm512_slli_epi32(
+            _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, (const void *)(w + 2 * k))), 16));
+    return _mm512_maskz_loadu_ps(m, (const void *)(w + 4 * k));
+}
+
+SG_INLINE SG_T_512 void tile_f_512(uint32_t type, const uint8_t *w, size_t ws, const int RW,
+                                   const uint8_t *a, size_t as, const int RA, size_t n, float *y,
+                                   size_t ldy) {
+    __m512 acc[4][4];
+    for (int i = 0; i < RW; i++)
+        for (int j = 0; j < RA; j++) acc[i][j] = _mm512_setzero_ps();
+    for (size_t k = 0; k < n; k += 16) {
+        __mmask16 m = n - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - k)) - 1u);
+        __m512 wv[4];
+        for (int i = 0; i < RW; i++) wv[i] = ldw_512(type, w + (size_t)i * ws, k, m);
+        for (int j = 0; j < RA; j++) {
+            __m512 x = _mm512_maskz_loadu_ps(m, (const float *)(const void *)(a + (size_t)j * as) + k);
+            for (int i = 0; i < RW; i++) acc[i][j] = _mm512_fmadd_ps(wv[i], x, acc[i][j]);
+        }
+    }
+    for (int i = 0; i < RW; i++)
+        for (int j = 0; j < RA; j++) y[(size_t)j * ldy + i] = _mm512_reduce_add_ps(acc[i][j]);
+}
+
+#  define CALL_Q8_512(T, RW_, RA_)                                                       \
+    tile_q8_512(T, g->w + i * g->w_stride, g->w_stride, RW_,                             \
+                (const uint8_t *)g->a + j * g->a_stride, g->a_stride, RA_, nb, nbp,      \
+                g->y + j * g->ldy + i, g->ldy)
+#  define CALL_F_512(T, RW_, RA_)                                                        \
+    tile_f_512(T, g->w + i * g->w_stride, g->w_stride, RW_,                              \
+               (const uint8_t *)g->a + j * g->a_stride, g->a_stride, RA_, g->n,          \
+               g->y + j * g->ldy + i, g->ldy)
+
+SG_T_512 static void q8_tiles_512(const sg_gemm *g, uint32_t T, size_t nb, size_t nbp) {
+    for (size_t i = 0; i < g->nr; i += 4) {
+        int rw = g->nr - i < 4 ? (int)(g->nr - i) : 4;
+        for (size_t j = 0; j < g->na; j += 4) {
+            int ra = g->na - j < 4 ? (int)(g->na - j) : 4;
+            TILE_CASES(CALL_Q8_512, T)
+        }
+    }
+}
+
+SG_T_512 static void f_tiles_512(const sg_gemm *g, uint32_t T) {
+    for (size_t i = 0; i < g->nr; i += 4) {
+        int rw = g->nr - i < 4 ? (int)(g->nr - i) : 4;
+        for (size_t j = 0; j < g->na; j += 4) {
+            int ra = g->na - j < 4 ? (int)(g->na - j) : 4;
+            TILE_CASES(CALL_F_512, T)
+        }
+    }
+}
+
+SG_T_512 int sg_gemm_avx512(const sg_gemm *g) {
+    if (g->n == 0) return -1;
+    if (sg_type_q8_act(g->type)) {
+        if (g->n % 32) return -1;
+        size_t nb = g->n / 32, nbp = q8_nbp(g->n);
+        switch (g->type) {
+        case SG_TYPE_Q4_0: q8_tiles_512(g, SG_TYPE_Q4_0, nb, nbp); break;
+        case SG_TYPE_Q4_1: q8_tiles_512(g, SG_TYPE_Q4_1, nb, nbp); break;
+        default: q8_tiles_512(g, SG_TYPE_Q8_0, nb, nbp); break;
+        }
+        return 0;
+    }
+    switch (g->type) {
+    case SG_TYPE_F32: f_tiles_512(g, SG_TYPE_F32); return 0;
+    case SG_TYPE_F16: f_tiles_512(g, SG_TYPE_F16); return 0;
+    case SG_TYPE_BF16: f_tiles_512(g, SG_TYPE_BF16); return 0;
+    default: return -1;
+    }
+}
+#endif
