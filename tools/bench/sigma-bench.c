@@ -1,0 +1,271 @@
+/* sigma-bench: prompt-processing and decode speed, modelled on llama.cpp's
+ * llama-bench so the numbers line up.
+ *
+ *   sigma-bench -m MODEL[,MODEL..] [-t THREADS,..] [-p N_PROMPT,..] [-n N_GEN,..]
+ *               [-d DEPTH,..] [-r REPS] [-b N_BATCH] [--kv SPEC[;SPEC..]]
+ *               [--kernels SPEC] [-o md|csv]
+ *
+ * Each test evaluates random token ids (no tokenizer, no sampling): ppN
+ * evaluates N tokens in one call (split into batches of n_batch by the
+ * library), tgN evaluates N tokens one at a time. With -d D the session is
+ * first filled with D tokens (not timed) and each repetition rewinds to D.
+ * One untimed warm-up run precedes each test. The table reports tokens per
+ * second as mean ± sample standard deviation over the repetitions, and the
+ * median. KV SPEC is "name" or "name:options" (e.g. "topv:k=100"); several
+ * specs are separated by ';'. --kernels sets SIGMA_KERNELS (e.g. "exact",
+ * "generic", "avx2") for the sessions it opens. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sigma/sigma.h"
+
+#define MAX_LIST 32
+
+typedef struct list {
+    char *item[MAX_LIST];
+    int n;
+} list;
+
+static void split(list *l, const char *s, char sep) {
+    char *dup = strdup(s);
+    char *p = dup;
+    for (;;) {
+        char *e = strchr(p, sep);
+        if (e) *e = 0;
+        if (*p && l->n < MAX_LIST) l->item[l->n++] = strdup(p);
+        if (!e) break;
+        p = e + 1;
+    }
+    free(dup);
+}
+
+static int parse_ints(const list *l, long *out, int *n, const char *what) {
+    *n = 0;
+    for (int i = 0; i < l->n; i++) {
+        char *end;
+        long v = strtol(l->item[i], &end, 10);
+        if (*end || v < 0 || v > 10000000) {
+            fprintf(stderr, "sigma-bench: bad %s '%s'\n", what, l->item[i]);
+            return -1;
+        }
+        out[(*n)++] = v;
+    }
+    return 0;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static uint64_t rng = 0x2545F4914F6CDD1Dull;
+static uint32_t rnd32(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng >> 32);
+}
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void usage(void) {
+    fprintf(stderr,
+            "usage: sigma-bench -m MODEL[,MODEL..] [-t THREADS,..] [-p N_PROMPT,..] [-n N_GEN,..]\n"
+            "                   [-d DEPTH,..] [-r REPS] [-b N_BATCH] [--kv SPEC[;SPEC..]]\n"
+            "                   [--kernels SPEC] [-o md|csv]\n"
+            "defaults: -t 2 -p 512 -n 128 -d 0 -r 5 -b 512 --kv dense -o md\n");
+}
+
+/* Evaluate n random tokens, one call (batch) or one token per call. */
+static int run_tokens(sigma_session *s, uint32_t n_vocab, long n, int one_by_one, sigma_token *buf) {
+    for (long i = 0; i < n; i++) buf[i] = (sigma_token)(rnd32() % n_vocab);
+    if (!one_by_one) return sigma_session_eval(s, buf, (size_t)n);
+    for (long i = 0; i < n; i++) {
+        int st = sigma_session_eval(s, buf + i, 1);
+        if (st != SIGMA_OK) return st;
+    }
+    return SIGMA_OK;
+}
+
+int main(int argc, char **argv) {
+    list models = {0}, threads_l = {0}, pp_l = {0}, tg_l = {0}, depth_l = {0}, kv_l = {0};
+    long reps = 5, n_batch = 512;
+    const char *kernels = NULL, *fmt = "md";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int takes = 1;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage();
+            return 0;
+        }
+        if (!v) {
+            usage();
+            return 2;
+        }
+        if (!strcmp(a, "-m")) split(&models, v, ',');
+        else if (!strcmp(a, "-t")) split(&threads_l, v, ',');
+        else if (!strcmp(a, "-p")) split(&pp_l, v, ',');
+        else if (!strcmp(a, "-n")) split(&tg_l, v, ',');
+        else if (!strcmp(a, "-d")) split(&depth_l, v, ',');
+        else if (!strcmp(a, "--kv")) split(&kv_l, v, ';');
+        else if (!strcmp(a, "-r")) reps = strtol(v, NULL, 10);
+        else if (!strcmp(a, "-b")) n_batch = strtol(v, NULL, 10);
+        else if (!strcmp(a, "--kernels")) kernels = v;
+        else if (!strcmp(a, "-o")) fmt = v;
+        else takes = 0;
+        if (!takes) {
+            fprintf(stderr, "sigma-bench: unknown option %s\n", a);
+            usage();
+            return 2;
+        }
+        i++;
+    }
+    if (!models.n) {
+        usage();
+        return 2;
+    }
+    if (!threads_l.n) split(&threads_l, "2", ',');
+    if (!pp_l.n) split(&pp_l, "512", ',');
+    if (!tg_l.n) split(&tg_l, "128", ',');
+    if (!depth_l.n) split(&depth_l, "0", ',');
+    if (!kv_l.n) split(&kv_l, "dense", ';');
+    long thr[MAX_LIST], pps[MAX_LIST], tgs[MAX_LIST], depths[MAX_LIST];
+    int n_thr, n_pp, n_tg, n_depth;
+    if (parse_ints(&threads_l, thr, &n_thr, "thread count") || parse_ints(&pp_l, pps, &n_pp, "-p") ||
+        parse_ints(&tg_l, tgs, &n_tg, "-n") || parse_ints(&depth_l, depths, &n_depth, "-d"))
+        return 2;
+    if (reps < 1 || reps > 1000 || n_batch < 1 || n_batch > 65536) {
+        fprintf(stderr, "sigma-bench: bad -r or -b\n");
+        return 2;
+    }
+    if (kernels) setenv("SIGMA_KERNELS", kernels, 1);
+    int csv = !strcmp(fmt, "csv");
+    if (csv)
+        printf("model,size_bytes,params,kernels,threads,kv,test,depth,reps,tps_mean,tps_sd,tps_median\n");
+    else
+        printf("| model | size | params | kernels | threads | kv | test | t/s | median t/s |\n"
+               "| --- | ---: | ---: | --- | ---: | --- | --- | ---: | ---: |\n");
+    fflush(stdout);
+
+    int rc = 0;
+    for (int mi = 0; mi < models.n; mi++) {
+        sigma_model_params mp;
+        sigma_model_params_init(&mp, sizeof mp);
+        sigma_model *m = NULL;
+        int st = sigma_model_open(models.item[mi], &mp, &m);
+        if (st != SIGMA_OK) {
+            char msg[256] = "";
+            if (m) sigma_model_last_error(m, msg, sizeof msg);
+            fprintf(stderr, "sigma-bench: cannot open %s (status %d) %s\n", models.item[mi], st, msg);
+            rc = 1;
+            continue;
+        }
+        sigma_model_info info;
+        memset(&info, 0, sizeof info);
+        info.struct_size = sizeof info;
+        sigma_model_get_info(m, &info);
+        const char *base = strrchr(models.item[mi], '/');
+        base = base ? base + 1 : models.item[mi];
+        for (int ki = 0; ki < kv_l.n; ki++) {
+            char kvname[128];
+            snprintf(kvname, sizeof kvname, "%s", kv_l.item[ki]);
+            char *kvopt = strchr(kvname, ':');
+            if (kvopt) *kvopt++ = 0;
+            for (int ti = 0; ti < n_thr; ti++)
+                for (int di = 0; di < n_depth; di++) {
+                    long depth = depths[di];
+                    long longest = 1;
+                    for (int i = 0; i < n_pp; i++) longest = pps[i] > longest ? pps[i] : longest;
+                    for (int i = 0; i < n_tg; i++) longest = tgs[i] > longest ? tgs[i] : longest;
+                    sigma_session_params sp;
+                    sigma_session_params_init(&sp, sizeof sp);
+                    sp.n_threads = (uint32_t)(thr[ti] ? thr[ti] : 0);
+                    sp.n_ctx = (uint32_t)(depth + longest + 64);
+                    sp.n_batch = (uint32_t)n_batch;
+                    sp.kv_strategy = kvname;
+                    sp.kv_options = kvopt;
+                    sigma_session *s = NULL;
+                    if ((st = sigma_session_open(m, &sp, &s)) != SIGMA_OK) {
+                        char msg[256] = "";
+                        sigma_model_last_error(m, msg, sizeof msg);
+                        fprintf(stderr, "sigma-bench: cannot open a session (status %d) %s\n", st, msg);
+                        rc = 1;
+                        continue;
+                    }
+                    sigma_token *buf = malloc(sizeof *buf * (size_t)(depth > longest ? depth : longest));
+                    if (depth && run_tokens(s, info.n_vocab, depth, 0, buf) != SIGMA_OK) {
+                        fprintf(stderr, "sigma-bench: depth fill failed: %s\n", sigma_session_last_error(s));
+                        rc = 1;
+                    }
+                    for (int kind = 0; kind < 2; kind++) {
+                        int n_tests = kind ? n_tg : n_pp;
+                        for (int x = 0; x < n_tests; x++) {
+                            long n = kind ? tgs[x] : pps[x];
+                            if (n == 0) continue;
+                            double *tps = calloc((size_t)reps, sizeof *tps);
+                            int ok = 1;
+                            /* warm-up: a short run of the same kind */
+                            sigma_session_rewind(s, (uint32_t)depth);
+                            run_tokens(s, info.n_vocab, kind ? 1 : (n < 32 ? n : 32), kind, buf);
+                            for (long r = 0; r < reps && ok; r++) {
+                                sigma_session_rewind(s, (uint32_t)depth);
+                                double t0 = now_s();
+                                st = run_tokens(s, info.n_vocab, n, kind, buf);
+                                double t1 = now_s();
+                                if (st != SIGMA_OK) {
+                                    fprintf(stderr, "sigma-bench: eval failed: %s\n",
+                                            sigma_session_last_error(s));
+                                    ok = 0;
+                                    rc = 1;
+                                }
+                                tps[r] = (double)n / (t1 - t0);
+                            }
+                            if (ok) {
+                                double mean = 0, sd = 0;
+                                for (long r = 0; r < reps; r++) mean += tps[r];
+                                mean /= (double)reps;
+                                for (long r = 0; r < reps; r++) sd += (tps[r] - mean) * (tps[r] - mean);
+                                sd = reps > 1 ? sqrt(sd / (double)(reps - 1)) : 0.0;
+                                qsort(tps, (size_t)reps, sizeof *tps, cmp_d);
+                                double med = reps % 2 ? tps[reps / 2]
+                                                      : 0.5 * (tps[reps / 2 - 1] + tps[reps / 2]);
+                                char test[64];
+                                if (depth)
+                                    snprintf(test, sizeof test, "%s%ld @ d%ld", kind ? "tg" : "pp", n, depth);
+                                else
+                                    snprintf(test, sizeof test, "%s%ld", kind ? "tg" : "pp", n);
+                                const char *kn = kernels ? kernels : getenv("SIGMA_KERNELS");
+                                if (!kn || !*kn) kn = "default";
+                                if (csv)
+                                    printf("%s,%llu,%llu,%s,%ld,%s,%s%ld,%ld,%ld,%.3f,%.3f,%.3f\n", base,
+                                           (unsigned long long)info.file_size,
+                                           (unsigned long long)info.n_params, kn, thr[ti], kv_l.item[ki],
+                                           kind ? "tg" : "pp", n, depth, reps, mean, sd, med);
+                                else
+                                    printf("| %s | %.2f GiB | %.2f B | %s | %ld | %s | %s | %.2f ± %.2f | %.2f |\n",
+                                           base, (double)info.file_size / 1073741824.0,
+                                           (double)info.n_params / 1e9, kn, thr[ti], kv_l.item[ki], test,
+                                           mean, sd, med);
+                                fflush(stdout);
+                            }
+                            free(tps);
+                        }
+                    }
+                    free(buf);
+                    sigma_session_close(s);
+                }
+        }
+        sigma_model_close(m);
+    }
+    return rc;
+}
