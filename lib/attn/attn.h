@@ -22,6 +22,17 @@ void sg_attn_head(const sg_kernels *k, const float *q, const void *kbase, size_t
                   const void *vbase, size_t v_stride, sg_kv_type type, size_t n_pos,
                   uint32_t d_qk, uint32_t d_v, float scale, float *out, float *tmp);
 
+/* n_heads (<= SG_ATTN_GROUP_MAX for the shared-read path) query heads that
+ * share one K head: query h at q + h*q_stride, its V rows at vbase[h] (heads
+ * with equal consecutive vbase share the row conversion), output at
+ * out + h*out_stride. Reads each K row once for the whole group; results are
+ * bitwise equal to calling sg_attn_head per head. tmp: d_qk + d_v floats. */
+#define SG_ATTN_GROUP_MAX 64
+void sg_attn_group(const sg_kernels *k, uint32_t n_heads, const float *q, size_t q_stride,
+                   const void *kbase, size_t k_stride, const void *const *vbase, size_t v_stride,
+                   sg_kv_type type, size_t n_pos, uint32_t d_qk, uint32_t d_v, float scale,
+                   float *out, size_t out_stride, float *tmp);
+
 /* Buffers for sg_attention, each for n_batch rows. */
 typedef struct sg_attn_bufs {
     float *q;      /* [n][n_q*d_qk] */

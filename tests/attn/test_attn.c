@@ -236,12 +236,49 @@ START_TEST(test_attn_head_long) {
 }
 END_TEST
 
+/* a group of query heads sharing a K head (two V heads among them, f32 and
+ * f16 storage) equals sg_attn_head per head bitwise */
+START_TEST(test_attn_group) {
+    const size_t n_pos = 200;
+    const uint32_t dqk = 16, dv = 8, nh = 8, nv = 2; /* 8 q heads, V heads shared by 4 */
+    const size_t kst = dqk, vst = (size_t)nv * dv;
+    float *K = malloc(n_pos * kst * sizeof(float)), *V = malloc(n_pos * vst * sizeof(float));
+    uint16_t *K16 = malloc(n_pos * kst * 2), *V16 = malloc(n_pos * vst * 2);
+    float q[8 * 16], out[8 * 8], ref[8], tmp[24];
+    fill(K, n_pos * kst, 1.0f);
+    fill(V, n_pos * vst, 1.0f);
+    fill(q, nh * dqk, 2.0f);
+    sigma_kernel_f32_to_f16(K16, K, n_pos * kst);
+    sigma_kernel_f32_to_f16(V16, V, n_pos * vst);
+    sg_kernels ks[2];
+    sg_kernels_init(&ks[0], 0);
+    sg_kernels_init(&ks[1], 1);
+    for (int kk = 0; kk < 2; kk++)
+        for (int f16 = 0; f16 < 2; f16++)
+            for (size_t np = 1; np <= n_pos; np += 29) {
+                const void *kb = f16 ? (const void *)K16 : (const void *)K;
+                const void *vb[8];
+                for (uint32_t h = 0; h < nh; h++)
+                    vb[h] = f16 ? (const void *)(V16 + (h / (nh / nv)) * dv)
+                                : (const void *)(V + (h / (nh / nv)) * dv);
+                sg_kv_type ty = f16 ? SG_KV_F16 : SG_KV_F32;
+                sg_attn_group(&ks[kk], nh, q, dqk, kb, kst, vb, vst, ty, np, dqk, dv, 0.25f, out, dv, tmp);
+                for (uint32_t h = 0; h < nh; h++) {
+                    sg_attn_head(&ks[kk], q + h * dqk, kb, kst, vb[h], vst, ty, np, dqk, dv, 0.25f, ref, tmp);
+                    ck_assert_msg(memcmp(ref, out + h * dv, sizeof ref) == 0, "head %u np %zu differs", h, np);
+                }
+            }
+    free(K); free(V); free(K16); free(V16);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("attn");
     TCase *tc = tcase_create("attn");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_attention_vs_naive);
     tcase_add_test(tc, test_attn_head_long);
+    tcase_add_test(tc, test_attn_group);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
