@@ -27,13 +27,21 @@
 
 /* ---- activation rows ----------------------------------------------------- */
 
-/* Layout of one row of n values (nb = n/32 blocks, nbp = nb rounded up to
- * even): int8 q[nbp*32] | float d[nbp] | float s[nbp]; padding blocks are 0. */
-static inline size_t q8_nbp(size_t n) { return ((n / 32) + 1) & ~(size_t)1; }
+/* One row of n values (nb = n/32 blocks) is stored in groups of 4 blocks,
+ * QG bytes each (blocks past nb are zero):
+ *   int8  lo[64]    values 0..15 of each of the 4 blocks
+ *   int8  hi[64]    values 16..31 of each block
+ *   float d[16]     lanes 4k..4k+3: scale of block k
+ *   float s[16]     lane 4k: d * sum(q) of block k, other lanes 0
+ *   int32 c8[16]    lane 4k: -8 * sum(q), other lanes 0 (Q4_0 offset)
+ *   int32 c128[16]  lane 4k: -128 * sum(q) (Q8_0 weights read as w + 128)
+ * so that the integer dot of 4 blocks is two dpbusd with 4 lanes a block. */
+#define QG 384
+static inline size_t q8_groups(size_t n) { return (n / 32 + 3) / 4; }
 
 size_t sg_q8_row_bytes(size_t n) {
     if (n == 0 || n % 32) return 0;
-    return q8_nbp(n) * 40;
+    return q8_groups(n) * QG;
 }
 
 int sg_type_q8_act(uint32_t type) {
@@ -42,10 +50,24 @@ int sg_type_q8_act(uint32_t type) {
 
 static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 
+/* Store block b's scale and sums (its values are already in place). */
+static inline void q8_put_meta(uint8_t *row, size_t b, float d, int isum) {
+    uint8_t *g = row + (b / 4) * QG;
+    int k = (int)(b % 4);
+    float s = d * (float)isum;
+    int32_t c8 = -8 * isum, c128 = -128 * isum;
+    for (int l = 0; l < 4; l++) memcpy(g + 128 + 4 * (4 * k + l), &d, 4);
+    memcpy(g + 192 + 16 * k, &s, 4);
+    memcpy(g + 256 + 16 * k, &c8, 4);
+    memcpy(g + 320 + 16 * k, &c128, 4);
+}
+
+static inline int8_t *q8_lo(uint8_t *row, size_t b) { return (int8_t *)(row + (b / 4) * QG + (b % 4) * 16); }
+static inline int8_t *q8_hi(uint8_t *row, size_t b) { return (int8_t *)(row + (b / 4) * QG + 64 + (b % 4) * 16); }
+
 void sg_q8_quantize_generic(const float *x, size_t n, uint8_t *dst) {
-    size_t nb = n / 32, nbp = q8_nbp(n);
-    int8_t *q = (int8_t *)dst;
-    float *d = (float *)(void *)(dst + nbp * 32), *s = d + nbp;
+    size_t nb = n / 32;
+    memset(dst, 0, q8_groups(n) * QG);
     for (size_t b = 0; b < nb; b++) {
         const float *xb = x + b * 32;
         float amax = 0.0f;
@@ -55,50 +77,47 @@ void sg_q8_quantize_generic(const float *x, size_t n, uint8_t *dst) {
         }
         float id = amax > 0.0f ? 127.0f / amax : 0.0f;
         int sum = 0;
+        int8_t *lo = q8_lo(dst, b), *hi = q8_hi(dst, b);
         for (int j = 0; j < 32; j++) {
             int v = (int)nearbyintf(xb[j] * id);
-            q[b * 32 + j] = (int8_t)v;
+            if (j < 16) lo[j] = (int8_t)v;
+            else hi[j - 16] = (int8_t)v;
             sum += v;
         }
-        d[b] = amax / 127.0f;
-        s[b] = d[b] * (float)sum;
-    }
-    for (size_t b = nb; b < nbp; b++) {
-        memset(q + b * 32, 0, 32);
-        d[b] = 0.0f;
-        s[b] = 0.0f;
+        q8_put_meta(dst, b, amax / 127.0f, sum);
     }
 }
 
 /* ---- portable kernels ------------------------------------------------------ */
 
-static float dot_q8_generic(uint32_t type, const uint8_t *w, const uint8_t *a, size_t nb,
-                            size_t nbp) {
-    const int8_t *qa = (const int8_t *)a;
-    const float *da = (const float *)(const void *)(a + nbp * 32), *sa = da + nbp;
+static float dot_q8_generic(uint32_t type, const uint8_t *w, const uint8_t *a, size_t nb) {
     float acc = 0.0f;
-    for (size_t b = 0; b < nb; b++, qa += 32) {
+    for (size_t b = 0; b < nb; b++) {
+        const uint8_t *g = a + (b / 4) * QG;
+        const int8_t *lo = (const int8_t *)(g + (b % 4) * 16), *hi = (const int8_t *)(g + 64 + (b % 4) * 16);
+        float da, sa;
+        memcpy(&da, g + 128 + 16 * (b % 4), 4);
+        memcpy(&sa, g + 192 + 16 * (b % 4), 4);
         int s = 0;
         switch (type) {
         case SG_TYPE_Q4_0: {
             const uint8_t *q = w + 2;
-            for (int j = 0; j < 16; j++)
-                s += ((q[j] & 15) - 8) * qa[j] + ((q[j] >> 4) - 8) * qa[j + 16];
-            acc += (float)s * (sg_f16_to_f32(rd16(w)) * da[b]);
+            for (int j = 0; j < 16; j++) s += ((q[j] & 15) - 8) * lo[j] + ((q[j] >> 4) - 8) * hi[j];
+            acc += (float)s * (sg_f16_to_f32(rd16(w)) * da);
             w += 18;
             break;
         }
         case SG_TYPE_Q4_1: {
             const uint8_t *q = w + 4;
-            for (int j = 0; j < 16; j++) s += (q[j] & 15) * qa[j] + (q[j] >> 4) * qa[j + 16];
-            acc += (float)s * (sg_f16_to_f32(rd16(w)) * da[b]) + sg_f16_to_f32(rd16(w + 2)) * sa[b];
+            for (int j = 0; j < 16; j++) s += (q[j] & 15) * lo[j] + (q[j] >> 4) * hi[j];
+            acc += (float)s * (sg_f16_to_f32(rd16(w)) * da) + sg_f16_to_f32(rd16(w + 2)) * sa;
             w += 20;
             break;
         }
         default: { /* Q8_0 */
             const int8_t *q = (const int8_t *)(w + 2);
-            for (int j = 0; j < 32; j++) s += q[j] * qa[j];
-            acc += (float)s * (sg_f16_to_f32(rd16(w)) * da[b]);
+            for (int j = 0; j < 16; j++) s += q[j] * lo[j] + q[j + 16] * hi[j];
+            acc += (float)s * (sg_f16_to_f32(rd16(w)) * da);
             w += 34;
             break;
         }
@@ -133,11 +152,11 @@ int sg_gemm_generic(const sg_gemm *g) {
     if (g->n == 0) return -1;
     if (sg_type_q8_act(g->type)) {
         if (g->n % 32) return -1;
-        size_t nb = g->n / 32, nbp = q8_nbp(g->n);
+        size_t nb = g->n / 32;
         for (size_t j = 0; j < g->na; j++)
             for (size_t i = 0; i < g->nr; i++)
                 g->y[j * g->ldy + i] = dot_q8_generic(g->type, g->w + i * g->w_stride,
-                                                      (const uint8_t *)g->a + j * g->a_stride, nb, nbp);
+                                                      (const uint8_t *)g->a + j * g->a_stride, nb);
         return 0;
     }
     if (g->type != SG_TYPE_F32 && g->type != SG_TYPE_F16 && g->type != SG_TYPE_BF16) return -1;
@@ -155,9 +174,8 @@ int sg_gemm_generic(const sg_gemm *g) {
 #  define SG_INLINE static inline __attribute__((always_inline))
 
 SG_T_AVX2 void sg_q8_quantize_avx2(const float *x, size_t n, uint8_t *dst) {
-    size_t nb = n / 32, nbp = q8_nbp(n);
-    int8_t *q = (int8_t *)dst;
-    float *d = (float *)(void *)(dst + nbp * 32), *s = d + nbp;
+    size_t nb = n / 32;
+    memset(dst, 0, q8_groups(n) * QG);
     const __m256 sign = _mm256_set1_ps(-0.0f);
     for (size_t b = 0; b < nb; b++) {
         const float *xb = x + b * 32;
@@ -180,25 +198,20 @@ SG_T_AVX2 void sg_q8_quantize_avx2(const float *x, size_t n, uint8_t *dst) {
         s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
         s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
         /* pack to int8 in element order */
-        __m256i p01 = _mm256_packs_epi32(i0, i1); /* lanes interleaved per 128 */
+        __m256i p01 = _mm256_packs_epi32(i0, i1);
         __m256i p23 = _mm256_packs_epi32(i2, i3);
         __m256i p = _mm256_packs_epi16(p01, p23);
         p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-        _mm256_storeu_si256((__m256i *)(void *)(q + b * 32), p);
-        d[b] = amax / 127.0f;
-        s[b] = d[b] * (float)_mm_cvtsi128_si32(s4);
-    }
-    for (size_t b = nb; b < nbp; b++) {
-        memset(q + b * 32, 0, 32);
-        d[b] = 0.0f;
-        s[b] = 0.0f;
+        _mm_storeu_si128((__m128i *)(void *)q8_lo(dst, b), _mm256_castsi256_si128(p));
+        _mm_storeu_si128((__m128i *)(void *)q8_hi(dst, b), _mm256_extracti128_si256(p, 1));
+        q8_put_meta(dst, b, amax / 127.0f, _mm_cvtsi128_si32(s4));
     }
 }
 
-/* One tile of RW weight rows x RA activation rows, 32 values per step. */
+/* One tile of RW weight rows x RA activation rows, one block per step. */
 SG_INLINE SG_T_AVX2 void tile_q8_avx2(uint32_t type, const uint8_t *w, size_t ws, const int RW,
                                       const uint8_t *a, size_t as, const int RA, size_t nb,
-                                      size_t nbp, float *y, size_t ldy) {
+                                      float *y, size_t ldy) {
     __m256 acc[2][4];
     for (int i = 0; i < RW; i++)
         for (int j = 0; j < RA; j++) acc[i][j] = _mm256_setzero_ps();
@@ -226,10 +239,10 @@ SG_INLINE SG_T_AVX2 void tile_q8_avx2(uint32_t type, const uint8_t *w, size_t ws
             }
         }
         for (int j = 0; j < RA; j++) {
-            const uint8_t *ar = a + (size_t)j * as;
-            const float *da = (const float *)(const void *)(ar + nbp * 32);
-            __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)(ar + b * 32));
-            __m256 dx = _mm256_set1_ps(da[b]);
+            const uint8_t *g = a + (size_t)j * as + (b / 4) * QG;
+            __m256i x = _mm256_loadu2_m128i((const __m128i *)(const void *)(g + 64 + (b % 4) * 16),
+                                            (const __m128i *)(const void *)(g + (b % 4) * 16));
+            __m256 dx = _mm256_broadcast_ss((const float *)(const void *)(g + 128 + 16 * (b % 4)));
             __m256i xu = _mm256_xor_si256(x, c80);
             for (int i = 0; i < RW; i++) {
                 __m256i dot;
@@ -242,7 +255,9 @@ SG_INLINE SG_T_AVX2 void tile_q8_avx2(uint32_t type, const uint8_t *w, size_t ws
                         _mm256_maddubs_epi16(_mm256_abs_epi8(wv[i]), _mm256_sign_epi8(x, wv[i])), ones);
                 acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(dw[i], dx), acc[i][j]);
                 if (type == SG_TYPE_Q4_1)
-                    acc[i][j] = _mm256_fmadd_ps(mw[i], _mm256_set1_ps(da[nbp + b]), acc[i][j]);
+                    acc[i][j] = _mm256_fmadd_ps(
+                        mw[i], _mm256_broadcast_ss((const float *)(const void *)(g + 192 + 16 * (b % 4))),
+                        acc[i][j]);
             }
         }
     }
@@ -314,14 +329,14 @@ SG_INLINE SG_T_AVX2 void tile_f_avx2(uint32_t type, const uint8_t *w, size_t ws,
 
 #  define CALL_Q8_AVX2(T, RW_, RA_)                                                      \
     tile_q8_avx2(T, g->w + i * g->w_stride, g->w_stride, RW_,                            \
-                 (const uint8_t *)g->a + j * g->a_stride, g->a_stride, RA_, nb, nbp,     \
+                 (const uint8_t *)g->a + j * g->a_stride, g->a_stride, RA_, nb,          \
                  g->y + j * g->ldy + i, g->ldy)
 #  define CALL_F_AVX2(T, RW_, RA_)                                                       \
     tile_f_avx2(T, g->w + i * g->w_stride, g->w_stride, RW_,                             \
                 (const uint8_t *)g->a + j * g->a_stride, g->a_stride, RA_, g->n,         \
                 g->y + j * g->ldy + i, g->ldy)
 
-SG_T_AVX2 static void q8_tiles_avx2(const sg_gemm *g, uint32_t T, size_t nb, size_t nbp) {
+SG_T_AVX2 static void q8_tiles_avx2(const sg_gemm *g, uint32_t T, size_t nb) {
     for (size_t i = 0; i < g->nr; i += 2) {
         int rw = g->nr - i < 2 ? (int)(g->nr - i) : 2;
         for (size_t j = 0; j < g->na; j += 2) {
@@ -362,12 +377,12 @@ SG_T_AVX2 int sg_gemm_avx2(const sg_gemm *g) {
     if (g->n == 0) return -1;
     if (sg_type_q8_act(g->type)) {
         if (g->n % 32) return -1;
-        size_t nb = g->n / 32, nbp = q8_nbp(g->n);
+        size_t nb = g->n / 32;
         /* the type as a constant inside each instance */
         switch (g->type) {
-        case SG_TYPE_Q4_0: q8_tiles_avx2(g, SG_TYPE_Q4_0, nb, nbp); break;
-        case SG_TYPE_Q4_1: q8_tiles_avx2(g, SG_TYPE_Q4_1, nb, nbp); break;
-        default: q8_tiles_avx2(g, SG_TYPE_Q8_0, nb, nbp); break;
+        case SG_TYPE_Q4_0: q8_tiles_avx2(g, SG_TYPE_Q4_0, nb); break;
+        case SG_TYPE_Q4_1: q8_tiles_avx2(g, SG_TYPE_Q4_1, nb); break;
+        default: q8_tiles_avx2(g, SG_TYPE_Q8_0, nb); break;
         }
         return 0;
     }
@@ -383,9 +398,8 @@ SG_T_AVX2 int sg_gemm_avx2(const sg_gemm *g) {
 #  define SG_T_512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 
 SG_T_512 void sg_q8_quantize_avx512(const float *x, size_t n, uint8_t *dst) {
-    size_t nb = n / 32, nbp = q8_nbp(n);
-    int8_t *q = (int8_t *)dst;
-    float *d = (float *)(void *)(dst + nbp * 32), *s = d + nbp;
+    size_t nb = n / 32;
+    memset(dst, 0, q8_groups(n) * QG);
     for (size_t b = 0; b < nb; b++) {
         const float *xb = x + b * 32;
         __m512 v0 = _mm512_loadu_ps(xb), v1 = _mm512_loadu_ps(xb + 16);
@@ -394,89 +408,87 @@ SG_T_512 void sg_q8_quantize_avx512(const float *x, size_t n, uint8_t *dst) {
         __m512 vid = _mm512_set1_ps(id);
         __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, vid));
         __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, vid));
-        _mm_storeu_si128((__m128i *)(void *)(q + b * 32), _mm512_cvtepi32_epi8(i0));
-        _mm_storeu_si128((__m128i *)(void *)(q + b * 32 + 16), _mm512_cvtepi32_epi8(i1));
-        d[b] = amax / 127.0f;
-        s[b] = d[b] * (float)_mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
-    }
-    for (size_t b = nb; b < nbp; b++) {
-        memset(q + b * 32, 0, 32);
-        d[b] = 0.0f;
-        s[b] = 0.0f;
+        _mm_storeu_si128((__m128i *)(void *)q8_lo(dst, b), _mm512_cvtepi32_epi8(i0));
+        _mm_storeu_si128((__m128i *)(void *)q8_hi(dst, b), _mm512_cvtepi32_epi8(i1));
+        q8_put_meta(dst, b, amax / 127.0f, _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1)));
     }
 }
 
-/* Two blocks (64 values) per step; the activation rows are padded to an
- * even number of blocks with zeros, the weight's missing block is zero. */
+/* A weight row's group of 4 blocks (nbk <= 4 present): the values as
+ * unsigned bytes in the activation layout (lo = values 0..15 of each block,
+ * hi = 16..31), block scales in lanes 4k..4k+3, Q4_1 minimums likewise. */
+SG_INLINE SG_T_512 void prep_w512(uint32_t type, const uint8_t *blk, size_t bs, const int nbk,
+                                  __m512i *lo, __m512i *hi, __m512 *dw, __m512 *mw) {
+    const __m512i idx4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    __m128i q[4], qh[4];
+    __m128i hd = _mm_setzero_si128(), hm = _mm_setzero_si128();
+    const size_t off = type == SG_TYPE_Q4_1 ? 4 : 2;
+    for (int k = 0; k < 4; k++) {
+        if (k < nbk) {
+            const uint8_t *bk = blk + (size_t)k * bs;
+            q[k] = _mm_loadu_si128((const __m128i *)(const void *)(bk + off));
+            qh[k] = type == SG_TYPE_Q8_0 ? _mm_loadu_si128((const __m128i *)(const void *)(bk + 18))
+                                         : _mm_setzero_si128();
+            hd = _mm_insert_epi16(hd, rd16(bk), k);
+            if (type == SG_TYPE_Q4_1) hm = _mm_insert_epi16(hm, rd16(bk + 2), k);
+        } else {
+            /* missing blocks: zero weights (the activation is zero there too) */
+            q[k] = type == SG_TYPE_Q4_0 ? _mm_set1_epi8((char)0x88) : _mm_setzero_si128();
+            qh[k] = _mm_setzero_si128();
+        }
+    }
+    __m512i z = _mm512_inserti32x4(_mm512_castsi128_si512(q[0]), q[1], 1);
+    z = _mm512_inserti32x4(_mm512_inserti32x4(z, q[2], 2), q[3], 3);
+    if (type == SG_TYPE_Q8_0) {
+        __m512i zh = _mm512_inserti32x4(_mm512_castsi128_si512(qh[0]), qh[1], 1);
+        zh = _mm512_inserti32x4(_mm512_inserti32x4(zh, qh[2], 2), qh[3], 3);
+        const __m512i c80 = _mm512_set1_epi8((char)0x80);
+        *lo = _mm512_xor_si512(z, c80);
+        *hi = _mm512_xor_si512(zh, c80);
+    } else {
+        const __m512i m4 = _mm512_set1_epi8(0x0f);
+        *lo = _mm512_and_si512(z, m4);
+        *hi = _mm512_and_si512(_mm512_srli_epi16(z, 4), m4);
+    }
+    *dw = _mm512_permutexvar_ps(idx4, _mm512_castps128_ps512(_mm_cvtph_ps(hd)));
+    *mw = type == SG_TYPE_Q4_1 ? _mm512_permutexvar_ps(idx4, _mm512_castps128_ps512(_mm_cvtph_ps(hm)))
+                               : _mm512_setzero_ps();
+}
+
+/* One tile of RW weight rows x RA activation rows, 4 blocks (128 values)
+ * per step: two dpbusd per pair give 4 lanes per block whose integer sums
+ * are exact (Q4_0 nibbles and Q8_0 bytes + 128 corrected by the
+ * activation's c8/c128 lanes); then one convert and one fma per pair. */
 SG_INLINE SG_T_512 void tile_q8_512(uint32_t type, const uint8_t *w, size_t ws, const int RW,
                                     const uint8_t *a, size_t as, const int RA, size_t nb,
-                                    size_t nbp, float *y, size_t ldy) {
+                                    float *y, size_t ldy) {
     __m512 acc[4][4];
     for (int i = 0; i < RW; i++)
         for (int j = 0; j < RA; j++) acc[i][j] = _mm512_setzero_ps();
-    const __m256i lo4 = _mm256_set1_epi8(0x0f);
-    const __m512i c80 = _mm512_set1_epi8((char)0x80), c8 = _mm512_set1_epi8(8);
     const __m512i zero = _mm512_setzero_si512();
     const size_t bs = type == SG_TYPE_Q4_0 ? 18 : type == SG_TYPE_Q4_1 ? 20 : 34;
-    for (size_t b = 0; b < nbp; b += 2) {
-        const int has1 = b + 1 < nb;
-        __m512i wv[4], wc[4];
+    const size_t ng = (nb + 3) / 4, nfull = nb / 4;
+    for (size_t gi = 0; gi < ng; gi++) {
+        __m512i lo[4], hi[4];
         __m512 dw[4], mw[4];
-        __mmask64 wneg[4];
         for (int i = 0; i < RW; i++) {
-            const uint8_t *b0 = w + (size_t)i * ws + b * bs, *b1 = b0 + bs;
-            float d0 = _cvtsh_ss(rd16(b0)), d1 = has1 ? _cvtsh_ss(rd16(b1)) : 0.0f;
-            dw[i] = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(d0), _mm512_set1_ps(d1));
-            if (type == SG_TYPE_Q8_0) {
-                __m256i q0 = _mm256_loadu_si256((const __m256i *)(const void *)(b0 + 2));
-                __m256i q1 = has1 ? _mm256_loadu_si256((const __m256i *)(const void *)(b1 + 2))
-                                  : _mm256_setzero_si256();
-                __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1);
-                wneg[i] = _mm512_movepi8_mask(v);
-                wv[i] = _mm512_abs_epi8(v);
-            } else {
-                const size_t off = type == SG_TYPE_Q4_0 ? 2 : 4;
-                __m128i q0 = _mm_loadu_si128((const __m128i *)(const void *)(b0 + off));
-                __m128i q1 = has1 ? _mm_loadu_si128((const __m128i *)(const void *)(b1 + off))
-                                  : _mm_set1_epi8((char)0x88); /* nibbles 8: zero after -8 */
-                if (type == SG_TYPE_Q4_1 && !has1) q1 = _mm_setzero_si128();
-                __m256i v = _mm256_set_m128i(q1, q0);
-                __m256i l = _mm256_and_si256(v, lo4);
-                __m256i h = _mm256_and_si256(_mm256_srli_epi16(v, 4), lo4);
-                /* [b0 lo, b1 lo, b0 hi, b1 hi] -> [b0 lo, b0 hi, b1 lo, b1 hi] */
-                __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(l), h, 1);
-                z = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));
-                if (type == SG_TYPE_Q4_0) {
-                    wv[i] = _mm512_sub_epi8(z, c8);
-                    wc[i] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, c80, wv[i]));
-                } else {
-                    wv[i] = z;
-                    float m0 = _cvtsh_ss(rd16(b0 + 2)), m1 = has1 ? _cvtsh_ss(rd16(b1 + 2)) : 0.0f;
-                    /* m only in the first lane of each block: lanes are summed at the end */
-                    mw[i] = _mm512_maskz_mov_ps(0x0101, _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(m0),
-                                                                           _mm512_set1_ps(m1)));
-                }
-            }
+            const uint8_t *blk = w + (size_t)i * ws + gi * 4 * bs;
+            if (gi < nfull) prep_w512(type, blk, bs, 4, &lo[i], &hi[i], &dw[i], &mw[i]);
+            else prep_w512(type, blk, bs, (int)(nb - gi * 4), &lo[i], &hi[i], &dw[i], &mw[i]);
         }
         for (int j = 0; j < RA; j++) {
-            const uint8_t *ar = a + (size_t)j * as;
-            const float *da = (const float *)(const void *)(ar + nbp * 32);
-            __m512i x = _mm512_loadu_si512((const void *)(ar + b * 32));
-            __m512 dx = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(da[b]), _mm512_set1_ps(da[b + 1]));
-            __m512i xu = _mm512_xor_si512(x, c80);
-            __m512 sx = _mm512_setzero_ps();
-            if (type == SG_TYPE_Q4_1)
-                sx = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(da[nbp + b]), _mm512_set1_ps(da[nbp + b + 1]));
+            const uint8_t *g = a + (size_t)j * as + gi * QG;
+            __m512i xl = _mm512_loadu_si512((const void *)g);
+            __m512i xh = _mm512_loadu_si512((const void *)(g + 64));
+            __m512 dx = _mm512_loadu_ps((const void *)(g + 128));
             for (int i = 0; i < RW; i++) {
-                __m512i dot;
-                if (type == SG_TYPE_Q4_0)
-                    dot = _mm512_dpbusd_epi32(wc[i], xu, wv[i]);
-                else if (type == SG_TYPE_Q4_1)
-                    dot = _mm512_dpbusd_epi32(zero, wv[i], x);
-                else
-                    dot = _mm512_dpbusd_epi32(zero, wv[i], _mm512_mask_sub_epi8(x, wneg[i], zero, x));
+                __m512i init = type == SG_TYPE_Q4_0   ? _mm512_loadu_si512((const void *)(g + 256))
+                               : type == SG_TYPE_Q8_0 ? _mm512_loadu_si512((const void *)(g + 320))
+                                                      : zero;
+                __m512i dot = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(init, lo[i], xl), hi[i], xh);
                 acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw[i], dx), acc[i][j]);
-                if (type == SG_TYPE_Q4_1) acc[i][j] = _mm512_fmadd_ps(mw[i], sx, acc[i][j]);
+                if (type == SG_TYPE_Q4_1)
+                    acc[i][j] = _mm512_fmadd_ps(mw[i], _mm512_loadu_ps((const void *)(g + 192)), acc[i][j]);
             }
         }
     }
@@ -514,18 +526,20 @@ SG_INLINE SG_T_512 void tile_f_512(uint32_t type, const uint8_t *w, size_t ws, c
 
 #  define CALL_Q8_512(T, RW_, RA_)                                                       \
     tile_q8_512(T, g->w + i * g->w_stride, g->w_stride, RW_,                             \
-                (const uint8_t *)g->a + j * g->a_stride, g->a_stride, RA_, nb, nbp,      \
+                (const uint8_t *)g->a + j * g->a_stride, g->a_stride, RA_, nb,           \
                 g->y + j * g->ldy + i, g->ldy)
 #  define CALL_F_512(T, RW_, RA_)                                                        \
     tile_f_512(T, g->w + i * g->w_stride, g->w_stride, RW_,                              \
                (const uint8_t *)g->a + j * g->a_stride, g->a_stride, RA_, g->n,          \
                g->y + j * g->ldy + i, g->ldy)
 
-SG_T_512 static void q8_tiles_512(const sg_gemm *g, uint32_t T, size_t nb, size_t nbp) {
+/* tiles of 4 weight rows x 3 activation rows (registers: 12 accumulators
+ * and 3-4 vectors per weight row) */
+SG_T_512 static void q8_tiles_512(const sg_gemm *g, uint32_t T, size_t nb) {
     for (size_t i = 0; i < g->nr; i += 4) {
         int rw = g->nr - i < 4 ? (int)(g->nr - i) : 4;
-        for (size_t j = 0; j < g->na; j += 4) {
-            int ra = g->na - j < 4 ? (int)(g->na - j) : 4;
+        for (size_t j = 0; j < g->na; j += 3) {
+            int ra = g->na - j < 3 ? (int)(g->na - j) : 3;
             TILE_CASES(CALL_Q8_512, T)
         }
     }
@@ -545,11 +559,11 @@ SG_T_512 int sg_gemm_avx512(const sg_gemm *g) {
     if (g->n == 0) return -1;
     if (sg_type_q8_act(g->type)) {
         if (g->n % 32) return -1;
-        size_t nb = g->n / 32, nbp = q8_nbp(g->n);
+        size_t nb = g->n / 32;
         switch (g->type) {
-        case SG_TYPE_Q4_0: q8_tiles_512(g, SG_TYPE_Q4_0, nb, nbp); break;
-        case SG_TYPE_Q4_1: q8_tiles_512(g, SG_TYPE_Q4_1, nb, nbp); break;
-        default: q8_tiles_512(g, SG_TYPE_Q8_0, nb, nbp); break;
+        case SG_TYPE_Q4_0: q8_tiles_512(g, SG_TYPE_Q4_0, nb); break;
+        case SG_TYPE_Q4_1: q8_tiles_512(g, SG_TYPE_Q4_1, nb); break;
+        default: q8_tiles_512(g, SG_TYPE_Q8_0, nb); break;
         }
         return 0;
     }

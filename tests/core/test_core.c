@@ -347,22 +347,41 @@ static int gemm_tables(sg_kernels *ks) {
     return n;
 }
 
-/* Decoded q8 activation row as doubles. */
+/* Decoded q8 activation row as doubles (layout: gemm.c, groups of 4 blocks
+ * of 384 bytes: lo[64], hi[64], d[16], s[16], c8[16], c128[16]). */
 static void q8_decode(const uint8_t *row, size_t n, double *out) {
-    size_t nbp = ((n / 32) + 1) & ~(size_t)1;
-    const int8_t *q = (const int8_t *)row;
-    const float *d = (const float *)(const void *)(row + nbp * 32), *s = d + nbp;
-    for (size_t b = 0; b < n / 32; b++) {
+    size_t nb = n / 32, ng = (nb + 3) / 4;
+    for (size_t b = 0; b < ng * 4; b++) {
+        const uint8_t *g = row + (b / 4) * 384;
+        int k = (int)(b % 4);
+        const int8_t *lo = (const int8_t *)(g + 16 * k), *hi = (const int8_t *)(g + 64 + 16 * k);
+        float d[4], s;
+        int32_t c8, c128;
+        memcpy(d, g + 128 + 16 * k, 16);
+        memcpy(&s, g + 192 + 16 * k, 4);
+        memcpy(&c8, g + 256 + 16 * k, 4);
+        memcpy(&c128, g + 320 + 16 * k, 4);
         long sum = 0;
-        for (int j = 0; j < 32; j++) {
-            out[b * 32 + j] = (double)q[b * 32 + j] * d[b];
-            sum += q[b * 32 + j];
+        for (int j = 0; j < 32; j++) sum += j < 16 ? lo[j] : hi[j - 16];
+        ck_assert(d[1] == d[0] && d[2] == d[0] && d[3] == d[0]);
+        for (int l = 1; l < 4; l++) {
+            float z;
+            int32_t zi;
+            memcpy(&z, g + 192 + 16 * k + 4 * l, 4);
+            ck_assert(z == 0.0f);
+            memcpy(&zi, g + 256 + 16 * k + 4 * l, 4);
+            ck_assert_int_eq(zi, 0);
+            memcpy(&zi, g + 320 + 16 * k + 4 * l, 4);
+            ck_assert_int_eq(zi, 0);
         }
-        ck_assert(fabs((double)s[b] - (double)d[b] * (double)sum) <= 1e-6 * fabs((double)s[b]) + 1e-30);
-    }
-    for (size_t b = n / 32; b < nbp; b++) {
-        for (int j = 0; j < 32; j++) ck_assert_int_eq(q[b * 32 + j], 0);
-        ck_assert(d[b] == 0.0f && s[b] == 0.0f);
+        if (b >= nb) {
+            ck_assert(sum == 0 && d[0] == 0.0f && s == 0.0f && c8 == 0 && c128 == 0);
+            continue;
+        }
+        ck_assert_int_eq(c8, -8 * sum);
+        ck_assert_int_eq(c128, -128 * sum);
+        ck_assert(fabs((double)s - (double)d[0] * (double)sum) <= 1e-6 * fabs((double)s) + 1e-30);
+        for (int j = 0; j < 32; j++) out[b * 32 + j] = (double)(j < 16 ? lo[j] : hi[j - 16]) * d[0];
     }
 }
 
@@ -374,7 +393,7 @@ START_TEST(test_q8_quantize) {
         for (size_t i = 0; i < n; i++) x[i] = rndf() * (i % 64 < 32 ? 3.0f : 0.01f);
         if (n == 64) memset(x, 0, 32 * sizeof(float)); /* an all-zero block */
         size_t rb = sg_q8_row_bytes(n);
-        ck_assert_uint_ge(rb, n + 8 * (n / 32));
+        ck_assert_uint_ge(rb, 3 * n);
         uint8_t *r0 = malloc(rb), *r1 = malloc(rb);
         memset(r0, 0x55, rb);
         ks[0].quantize_q8(x, n, r0);
