@@ -421,7 +421,7 @@ SG_INLINE SG_T_512 void prep_w512(uint32_t type, const uint8_t *blk, size_t bs, 
                                   __m512i *lo, __m512i *hi, __m512 *dw, __m512 *mw) {
     const __m512i idx4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
     __m128i q[4], qh[4];
-    __m128i hd = _mm_setzero_si128(), hm = _mm_setzero_si128();
+    uint16_t hv[8] = {0, 0, 0, 0, 0, 0, 0, 0}, mv[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     const size_t off = type == SG_TYPE_Q4_1 ? 4 : 2;
     for (int k = 0; k < 4; k++) {
         if (k < nbk) {
@@ -429,8 +429,8 @@ SG_INLINE SG_T_512 void prep_w512(uint32_t type, const uint8_t *blk, size_t bs, 
             q[k] = _mm_loadu_si128((const __m128i *)(const void *)(bk + off));
             qh[k] = type == SG_TYPE_Q8_0 ? _mm_loadu_si128((const __m128i *)(const void *)(bk + 18))
                                          : _mm_setzero_si128();
-            hd = _mm_insert_epi16(hd, rd16(bk), k);
-            if (type == SG_TYPE_Q4_1) hm = _mm_insert_epi16(hm, rd16(bk + 2), k);
+            hv[k] = rd16(bk);
+            if (type == SG_TYPE_Q4_1) mv[k] = rd16(bk + 2);
         } else {
             /* missing blocks: zero weights (the activation is zero there too) */
             q[k] = type == SG_TYPE_Q4_0 ? _mm_set1_epi8((char)0x88) : _mm_setzero_si128();
@@ -450,8 +450,11 @@ SG_INLINE SG_T_512 void prep_w512(uint32_t type, const uint8_t *blk, size_t bs, 
         *lo = _mm512_and_si512(z, m4);
         *hi = _mm512_and_si512(_mm512_srli_epi16(z, 4), m4);
     }
+    __m128i hd = _mm_loadl_epi64((const __m128i *)(const void *)hv);
     *dw = _mm512_permutexvar_ps(idx4, _mm512_castps128_ps512(_mm_cvtph_ps(hd)));
-    *mw = type == SG_TYPE_Q4_1 ? _mm512_permutexvar_ps(idx4, _mm512_castps128_ps512(_mm_cvtph_ps(hm)))
+    *mw = type == SG_TYPE_Q4_1
+              ? _mm512_permutexvar_ps(idx4, _mm512_castps128_ps512(_mm_cvtph_ps(
+                                                _mm_loadl_epi64((const __m128i *)(const void *)mv))))
                                : _mm512_setzero_ps();
 }
 
