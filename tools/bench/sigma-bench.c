@@ -100,7 +100,7 @@ int main(int argc, char **argv) {
     list models = {0}, threads_l = {0}, pp_l = {0}, tg_l = {0}, depth_l = {0}, kv_l = {0};
     long reps = 5, n_batch = 512;
     const char *kernels = NULL, *fmt = "md";
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         int takes = 1;
@@ -128,7 +128,6 @@ int main(int argc, char **argv) {
             usage();
             return 2;
         }
-        i++;
     }
     if (!models.n) {
         usage();

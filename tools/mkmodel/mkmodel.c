@@ -211,7 +211,7 @@ int main(int argc, char **argv) {
     shape s;
     preset("tinyllama-1.1b", &s);
     const char *out = NULL;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage();
@@ -221,7 +221,6 @@ int main(int argc, char **argv) {
             usage();
             return 2;
         }
-        i++;
         if (!strcmp(a, "--preset")) {
             if (preset(v, &s)) {
                 fprintf(stderr, "sigma-mkmodel: unknown preset %s\n", v);
