@@ -421,7 +421,8 @@ SG_INLINE SG_T_512 void prep_w512(uint32_t type, const uint8_t *blk, size_t bs, 
                                   __m512i *lo, __m512i *hi, __m512 *dw, __m512 *mw) {
     const __m512i idx4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
     __m128i q[4], qh[4];
-    uint16_t hv[8] = {0, 0, 0, 0, 0, 0, 0, 0}, mv[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    /* the 4 f16 scales packed in a register (no store-forwarding stall) */
+    uint64_t hv = 0, mv = 0;
     const size_t off = type == SG_TYPE_Q4_1 ? 4 : 2;
     for (int k = 0; k < 4; k++) {
         if (k < nbk) {
@@ -429,8 +430,8 @@ SG_INLINE SG_T_512 void prep_w512(uint32_t type, const uint8_t *blk, size_t bs, 
             q[k] = _mm_loadu_si128((const __m128i *)(const void *)(bk + off));
             qh[k] = type == SG_TYPE_Q8_0 ? _mm_loadu_si128((const __m128i *)(const void *)(bk + 18))
                                          : _mm_setzero_si128();
-            hv[k] = rd16(bk);
-            if (type == SG_TYPE_Q4_1) mv[k] = rd16(bk + 2);
+            hv |= (uint64_t)rd16(bk) << (16 * k);
+            if (type == SG_TYPE_Q4_1) mv |= (uint64_t)rd16(bk + 2) << (16 * k);
         } else {
             /* missing blocks: zero weights (the activation is zero there too) */
             q[k] = type == SG_TYPE_Q4_0 ? _mm_set1_epi8((char)0x88) : _mm_setzero_si128();
@@ -450,13 +451,17 @@ SG_INLINE SG_T_512 void prep_w512(uint32_t type, const uint8_t *blk, size_t bs, 
         *lo = _mm512_and_si512(z, m4);
         *hi = _mm512_and_si512(_mm512_srli_epi16(z, 4), m4);
     }
-    __m128i hd = _mm_loadl_epi64((const __m128i *)(const void *)hv);
+    __m128i hd = _mm_cvtsi64_si128((long long)hv);
     *dw = _mm512_permutexvar_ps(idx4, _mm512_castps128_ps512(_mm_cvtph_ps(hd)));
     *mw = type == SG_TYPE_Q4_1
               ? _mm512_permutexvar_ps(idx4, _mm512_castps128_ps512(_mm_cvtph_ps(
-                                                _mm_loadl_epi64((const __m128i *)(const void *)mv))))
+                                                _mm_cvtsi64_si128((long long)mv))))
                                : _mm512_setzero_ps();
 }
+
+#  ifndef SG_PF_AHEAD
+#    define SG_PF_AHEAD 384
+#  endif
 
 /* One tile of RW weight rows x RA activation rows, 4 blocks (128 values)
  * per step: two dpbusd per pair give 4 lanes per block whose integer sums
