@@ -459,10 +459,6 @@ SG_INLINE SG_T_512 void prep_w512(uint32_t type, const uint8_t *blk, size_t bs, 
                                : _mm512_setzero_ps();
 }
 
-#  ifndef SG_PF_AHEAD
-#    define SG_PF_AHEAD 384
-#  endif
-
 /* One tile of RW weight rows x RA activation rows, 4 blocks (128 values)
  * per step: two dpbusd per pair give 4 lanes per block whose integer sums
  * are exact (Q4_0 nibbles and Q8_0 bytes + 128 corrected by the
