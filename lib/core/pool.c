@@ -37,7 +37,24 @@ struct sg_pool {
     void *ctx;
     size_t n_tasks, grain;
     atomic_size_t next;
+    /* lock-free mirrors for a short spin before blocking: a decode step
+     * runs ~100 small parallel-fors, and waking a thread through the
+     * condition variable costs tens of microseconds each time */
+    atomic_uint_fast64_t pub_generation;
+    atomic_uint pub_pending;
+    atomic_int pub_stop;
 };
+
+/* Spin iterations before sleeping (each a pause, ~50 ns): long enough to
+ * bridge the gaps between the operations of a layer, short enough not to
+ * burn a shared core for long. */
+#define SPIN_ITERS 2000
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
 
 static void run_chunks(struct sg_pool *p, uint32_t tid, sg_task_fn fn, void *ctx, size_t n,
                        size_t grain) {
@@ -53,6 +70,12 @@ static void *worker_main(void *arg) {
     struct sg_worker *w = arg;
     struct sg_pool *p = w->pool;
     uint64_t seen = 0;
+    for (int i = 0; i < SPIN_ITERS; i++) { /* the first job usually follows soon */
+        if (atomic_load_explicit(&p->pub_generation, memory_order_acquire) != seen ||
+            atomic_load_explicit(&p->pub_stop, memory_order_relaxed))
+            break;
+        cpu_relax();
+    }
     pthread_mutex_lock(&p->lock);
     for (;;) {
         while (!p->stop && p->generation == seen) pthread_cond_wait(&p->wake, &p->lock);
@@ -64,7 +87,16 @@ static void *worker_main(void *arg) {
         pthread_mutex_unlock(&p->lock);
         run_chunks(p, w->tid, fn, ctx, n, grain);
         pthread_mutex_lock(&p->lock);
+        atomic_fetch_sub_explicit(&p->pub_pending, 1, memory_order_release);
         if (--p->pending == 0) pthread_cond_signal(&p->done);
+        pthread_mutex_unlock(&p->lock);
+        for (int i = 0; i < SPIN_ITERS; i++) { /* wait briefly for the next job */
+            if (atomic_load_explicit(&p->pub_generation, memory_order_acquire) != seen ||
+                atomic_load_explicit(&p->pub_stop, memory_order_relaxed))
+                break;
+            cpu_relax();
+        }
+        pthread_mutex_lock(&p->lock);
     }
     pthread_mutex_unlock(&p->lock);
     return NULL;
@@ -73,6 +105,7 @@ static void *worker_main(void *arg) {
 static void pool_stop(struct sg_pool *p) {
     pthread_mutex_lock(&p->lock);
     p->stop = 1;
+    atomic_store(&p->pub_stop, 1);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
     for (uint32_t i = 0; i < p->n_started; i++) pthread_join(p->workers[i].thread, NULL);
@@ -87,6 +120,9 @@ int sg_pool_create(const sg_alloc *alloc, uint32_t n_threads, sg_pool **out) {
     p->alloc = *alloc;
     p->n_threads = n_threads;
     atomic_init(&p->next, 0);
+    atomic_init(&p->pub_generation, 0);
+    atomic_init(&p->pub_pending, 0);
+    atomic_init(&p->pub_stop, 0);
     if (n_threads > 1) {
         p->workers = sg_calloc(alloc, n_threads - 1, sizeof *p->workers);
         if (!p->workers) {
@@ -155,10 +191,16 @@ void sg_pool_run(sg_pool *p, size_t n_tasks, size_t grain, sg_task_fn fn, void *
     p->grain = grain;
     atomic_store_explicit(&p->next, 0, memory_order_relaxed);
     p->pending = p->n_started;
+    atomic_store_explicit(&p->pub_pending, p->n_started, memory_order_relaxed);
     p->generation++;
+    atomic_store_explicit(&p->pub_generation, p->generation, memory_order_release);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
     run_chunks(p, 0, fn, ctx, n_tasks, grain);
+    for (int i = 0; i < SPIN_ITERS; i++) {
+        if (atomic_load_explicit(&p->pub_pending, memory_order_acquire) == 0) break;
+        cpu_relax();
+    }
     pthread_mutex_lock(&p->lock);
     while (p->pending > 0) pthread_cond_wait(&p->done, &p->lock);
     pthread_mutex_unlock(&p->lock);

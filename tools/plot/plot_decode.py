@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""Plot decode speed against context length from sigma-bench CSV output.
+
+    sigma-bench -m sigma.gguf,gqa.gguf -n 32 -p 0 -d 0,1024,4096,16384 \
+        --kv 'dense;topv:k=100' -o csv > decode.csv
+    python3 tools/plot/plot_decode.py decode.csv -o docs/decode-vs-context.png
+
+One line per (model, kv strategy): tg t/s (median) against depth. A second
+panel shows the attention time per token, estimated as
+1/tps(depth) - 1/tps(0) (the decode time the cache adds), when depth 0 was
+measured. Needs matplotlib (pip install matplotlib).
+"""
+import argparse
+import csv
+import sys
+from collections import defaultdict
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("csv", nargs="+", help="sigma-bench -o csv output files")
+    ap.add_argument("-o", "--out", default="decode-vs-context.png")
+    ap.add_argument("--title", default="Decode speed against context length")
+    args = ap.parse_args()
+
+    series = defaultdict(dict)  # (model, kv) -> depth -> median tps
+    for path in args.csv:
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                if not row.get("test", "").startswith("tg"):
+                    continue
+                key = (row["model"].replace(".gguf", ""), row["kv"])
+                series[key][int(row["depth"])] = float(row["tps_median"])
+    if not series:
+        sys.exit("plot_decode: no tg rows in the input")
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8))
+    for (model, kv), pts in sorted(series.items()):
+        depths = sorted(pts)
+        label = f"{model} / {kv}"
+        ax1.plot(depths, [pts[d] for d in depths], marker="o", label=label)
+        if 0 in pts:
+            ds = [d for d in depths if d > 0]
+            ax2.plot(ds, [1000.0 * (1.0 / pts[d] - 1.0 / pts[0]) for d in ds], marker="o", label=label)
+    ax1.set_xscale("symlog", linthresh=1024)
+    ax1.set_xlabel("context (tokens already in the cache)")
+    ax1.set_ylabel("decode tokens/s (median)")
+    ax1.set_title(args.title)
+    ax1.grid(True, alpha=0.3)
+    ax1.legend(fontsize=8)
+    ax2.set_xscale("log")
+    ax2.set_xlabel("context (tokens)")
+    ax2.set_ylabel("ms per token added by attention")
+    ax2.set_title("Attention time per token (t(d) - t(0))")
+    ax2.grid(True, alpha=0.3)
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=110)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
