@@ -4,7 +4,7 @@
 #   1. a release build (gcc, -Werror)
 #   2. an AddressSanitizer + UndefinedBehaviorSanitizer build
 #   3. a ThreadSanitizer build (concurrency tests)
-#   4. a clang build
+#   4. a clang build, and a build with only the portable C kernels
 #   5. an install + pkg-config consumer program outside the build tree
 #   6. an ABI comparison with the committed baseline (abi/, abidiff)
 #   7. each libFuzzer harness for FUZZ_SECONDS (default 60) seconds
@@ -71,6 +71,9 @@ if [ $quick = 0 ]; then
   run_build asan --buildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false -- --no-suite perplexity
   run_build tsan --buildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false -- --suite threads
   CC=clang CXX=clang++ run_build clang --buildtype=release -- --no-suite perplexity
+  # the portable C kernels only (SIMD dispatch compiled out): the fallback
+  # that every SIMD path is tested against, run as a whole second time
+  run_build generic --buildtype=release -Dgeneric_kernels=true -- --no-suite perplexity
   echo "=== install + pkg-config consumer"
   if bash tools/ci/consumer-check.sh build/release "$out/consumer" > "$out/consumer.log" 2>&1; then
     echo "PASS pkg-config consumer" >> "$extra"

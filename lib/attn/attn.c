@@ -5,116 +5,62 @@
 
 #include "attn.h"
 
-#define SCORE_BLOCK 64
-
-/* Row conversion through the kernel table (exact for f16/bf16, so every
- * table gives the same values). */
-static inline const float *row_f32(const sg_kernels *k, const void *base, size_t idx,
-                                   sg_kv_type type, uint32_t d, float *tmp) {
-    switch (type) {
-    case SG_KV_F16:
-        if (k->to_f32(SG_TYPE_F16, (const uint16_t *)base + idx, tmp, d) != 0)
-            sigma_kernel_f16_to_f32(tmp, (const uint16_t *)base + idx, d);
-        return tmp;
-    case SG_KV_BF16:
-        if (k->to_f32(SG_TYPE_BF16, (const uint16_t *)base + idx, tmp, d) != 0)
-            sigma_kernel_bf16_to_f32(tmp, (const uint16_t *)base + idx, d);
-        return tmp;
-    default:
-        return (const float *)base + idx;
-    }
-}
-
 void sg_attn_head(const sg_kernels *k, const float *q, const void *kbase, size_t k_stride,
                   const void *vbase, size_t v_stride, sg_kv_type type, size_t n_pos,
                   uint32_t d_qk, uint32_t d_v, float scale, float *out, float *tmp) {
-    float s[SCORE_BLOCK];
-    float m = -INFINITY;
-    double l = 0.0;
-    memset(out, 0, (size_t)d_v * sizeof(float));
-    float *tk = tmp, *tv = tmp + d_qk;
-    for (size_t p0 = 0; p0 < n_pos; p0 += SCORE_BLOCK) {
-        size_t nb = n_pos - p0 < SCORE_BLOCK ? n_pos - p0 : SCORE_BLOCK;
-        float bm = -INFINITY;
-        for (size_t j = 0; j < nb; j++) {
-            const float *kr = row_f32(k, kbase, (p0 + j) * k_stride, type, d_qk, tk);
-            s[j] = k->dot_f32(q, kr, d_qk) * scale;
-            if (s[j] > bm) bm = s[j];
-        }
-        if (bm > m) {
-            if (l > 0.0) {
-                float f = expf(m - bm);
-                k->scale_f32(out, f, d_v);
-                l *= (double)f;
-            }
-            m = bm;
-        }
-        for (size_t j = 0; j < nb; j++) {
-            float w = expf(s[j] - m);
-            l += (double)w;
-            const float *vr = row_f32(k, vbase, (p0 + j) * v_stride, type, d_v, tv);
-            k->axpy_f32(out, w, vr, d_v);
-        }
-    }
-    if (l > 0.0) k->scale_f32(out, (float)(1.0 / l), d_v);
+    sg_attn_group(k, 1, q, 0, kbase, k_stride, &vbase, v_stride, type, n_pos, d_qk, d_v, scale,
+                  out, 0, tmp);
 }
 
-/* Several query heads over the same K rows: each K row is converted and read
- * once per block for all of them; per head the operations are exactly those
- * of sg_attn_head (bitwise equal results). */
+/* Blocks of SG_ATTN_BLOCK positions: the scores of all heads of the group
+ * against the block's K rows (each row read once for the group), then per
+ * head the online-softmax update (running max m, running sum l) and the
+ * weighted sum of the block's V rows. The operations for one head do not
+ * depend on the others, so grouping never changes a result. */
 void sg_attn_group(const sg_kernels *k, uint32_t n_heads, const float *q, size_t q_stride,
                    const void *kbase, size_t k_stride, const void *const *vbase, size_t v_stride,
                    sg_kv_type type, size_t n_pos, uint32_t d_qk, uint32_t d_v, float scale,
                    float *out, size_t out_stride, float *tmp) {
-    if (n_heads > SG_ATTN_GROUP_MAX) {
-        for (uint32_t h = 0; h < n_heads; h++)
-            sg_attn_head(k, q + h * q_stride, kbase, k_stride, vbase[h], v_stride, type, n_pos, d_qk,
-                         d_v, scale, out + h * out_stride, tmp);
-        return;
+    while (n_heads > SG_ATTN_GROUP_MAX) {
+        sg_attn_group(k, SG_ATTN_GROUP_MAX, q, q_stride, kbase, k_stride, vbase, v_stride, type,
+                      n_pos, d_qk, d_v, scale, out, out_stride, tmp);
+        n_heads -= SG_ATTN_GROUP_MAX;
+        q += SG_ATTN_GROUP_MAX * q_stride;
+        vbase += SG_ATTN_GROUP_MAX;
+        out += SG_ATTN_GROUP_MAX * out_stride;
     }
-    float s[SG_ATTN_GROUP_MAX][SCORE_BLOCK];
+    (void)tmp;
+    float s[SG_ATTN_GROUP_MAX * SG_ATTN_BLOCK];
     float m[SG_ATTN_GROUP_MAX];
     double l[SG_ATTN_GROUP_MAX];
-    float *tk = tmp, *tv = tmp + d_qk;
+    size_t esize = type == SG_KV_F32 ? 4 : 2;
     for (uint32_t h = 0; h < n_heads; h++) {
         m[h] = -INFINITY;
         l[h] = 0.0;
         memset(out + h * out_stride, 0, (size_t)d_v * sizeof(float));
     }
-    for (size_t p0 = 0; p0 < n_pos; p0 += SCORE_BLOCK) {
-        size_t nb = n_pos - p0 < SCORE_BLOCK ? n_pos - p0 : SCORE_BLOCK;
-        for (size_t j = 0; j < nb; j++) {
-            const float *kr = row_f32(k, kbase, (p0 + j) * k_stride, type, d_qk, tk);
-            for (uint32_t h = 0; h < n_heads; h++) s[h][j] = k->dot_f32(q + h * q_stride, kr, d_qk) * scale;
-        }
+    for (size_t p0 = 0; p0 < n_pos; p0 += SG_ATTN_BLOCK) {
+        size_t nb = n_pos - p0 < SG_ATTN_BLOCK ? n_pos - p0 : SG_ATTN_BLOCK;
+        k->attn_scores(q, q_stride, n_heads, (const uint8_t *)kbase + p0 * k_stride * esize, k_stride,
+                       (uint32_t)type, nb, d_qk, scale, s);
         for (uint32_t h = 0; h < n_heads; h++) {
+            float *sh = s + (size_t)h * SG_ATTN_BLOCK;
+            float *oh = out + h * out_stride;
             float bm = -INFINITY;
             for (size_t j = 0; j < nb; j++)
-                if (s[h][j] > bm) bm = s[h][j];
+                if (sh[j] > bm) bm = sh[j];
+            if (!(bm > -INFINITY)) continue; /* all -inf (or NaN): nothing to add */
             if (bm > m[h]) {
                 if (l[h] > 0.0) {
                     float f = expf(m[h] - bm);
-                    k->scale_f32(out + h * out_stride, f, d_v);
+                    k->scale_f32(oh, f, d_v);
                     l[h] *= (double)f;
                 }
                 m[h] = bm;
             }
-            for (size_t j = 0; j < nb; j++) {
-                float w = expf(s[h][j] - m[h]);
-                l[h] += (double)w;
-                s[h][j] = w;
-            }
-        }
-        for (size_t j = 0; j < nb; j++) {
-            const void *last = NULL;
-            const float *vr = NULL;
-            for (uint32_t h = 0; h < n_heads; h++) {
-                if (vbase[h] != last) { /* heads sharing a V head reuse the row */
-                    vr = row_f32(k, vbase[h], (p0 + j) * v_stride, type, d_v, tv);
-                    last = vbase[h];
-                }
-                k->axpy_f32(out + h * out_stride, s[h][j], vr, d_v);
-            }
+            l[h] += (double)k->attn_exp(sh, nb, m[h]);
+            k->attn_accum(oh, sh, nb, (const uint8_t *)vbase[h] + p0 * v_stride * esize, v_stride,
+                          (uint32_t)type, d_v);
         }
     }
     for (uint32_t h = 0; h < n_heads; h++)

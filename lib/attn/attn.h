@@ -16,17 +16,17 @@ typedef enum sg_kv_type {
 /* One query head attending over n_pos cached rows (positions 0..n_pos-1):
  * K row p of this head at k + p*k_stride elements, V row p at v + p*v_stride,
  * both of storage type `type`. out[d_v] = softmax(q.K^T * scale) . V,
- * computed with a streaming (blocked online) softmax. tmp: d_qk + d_v floats
- * (used only for f16/bf16 storage). n_pos must be >= 1. */
+ * computed with a streaming (blocked online) softmax through the kernel
+ * table's attention kernels (rows converted in registers). tmp is unused
+ * (kept for the callers; may be NULL). n_pos must be >= 1. */
 void sg_attn_head(const sg_kernels *k, const float *q, const void *kbase, size_t k_stride,
                   const void *vbase, size_t v_stride, sg_kv_type type, size_t n_pos,
                   uint32_t d_qk, uint32_t d_v, float scale, float *out, float *tmp);
 
-/* n_heads (<= SG_ATTN_GROUP_MAX for the shared-read path) query heads that
- * share one K head: query h at q + h*q_stride, its V rows at vbase[h] (heads
- * with equal consecutive vbase share the row conversion), output at
- * out + h*out_stride. Reads each K row once for the whole group; results are
- * bitwise equal to calling sg_attn_head per head. tmp: d_qk + d_v floats. */
+/* n_heads query heads that share one K head: query h at q + h*q_stride, its
+ * V rows at vbase[h], output at out + h*out_stride. Reads each block of K
+ * rows once for up to SG_ATTN_GROUP_MAX heads; results are bitwise equal to
+ * calling sg_attn_head per head. tmp unused (may be NULL). */
 #define SG_ATTN_GROUP_MAX 64
 void sg_attn_group(const sg_kernels *k, uint32_t n_heads, const float *q, size_t q_stride,
                    const void *kbase, size_t k_stride, const void *const *vbase, size_t v_stride,

@@ -13,9 +13,44 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "../base/base.h"
 #include "tensor.h"
+
+/* ---- half / bfloat scalars ---------------------------------------------- */
+
+/* IEEE half to float (exact, subnormals and inf/nan kept). */
+static inline float sg_h2f(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exp = (h >> 10) & 0x1fu;
+    uint32_t mant = h & 0x3ffu;
+    uint32_t bits;
+    if (exp == 0) {
+        if (mant == 0) {
+            bits = sign;
+        } else { /* subnormal: value = mant * 2^-24, exact in float */
+            float f = (float)mant * 0x1p-24f;
+            memcpy(&bits, &f, 4);
+            bits |= sign;
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | (mant << 13);
+    } else {
+        bits = sign | ((exp + 112u) << 23) | (mant << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+/* bfloat16 to float (exact). */
+static inline float sg_bf2f(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
 
 /* ---- kernel table ------------------------------------------------------ */
 
@@ -56,7 +91,33 @@ typedef struct sg_kernels {
     /* 1: Q4_0/Q4_1/Q8_0 weights are multiplied with 8-bit activations
      * (fast, llama.cpp-like accuracy); 0: f32 activations ("exact"). */
     int act_q8;
+    /* Attention over a block of nb <= SG_ATTN_BLOCK cached rows (attnk.c).
+     * Rows have type rt (SG_ROW_*), row j at element j*stride of its base.
+     * attn_scores: s[h*SG_ATTN_BLOCK + j] = scale * (q_h . K_j) for h < nh
+     *   (q_h at q + h*q_stride); each score is computed by the same
+     *   operations whatever nh, nb and j's place in the block.
+     * attn_exp: x[j] = exp(x[j] - m) for j < n (x[j] <= m); returns the sum.
+     * attn_accum: out[i] += w[0]*V_0[i] + w[1]*V_1[i] + ... (in order). */
+    void (*attn_scores)(const float *q, size_t q_stride, uint32_t nh, const void *k,
+                        size_t k_stride, uint32_t rt, size_t nb, uint32_t d, float scale, float *s);
+    float (*attn_exp)(float *x, size_t n, float m);
+    void (*attn_accum)(float *out, const float *w, size_t nb, const void *v, size_t v_stride,
+                       uint32_t rt, uint32_t d);
 } sg_kernels;
+
+/* Cached row types for the attention kernels (values of sg_kv_type). */
+enum { SG_ROW_F32 = 0, SG_ROW_F16 = 1, SG_ROW_BF16 = 2 };
+#define SG_ATTN_BLOCK 64
+
+/* Attention kernels: level 0 portable, 1 AVX2, 2 AVX-512 (caller checked the
+ * CPU). The portable ones are used by the tests as well. */
+void sg_attn_kernels_fill(sg_kernels *k, int level);
+void sg_attn_scores_generic(const float *q, size_t q_stride, uint32_t nh, const void *k,
+                            size_t k_stride, uint32_t rt, size_t nb, uint32_t d, float scale,
+                            float *s);
+float sg_attn_exp_generic(float *x, size_t n, float m);
+void sg_attn_accum_generic(float *out, const float *w, size_t nb, const void *v, size_t v_stride,
+                           uint32_t rt, uint32_t d);
 
 /* Fill the table for this CPU. allow_simd = 0 forces the portable kernels
  * (also forced by building with -Dgeneric_kernels=true). */

@@ -21,28 +21,7 @@
 
 /* ---- half / bfloat ------------------------------------------------------ */
 
-static inline float h2f(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t exp = (h >> 10) & 0x1fu;
-    uint32_t mant = h & 0x3ffu;
-    uint32_t bits;
-    if (exp == 0) {
-        if (mant == 0) {
-            bits = sign;
-        } else { /* subnormal: value = mant * 2^-24, exact in float */
-            float f = (float)mant * 0x1p-24f;
-            memcpy(&bits, &f, 4);
-            bits |= sign;
-        }
-    } else if (exp == 31) {
-        bits = sign | 0x7f800000u | (mant << 13);
-    } else {
-        bits = sign | ((exp + 112u) << 23) | (mant << 13);
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
+static inline float h2f(uint16_t h) { return sg_h2f(h); }
 
 static inline uint16_t f2h(float f) {
     uint32_t x;
@@ -66,12 +45,7 @@ static inline uint16_t f2h(float f) {
     return (uint16_t)(sign | ((ax - 0x38000000u) >> 13));
 }
 
-static inline float bf2f(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
+static inline float bf2f(uint16_t h) { return sg_bf2f(h); }
 
 static inline uint16_t f2bf(float f) {
     uint32_t u;
@@ -428,9 +402,11 @@ static void kernels_fill(sg_kernels *k, int level) {
     k->quantize_q8 = sg_q8_quantize_generic;
     k->gemm = sg_gemm_generic;
     k->act_q8 = 1;
+    sg_attn_kernels_fill(k, 0);
 #if SG_HAVE_X86_DISPATCH
     __builtin_cpu_init();
     if (level >= 1 && cpu_has_avx2()) {
+        sg_attn_kernels_fill(k, 1);
         k->name = "avx2";
         k->dot_f32 = dot_avx2;
         k->axpy_f32 = axpy_avx2;
@@ -443,6 +419,7 @@ static void kernels_fill(sg_kernels *k, int level) {
             k->name = "avx512";
             k->quantize_q8 = sg_q8_quantize_avx512;
             k->gemm = sg_gemm_avx512;
+            sg_attn_kernels_fill(k, 2);
         }
     }
 #else

@@ -176,25 +176,35 @@ typedef struct attend_job {
     const dense_state *s;
     const sigma_kv_attend_args *a;
     uint32_t layer;
+    uint32_t splits; /* tasks per (query, K head): the group of query heads split in equal parts */
 } attend_job;
 
+/* One task: a part of the query heads sharing one K head, for one query;
+ * each block of K rows is read once for all of them. */
 static void attend_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
     const attend_job *j = ctx;
     const dense_state *s = j->s;
     const sigma_kv_layout *L = &s->lay;
     float *tmp = s->tmp + (size_t)tid * (L->d_qk + L->d_v);
+    uint32_t group = L->n_q_heads / L->n_k_heads, per_v = L->n_q_heads / L->n_v_heads;
+    uint32_t sub = group / j->splits;
+    const void *vb[SG_ATTN_GROUP_MAX];
     for (size_t t = begin; t < end; t++) {
-        size_t qi = t / L->n_q_heads;
-        uint32_t h = (uint32_t)(t % L->n_q_heads);
-        uint32_t kh = h / (L->n_q_heads / L->n_k_heads);
-        uint32_t vh = h / (L->n_q_heads / L->n_v_heads);
-        const float *q = j->a->q + (qi * L->n_q_heads + h) * L->d_qk;
-        float *out = j->a->out + (qi * L->n_q_heads + h) * L->d_v;
+        size_t qi = t / ((size_t)L->n_k_heads * j->splits);
+        uint32_t r = (uint32_t)(t % ((size_t)L->n_k_heads * j->splits));
+        uint32_t kh = r / j->splits;
+        uint32_t h0 = kh * group + (r % j->splits) * sub;
         const uint8_t *kb = s->k[j->layer] + (size_t)kh * L->d_qk * s->esize;
-        const uint8_t *vb = s->v[j->layer] + (size_t)vh * L->d_v * s->esize;
         size_t n_pos = (size_t)j->a->pos0 + qi + 1;
-        sg_attn_head(s->exec->k, q, kb, s->k_row, vb, s->v_row, s->type, n_pos, L->d_qk, L->d_v,
-                     j->a->scale, out, tmp);
+        for (uint32_t c = 0; c < sub; c += SG_ATTN_GROUP_MAX) {
+            uint32_t nh = sub - c < SG_ATTN_GROUP_MAX ? sub - c : SG_ATTN_GROUP_MAX;
+            for (uint32_t i = 0; i < nh; i++)
+                vb[i] = s->v[j->layer] + (size_t)((h0 + c + i) / per_v) * L->d_v * s->esize;
+            size_t hq = qi * L->n_q_heads + h0 + c;
+            sg_attn_group(s->exec->k, nh, j->a->q + hq * L->d_qk, L->d_qk, kb, s->k_row, vb, s->v_row,
+                          s->type, n_pos, L->d_qk, L->d_v, j->a->scale, j->a->out + hq * L->d_v,
+                          L->d_v, tmp);
+        }
     }
 }
 
@@ -203,9 +213,18 @@ static int dense_attend(void *state, const sigma_kv_attend_args *a) {
     if (!s || !a || a->struct_size < sizeof *a || a->layer >= s->lay.n_layers || !a->q || !a->out)
         return SIGMA_E_INVALID_ARG;
     if ((uint64_t)a->pos0 + a->n_queries > s->n_pos[a->layer]) return SIGMA_E_INVALID_ARG;
-    attend_job j = {s, a, a->layer};
-    size_t tasks = (size_t)a->n_queries * s->lay.n_q_heads;
-    sg_pool_run(s->exec->pool, tasks, 1, attend_task, &j);
+    /* Enough tasks to keep every thread busy: split each group of query
+     * heads into more parts only when there are few (query, K head) pairs
+     * (decode). Per-head results do not depend on the split. */
+    uint32_t group = s->lay.n_q_heads / s->lay.n_k_heads, splits = 1;
+    size_t pairs = (size_t)a->n_queries * s->lay.n_k_heads;
+    while (pairs * splits < 2 * (size_t)s->n_threads && splits < group) {
+        uint32_t next = splits + 1;
+        while (group % next) next++;
+        splits = next;
+    }
+    attend_job j = {s, a, a->layer, splits};
+    sg_pool_run(s->exec->pool, pairs * splits, 1, attend_task, &j);
     return SIGMA_OK;
 }
 

@@ -272,6 +272,113 @@ START_TEST(test_attn_group) {
 }
 END_TEST
 
+/* The block kernels of every table this CPU has (generic, avx2, best):
+ * scores, exp and V accumulation against double references for f32/f16/bf16
+ * rows, head dimensions with and without SIMD tails, every block length;
+ * and each score bitwise independent of the number of heads beside it. */
+static double elem(const void *base, size_t i, uint32_t rt) {
+    if (rt == SG_ROW_F16) return sg_h2f(((const uint16_t *)base)[i]);
+    if (rt == SG_ROW_BF16) return sg_bf2f(((const uint16_t *)base)[i]);
+    return ((const float *)base)[i];
+}
+
+START_TEST(test_attn_kernels) {
+    static const uint32_t dims[] = {8, 24, 40, 64, 72, 128, 136};
+    static const size_t nbs[] = {1, 7, 8, 15, 16, 17, 33, 64};
+    const uint32_t nh = 5, dmax = 136;
+    const size_t kst = dmax + 3; /* row stride larger than d */
+    float *K = malloc(SG_ATTN_BLOCK * kst * sizeof(float));
+    uint16_t *K16 = malloc(SG_ATTN_BLOCK * kst * 2), *Kb = malloc(SG_ATTN_BLOCK * kst * 2);
+    float q[5 * 136], s[5 * SG_ATTN_BLOCK], s1[SG_ATTN_BLOCK], w[SG_ATTN_BLOCK];
+    float out[136], out0[136];
+    fill(K, SG_ATTN_BLOCK * kst, 1.0f);
+    fill(q, nh * dmax, 1.0f);
+    sigma_kernel_f32_to_f16(K16, K, SG_ATTN_BLOCK * kst);
+    sigma_kernel_f32_to_bf16(Kb, K, SG_ATTN_BLOCK * kst);
+    sg_kernels ks[3];
+    sg_kernels_init(&ks[0], 0);
+    sg_kernels_init_spec(&ks[1], 1, "avx2");
+    sg_kernels_init(&ks[2], 1);
+    for (int kk = 0; kk < 3; kk++)
+        for (uint32_t rt = 0; rt < 3; rt++) {
+            const void *kb = rt == SG_ROW_F16 ? (const void *)K16 : rt == SG_ROW_BF16 ? (const void *)Kb : (const void *)K;
+            for (size_t di = 0; di < sizeof dims / sizeof *dims; di++)
+                for (size_t ni = 0; ni < sizeof nbs / sizeof *nbs; ni++) {
+                    uint32_t d = dims[di];
+                    size_t nb = nbs[ni];
+                    ks[kk].attn_scores(q, dmax, nh, kb, kst, rt, nb, d, 0.5f, s);
+                    for (uint32_t h = 0; h < nh; h++) {
+                        ks[kk].attn_scores(q + h * dmax, 0, 1, kb, kst, rt, nb, d, 0.5f, s1);
+                        ck_assert_msg(memcmp(s1, s + h * SG_ATTN_BLOCK, nb * sizeof(float)) == 0,
+                                      "%s: score of head %u depends on the group", ks[kk].name, h);
+                        for (size_t j = 0; j < nb; j++) {
+                            double ref = 0, mag = 0;
+                            for (uint32_t i = 0; i < d; i++) {
+                                ref += (double)q[h * dmax + i] * elem(kb, j * kst + i, rt);
+                                mag += fabs((double)q[h * dmax + i] * elem(kb, j * kst + i, rt));
+                            }
+                            ck_assert_msg(fabs(s[h * SG_ATTN_BLOCK + j] - 0.5 * ref) <= 1e-6 * mag + 1e-7,
+                                          "%s rt %u d %u nb %zu: score %g vs %g", ks[kk].name, rt, d,
+                                          nb, (double)s[h * SG_ATTN_BLOCK + j], 0.5 * ref);
+                        }
+                    }
+                    /* weights and accumulation (V rows = the K rows) */
+                    for (size_t j = 0; j < nb; j++) w[j] = rndf();
+                    for (uint32_t i = 0; i < d; i++) out[i] = out0[i] = rndf();
+                    ks[kk].attn_accum(out, w, nb, kb, kst, rt, d);
+                    for (uint32_t i = 0; i < d; i++) {
+                        double ref = out0[i], mag = fabs(out0[i]);
+                        for (size_t j = 0; j < nb; j++) {
+                            ref += (double)w[j] * elem(kb, j * kst + i, rt);
+                            mag += fabs((double)w[j] * elem(kb, j * kst + i, rt));
+                        }
+                        ck_assert_msg(fabs(out[i] - ref) <= 1e-6 * mag + 1e-7, "%s rt %u d %u nb %zu: accum %g vs %g",
+                                      ks[kk].name, rt, d, nb, (double)out[i], ref);
+                    }
+                }
+        }
+    /* exp: relative error against exp() over the whole useful range, every
+     * length (SIMD tails), the sum, and exact zero far below the max */
+    for (int kk = 0; kk < 3; kk++)
+        for (size_t n = 1; n <= 70; n += 3) {
+            float x[70], x0[70];
+            for (size_t i = 0; i < n; i++) x[i] = x0[i] = -90.0f * (float)i / 70.0f + 0.25f * rndf();
+            float m = 0.3f;
+            float sum = ks[kk].attn_exp(x, n, m);
+            double rs = 0;
+            for (size_t i = 0; i < n; i++) {
+                double e = exp((double)(x0[i] - m)); /* the kernel's argument is the float difference */
+                rs += e;
+                ck_assert_msg(fabs(x[i] - e) <= 4e-7 * e + 1e-37, "%s: exp(%g) = %g vs %g", ks[kk].name,
+                              (double)(x0[i] - m), (double)x[i], e);
+            }
+            ck_assert_msg(fabs(sum - rs) <= 1e-6 * rs, "%s: exp sum %g vs %g", ks[kk].name, (double)sum, rs);
+        }
+    free(K);
+    free(K16);
+    free(Kb);
+}
+END_TEST
+
+/* accumulate must not write past d (tails) */
+START_TEST(test_attn_accum_bounds) {
+    float V[64 * 24], w[64], out[40];
+    fill(V, 64 * 24, 1.0f);
+    fill(w, 64, 1.0f);
+    sg_kernels ks[3];
+    sg_kernels_init(&ks[0], 0);
+    sg_kernels_init_spec(&ks[1], 1, "avx2");
+    sg_kernels_init(&ks[2], 1);
+    for (int kk = 0; kk < 3; kk++)
+        for (uint32_t d = 1; d <= 24; d++) {
+            for (int i = 0; i < 40; i++) out[i] = 7.0f;
+            ks[kk].attn_accum(out, w, 64, V, 24, SG_ROW_F32, d);
+            for (int i = (int)d; i < 40; i++)
+                ck_assert_msg(out[i] == 7.0f, "%s: d %u wrote out[%d]", ks[kk].name, d, i);
+        }
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("attn");
     TCase *tc = tcase_create("attn");
@@ -279,6 +386,8 @@ int main(void) {
     tcase_add_test(tc, test_attention_vs_naive);
     tcase_add_test(tc, test_attn_head_long);
     tcase_add_test(tc, test_attn_group);
+    tcase_add_test(tc, test_attn_kernels);
+    tcase_add_test(tc, test_attn_accum_bounds);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1,0 +1,350 @@
+/* Attention kernels over a block of cached rows (see sg_kernels in core.h):
+ * scores of several query heads against up to SG_ATTN_BLOCK K rows,
+ * exponentiate-and-sum, and the weighted accumulation of V rows. Rows are
+ * f32, f16 or bf16, converted in registers. Every score is computed by the
+ * same operation sequence whatever the number of heads, the block length
+ * and the row's place in the block, so grouping query heads never changes a
+ * result. */
+#include <math.h>
+#include <string.h>
+
+#include "core.h"
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(SG_FORCE_GENERIC)
+#  define SG_AK_X86 1
+#  include <immintrin.h>
+#else
+#  define SG_AK_X86 0
+#endif
+
+/* ---- portable ---------------------------------------------------------------- */
+
+static inline float row_elem(const void *base, size_t idx, uint32_t rt) {
+    switch (rt) {
+    case SG_ROW_F16: return sg_h2f(((const uint16_t *)base)[idx]);
+    case SG_ROW_BF16: return sg_bf2f(((const uint16_t *)base)[idx]);
+    default: return ((const float *)base)[idx];
+    }
+}
+
+void sg_attn_scores_generic(const float *q, size_t q_stride, uint32_t nh, const void *k,
+                            size_t k_stride, uint32_t rt, size_t nb, uint32_t d, float scale,
+                            float *s) {
+    for (uint32_t h = 0; h < nh; h++) {
+        const float *qh = q + (size_t)h * q_stride;
+        for (size_t j = 0; j < nb; j++) {
+            float acc = 0.0f;
+            for (uint32_t i = 0; i < d; i++) acc += qh[i] * row_elem(k, j * k_stride + i, rt);
+            s[(size_t)h * SG_ATTN_BLOCK + j] = acc * scale;
+        }
+    }
+}
+
+float sg_attn_exp_generic(float *x, size_t n, float m) {
+    float sum = 0.0f;
+    for (size_t i = 0; i < n; i++) {
+        x[i] = expf(x[i] - m);
+        sum += x[i];
+    }
+    return sum;
+}
+
+void sg_attn_accum_generic(float *out, const float *w, size_t nb, const void *v, size_t v_stride,
+                           uint32_t rt, uint32_t d) {
+    for (size_t j = 0; j < nb; j++) {
+        float a = w[j];
+        for (uint32_t i = 0; i < d; i++) out[i] += a * row_elem(v, j * v_stride + i, rt);
+    }
+}
+
+#if SG_AK_X86
+#  define SG_AI static inline __attribute__((always_inline))
+
+/* ---- AVX2 (+FMA, F16C): 8 rows at a time --------------------------------------- */
+#  define SG_T2 __attribute__((target("avx2,fma,f16c")))
+
+SG_T2 SG_AI __m256 ld8(const void *base, size_t idx, uint32_t rt) {
+    switch (rt) {
+    case SG_ROW_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)base + idx)));
+    case SG_ROW_BF16:
+        return _mm256_castsi256_ps(_mm256_slli_epi32(
+            _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)base + idx))), 16));
+    default: return _mm256_loadu_ps((const float *)base + idx);
+    }
+}
+
+/* 8 vectors -> one vector of their 8 horizontal sums (a[r]'s sum in lane r),
+ * the same addition tree for every lane. */
+SG_T2 SG_AI __m256 hsum8x8(const __m256 a[8]) {
+    __m256 b[4], c[2];
+    for (int i = 0; i < 4; i++)
+        b[i] = _mm256_add_ps(_mm256_unpacklo_ps(a[2 * i], a[2 * i + 1]),
+                             _mm256_unpackhi_ps(a[2 * i], a[2 * i + 1]));
+    for (int i = 0; i < 2; i++) {
+        __m256d x = _mm256_castps_pd(b[2 * i]), y = _mm256_castps_pd(b[2 * i + 1]);
+        c[i] = _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(x, y)),
+                             _mm256_castpd_ps(_mm256_unpackhi_pd(x, y)));
+    }
+    return _mm256_add_ps(_mm256_permute2f128_ps(c[0], c[1], 0x20),
+                         _mm256_permute2f128_ps(c[0], c[1], 0x31));
+}
+
+SG_T2 SG_AI void scores_avx2_t(const float *q, size_t q_stride, uint32_t nh, const void *k,
+                               size_t k_stride, uint32_t rt, size_t nb, uint32_t d, float scale,
+                               float *s) {
+    const __m256 vs = _mm256_set1_ps(scale);
+    for (size_t j0 = 0; j0 < nb; j0 += 8) {
+        size_t nr = nb - j0 < 8 ? nb - j0 : 8;
+        for (uint32_t h = 0; h < nh; h++) {
+            const float *qh = q + (size_t)h * q_stride;
+            __m256 acc[8];
+            for (int r = 0; r < 8; r++) acc[r] = _mm256_setzero_ps();
+            for (uint32_t c = 0; c < d; c += 8) {
+                __m256 qv = _mm256_loadu_ps(qh + c);
+                for (size_t r = 0; r < 8; r++)
+                    if (r < nr) acc[r] = _mm256_fmadd_ps(qv, ld8(k, (j0 + r) * k_stride + c, rt), acc[r]);
+            }
+            __m256 v = _mm256_mul_ps(hsum8x8(acc), vs);
+            float t[8];
+            _mm256_storeu_ps(t, v);
+            memcpy(s + (size_t)h * SG_ATTN_BLOCK + j0, t, nr * sizeof(float));
+        }
+    }
+}
+
+SG_T2 static void attn_scores_avx2(const float *q, size_t q_stride, uint32_t nh, const void *k,
+                                   size_t k_stride, uint32_t rt, size_t nb, uint32_t d, float scale,
+                                   float *s) {
+    if (d % 8) {
+        sg_attn_scores_generic(q, q_stride, nh, k, k_stride, rt, nb, d, scale, s);
+        return;
+    }
+    switch (rt) {
+    case SG_ROW_F16: scores_avx2_t(q, q_stride, nh, k, k_stride, SG_ROW_F16, nb, d, scale, s); break;
+    case SG_ROW_BF16: scores_avx2_t(q, q_stride, nh, k, k_stride, SG_ROW_BF16, nb, d, scale, s); break;
+    default: scores_avx2_t(q, q_stride, nh, k, k_stride, SG_ROW_F32, nb, d, scale, s); break;
+    }
+}
+
+/* exp(x) for x in [-87.3, 88.7]: x = n ln2 + r, |r| <= ln2/2, a degree-7
+ * polynomial for e^r (relative error ~1e-7), 2^n through the exponent. */
+SG_T2 SG_AI __m256 exp8(__m256 x) {
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
+    x = _mm256_min_ps(x, _mm256_set1_ps(88.7f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+SG_T2 static float attn_exp_avx2(float *x, size_t n, float m) {
+    __m256 vm = _mm256_set1_ps(m), sum = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
+        _mm256_storeu_ps(x + i, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    if (i < n) {
+        float t[8] = {0};
+        memcpy(t, x + i, (n - i) * sizeof(float));
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(t), vm));
+        _mm256_storeu_ps(t, e);
+        memcpy(x + i, t, (n - i) * sizeof(float));
+        for (size_t r = n - i; r < 8; r++) t[r] = 0.0f;
+        sum = _mm256_add_ps(sum, _mm256_loadu_ps(t));
+    }
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps(sum, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
+SG_T2 SG_AI void accum_avx2_t(float *out, const float *w, size_t nb, const void *v, size_t v_stride,
+                              uint32_t rt, uint32_t d) {
+    for (uint32_t c0 = 0; c0 < d; c0 += 64) {
+        uint32_t na = (d - c0) / 8 < 8 ? (d - c0) / 8 : 8;
+        __m256 acc[8];
+        for (uint32_t i = 0; i < 8; i++)
+            acc[i] = i < na ? _mm256_loadu_ps(out + c0 + 8 * i) : _mm256_setzero_ps();
+        for (size_t j = 0; j < nb; j++) {
+            __m256 a = _mm256_set1_ps(w[j]);
+            for (uint32_t i = 0; i < 8; i++)
+                if (i < na) acc[i] = _mm256_fmadd_ps(a, ld8(v, j * v_stride + c0 + 8 * i, rt), acc[i]);
+        }
+        for (uint32_t i = 0; i < 8; i++)
+            if (i < na) _mm256_storeu_ps(out + c0 + 8 * i, acc[i]);
+    }
+}
+
+SG_T2 static void attn_accum_avx2(float *out, const float *w, size_t nb, const void *v,
+                                  size_t v_stride, uint32_t rt, uint32_t d) {
+    if (d % 8) {
+        sg_attn_accum_generic(out, w, nb, v, v_stride, rt, d);
+        return;
+    }
+    switch (rt) {
+    case SG_ROW_F16: accum_avx2_t(out, w, nb, v, v_stride, SG_ROW_F16, d); break;
+    case SG_ROW_BF16: accum_avx2_t(out, w, nb, v, v_stride, SG_ROW_BF16, d); break;
+    default: accum_avx2_t(out, w, nb, v, v_stride, SG_ROW_F32, d); break;
+    }
+}
+
+/* ---- AVX-512 (F, BW, VL): 16 rows at a time, masked tails -------------------- */
+#  define SG_T5 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
+
+SG_T5 SG_AI __m512 ld16(const void *base, size_t idx, uint32_t rt, __mmask16 m) {
+    switch (rt) {
+    case SG_ROW_F16: return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)base + idx));
+    case SG_ROW_BF16:
+        return _mm512_castsi512_ps(_mm512_slli_epi32(
+            _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, (const uint16_t *)base + idx)), 16));
+    default: return _mm512_maskz_loadu_ps(m, (const float *)base + idx);
+    }
+}
+
+/* 16 vectors -> one vector of their 16 horizontal sums (lane r = sum of
+ * a[r]), the same addition tree for every lane. */
+SG_T5 SG_AI __m512 hsum16x16(const __m512 a[16]) {
+    __m512 b[8], c[4], e[2];
+    for (int i = 0; i < 8; i++)
+        b[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]),
+                             _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
+    for (int i = 0; i < 4; i++) {
+        __m512d x = _mm512_castps_pd(b[2 * i]), y = _mm512_castps_pd(b[2 * i + 1]);
+        c[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)),
+                             _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+    }
+    for (int i = 0; i < 2; i++)
+        e[i] = _mm512_add_ps(_mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0x88),
+                             _mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0xDD));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(e[0], e[1], 0x88), _mm512_shuffle_f32x4(e[0], e[1], 0xDD));
+}
+
+SG_T5 SG_AI __mmask16 tail_mask(uint32_t left) {
+    return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+}
+
+SG_T5 SG_AI void scores_512_t(const float *q, size_t q_stride, uint32_t nh, const void *k,
+                              size_t k_stride, uint32_t rt, size_t nb, uint32_t d, float scale,
+                              float *s) {
+    const __m512 vs = _mm512_set1_ps(scale);
+    for (size_t j0 = 0; j0 < nb; j0 += 16) {
+        size_t nr = nb - j0 < 16 ? nb - j0 : 16;
+        __mmask16 out_m = tail_mask((uint32_t)nr);
+        for (uint32_t h = 0; h < nh; h++) {
+            const float *qh = q + (size_t)h * q_stride;
+            __m512 acc[16];
+            for (int r = 0; r < 16; r++) acc[r] = _mm512_setzero_ps();
+            for (uint32_t c = 0; c < d; c += 16) {
+                __mmask16 m = tail_mask(d - c);
+                __m512 qv = _mm512_maskz_loadu_ps(m, qh + c);
+                for (size_t r = 0; r < 16; r++)
+                    if (r < nr)
+                        acc[r] = _mm512_fmadd_ps(qv, ld16(k, (j0 + r) * k_stride + c, rt, m), acc[r]);
+            }
+            _mm512_mask_storeu_ps(s + (size_t)h * SG_ATTN_BLOCK + j0, out_m,
+                                  _mm512_mul_ps(hsum16x16(acc), vs));
+        }
+    }
+}
+
+SG_T5 static void attn_scores_512(const float *q, size_t q_stride, uint32_t nh, const void *k,
+                                  size_t k_stride, uint32_t rt, size_t nb, uint32_t d, float scale,
+                                  float *s) {
+    switch (rt) {
+    case SG_ROW_F16: scores_512_t(q, q_stride, nh, k, k_stride, SG_ROW_F16, nb, d, scale, s); break;
+    case SG_ROW_BF16: scores_512_t(q, q_stride, nh, k, k_stride, SG_ROW_BF16, nb, d, scale, s); break;
+    default: scores_512_t(q, q_stride, nh, k, k_stride, SG_ROW_F32, nb, d, scale, s); break;
+    }
+}
+
+/* as exp8, with the exponent applied by vscalefps (underflows to 0 cleanly) */
+SG_T5 SG_AI __m512 exp16(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(-103.0f));
+    x = _mm512_min_ps(x, _mm512_set1_ps(88.7f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+SG_T5 static float attn_exp_512(float *x, size_t n, float m) {
+    __m512 vm = _mm512_set1_ps(m), sum = _mm512_setzero_ps();
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 k = tail_mask((uint32_t)(n - i < 16 ? n - i : 16));
+        __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), vm));
+        _mm512_mask_storeu_ps(x + i, k, e);
+        sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(k, e));
+    }
+    return _mm512_reduce_add_ps(sum);
+}
+
+SG_T5 SG_AI void accum_512_t(float *out, const float *w, size_t nb, const void *v, size_t v_stride,
+                             uint32_t rt, uint32_t d) {
+    for (uint32_t c0 = 0; c0 < d; c0 += 128) {
+        uint32_t left = d - c0;
+        uint32_t na = (left + 15) / 16 < 8 ? (left + 15) / 16 : 8;
+        __m512 acc[8];
+        __mmask16 mk[8];
+        for (uint32_t i = 0; i < 8; i++) {
+            mk[i] = i < na ? tail_mask(left - 16 * i) : 0;
+            acc[i] = _mm512_maskz_loadu_ps(mk[i], out + c0 + 16 * i);
+        }
+        for (size_t j = 0; j < nb; j++) {
+            __m512 a = _mm512_set1_ps(w[j]);
+            for (uint32_t i = 0; i < 8; i++)
+                if (i < na) acc[i] = _mm512_fmadd_ps(a, ld16(v, j * v_stride + c0 + 16 * i, rt, mk[i]), acc[i]);
+        }
+        for (uint32_t i = 0; i < 8; i++)
+            if (i < na) _mm512_mask_storeu_ps(out + c0 + 16 * i, mk[i], acc[i]);
+    }
+}
+
+SG_T5 static void attn_accum_512(float *out, const float *w, size_t nb, const void *v,
+                                 size_t v_stride, uint32_t rt, uint32_t d) {
+    switch (rt) {
+    case SG_ROW_F16: accum_512_t(out, w, nb, v, v_stride, SG_ROW_F16, d); break;
+    case SG_ROW_BF16: accum_512_t(out, w, nb, v, v_stride, SG_ROW_BF16, d); break;
+    default: accum_512_t(out, w, nb, v, v_stride, SG_ROW_F32, d); break;
+    }
+}
+#endif
+
+void sg_attn_kernels_fill(sg_kernels *k, int level) {
+    k->attn_scores = sg_attn_scores_generic;
+    k->attn_exp = sg_attn_exp_generic;
+    k->attn_accum = sg_attn_accum_generic;
+#if SG_AK_X86
+    if (level >= 1) {
+        k->attn_scores = attn_scores_avx2;
+        k->attn_exp = attn_exp_avx2;
+        k->attn_accum = attn_accum_avx2;
+    }
+    if (level >= 2) {
+        k->attn_scores = attn_scores_512;
+        k->attn_exp = attn_exp_512;
+        k->attn_accum = attn_accum_512;
+    }
+#else
+    (void)level;
+#endif
+}
