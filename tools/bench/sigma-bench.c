@@ -3,7 +3,7 @@
  *
  *   sigma-bench -m MODEL[,MODEL..] [-t THREADS,..] [-p N_PROMPT,..] [-n N_GEN,..]
  *               [-d DEPTH,..] [-r REPS] [-b N_BATCH] [--kv SPEC[;SPEC..]]
- *               [--kernels SPEC] [-o md|csv]
+ *               [--kernels SPEC] [-o md|csv] [--ttft 1]
  *
  * Each test evaluates random token ids (no tokenizer, no sampling): ppN
  * evaluates N tokens in one call (split into batches of n_batch by the
@@ -13,7 +13,9 @@
  * second as mean ± sample standard deviation over the repetitions, and the
  * median. KV SPEC is "name" or "name:options" (e.g. "topv:k=100"); several
  * specs are separated by ';'. --kernels sets SIGMA_KERNELS (e.g. "exact",
- * "generic", "avx2") for the sessions it opens. */
+ * "generic", "avx2") for the sessions it opens. --ttft 1 instead times
+ * open-to-first-token (model open, session, 1-token eval, logits) REPS times
+ * with a warm page cache, in milliseconds. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdint.h>
@@ -81,7 +83,7 @@ static void usage(void) {
     fprintf(stderr,
             "usage: sigma-bench -m MODEL[,MODEL..] [-t THREADS,..] [-p N_PROMPT,..] [-n N_GEN,..]\n"
             "                   [-d DEPTH,..] [-r REPS] [-b N_BATCH] [--kv SPEC[;SPEC..]]\n"
-            "                   [--kernels SPEC] [-o md|csv]\n"
+            "                   [--kernels SPEC] [-o md|csv] [--ttft 1]\n"
             "defaults: -t 2 -p 512 -n 128 -d 0 -r 5 -b 512 --kv dense -o md\n");
 }
 
@@ -96,10 +98,82 @@ static int run_tokens(sigma_session *s, uint32_t n_vocab, long n, int one_by_one
     return SIGMA_OK;
 }
 
+/* --ttft 1: open-to-first-token, REPS times: sigma_model_open (mmap; any
+ * load-time work included), a session, eval of a 1-token prompt, its logits;
+ * the file is in the page cache after the first (untimed) run. */
+static int open_to_first_token(const char *path, long threads, long reps, int csv,
+                               const char *kernels) {
+    double *ms = calloc((size_t)reps, sizeof *ms);
+    if (!ms) return 1;
+    int rc = 0;
+    unsigned long long fsize = 0, nparams = 0;
+    for (long r = -1; r < reps && rc == 0; r++) {
+        double t0 = now_s();
+        sigma_model_params mp;
+        sigma_model_params_init(&mp, sizeof mp);
+        sigma_model *m = NULL;
+        sigma_session *s = NULL;
+        int st = sigma_model_open(path, &mp, &m);
+        if (st == SIGMA_OK) {
+            sigma_session_params sp;
+            sigma_session_params_init(&sp, sizeof sp);
+            sp.n_threads = (uint32_t)threads;
+            sp.n_ctx = 512;
+            st = sigma_session_open(m, &sp, &s);
+        }
+        const float *logits = NULL;
+        if (st == SIGMA_OK) {
+            sigma_token t = 1;
+            st = sigma_session_eval(s, &t, 1);
+        }
+        if (st == SIGMA_OK) st = sigma_session_logits(s, -1, &logits);
+        double t1 = now_s();
+        if (st != SIGMA_OK || !logits) {
+            fprintf(stderr, "sigma-bench: open-to-first-token failed on %s (status %d)\n", path, st);
+            rc = 1;
+        } else if (r >= 0) {
+            ms[r] = (t1 - t0) * 1e3;
+        }
+        if (m && r < 0) {
+            sigma_model_info info;
+            memset(&info, 0, sizeof info);
+            info.struct_size = sizeof info;
+            sigma_model_get_info(m, &info);
+            fsize = (unsigned long long)info.file_size;
+            nparams = (unsigned long long)info.n_params;
+        }
+        sigma_session_close(s);
+        sigma_model_close(m);
+    }
+    if (rc == 0) {
+        double mean = 0, sd = 0;
+        for (long r = 0; r < reps; r++) mean += ms[r];
+        mean /= (double)reps;
+        for (long r = 0; r < reps; r++) sd += (ms[r] - mean) * (ms[r] - mean);
+        sd = reps > 1 ? sqrt(sd / (double)(reps - 1)) : 0.0;
+        qsort(ms, (size_t)reps, sizeof *ms, cmp_d);
+        double med = reps % 2 ? ms[reps / 2] : 0.5 * (ms[reps / 2 - 1] + ms[reps / 2]);
+        const char *base = strrchr(path, '/');
+        base = base ? base + 1 : path;
+        const char *kn = kernels ? kernels : getenv("SIGMA_KERNELS");
+        if (!kn || !*kn) kn = "default";
+        if (csv)
+            printf("%s,%llu,%llu,%s,%ld,-,open+tg1_ms,0,%ld,%.3f,%.3f,%.3f\n", base, fsize, nparams, kn,
+                   threads, reps, mean, sd, med);
+        else
+            printf("| %s | %.2f GiB | %.2f B | %s | %ld | - | open to first token (ms) | %.1f ± %.1f | %.1f |\n",
+                   base, (double)fsize / 1073741824.0, (double)nparams / 1e9, kn, threads, mean, sd, med);
+        fflush(stdout);
+    }
+    free(ms);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     list models = {0}, threads_l = {0}, pp_l = {0}, tg_l = {0}, depth_l = {0}, kv_l = {0};
     long reps = 5, n_batch = 512;
     const char *kernels = NULL, *fmt = "md";
+    long ttft = 0;
     for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -122,6 +196,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "-b")) n_batch = strtol(v, NULL, 10);
         else if (!strcmp(a, "--kernels")) kernels = v;
         else if (!strcmp(a, "-o")) fmt = v;
+        else if (!strcmp(a, "--ttft")) ttft = strtol(v, NULL, 10);
         else takes = 0;
         if (!takes) {
             fprintf(stderr, "sigma-bench: unknown option %s\n", a);
@@ -161,6 +236,11 @@ int main(int argc, char **argv) {
         sigma_model_params mp;
         sigma_model_params_init(&mp, sizeof mp);
         sigma_model *m = NULL;
+        if (ttft) {
+            for (int ti = 0; ti < n_thr; ti++)
+                if (open_to_first_token(models.item[mi], thr[ti], reps, csv, kernels) != 0) rc = 1;
+            continue;
+        }
         int st = sigma_model_open(models.item[mi], &mp, &m);
         if (st != SIGMA_OK) {
             char msg[256] = "";
