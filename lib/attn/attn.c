@@ -67,6 +67,23 @@ void sg_attn_group(const sg_kernels *k, uint32_t n_heads, const float *q, size_t
         if (l[h] > 0.0) k->scale_f32(out + h * out_stride, (float)(1.0 / l[h]), d_v);
 }
 
+void sg_attn_scores(const sg_kernels *k, uint32_t n_heads, const float *q, size_t q_stride,
+                    const void *kbase, size_t k_stride, sg_kv_type type, size_t n_pos, uint32_t d_qk,
+                    float scale, float *s, size_t s_stride) {
+    float blk[SG_ATTN_GROUP_MAX * SG_ATTN_BLOCK];
+    size_t esize = type == SG_KV_F32 ? 4 : 2;
+    for (uint32_t h0 = 0; h0 < n_heads; h0 += SG_ATTN_GROUP_MAX) {
+        uint32_t nh = n_heads - h0 < SG_ATTN_GROUP_MAX ? n_heads - h0 : SG_ATTN_GROUP_MAX;
+        for (size_t p0 = 0; p0 < n_pos; p0 += SG_ATTN_BLOCK) {
+            size_t nb = n_pos - p0 < SG_ATTN_BLOCK ? n_pos - p0 : SG_ATTN_BLOCK;
+            k->attn_scores(q + h0 * q_stride, q_stride, nh, (const uint8_t *)kbase + p0 * k_stride * esize,
+                           k_stride, (uint32_t)type, nb, d_qk, scale, blk);
+            for (uint32_t h = 0; h < nh; h++)
+                memcpy(s + (h0 + h) * s_stride + p0, blk + (size_t)h * SG_ATTN_BLOCK, nb * sizeof(float));
+        }
+    }
+}
+
 int sg_attention(const sg_exec *e, const sg_hparams *hp, const sg_layer *L, uint32_t layer,
                  const sigma_kv_strategy *kv, void *kv_state, const float *xn, size_t n,
                  uint32_t pos0, const sg_attn_bufs *b, float *out, sg_err *err) {

@@ -33,6 +33,13 @@ void sg_attn_group(const sg_kernels *k, uint32_t n_heads, const float *q, size_t
                    sg_kv_type type, size_t n_pos, uint32_t d_qk, uint32_t d_v, float scale,
                    float *out, size_t out_stride, float *tmp);
 
+/* Scores of n_heads query heads (q + h*q_stride) against n_pos K rows:
+ * s[h*s_stride + p] = scale * (q_h . K_p), the same values sg_attn_group
+ * computes (strategies that select or weight rows by score use these). */
+void sg_attn_scores(const sg_kernels *k, uint32_t n_heads, const float *q, size_t q_stride,
+                    const void *kbase, size_t k_stride, sg_kv_type type, size_t n_pos, uint32_t d_qk,
+                    float scale, float *s, size_t s_stride);
+
 /* Buffers for sg_attention, each for n_batch rows. */
 typedef struct sg_attn_bufs {
     float *q;      /* [n][n_q*d_qk] */

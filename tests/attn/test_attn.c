@@ -360,6 +360,37 @@ START_TEST(test_attn_kernels) {
 }
 END_TEST
 
+/* sg_attn_scores over many blocks: every score near the double reference
+ * and bitwise equal whatever the number of heads requested together */
+START_TEST(test_attn_scores_all) {
+    const size_t n_pos = 150;
+    const uint32_t d = 24, nh = 3;
+    float *K = malloc(n_pos * d * sizeof(float)), q[3 * 24];
+    float *s = malloc(nh * n_pos * sizeof(float)), *s1 = malloc(n_pos * sizeof(float));
+    fill(K, n_pos * d, 1.0f);
+    fill(q, nh * d, 1.0f);
+    sg_kernels ks[2];
+    sg_kernels_init(&ks[0], 0);
+    sg_kernels_init(&ks[1], 1);
+    for (int kk = 0; kk < 2; kk++) {
+        sg_attn_scores(&ks[kk], nh, q, d, K, d, SG_KV_F32, n_pos, d, 0.3f, s, n_pos);
+        for (uint32_t h = 0; h < nh; h++) {
+            sg_attn_scores(&ks[kk], 1, q + h * d, d, K, d, SG_KV_F32, n_pos, d, 0.3f, s1, n_pos);
+            ck_assert(memcmp(s1, s + h * n_pos, n_pos * sizeof(float)) == 0);
+            for (size_t p = 0; p < n_pos; p++) {
+                double ref = 0;
+                for (uint32_t i = 0; i < d; i++) ref += (double)q[h * d + i] * K[p * d + i];
+                ck_assert_msg(fabs(s[h * n_pos + p] - 0.3 * ref) < 1e-5, "score %g vs %g",
+                              (double)s[h * n_pos + p], 0.3 * ref);
+            }
+        }
+    }
+    free(K);
+    free(s);
+    free(s1);
+}
+END_TEST
+
 /* accumulate must not write past d (tails) */
 START_TEST(test_attn_accum_bounds) {
     float V[64 * 24], w[64], out[40];
@@ -388,6 +419,7 @@ int main(void) {
     tcase_add_test(tc, test_attn_group);
     tcase_add_test(tc, test_attn_kernels);
     tcase_add_test(tc, test_attn_accum_bounds);
+    tcase_add_test(tc, test_attn_scores_all);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
