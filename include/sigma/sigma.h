@@ -444,7 +444,8 @@ SIGMA_API int sigma_session_rewind(sigma_session *session, uint32_t position);
 SIGMA_API int sigma_session_kv_bytes(const sigma_session *session, size_t *bytes);
 
 /** Save the session to a file: its tokens, the logits of its last position
- *  (when valid) and the KV strategy's serialized cache, deflate-compressed
+ *  (when valid), the KV strategy's serialized cache and the state of an
+ *  attached sampler (sigma_session_set_sampler()), deflate-compressed
  *  (see save_compression), in the format of docs/session-format.md: magic,
  *  format version, the model's fingerprint, the strategy name, sizes and a
  *  CRC-32 of the payload. The file is written to a temporary file in the
