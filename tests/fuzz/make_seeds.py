@@ -69,13 +69,14 @@ def session_seeds(d):
         return
     model = os.path.join(HERE, "..", "..", "models", "sigma-austen.gguf")
     with sigma.Model(model) as m:
-        def write(name, n_tokens, level, with_sampler):
+        def write(name, n_tokens, level, with_sampler, n_history=None):
             with sigma.Session(m, n_ctx=64, n_threads=1, save_compression=level) as s, \
                     sigma.Sampler(m, temperature=0.9, repeat_penalty=1.2, penalty_last_n=2, seed=7) as smp:
                 toks = [1 + (i * 7) % 40 for i in range(n_tokens)]
                 if toks:
                     s.eval(toks)
-                for t in toks:
+                hist = toks if n_history is None else [5 + i for i in range(n_history)]
+                for t in hist:
                     smp.accept(t)
                 if with_sampler:
                     s.set_sampler(smp)
@@ -84,6 +85,8 @@ def session_seeds(d):
                 f.write(data)
             print("%s: %d bytes" % (name, len(data)))
         write("empty.bin", 0, 0, False)
+        # no tokens or logits: small, so most mutations land on the sampler state
+        write("v2-empty-stored.bin", 0, 0, True, n_history=3)
         write("v1-stored.bin", 3, 0, False)
         write("v1-deflate.bin", 3, 1, False)
         write("v2-stored.bin", 3, 0, True)
