@@ -444,7 +444,8 @@ SIGMA_API int sigma_session_rewind(sigma_session *session, uint32_t position);
 SIGMA_API int sigma_session_kv_bytes(const sigma_session *session, size_t *bytes);
 
 /** Save the session to a file: its tokens, the logits of its last position
- *  (when valid) and the KV strategy's serialized cache, deflate-compressed
+ *  (when valid), the KV strategy's serialized cache and the state of an
+ *  attached sampler (sigma_session_set_sampler()), deflate-compressed
  *  (see save_compression), in the format of docs/session-format.md: magic,
  *  format version, the model's fingerprint, the strategy name, sizes and a
  *  CRC-32 of the payload. The file is written to a temporary file in the
@@ -472,6 +473,27 @@ SIGMA_API int sigma_session_save_memory(sigma_session *session, void *buf, size_
 /** Load from memory; see sigma_session_load(). */
 SIGMA_API int sigma_session_load_memory(sigma_session *session, const void *data,
                                         size_t size);
+
+/** Attach a sampler whose state travels with the session's files (NULL
+ *  detaches). The sampler is borrowed, not owned: it must stay open while
+ *  attached (detach it or close the session before closing it). While a
+ *  sampler is attached, sigma_session_save*() also writes its full state
+ *  (settings, RNG state and penalty history; format version 2 of
+ *  docs/session-format.md), so that sampling continues after a load exactly
+ *  as it would have without the interruption, and sigma_session_load*()
+ *  restores the state a file holds into it. A load validates the sampler
+ *  state together with everything else before changing anything: on any
+ *  error (SIGMA_E_FORMAT for bad sampler fields, SIGMA_E_MISMATCH for
+ *  another vocabulary) neither the session nor the sampler changes.
+ *  Loading a file without sampler state leaves an attached sampler as it
+ *  is; a file's sampler state is ignored when no sampler is attached.
+ *  Attaching changes nothing else: sigma_session_generate() still uses
+ *  the sampler given in its params. Threads: the session and the attached
+ *  sampler form one object; calls on either must not overlap with a save
+ *  or load of the session. Returns SIGMA_E_INVALID_ARG for a NULL session,
+ *  SIGMA_E_MISMATCH (message on the session, the attachment unchanged)
+ *  if the sampler was opened for another model. */
+SIGMA_API int sigma_session_set_sampler(sigma_session *session, sigma_sampler *sampler);
 
 /* ------------------------------------------------------------------------ */
 /* Tokenizer                                                                */

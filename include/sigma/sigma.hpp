@@ -507,6 +507,11 @@ public:
     void load_memory(const std::vector<unsigned char> &data) {
         check(sigma_session_load_memory(s_, data.data(), data.size()));
     }
+    /** Attach a sampler (borrowed; nullptr detaches) whose state is saved
+     *  and loaded with the session; see sigma_session_set_sampler(). */
+    void set_sampler(Sampler *sampler) {
+        check(sigma_session_set_sampler(s_, sampler ? sampler->get() : nullptr));
+    }
 
     /** Append `prompt` and generate, streaming pieces to `on_piece`. An
      *  exception thrown by on_piece stops generation and is rethrown. */

@@ -24,6 +24,7 @@ struct sigma_session {
     size_t n_logit_rows;           /* rows in `logits` */
     size_t n_last_eval;            /* tokens of the eval the logits belong to */
     int logits_valid;
+    sigma_sampler *sampler;        /* borrowed; saved/restored with the session */
     sg_err err;
 };
 

@@ -14,10 +14,12 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "../text/gen.h"
 #include "session.h"
 
 #define SESS_MAGIC "SIGSESS"          /* 8 bytes with the NUL */
-#define SESS_VERSION 1u
+#define SESS_VERSION 2u                /* written when a sampler section is present */
+#define SESS_VERSION_MIN 1u            /* version 1: no sampler section, else identical */
 #define SESS_FLAG_DEFLATE 1u
 #define SESS_NAME_LEN 32
 #define SESS_HEADER_SIZE 104
@@ -105,7 +107,19 @@ static uint64_t max_raw_size(const sigma_session *s, uint64_t n_tokens) {
     const sg_hparams *hp = &s->model->hp;
     uint64_t per_tok = (uint64_t)hp->n_layer * ((uint64_t)hp->n_k * hp->d_qk + (uint64_t)hp->n_v * hp->d_v) * 8u;
     uint64_t ntok = n_tokens > s->n_ctx ? n_tokens : s->n_ctx;
-    return 16 + ntok * 4 + (uint64_t)hp->n_vocab * 4 + ntok * per_tok + SESS_SLACK;
+    return 16 + ntok * 4 + (uint64_t)hp->n_vocab * 4 + ntok * per_tok + SESS_SLACK +
+           SG_SAMPLER_STATE_MAX;
+}
+
+/* ---- the attached sampler ------------------------------------------------------------ */
+
+int sigma_session_set_sampler(sigma_session *s, sigma_sampler *sampler) {
+    if (!s) return SIGMA_E_INVALID_ARG;
+    if (sampler && sg_sampler_model(sampler) != s->model)
+        return sg_error(&s->err, SIGMA_E_MISMATCH,
+                        "set_sampler: the sampler was opened for another model");
+    s->sampler = sampler;
+    return SIGMA_OK;
 }
 
 /* ---- save -------------------------------------------------------------------------- */
@@ -151,8 +165,17 @@ static int build_image(sigma_session *s, bytebuf *out) {
         put_u64(raw.data + kv_len_at, (uint64_t)(raw.len - kv_len_at - 8));
     }
     if (st == SIGMA_OK) {
-        put_u32(tmp, 0); /* reserved: sampler state length (none in version 1) */
+        /* sampler section: u32 length + the attached sampler's state */
+        size_t smp_len = s->sampler ? sg_sampler_state_size(s->sampler) : 0;
+        put_u32(tmp, (uint32_t)smp_len);
         st = bb_put(&raw, tmp, 4);
+        if (st == SIGMA_OK && s->sampler) {
+            size_t at = raw.len;
+            int sst = sg_sampler_save_state(s->sampler, bb_write_cb, &raw);
+            if (sst == SIGMA_OK && raw.failed) sst = SIGMA_E_NOMEM;
+            if (sst == SIGMA_OK && raw.len - at != smp_len) sst = SIGMA_E_INTERNAL;
+            st = sst;
+        }
     }
     if (st != SIGMA_OK) {
         sg_free(&s->alloc, raw.data);
@@ -211,7 +234,7 @@ static int build_image(sigma_session *s, bytebuf *out) {
         memcpy(payload, raw.data, raw.len);
     }
     memcpy(h, SESS_MAGIC, 8);
-    put_u32(h + 8, SESS_VERSION);
+    put_u32(h + 8, s->sampler ? SESS_VERSION : SESS_VERSION_MIN);
     put_u32(h + 12, flags);
     put_u64(h + 16, s->model->fingerprint[0]);
     put_u64(h + 24, s->model->fingerprint[1]);
@@ -341,10 +364,10 @@ int sigma_session_load_memory(sigma_session *s, const void *data, size_t size) {
     if (get_u32(h + 100) != crc32_of(h, 100))
         return sg_error(&s->err, SIGMA_E_FORMAT, "load: header checksum mismatch (corrupted file)");
     uint32_t version = get_u32(h + 8);
-    if (version != SESS_VERSION)
+    if (version < SESS_VERSION_MIN || version > SESS_VERSION)
         return sg_error(&s->err, SIGMA_E_UNSUPPORTED,
-                        "load: session format version %u, this library reads version %u", version,
-                        SESS_VERSION);
+                        "load: session format version %u, this library reads versions %u to %u",
+                        version, SESS_VERSION_MIN, SESS_VERSION);
     uint32_t flags = get_u32(h + 12);
     if (flags & ~SESS_FLAG_DEFLATE)
         return sg_error(&s->err, SIGMA_E_FORMAT, "load: unknown flags 0x%x", flags);
@@ -437,13 +460,28 @@ int sigma_session_load_memory(sigma_session *s, const void *data, size_t size) {
 
     /* parse and validate the payload */
     uint64_t kv_size = get_u64(r + (size_t)n_tokens * 4 + (has_logits ? (size_t)n_vocab * 4 : 0));
-    if (kv_size != raw_size - fixed) {
+    if (kv_size > raw_size - fixed) {
         st = sg_error(&s->err, SIGMA_E_FORMAT, "load: KV section of %llu bytes does not fit the payload",
                       (unsigned long long)kv_size);
         goto out;
     }
-    if (get_u32(r + raw_size - 4) != 0) {
-        st = sg_error(&s->err, SIGMA_E_FORMAT, "load: unexpected sampler section");
+    /* the sampler section fills the rest exactly */
+    const uint8_t *smp = r + (size_t)(fixed - 4 + kv_size);
+    uint64_t smp_len = get_u32(smp);
+    smp += 4;
+    if (smp_len != raw_size - fixed - kv_size) {
+        st = sg_error(&s->err, SIGMA_E_FORMAT,
+                      "load: sampler section of %llu bytes, %llu are left in the payload",
+                      (unsigned long long)smp_len, (unsigned long long)(raw_size - fixed - kv_size));
+        goto out;
+    }
+    if (smp_len != 0 && version < 2) {
+        st = sg_error(&s->err, SIGMA_E_FORMAT, "load: a version %u file with a sampler section", version);
+        goto out;
+    }
+    if (smp_len > SG_SAMPLER_STATE_MAX) {
+        st = sg_error(&s->err, SIGMA_E_FORMAT, "load: sampler section of %llu bytes is too large",
+                      (unsigned long long)smp_len);
         goto out;
     }
     for (uint32_t i = 0; i < n_tokens; i++) {
@@ -453,12 +491,26 @@ int sigma_session_load_memory(sigma_session *s, const void *data, size_t size) {
             goto out;
         }
     }
-    /* allocate everything that can fail before the strategy changes */
+    /* validate the sampler state (when a sampler is attached; otherwise the
+     * section is ignored) and allocate everything that can fail before the
+     * strategy changes */
+    sg_sampler_restore smp_r;
+    memset(&smp_r, 0, sizeof smp_r);
+    if (smp_len && s->sampler) {
+        sg_err serr;
+        sg_err_clear(&serr);
+        st = sg_sampler_restore_prepare(s->sampler, smp, (size_t)smp_len, &smp_r, &serr);
+        if (st != SIGMA_OK) {
+            st = sg_error(&s->err, st, "load: %s", serr.msg);
+            goto out;
+        }
+    }
     sigma_token *toks = NULL;
     size_t cap_tokens = n_tokens > s->cap_tokens ? n_tokens : 0;
     if (cap_tokens) {
         toks = sg_malloc(&s->alloc, (size_t)cap_tokens * sizeof *toks);
         if (!toks) {
+            sg_sampler_restore_abort(s->sampler, &smp_r);
             st = sg_error(&s->err, SIGMA_E_NOMEM, "load: out of memory");
             goto out;
         }
@@ -468,6 +520,7 @@ int sigma_session_load_memory(sigma_session *s, const void *data, size_t size) {
         lg = sg_malloc(&s->alloc, (size_t)n_vocab * sizeof(float));
         if (!lg) {
             sg_free(&s->alloc, toks);
+            sg_sampler_restore_abort(s->sampler, &smp_r);
             st = sg_error(&s->err, SIGMA_E_NOMEM, "load: out of memory");
             goto out;
         }
@@ -477,11 +530,13 @@ int sigma_session_load_memory(sigma_session *s, const void *data, size_t size) {
     if (kst != SIGMA_OK) {
         sg_free(&s->alloc, toks);
         sg_free(&s->alloc, lg);
+        sg_sampler_restore_abort(s->sampler, &smp_r);
         st = sg_error(&s->err, kst, "load: KV strategy '%s' rejected its data: %s", s->kv.name,
                       sigma_strerror(kst));
         goto out;
     }
     /* commit */
+    if (smp_r.ready) sg_sampler_restore_commit(s->sampler, &smp_r);
     if (toks) {
         sg_free(&s->alloc, s->tokens);
         s->tokens = toks;

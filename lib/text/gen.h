@@ -20,6 +20,41 @@ void sg_sampler_apply_penalties(const sigma_sampler *s, float *logits);
  * tokens cut off). Does not touch the RNG or the history. For tests. */
 int sg_sampler_probs(sigma_sampler *s, const float *logits, double *probs);
 
+/* Upper bound on the penalty window (tokens). */
+#define SG_PENALTY_MAX_N (1 << 24)
+
+/* ---- sampler state in session files (docs/session-format.md) ---------- */
+
+#define SG_SAMPLER_STATE_HEADER 88
+/* Largest serialized state: the header and a full history window. */
+#define SG_SAMPLER_STATE_MAX ((uint64_t)SG_SAMPLER_STATE_HEADER + 4 * (uint64_t)SG_PENALTY_MAX_N)
+
+/* The model the sampler was opened for. */
+const sigma_model *sg_sampler_model(const sigma_sampler *s);
+/* Bytes sg_sampler_save_state() writes. */
+size_t sg_sampler_state_size(const sigma_sampler *s);
+/* Write the full state (params, RNG, penalty history) through w. */
+int sg_sampler_save_state(const sigma_sampler *s, sigma_write_fn w, void *ctx);
+
+/* A validated state waiting to be committed (two-phase restore, so that a
+ * session load can check everything before changing anything). */
+typedef struct sg_sampler_restore {
+    sigma_sampler_params p;
+    uint64_t rng[4];
+    sigma_token *hist;   /* cap tokens on the sampler's allocator, len used */
+    uint32_t cap, len;
+    int ready;
+} sg_sampler_restore;
+
+/* Validate `size` bytes of serialized state against the sampler and
+ * allocate what the commit needs; the sampler is not changed. Status
+ * SIGMA_E_FORMAT / SIGMA_E_MISMATCH / SIGMA_E_NOMEM with a message in err.
+ * On success call exactly one of commit (cannot fail) or abort. */
+int sg_sampler_restore_prepare(sigma_sampler *s, const void *data, size_t size,
+                               sg_sampler_restore *r, sg_err *err);
+void sg_sampler_restore_commit(sigma_sampler *s, sg_sampler_restore *r);
+void sg_sampler_restore_abort(sigma_sampler *s, sg_sampler_restore *r);
+
 /* ---- stop strings ------------------------------------------------------ */
 
 /* Streams text through stop-string detection: text that could be the start

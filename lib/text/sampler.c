@@ -20,9 +20,6 @@
 
 #include "gen.h"
 
-/* Upper bound on the penalty window (tokens). */
-#define SG_PENALTY_MAX_N (1 << 24)
-
 typedef struct sg_cand {
     float logit;
     int32_t id;
@@ -31,6 +28,7 @@ typedef struct sg_cand {
 
 struct sigma_sampler {
     sg_alloc alloc;
+    const sigma_model *model;  /* the model it was opened for */
     uint32_t n_vocab;
     sigma_sampler_params p;
     uint64_t rng[4];
@@ -98,22 +96,26 @@ int sigma_sampler_params_init(sigma_sampler_params *params, size_t struct_size) 
     return SIGMA_OK;
 }
 
-static int check_params(const sigma_model *model, const sigma_sampler_params *p) {
-    if (isnan(p->temperature))
-        return sg_model_error(model, SIGMA_E_INVALID_ARG, "sampler: temperature is NaN");
-    if (isnan(p->top_p) || isnan(p->min_p))
-        return sg_model_error(model, SIGMA_E_INVALID_ARG, "sampler: top_p/min_p is NaN");
+/* NULL if the settings are valid, else what is wrong with them (static). */
+static const char *params_problem(const sigma_sampler_params *p) {
+    if (isnan(p->temperature)) return "temperature is NaN";
+    if (isnan(p->top_p) || isnan(p->min_p)) return "top_p/min_p is NaN";
     if (!(p->repeat_penalty > 0.0f) || !isfinite(p->repeat_penalty))
-        return sg_model_error(model, SIGMA_E_INVALID_ARG,
-                              "sampler: repeat_penalty must be a positive number");
+        return "repeat_penalty must be a positive number";
     if (!isfinite(p->frequency_penalty) || !isfinite(p->presence_penalty))
-        return sg_model_error(model, SIGMA_E_INVALID_ARG,
-                              "sampler: frequency/presence penalty must be finite");
+        return "frequency/presence penalty must be finite";
+    if (p->penalty_last_n > SG_PENALTY_MAX_N) return "penalty_last_n is too large";
+    return NULL;
+}
+
+static int check_params(const sigma_model *model, const sigma_sampler_params *p) {
+    const char *why = params_problem(p);
+    if (!why) return SIGMA_OK;
     if (p->penalty_last_n > SG_PENALTY_MAX_N)
         return sg_model_error(model, SIGMA_E_INVALID_ARG,
                               "sampler: penalty_last_n %d exceeds %d", (int)p->penalty_last_n,
                               SG_PENALTY_MAX_N);
-    return SIGMA_OK;
+    return sg_model_error(model, SIGMA_E_INVALID_ARG, "sampler: %s", why);
 }
 
 void sigma_sampler_close(sigma_sampler *s) {
@@ -145,6 +147,7 @@ int sigma_sampler_open(const sigma_model *model, const sigma_sampler_params *par
     sigma_sampler *s = sg_calloc(&model->alloc, 1, sizeof *s);
     if (!s) return sg_model_error(model, SIGMA_E_NOMEM, "sampler: out of memory");
     s->alloc = model->alloc;
+    s->model = model;
     s->n_vocab = n_vocab;
     s->p = p;
     s->hist_cap = p.penalty_last_n > 0 ? (uint32_t)p.penalty_last_n : 0;
@@ -376,4 +379,143 @@ int sigma_sampler_sample(sigma_sampler *s, const float *logits, sigma_token *tok
     hist_push(s, t);
     *token = t;
     return SIGMA_OK;
+}
+
+/* ---- state serialization (session files) ---------------------------------
+ * Layout (little-endian), documented in docs/session-format.md:
+ *   0 "SMP1", 4 u32 n_vocab, 8 f32 temperature, 12 i32 top_k, 16 f32 top_p,
+ *   20 f32 min_p, 24 f32 repeat_penalty, 28 f32 frequency_penalty,
+ *   32 f32 presence_penalty, 36 i32 penalty_last_n, 40 u64 seed,
+ *   48 u64 rng[4], 80 u32 history capacity, 84 u32 history length,
+ *   88 i32 tokens x length, oldest first. */
+
+#define SMP_MAGIC "SMP1"
+
+static void st_put_u32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static void st_put_u64(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static void st_put_f32(uint8_t *p, float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    st_put_u32(p, u);
+}
+static uint32_t st_get_u32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t st_get_u64(const uint8_t *p) {
+    return (uint64_t)st_get_u32(p) | (uint64_t)st_get_u32(p + 4) << 32;
+}
+static float st_get_f32(const uint8_t *p) {
+    uint32_t u = st_get_u32(p);
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+const sigma_model *sg_sampler_model(const sigma_sampler *s) { return s ? s->model : NULL; }
+
+int sg_sampler_save_state(const sigma_sampler *s, sigma_write_fn w, void *ctx) {
+    uint8_t h[SG_SAMPLER_STATE_HEADER];
+    memcpy(h, SMP_MAGIC, 4);
+    st_put_u32(h + 4, s->n_vocab);
+    st_put_f32(h + 8, s->p.temperature);
+    st_put_u32(h + 12, (uint32_t)s->p.top_k);
+    st_put_f32(h + 16, s->p.top_p);
+    st_put_f32(h + 20, s->p.min_p);
+    st_put_f32(h + 24, s->p.repeat_penalty);
+    st_put_f32(h + 28, s->p.frequency_penalty);
+    st_put_f32(h + 32, s->p.presence_penalty);
+    st_put_u32(h + 36, (uint32_t)s->p.penalty_last_n);
+    st_put_u64(h + 40, s->p.seed);
+    for (int i = 0; i < 4; i++) st_put_u64(h + 48 + 8 * i, s->rng[i]);
+    st_put_u32(h + 80, s->hist_cap);
+    st_put_u32(h + 84, s->hist_len);
+    int st = w(ctx, h, sizeof h);
+    /* the ring oldest first: it starts at head once full, at 0 before */
+    uint32_t start = s->hist_len == s->hist_cap ? s->hist_head : 0;
+    for (uint32_t i = 0; i < s->hist_len && st == SIGMA_OK; i++) {
+        uint8_t t[4];
+        st_put_u32(t, (uint32_t)s->hist[(start + i) % s->hist_cap]);
+        st = w(ctx, t, 4);
+    }
+    return st;
+}
+
+size_t sg_sampler_state_size(const sigma_sampler *s) {
+    return SG_SAMPLER_STATE_HEADER + (size_t)s->hist_len * 4;
+}
+
+int sg_sampler_restore_prepare(sigma_sampler *s, const void *data, size_t size,
+                               sg_sampler_restore *r, sg_err *err) {
+    const uint8_t *d = data;
+    memset(r, 0, sizeof *r);
+    if (size < SG_SAMPLER_STATE_HEADER || memcmp(d, SMP_MAGIC, 4) != 0)
+        return sg_error(err, SIGMA_E_FORMAT, "sampler state: bad size %zu or magic", size);
+    uint32_t n_vocab = st_get_u32(d + 4);
+    if (n_vocab != s->n_vocab)
+        return sg_error(err, SIGMA_E_MISMATCH, "sampler state: vocabulary of %u, the sampler has %u",
+                        n_vocab, s->n_vocab);
+    sigma_sampler_params p = s->p;
+    p.temperature = st_get_f32(d + 8);
+    p.top_k = (int32_t)st_get_u32(d + 12);
+    p.top_p = st_get_f32(d + 16);
+    p.min_p = st_get_f32(d + 20);
+    p.repeat_penalty = st_get_f32(d + 24);
+    p.frequency_penalty = st_get_f32(d + 28);
+    p.presence_penalty = st_get_f32(d + 32);
+    p.penalty_last_n = (int32_t)st_get_u32(d + 36);
+    p.seed = st_get_u64(d + 40);
+    const char *why = params_problem(&p);
+    if (why) return sg_error(err, SIGMA_E_FORMAT, "sampler state: %s", why);
+    uint64_t rng[4];
+    for (int i = 0; i < 4; i++) rng[i] = st_get_u64(d + 48 + 8 * i);
+    if (!(rng[0] | rng[1] | rng[2] | rng[3]))
+        return sg_error(err, SIGMA_E_FORMAT, "sampler state: RNG state is all zero");
+    uint32_t cap = st_get_u32(d + 80), len = st_get_u32(d + 84);
+    uint32_t want_cap = p.penalty_last_n > 0 ? (uint32_t)p.penalty_last_n : 0;
+    if (cap != want_cap || len > cap)
+        return sg_error(err, SIGMA_E_FORMAT,
+                        "sampler state: history of %u in a window of %u (penalty_last_n %d)", len,
+                        cap, (int)p.penalty_last_n);
+    if ((uint64_t)size != SG_SAMPLER_STATE_HEADER + (uint64_t)len * 4)
+        return sg_error(err, SIGMA_E_FORMAT, "sampler state: %zu bytes for a history of %u", size,
+                        len);
+    for (uint32_t i = 0; i < len; i++) {
+        uint32_t t = st_get_u32(d + SG_SAMPLER_STATE_HEADER + (size_t)i * 4);
+        if (t >= n_vocab)
+            return sg_error(err, SIGMA_E_FORMAT, "sampler state: token %u in the history is out of range",
+                            t);
+    }
+    if (cap) {
+        r->hist = sg_malloc(&s->alloc, (size_t)cap * sizeof *r->hist);
+        if (!r->hist) return sg_error(err, SIGMA_E_NOMEM, "sampler state: out of memory");
+        for (uint32_t i = 0; i < len; i++)
+            r->hist[i] = (sigma_token)st_get_u32(d + SG_SAMPLER_STATE_HEADER + (size_t)i * 4);
+    }
+    r->p = p;
+    memcpy(r->rng, rng, sizeof rng);
+    r->cap = cap;
+    r->len = len;
+    r->ready = 1;
+    return SIGMA_OK;
+}
+
+void sg_sampler_restore_commit(sigma_sampler *s, sg_sampler_restore *r) {
+    if (!r->ready) return;
+    sg_free(&s->alloc, s->hist);
+    s->hist = r->hist;
+    s->hist_cap = r->cap;
+    s->hist_len = r->len;
+    s->hist_head = r->cap ? r->len % r->cap : 0;
+    s->p = r->p;
+    memcpy(s->rng, r->rng, sizeof s->rng);
+    memset(r, 0, sizeof *r);
+}
+
+void sg_sampler_restore_abort(sigma_sampler *s, sg_sampler_restore *r) {
+    if (r->ready) sg_free(&s->alloc, r->hist);
+    memset(r, 0, sizeof *r);
 }

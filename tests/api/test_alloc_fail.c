@@ -1,7 +1,7 @@
 #define _POSIX_C_SOURCE 200809L
 /* Allocation failures: with an allocator that fails the k-th allocation,
- * for every k, model open, session open, eval, tokenize, and session
- * save/load each return a clean status (SIGMA_E_NOMEM or another error),
+ * for every k, model open, session open, sampler open, eval, tokenize, and
+ * session save/load (with an attached sampler's state) each return a clean status (SIGMA_E_NOMEM or another error),
  * leak nothing (every allocation freed: counted here, and LeakSanitizer in
  * the ASan build), and what was open stays usable or cleanly closable.
  * The number of allocation sites reached is printed. */
@@ -70,6 +70,7 @@ static long scenario(long fail_at, int *final_status) {
     sigma_allocator a;
     sigma_model *m = NULL;
     sigma_session *s = NULL;
+    sigma_sampler *smp = NULL;
     int st = open_model(&c, &a, &m);
     if (st == SIGMA_OK) {
         sigma_session_params sp;
@@ -77,6 +78,11 @@ static long scenario(long fail_at, int *final_status) {
         sp.n_ctx = 32;
         sp.n_threads = 2;
         st = sigma_session_open(m, &sp, &s);
+    }
+    if (st == SIGMA_OK) st = sigma_sampler_open(m, NULL, &smp);
+    if (st == SIGMA_OK) {
+        sigma_sampler_accept(smp, 1);
+        st = sigma_session_set_sampler(s, smp);
     }
     sigma_token toks[64];
     size_t nt = 0;
@@ -115,6 +121,7 @@ static long scenario(long fail_at, int *final_status) {
         ck_assert_msg(st == SIGMA_E_NOMEM || st == SIGMA_E_IO || st == SIGMA_E_INTERNAL,
                       "fail_at %ld: unexpected status %d (%s)", fail_at, st, sigma_strerror(st));
     sigma_session_close(s);
+    sigma_sampler_close(smp);
     sigma_model_close(m);
     ck_assert_msg(c.live == 0, "fail_at %ld: %ld blocks leaked", fail_at, c.live);
     return c.n_alloc;

@@ -199,7 +199,7 @@ START_TEST(test_damage_is_refused) {
     free(longer);
     /* another format version (with a valid header checksum) */
     memcpy(bad, img, len);
-    bad[8] = 2;
+    bad[8] = 3;
     fix_header_crc(bad);
     ck_assert_int_eq(sigma_session_load_memory(b, bad, len), SIGMA_E_UNSUPPORTED);
     /* payload checksum correct but the announced raw size is a lie */
@@ -268,6 +268,289 @@ START_TEST(test_args) {
 }
 END_TEST
 
+
+/* ---- sampler state (sigma_session_set_sampler) ------------------------------------ */
+
+static sigma_sampler *open_sampler(const sigma_model *m, uint64_t seed, int32_t last_n) {
+    sigma_sampler_params sp;
+    sigma_sampler_params_init(&sp, sizeof sp);
+    sp.temperature = 1.3f;
+    sp.top_k = 30;
+    sp.top_p = 0.98f;
+    sp.min_p = 0.01f;
+    sp.repeat_penalty = 1.4f;
+    sp.frequency_penalty = 0.3f;
+    sp.presence_penalty = 0.2f;
+    sp.penalty_last_n = last_n;
+    sp.seed = seed;
+    sigma_sampler *smp = NULL;
+    ck_assert_int_eq(sigma_sampler_open(m, &sp, &smp), SIGMA_OK);
+    return smp;
+}
+
+/* Sample n tokens, evaluating each into the session. */
+static void sample_run(sigma_session *s, sigma_sampler *smp, int n, sigma_token *out) {
+    for (int i = 0; i < n; i++) {
+        const float *lg;
+        ck_assert_int_eq(sigma_session_logits(s, -1, &lg), SIGMA_OK);
+        ck_assert_int_eq(sigma_sampler_sample(smp, lg, &out[i]), SIGMA_OK);
+        ck_assert_int_eq(sigma_session_eval(s, &out[i], 1), SIGMA_OK);
+    }
+}
+
+/* A session with 12 prompt tokens and 5 sampled ones, its sampler
+ * attached (an 8-token penalty window has wrapped, a 64-token one not). */
+static void prepare_sampled(const sigma_model *m, int level, int32_t window, sigma_session **s,
+                            sigma_sampler **smp) {
+    *s = open_session(m, 64, level);
+    *smp = open_sampler(m, 1234, window);
+    ck_assert_int_eq(sigma_session_eval(*s, PROMPT, 12), SIGMA_OK);
+    for (int i = 0; i < 12; i++) ck_assert_int_eq(sigma_sampler_accept(*smp, PROMPT[i]), SIGMA_OK);
+    sigma_token t[5];
+    sample_run(*s, *smp, 5, t);
+    ck_assert_int_eq(sigma_session_set_sampler(*s, *smp), SIGMA_OK);
+}
+
+#define N_CONT 24
+
+START_TEST(test_sampler_roundtrip) {
+    uint8_t *mem;
+    sigma_model *m = tm_open(_i == 2 ? 0 : 1, &mem);
+    int level = _i == 1 ? 0 : 1;
+    sigma_session *a;
+    sigma_sampler *sa;
+    int32_t window = _i == 2 ? 64 : 8;
+    prepare_sampled(m, level, window, &a, &sa);
+    size_t len;
+    unsigned char *img = save_mem(a, &len);
+    ck_assert_uint_eq(img[8], 2); /* format version 2: a sampler section */
+    /* the uninterrupted run */
+    sigma_token ref[N_CONT];
+    sample_run(a, sa, N_CONT, ref);
+
+    /* a fresh session and a sampler with other settings (seed, window) */
+    sigma_session *b = open_session(m, 64, level);
+    sigma_sampler *sb = open_sampler(m, 99, 3);
+    ck_assert_int_eq(sigma_sampler_accept(sb, 4), SIGMA_OK);
+    ck_assert_int_eq(sigma_session_set_sampler(b, sb), SIGMA_OK);
+    ck_assert_int_eq(sigma_session_load_memory(b, img, len), SIGMA_OK);
+    sigma_token got[N_CONT];
+    sample_run(b, sb, N_CONT, got);
+    ck_assert_mem_eq(got, ref, sizeof ref);
+
+    /* the state mattered: a sampler with the original settings but not its
+     * state (fresh RNG, empty history) goes another way */
+    sigma_session *c = open_session(m, 64, level);
+    ck_assert_int_eq(sigma_session_load_memory(c, img, len), SIGMA_OK); /* no sampler: ignored */
+    sigma_sampler *sc = open_sampler(m, 1234, window);
+    sigma_token other[N_CONT];
+    sample_run(c, sc, N_CONT, other);
+    ck_assert(memcmp(other, ref, sizeof ref) != 0);
+
+    /* a file without sampler state (version 1) leaves an attached sampler
+     * as it is; detaching writes version 1 again */
+    ck_assert_int_eq(sigma_session_set_sampler(a, NULL), SIGMA_OK);
+    size_t len1;
+    unsigned char *img1 = save_mem(a, &len1);
+    ck_assert_uint_eq(img1[8], 1);
+    ck_assert_int_eq(sigma_session_load_memory(c, img, len), SIGMA_OK);
+    ck_assert_int_eq(sigma_sampler_reset(sc, 5), SIGMA_OK);
+    ck_assert_int_eq(sigma_session_set_sampler(c, sc), SIGMA_OK);
+    ck_assert_int_eq(sigma_session_load_memory(c, img1, len1), SIGMA_OK);
+    sigma_sampler *sd = open_sampler(m, 5, 8); /* what sc is after its reset */
+    sigma_token x[4], y[4];
+    sample_run(c, sc, 4, x);
+    ck_assert_int_eq(sigma_session_load_memory(c, img1, len1), SIGMA_OK);
+    sample_run(c, sd, 4, y);
+    ck_assert_mem_eq(x, y, sizeof x);
+
+    /* a sampler of another model cannot be attached */
+    uint8_t *mem2;
+    sigma_model *m2 = tm_open(_i == 2 ? 1 : 0, &mem2);
+    sigma_sampler *s2 = open_sampler(m2, 1, 8);
+    ck_assert_int_eq(sigma_session_set_sampler(b, s2), SIGMA_E_MISMATCH);
+    ck_assert_ptr_nonnull(strstr(sigma_session_last_error(b), "another model"));
+    ck_assert_int_eq(sigma_session_set_sampler(NULL, s2), SIGMA_E_INVALID_ARG);
+    sigma_sampler_close(s2);
+    sigma_model_close(m2);
+    free(mem2);
+
+    free(img);
+    free(img1);
+    sigma_session_close(a);
+    sigma_session_close(b);
+    sigma_session_close(c);
+    sigma_sampler_close(sa);
+    sigma_sampler_close(sb);
+    sigma_sampler_close(sc);
+    sigma_sampler_close(sd);
+    sigma_model_close(m);
+    free(mem);
+}
+END_TEST
+
+static void put32(unsigned char *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static uint32_t get32(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* After editing a stored (level 0) image: fix both checksums. */
+static void fix_crcs(unsigned char *img, size_t len) {
+    uLong c = crc32(0L, Z_NULL, 0);
+    c = crc32(c, img + 104, (uInt)(len - 104));
+    put32(img + 96, (uint32_t)c);
+    fix_header_crc(img);
+}
+
+/* The saved image of s (stored), to compare before/after failed loads. */
+static unsigned char *state_of(sigma_session *s, size_t *len) { return save_mem(s, len); }
+
+static void unchanged(sigma_session *s, const unsigned char *ref, size_t ref_len) {
+    size_t n;
+    unsigned char *now = state_of(s, &n);
+    ck_assert_uint_eq(n, ref_len);
+    ck_assert_msg(memcmp(now, ref, n) == 0, "a failed load changed the session or its sampler");
+    free(now);
+}
+
+START_TEST(test_sampler_damage) {
+    uint8_t *mem;
+    sigma_model *m = tm_open(1, &mem);
+    sigma_session *a;
+    sigma_sampler *sa;
+    prepare_sampled(m, 0, 8, &a, &sa); /* stored: fields can be edited in place */
+    size_t len;
+    unsigned char *img = save_mem(a, &len);
+    const size_t smp_len = 88 + 8 * 4;      /* full window of 8 */
+    const size_t so = len - smp_len;        /* sampler state in the file */
+    ck_assert_uint_eq(get32(img + so - 4), smp_len);
+    ck_assert(memcmp(img + so, "SMP1", 4) == 0);
+    sigma_session *a1;
+    sigma_sampler *sa1;
+    prepare_sampled(m, 1, 8, &a1, &sa1);
+    size_t zlen;
+    unsigned char *zimg = save_mem(a1, &zlen); /* compressed */
+
+    /* the target: another session and sampler in their own state */
+    sigma_session *b = open_session(m, 64, 0);
+    sigma_sampler *sb = open_sampler(m, 7, 5);
+    ck_assert_int_eq(sigma_session_eval(b, PROMPT + 3, 4), SIGMA_OK);
+    sigma_token t[3];
+    sample_run(b, sb, 3, t);
+    ck_assert_int_eq(sigma_session_set_sampler(b, sb), SIGMA_OK);
+    size_t ref_len;
+    unsigned char *ref = state_of(b, &ref_len);
+
+    /* truncated anywhere, compressed or not */
+    for (size_t n = 0; n < len; n++)
+        ck_assert_int_eq(sigma_session_load_memory(b, img, n), SIGMA_E_FORMAT);
+    for (size_t n = 0; n < zlen; n++)
+        ck_assert_int_eq(sigma_session_load_memory(b, zimg, n), SIGMA_E_FORMAT);
+    unchanged(b, ref, ref_len);
+    /* every bit of the sampler section (and its length) flipped: the
+     * payload CRC catches it */
+    unsigned char *bad = malloc(len);
+    for (size_t i = so - 4; i < len; i++) {
+        for (int bit = 0; bit < 8; bit++) {
+            memcpy(bad, img, len);
+            bad[i] ^= (unsigned char)(1u << bit);
+            ck_assert_int_eq(sigma_session_load_memory(b, bad, len), SIGMA_E_FORMAT);
+        }
+    }
+    for (size_t i = 104; i < zlen; i += 3) {
+        unsigned char *zb = malloc(zlen);
+        memcpy(zb, zimg, zlen);
+        zb[i] ^= (unsigned char)(1u << (i % 8));
+        ck_assert_int_ne(sigma_session_load_memory(b, zb, zlen), SIGMA_OK);
+        free(zb);
+    }
+    unchanged(b, ref, ref_len);
+
+    /* valid checksums, bad sampler fields */
+    struct {
+        const char *what;
+        size_t off;       /* from the start of the sampler state; SIZE_MAX: special */
+        uint32_t value;
+        int status;
+    } cases[] = {
+        {"magic", 0, 0x32504d53u /* "SMP2" */, SIGMA_E_FORMAT},
+        {"vocabulary", 4, TM_VOCAB + 1, SIGMA_E_MISMATCH},
+        {"NaN temperature", 8, 0x7fc00000u, SIGMA_E_FORMAT},
+        {"NaN top_p", 16, 0x7fc00000u, SIGMA_E_FORMAT},
+        {"zero repeat penalty", 24, 0, SIGMA_E_FORMAT},
+        {"infinite frequency penalty", 28, 0x7f800000u, SIGMA_E_FORMAT},
+        {"huge window", 36, 0x7fffffffu, SIGMA_E_FORMAT},
+        {"window vs capacity", 36, 9, SIGMA_E_FORMAT},
+        {"capacity", 80, 9, SIGMA_E_FORMAT},
+        {"history longer than the window", 84, 9, SIGMA_E_FORMAT},
+        {"history shorter than its bytes", 84, 7, SIGMA_E_FORMAT},
+        {"history token out of range", 88 + 4 * 3, TM_VOCAB, SIGMA_E_FORMAT},
+        {"negative history token", 88, 0xffffffffu, SIGMA_E_FORMAT},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        memcpy(bad, img, len);
+        put32(bad + so + cases[k].off, cases[k].value);
+        fix_crcs(bad, len);
+        int st = sigma_session_load_memory(b, bad, len);
+        ck_assert_msg(st == cases[k].status, "%s: status %d", cases[k].what, st);
+        ck_assert_ptr_nonnull(strstr(sigma_session_last_error(b), "sampler"));
+        /* with no sampler attached, the (bad) sampler state is ignored */
+        sigma_session *c = open_session(m, 64, 0);
+        ck_assert_int_eq(sigma_session_load_memory(c, bad, len), SIGMA_OK);
+        sigma_session_close(c);
+    }
+    /* all-zero RNG state */
+    memcpy(bad, img, len);
+    memset(bad + so + 48, 0, 32);
+    fix_crcs(bad, len);
+    ck_assert_int_eq(sigma_session_load_memory(b, bad, len), SIGMA_E_FORMAT);
+    /* the section length disagrees with the payload */
+    const uint32_t lens[] = {(uint32_t)smp_len - 1, (uint32_t)smp_len + 1, 0, 0xffffffffu};
+    for (size_t k = 0; k < 4; k++) {
+        memcpy(bad, img, len);
+        put32(bad + so - 4, lens[k]);
+        fix_crcs(bad, len);
+        ck_assert_int_eq(sigma_session_load_memory(b, bad, len), SIGMA_E_FORMAT);
+    }
+    /* the KV length swallows part of the sampler section */
+    {
+        size_t kv_at = 104 + 12 * 4 + 5 * 4 + TM_VOCAB * 4; /* 17 tokens, then logits */
+        memcpy(bad, img, len);
+        put32(bad + kv_at, get32(bad + kv_at) + 4);
+        fix_crcs(bad, len);
+        ck_assert_int_eq(sigma_session_load_memory(b, bad, len), SIGMA_E_FORMAT);
+    }
+    /* a version 1 header cannot carry a sampler section */
+    memcpy(bad, img, len);
+    bad[8] = 1;
+    fix_crcs(bad, len);
+    ck_assert_int_eq(sigma_session_load_memory(b, bad, len), SIGMA_E_FORMAT);
+    unchanged(b, ref, ref_len);
+
+    /* and after all that, b and its sampler take the good file */
+    ck_assert_int_eq(sigma_session_load_memory(b, img, len), SIGMA_OK);
+    size_t now_len;
+    unsigned char *now = state_of(b, &now_len);
+    ck_assert_uint_eq(now_len, len);
+    ck_assert_mem_eq(now, img, len);
+    free(now);
+    free(bad);
+    free(ref);
+    free(img);
+    free(zimg);
+    sigma_session_close(a);
+    sigma_session_close(a1);
+    sigma_session_close(b);
+    sigma_sampler_close(sa);
+    sigma_sampler_close(sa1);
+    sigma_sampler_close(sb);
+    sigma_model_close(m);
+    free(mem);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("session-file");
     TCase *tc = tcase_create("file");
@@ -276,6 +559,8 @@ int main(void) {
     tcase_add_test(tc, test_roundtrip_file);
     tcase_add_test(tc, test_damage_is_refused);
     tcase_add_test(tc, test_args);
+    tcase_add_loop_test(tc, test_sampler_roundtrip, 0, 3);
+    tcase_add_test(tc, test_sampler_damage);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

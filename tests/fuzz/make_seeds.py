@@ -1,6 +1,15 @@
 #!/usr/bin/env python3
 """Write small seed inputs for the libFuzzer harnesses into tests/fuzz/corpus/
-(deterministic). GGUF seeds: micro llama and sigma models (< 8 KB each)."""
+(deterministic). GGUF seeds: micro llama and sigma models (< 8 KB each).
+
+Session seeds are real session files of the fuzzers' default model
+(models/sigma-austen.gguf), written through the Python bindings, so the
+library must be built:
+
+    SIGMA_LIBRARY=build/release/libsigma.so.0 PYTHONPATH=bindings/python \
+        python3 tests/fuzz/make_seeds.py
+
+Without it only the junk session seed is written."""
 import os
 import sys
 
@@ -46,6 +55,42 @@ def main():
             f.write(data)
     with open(os.path.join(c, "session", "junk.bin"), "wb") as f:
         f.write(b"SIGSESS\x00" + bytes(96))
+    session_seeds(os.path.join(c, "session"))
+
+
+def session_seeds(d):
+    """Session files of the fuzz model: format versions 1 (no sampler) and 2
+    (sampler state, a wrapped penalty window), stored and deflated, and an
+    empty session. Small: a few tokens, n_ctx <= 64 (the harness's)."""
+    try:
+        import sigma
+    except (ImportError, OSError) as e:
+        print("session seeds skipped (build the library and set SIGMA_LIBRARY): %s" % e)
+        return
+    model = os.path.join(HERE, "..", "..", "models", "sigma-austen.gguf")
+    with sigma.Model(model) as m:
+        def write(name, n_tokens, level, with_sampler, n_history=None):
+            with sigma.Session(m, n_ctx=64, n_threads=1, save_compression=level) as s, \
+                    sigma.Sampler(m, temperature=0.9, repeat_penalty=1.2, penalty_last_n=2, seed=7) as smp:
+                toks = [1 + (i * 7) % 40 for i in range(n_tokens)]
+                if toks:
+                    s.eval(toks)
+                hist = toks if n_history is None else [5 + i for i in range(n_history)]
+                for t in hist:
+                    smp.accept(t)
+                if with_sampler:
+                    s.set_sampler(smp)
+                data = s.save_bytes()
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(data)
+            print("%s: %d bytes" % (name, len(data)))
+        write("empty.bin", 0, 0, False)
+        # no tokens or logits: small, so most mutations land on the sampler state
+        write("v2-empty-stored.bin", 0, 0, True, n_history=3)
+        write("v1-stored.bin", 3, 0, False)
+        write("v1-deflate.bin", 3, 1, False)
+        write("v2-stored.bin", 3, 0, True)
+        write("v2-deflate.bin", 3, 1, True)
 
 
 if __name__ == "__main__":

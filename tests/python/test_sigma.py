@@ -259,6 +259,34 @@ def test_save_load_bytes(model):
     assert ref.shape == (model.n_vocab,)
 
 
+def test_sampler_state_travels_with_the_session(model):
+    toks = model.tokenize("the sampler continues", add_special=False)
+
+    def draw(s, smp, n):
+        out = []
+        for _ in range(n):
+            t = smp.sample(s.logits())
+            s.eval([t])
+            out.append(t)
+        return out
+
+    with sigma.Session(model, n_ctx=64, n_threads=1) as s, \
+            sigma.Sampler(model, temperature=1.0, repeat_penalty=1.3, seed=3) as smp:
+        s.eval(toks)
+        for t in toks:
+            smp.accept(t)
+        draw(s, smp, 3)
+        s.set_sampler(smp)
+        blob = s.save_bytes()
+        ref = draw(s, smp, 8)
+    with sigma.Session(model, n_ctx=64, n_threads=1) as s2, \
+            sigma.Sampler(model, seed=99) as smp2:
+        s2.set_sampler(smp2)
+        s2.load_bytes(blob)
+        assert draw(s2, smp2, 8) == ref
+        s2.set_sampler(None)
+
+
 def test_shared_threadpool_from_threads(model):
     np = pytest.importorskip("numpy")
     toks = model.tokenize("threads share a pool", add_special=False)

@@ -609,6 +609,13 @@ class Session(_Child):
         data = bytes(data)
         self._check(lib.sigma_session_load_memory(self._h(), data, len(data)))
 
+    def set_sampler(self, sampler):
+        """Attach a Sampler (or None to detach) whose full state (settings,
+        RNG, penalty history) is saved and loaded with the session: after
+        a load it continues exactly as the saved one would have."""
+        self._check(lib.sigma_session_set_sampler(self._h(), sampler._h() if sampler else None))
+        self._attached_sampler = sampler  # must stay open while attached
+
     # generation -------------------------------------------------------------
     def _make_sampler(self, sampler, kw):
         if sampler is not None:

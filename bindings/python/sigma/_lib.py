@@ -196,6 +196,7 @@ _SIGNATURES = {
     "sigma_session_save": (c_int, [_H, c_char_p]),
     "sigma_session_load": (c_int, [_H, c_char_p]),
     "sigma_session_save_memory": (c_int, [_H, c_void_p, c_size_t, POINTER(c_size_t)]),
+    "sigma_session_set_sampler": (c_int, [_H, _H]),
     "sigma_session_load_memory": (c_int, [_H, c_void_p, c_size_t]),
     # tokenizer
     "sigma_tokenize": (c_int, [_H, c_char_p, c_size_t, POINTER(sigma_token), c_size_t,
