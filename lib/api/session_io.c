@@ -577,7 +577,24 @@ int sigma_session_load(sigma_session *s, const char *path) {
         close(fd);
         return sg_error(&s->err, SIGMA_E_IO, "load: '%s' is not a regular file", path);
     }
-    uint64_t max_file = SESS_HEADER_SIZE + max_raw_size(s, s->n_ctx) * 2;
+    /* A session of an unbounded strategy (window) can hold more tokens
+     * than n_ctx: bound the file by the token count its header announces
+     * (the header itself is validated by sigma_session_load_memory). */
+    uint64_t bound_tokens = s->n_ctx;
+    if (s->kv.unbounded && (uint64_t)sb.st_size >= SESS_HEADER_SIZE) {
+        uint8_t h[SESS_HEADER_SIZE];
+        size_t got_h = 0;
+        while (got_h < sizeof h) {
+            ssize_t rd = pread(fd, h + got_h, sizeof h - got_h, (off_t)got_h);
+            if (rd < 0 && errno == EINTR) continue;
+            if (rd <= 0) break;
+            got_h += (size_t)rd;
+        }
+        if (got_h == sizeof h && memcmp(h, SESS_MAGIC, 8) == 0 &&
+            get_u32(h + 100) == crc32_of(h, 100) && get_u32(h + 68) > bound_tokens)
+            bound_tokens = get_u32(h + 68);
+    }
+    uint64_t max_file = SESS_HEADER_SIZE + max_raw_size(s, bound_tokens) * 2;
     if ((uint64_t)sb.st_size > max_file || (uint64_t)sb.st_size > SIZE_MAX) {
         close(fd);
         return sg_error(&s->err, SIGMA_E_FORMAT, "load: '%s' is too large (%lld bytes) for a session of this model",

@@ -1,12 +1,22 @@
 /* The `topv` KV strategy: Sigma's selective V fetching (paper, appendix B.2).
  * Every position's K and V rows are kept (f32). A query head computes its
- * scores against all K rows, keeps the k largest (option k, default 100),
- * and reads only the V rows of those: softmax renormalised over the kept
- * scores. Choices:
+ * scores against all K rows and reads at most k V rows (option k, default
+ * 100): softmax renormalised over the rows it read. Choices:
  *   - selection is per query head (heads sharing a V head under GQA may
  *     pick different rows);
- *   - ties at the k-th score are broken towards the earlier position, so
- *     exactly k rows are used;
+ *   - the rows read are: the first `sinks` positions, the `recent` newest
+ *     positions (the query's own included), and the largest scores among
+ *     the others, sinks + recent counted within k (defaults 0 and 0: plain
+ *     top-k);
+ *   - ties at the last selected score are broken towards the earlier
+ *     position, so exactly k rows are used;
+ *   - tail=1: the rows not read are not dropped but stood in for by their
+ *     mean. A running sum of all V rows per layer (double) gives, with the
+ *     rows read, the sum of the unread rows; the output is
+ *       sum_read p_j v_j + (1 - sum_read p_j) * mean_unread(v)
+ *     with p the exact softmax over all scores (every score is computed
+ *     anyway). The running sum counts as one of the k rows read, so k - 1
+ *     V rows are selected. tail=0 (default) is the paper's method;
  *   - with k >= the number of positions nothing is dropped and the result
  *     is the dense computation (the same kernel, bitwise equal to `dense`
  *     with type=f32). */
@@ -20,6 +30,13 @@
 typedef struct topv_state {
     sg_kv_base b;
     uint32_t topk;
+    uint32_t sinks, recent;       /* always read, counted within topk */
+    uint32_t tail;                /* 1: the unread rows enter as their mean */
+    double **vsum;                /* tail: per layer, sum of V rows 0..n_pos-1 */
+    double **base;                /* tail: per layer, the sum before the last append */
+    uint32_t *base_pos;           /* tail: per layer, the position of that sum */
+    double *pre;                  /* tail: per attend, [n_batch][v_row] sums */
+    double *dscratch;             /* tail: per thread, d_v doubles */
     size_t k_row, v_row;          /* floats per token and layer */
     uint32_t *n_pos;              /* per layer */
     uint8_t **k, **v;             /* per layer, f32 rows */
@@ -35,7 +52,14 @@ static void topv_destroy(void *state) {
     for (uint32_t l = 0; l < s->b.lay.n_layers; l++) {
         if (s->k) sg_free(&a, s->k[l]);
         if (s->v) sg_free(&a, s->v[l]);
+        if (s->vsum) sg_free(&a, s->vsum[l]);
+        if (s->base) sg_free(&a, s->base[l]);
     }
+    sg_free(&a, s->vsum);
+    sg_free(&a, s->base);
+    sg_free(&a, s->base_pos);
+    sg_free(&a, s->pre);
+    sg_free(&a, s->dscratch);
     sg_free(&a, s->k);
     sg_free(&a, s->v);
     sg_free(&a, s->kcap);
@@ -51,14 +75,27 @@ static int topv_create(void *user, const sigma_kv_layout *lay, const char *optio
     *state = NULL;
     int st = sg_kv_check_layout("topv", lay, err, err_size);
     if (st != SIGMA_OK) return st;
-    sg_kv_opt o[1] = {{"k", 1, 1u << 24, 100, 0, 0}};
-    if ((st = sg_kv_parse_options("topv", options, o, 1, err, err_size)) != SIGMA_OK) return st;
+    sg_kv_opt o[4] = {{"k", 1, 1u << 24, 100, 0, 0},
+                      {"sinks", 0, 1u << 24, 0, 0, 0},
+                      {"recent", 0, 1u << 24, 0, 0, 0},
+                      {"tail", 0, 1, 0, 0, 0}};
+    if ((st = sg_kv_parse_options("topv", options, o, 4, err, err_size)) != SIGMA_OK) return st;
+    if ((uint64_t)o[1].val + o[2].val + o[3].val > o[0].val) {
+        if (err && err_size)
+            snprintf(err, err_size,
+                     "topv: sinks=%u + recent=%u%s is more than the k=%u rows a query reads",
+                     o[1].val, o[2].val, o[3].val ? " + 1 (tail)" : "", o[0].val);
+        return SIGMA_E_INVALID_ARG;
+    }
     sg_alloc a;
     sg_kv_env_alloc(user, &a);
     topv_state *s = sg_calloc(&a, 1, sizeof *s);
     if (!s) return SIGMA_E_NOMEM;
     sg_kv_base_init(&s->b, user, &a, lay);
     s->topk = o[0].val;
+    s->sinks = o[1].val;
+    s->recent = o[2].val;
+    s->tail = o[3].val;
     s->k_row = (size_t)lay->n_k_heads * lay->d_qk;
     s->v_row = (size_t)lay->n_v_heads * lay->d_v;
     uint32_t kk = s->topk < lay->n_ctx ? s->topk : lay->n_ctx;
@@ -71,12 +108,44 @@ static int topv_create(void *user, const sigma_kv_layout *lay, const char *optio
     s->kcap = sg_calloc(&a, L, sizeof *s->kcap);
     s->vcap = sg_calloc(&a, L, sizeof *s->vcap);
     s->scratch = sg_calloc(&a, s->b.n_threads, s->per_thread * sizeof(float));
-    if (!s->n_pos || !s->k || !s->v || !s->kcap || !s->vcap || !s->scratch) {
+    int ok = s->n_pos && s->k && s->v && s->kcap && s->vcap && s->scratch;
+    if (ok && s->tail) {
+        uint32_t nb = lay->n_batch ? lay->n_batch : 1;
+        s->vsum = sg_calloc(&a, L, sizeof *s->vsum);
+        s->base = sg_calloc(&a, L, sizeof *s->base);
+        s->base_pos = sg_calloc(&a, L, sizeof *s->base_pos);
+        s->pre = sg_calloc(&a, (size_t)nb * s->v_row, sizeof *s->pre);
+        s->dscratch = sg_calloc(&a, s->b.n_threads, (size_t)lay->d_v * sizeof *s->dscratch);
+        ok = s->vsum && s->base && s->base_pos && s->pre && s->dscratch;
+        for (uint32_t l = 0; ok && l < L; l++) {
+            s->vsum[l] = sg_calloc(&a, s->v_row, sizeof **s->vsum);
+            s->base[l] = sg_calloc(&a, s->v_row, sizeof **s->base);
+            ok = s->vsum[l] && s->base[l];
+        }
+    }
+    if (!ok) {
         topv_destroy(s);
         return SIGMA_E_NOMEM;
     }
     *state = s;
     return SIGMA_OK;
+}
+
+/* tail: sum[0..v_row) = the sum of the V rows p0..p1-1 of a layer added
+ * to it, in position order (the one order used everywhere, so equal states
+ * give bitwise equal sums). */
+static void add_rows(const topv_state *s, uint32_t layer, double *sum, size_t p0, size_t p1) {
+    const float *vb = (const float *)(const void *)s->v[layer];
+    for (size_t p = p0; p < p1; p++) {
+        const float *row = vb + p * s->v_row;
+        for (size_t i = 0; i < s->v_row; i++) sum[i] += row[i];
+    }
+}
+
+/* tail: recompute the running sum of a layer from its rows */
+static void resum(topv_state *s, uint32_t layer) {
+    memset(s->vsum[layer], 0, s->v_row * sizeof(double));
+    add_rows(s, layer, s->vsum[layer], 0, s->n_pos[layer]);
 }
 
 static int topv_append(void *state, uint32_t layer, uint32_t pos0, uint32_t n, const float *k,
@@ -93,9 +162,18 @@ static int topv_append(void *state, uint32_t layer, uint32_t pos0, uint32_t n, c
         st = sg_kv_reserve(&s->b.alloc, &s->v[layer], &s->vcap[layer], (size_t)pos0 * vb,
                            (size_t)end * vb);
     if (st != SIGMA_OK) return st;
+    if (s->tail && pos0 < s->n_pos[layer]) { /* overwriting: the sum of rows < pos0 */
+        s->n_pos[layer] = pos0;
+        resum(s, layer);
+    }
     if (n) {
         memcpy(s->k[layer] + (size_t)pos0 * kb, k, (size_t)n * kb);
         memcpy(s->v[layer] + (size_t)pos0 * vb, v, (size_t)n * vb);
+    }
+    if (s->tail) {
+        memcpy(s->base[layer], s->vsum[layer], s->v_row * sizeof(double));
+        s->base_pos[layer] = pos0;
+        add_rows(s, layer, s->vsum[layer], pos0, (size_t)end);
     }
     s->n_pos[layer] = (uint32_t)end;
     return SIGMA_OK;
@@ -131,6 +209,7 @@ static float kth_largest(float *a, size_t n, size_t k) {
 typedef struct topv_job {
     topv_state *s;
     const sigma_kv_attend_args *a;
+    uint32_t q0;                  /* first query of this part of the block */
 } topv_job;
 
 static void topv_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
@@ -147,7 +226,7 @@ static void topv_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
     const float *kb = (const float *)(const void *)s->k[layer];
     const float *vb = (const float *)(const void *)s->v[layer];
     for (size_t t = begin; t < end; t++) {
-        size_t qi = t / L->n_q_heads;
+        size_t qi = j->q0 + t / L->n_q_heads;
         uint32_t h = (uint32_t)(t % L->n_q_heads);
         uint32_t kh = h / (L->n_q_heads / L->n_k_heads);
         uint32_t vh = h / (L->n_q_heads / L->n_v_heads);
@@ -161,25 +240,64 @@ static void topv_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
                          j->a->scale, out, tmp);
             continue;
         }
+        float mx = -INFINITY;
         for (size_t p = 0; p < n; p++) {
             float x = kern->dot_f32(q, kh0 + p * s->k_row, L->d_qk) * j->a->scale;
             sc[p] = x == x ? x : -INFINITY;
-            sel[p] = sc[p];
+            if (sc[p] > mx) mx = sc[p];
         }
-        float thr = kth_largest(sel, n, kk);
-        size_t greater = 0;
-        for (size_t p = 0; p < n; p++) greater += sc[p] > thr;
-        size_t eq_left = kk - greater, m = 0;
-        for (size_t p = 0; p < n && m < kk; p++) {
-            if (sc[p] > thr || (sc[p] == thr && eq_left > 0)) {
-                if (!(sc[p] > thr)) eq_left--;
-                w[m] = sc[p];
-                idx[m] = (uint32_t)p;
-                m++;
+        /* n > kk >= sinks + recent + tail: the sinks, the recent rows and
+         * the others do not overlap, and there are more others than m_top */
+        size_t mid0 = s->sinks, mid1 = n - s->recent;
+        size_t m_top = kk - s->sinks - s->recent - s->tail, m = 0;
+        for (size_t p = 0; p < mid0; p++) {
+            w[m] = sc[p];
+            idx[m++] = (uint32_t)p;
+        }
+        if (m_top > 0) {
+            size_t nm = mid1 - mid0;
+            memcpy(sel, sc + mid0, nm * sizeof(float));
+            float thr = kth_largest(sel, nm, m_top);
+            size_t greater = 0;
+            for (size_t p = mid0; p < mid1; p++) greater += sc[p] > thr;
+            size_t eq_left = m_top - greater, got = 0;
+            for (size_t p = mid0; p < mid1 && got < m_top; p++) {
+                if (sc[p] > thr || (sc[p] == thr && eq_left > 0)) {
+                    if (!(sc[p] > thr)) eq_left--;
+                    w[m] = sc[p];
+                    idx[m++] = (uint32_t)p;
+                    got++;
+                }
             }
         }
-        sigma_kernel_softmax_f32(w, m);
+        for (size_t p = mid1; p < n; p++) {
+            w[m] = sc[p];
+            idx[m++] = (uint32_t)p;
+        }
         memset(out, 0, (size_t)L->d_v * sizeof(float));
+        if (!s->tail) {
+            sigma_kernel_softmax_f32(w, m);
+        } else if (mx == -INFINITY) {
+            for (size_t i = 0; i < m; i++) w[i] = 0; /* no finite score: zero output */
+        } else {
+            /* exact weights over all n scores; the unread rows' weight
+             * goes to their mean: (sum of rows 0..n-1 - the rows read) / (n - m) */
+            double tot = 0, got = 0;
+            for (size_t p = 0; p < n; p++) tot += exp((double)sc[p] - (double)mx);
+            for (size_t i = 0; i < m; i++) {
+                double e = exp((double)w[i] - (double)mx) / tot;
+                got += e;
+                w[i] = (float)e;
+            }
+            double *ds = s->dscratch + (size_t)tid * L->d_v;
+            memcpy(ds, s->pre + (qi - j->q0) * s->v_row + (size_t)vh * L->d_v, L->d_v * sizeof(double));
+            for (size_t i = 0; i < m; i++) {
+                const float *row = vh0 + (size_t)idx[i] * s->v_row;
+                for (uint32_t d = 0; d < L->d_v; d++) ds[d] -= row[d];
+            }
+            double f = (got < 1 ? 1 - got : 0) / (double)(n - m);
+            for (uint32_t d = 0; d < L->d_v; d++) out[d] = (float)(ds[d] * f);
+        }
         for (size_t i = 0; i < m; i++) kern->axpy_f32(out, w[i], vh0 + (size_t)idx[i] * s->v_row, L->d_v);
     }
 }
@@ -190,8 +308,34 @@ static int topv_attend(void *state, const sigma_kv_attend_args *a) {
         return SIGMA_E_INVALID_ARG;
     if (a->n_queries == 0) return SIGMA_OK;
     if ((uint64_t)a->pos0 + a->n_queries > s->n_pos[a->layer]) return SIGMA_E_INVALID_ARG;
-    topv_job j = {s, a};
-    sg_pool_run(s->b.exec->pool, (size_t)a->n_queries * s->b.lay.n_q_heads, 1, topv_task, &j);
+    uint32_t part = a->n_queries;
+    if (s->tail) part = s->b.lay.n_batch ? s->b.lay.n_batch : 1; /* rows of s->pre */
+    for (uint32_t q0 = 0; q0 < a->n_queries; q0 += part) {
+        uint32_t nq = a->n_queries - q0 < part ? a->n_queries - q0 : part;
+        if (s->tail) {
+            /* pre[i] = sum of the V rows 0..pos0+q0+i: from the sum before
+             * the last append when this block starts there (the usual
+             * case), otherwise from scratch */
+            double *pre = s->pre;
+            uint32_t p0 = a->pos0 + q0;
+            if (s->base_pos[a->layer] == a->pos0) {
+                memcpy(pre, s->base[a->layer], s->v_row * sizeof(double));
+                add_rows(s, a->layer, pre, a->pos0, p0);
+            } else {
+                memset(pre, 0, s->v_row * sizeof(double));
+                add_rows(s, a->layer, pre, 0, p0);
+            }
+            add_rows(s, a->layer, pre, p0, (size_t)p0 + 1);
+            for (uint32_t i = 1; i < nq; i++) {
+                memcpy(pre + (size_t)i * s->v_row, pre + (size_t)(i - 1) * s->v_row,
+                       s->v_row * sizeof(double));
+                add_rows(s, a->layer, pre + (size_t)i * s->v_row, (size_t)p0 + i, (size_t)p0 + i + 1);
+            }
+            /* the task indexes pre by query - q0 */
+        }
+        topv_job j = {s, a, q0};
+        sg_pool_run(s->b.exec->pool, (size_t)nq * s->b.lay.n_q_heads, 1, topv_task, &j);
+    }
     return SIGMA_OK;
 }
 
@@ -199,7 +343,13 @@ static int topv_truncate(void *state, uint32_t n_pos) {
     topv_state *s = state;
     if (!s) return SIGMA_E_INVALID_ARG;
     for (uint32_t l = 0; l < s->b.lay.n_layers; l++)
-        if (s->n_pos[l] > n_pos) s->n_pos[l] = n_pos;
+        if (s->n_pos[l] > n_pos) {
+            s->n_pos[l] = n_pos;
+            if (s->tail) {
+                resum(s, l);
+                s->base_pos[l] = UINT32_MAX;
+            }
+        }
     return SIGMA_OK;
 }
 
@@ -212,14 +362,14 @@ static size_t topv_bytes_used(void *state) {
     return total;
 }
 
-/* Format: header (tag "TOPV", options: k), then per layer u32 n_pos,
+/* Format: header (tag "TOPV", options: k, sinks, recent, tail), then per layer u32 n_pos,
  * n_pos K rows and n_pos V rows of f32. */
 static int topv_save(void *state, sigma_write_fn wf, void *ctx) {
     topv_state *s = state;
     if (!s || !wf) return SIGMA_E_INVALID_ARG;
     sg_kv_wr w = {wf, ctx, SIGMA_OK};
-    uint32_t opts[1] = {s->topk};
-    sg_kv_w_header(&w, "TOPV", &s->b.lay, opts, 1);
+    uint32_t opts[4] = {s->topk, s->sinks, s->recent, s->tail};
+    sg_kv_w_header(&w, "TOPV", &s->b.lay, opts, 4);
     for (uint32_t l = 0; l < s->b.lay.n_layers; l++) {
         sg_kv_w_u32(&w, s->n_pos[l]);
         sg_kv_w_words(&w, s->k[l], (size_t)s->n_pos[l] * s->k_row, 4);
@@ -232,8 +382,8 @@ static int topv_load(void *state, const void *data, size_t size) {
     topv_state *s = state;
     if (!s || (!data && size)) return SIGMA_E_INVALID_ARG;
     sg_kv_rd r = {data, size, 0, 0};
-    uint32_t opts[1] = {s->topk};
-    int st = sg_kv_r_header(&r, "TOPV", &s->b.lay, opts, 1);
+    uint32_t opts[4] = {s->topk, s->sinks, s->recent, s->tail};
+    int st = sg_kv_r_header(&r, "TOPV", &s->b.lay, opts, 4);
     if (st != SIGMA_OK) return st;
     uint32_t L = s->b.lay.n_layers;
     size_t hdr = r.off;
@@ -275,6 +425,10 @@ static int topv_load(void *state, const void *data, size_t size) {
             s->kcap[l] = nkc[l];
             s->vcap[l] = nvc[l];
             s->n_pos[l] = npos[l];
+            if (s->tail) {
+                resum(s, l);
+                s->base_pos[l] = UINT32_MAX;
+            }
         }
     } else {
         for (uint32_t l = 0; nk && nv && l < L; l++) {

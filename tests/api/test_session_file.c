@@ -551,6 +551,129 @@ START_TEST(test_sampler_damage) {
 }
 END_TEST
 
+/* An unbounded `window` session that went far past n_ctx saves and loads
+ * again (memory and path, stored and deflated), in a session opened with a
+ * small n_ctx, and continues identically; loading it into a bounded
+ * (unbounded=0) window session is refused. The window is wider than n_ctx,
+ * so the KV blob holds more rows than n_ctx. */
+static sigma_session *open_window(const sigma_model *m, uint32_t n_ctx, int level, const char *opts) {
+    sigma_session_params p;
+    sigma_session_params_init(&p, sizeof p);
+    p.n_ctx = n_ctx;
+    p.n_batch = 8;
+    p.n_threads = 2;
+    p.save_compression = level;
+    p.kv_strategy = "window";
+    p.kv_options = opts;
+    sigma_session *s = NULL;
+    ck_assert_int_eq(sigma_session_open(m, &p, &s), SIGMA_OK);
+    return s;
+}
+
+START_TEST(test_window_past_ctx) {
+    const uint32_t n_ctx = 16;
+    const char *opts[2] = {"sinks=2,window=40", "sinks=2,window=6"};
+    uint8_t *mem;
+    sigma_model *m = tm_open(_i / 2, &mem);
+    for (int o = 0; o < 2; o++)
+        for (int level = 0; level <= 1; level++) {
+            sigma_session *a = open_window(m, n_ctx, level, opts[o]);
+            ck_assert_int_eq(sigma_session_eval(a, PROMPT, 12), SIGMA_OK);
+            sigma_token sink[128];
+            continue_greedy(a, 100 + 13 * (_i % 2), sink); /* ~7x n_ctx */
+            uint32_t pa;
+            sigma_session_position(a, &pa);
+            ck_assert_uint_gt(pa, 6 * n_ctx);
+            size_t len;
+            unsigned char *img = save_mem(a, &len);
+            /* memory */
+            sigma_session *b = open_window(m, n_ctx, level, opts[o]);
+            int st = sigma_session_load_memory(b, img, len);
+            ck_assert_msg(st == SIGMA_OK, "%s level %d: %s", opts[o], level,
+                          sigma_session_last_error(b));
+            uint32_t pb;
+            sigma_session_position(b, &pb);
+            ck_assert_uint_eq(pa, pb);
+            /* path */
+            char dir[] = "/tmp/sigma-sessXXXXXX";
+            ck_assert_ptr_nonnull(mkdtemp(dir));
+            char path[256];
+            snprintf(path, sizeof path, "%s/w.bin", dir);
+            ck_assert_int_eq(sigma_session_save(a, path), SIGMA_OK);
+            sigma_session *c = open_window(m, n_ctx, level, opts[o]);
+            st = sigma_session_load(c, path);
+            ck_assert_msg(st == SIGMA_OK, "%s level %d (file): %s", opts[o], level,
+                          sigma_session_last_error(c));
+            unlink(path);
+            rmdir(dir);
+            /* identical continuation, bit for bit */
+            sigma_token ca[10], cb[10], cc[10];
+            continue_greedy(a, 10, ca);
+            continue_greedy(b, 10, cb);
+            continue_greedy(c, 10, cc);
+            ck_assert(memcmp(ca, cb, sizeof ca) == 0);
+            ck_assert(memcmp(ca, cc, sizeof ca) == 0);
+            const float *la, *lb, *lc;
+            sigma_session_logits(a, -1, &la);
+            sigma_session_logits(b, -1, &lb);
+            sigma_session_logits(c, -1, &lc);
+            ck_assert(memcmp(la, lb, TM_VOCAB * sizeof(float)) == 0);
+            ck_assert(memcmp(la, lc, TM_VOCAB * sizeof(float)) == 0);
+            /* a bounded window session cannot hold it */
+            char bopts[64];
+            snprintf(bopts, sizeof bopts, "%s,unbounded=0", opts[o]);
+            sigma_session *d = open_window(m, n_ctx, level, bopts);
+            ck_assert_int_ne(sigma_session_load_memory(d, img, len), SIGMA_OK);
+            sigma_session_close(d);
+            free(img);
+            sigma_session_close(a);
+            sigma_session_close(b);
+            sigma_session_close(c);
+        }
+    sigma_model_close(m);
+    free(mem);
+}
+END_TEST
+
+/* A path load bounds the file size before reading it; for an unbounded
+ * strategy the bound must follow the token count in the header, not n_ctx:
+ * here the window (4400 rows) is far wider than n_ctx (16) and the file is
+ * larger than any session of n_ctx tokens could write. */
+START_TEST(test_window_big_file) {
+    const uint32_t n_ctx = 16;
+    uint8_t *mem;
+    sigma_model *m = tm_open(1, &mem);
+    sigma_session *a = open_window(m, n_ctx, 0, "sinks=4,window=4400");
+    sigma_token batch[16];
+    for (uint32_t i = 0; i < 4480 / 16; i++) {
+        for (int j = 0; j < 16; j++) batch[j] = (sigma_token)((i * 7 + (uint32_t)j * 3) % TM_VOCAB);
+        ck_assert_int_eq(sigma_session_eval(a, batch, 8), SIGMA_OK);
+        ck_assert_int_eq(sigma_session_eval(a, batch + 8, 8), SIGMA_OK);
+    }
+    char dir[] = "/tmp/sigma-sessXXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/big.bin", dir);
+    ck_assert_int_eq(sigma_session_save(a, path), SIGMA_OK);
+    struct stat sb;
+    ck_assert_int_eq(stat(path, &sb), 0);
+    ck_assert_int_gt(sb.st_size, 2200000); /* > 2 x (n_ctx tokens + 1 MiB slack) */
+    sigma_session *b = open_window(m, n_ctx, 0, "sinks=4,window=4400");
+    int st = sigma_session_load(b, path);
+    ck_assert_msg(st == SIGMA_OK, "%s", sigma_session_last_error(b));
+    unlink(path);
+    rmdir(dir);
+    sigma_token ca[4], cb[4];
+    continue_greedy(a, 4, ca);
+    continue_greedy(b, 4, cb);
+    ck_assert(memcmp(ca, cb, sizeof ca) == 0);
+    sigma_session_close(a);
+    sigma_session_close(b);
+    sigma_model_close(m);
+    free(mem);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("session-file");
     TCase *tc = tcase_create("file");
@@ -561,6 +684,8 @@ int main(void) {
     tcase_add_test(tc, test_args);
     tcase_add_loop_test(tc, test_sampler_roundtrip, 0, 3);
     tcase_add_test(tc, test_sampler_damage);
+    tcase_add_loop_test(tc, test_window_past_ctx, 0, 4);
+    tcase_add_test(tc, test_window_big_file);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

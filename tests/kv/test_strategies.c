@@ -101,7 +101,8 @@ START_TEST(test_identical_to_dense) {
     const char *cases[][2] = {{"dense", "type=f32"},       {"topv", "k=100"},
                               {"topv", "k=128"},           {"window", "sinks=4,window=100"},
                               {"window", "sinks=0,window=128"}, {"h2o", "budget=100,recent=10"},
-                              {"h2o", "budget=128"},       {"quant", "residual=100,group=8"}};
+                              {"h2o", "budget=128"},       {"quant", "residual=100,group=8"},
+                              {"topv", "k=100,sinks=4,recent=8,tail=1"}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         run_same(m, cases[i][0], cases[i][1], got);
         ck_assert_msg(memcmp(ref, got, sizeof ref) == 0, "%s:%s differs from dense by %g", cases[i][0],
@@ -109,6 +110,8 @@ START_TEST(test_identical_to_dense) {
     }
     /* and approximations are not identical (the test can fail) */
     run_same(m, "topv", "k=8", got);
+    ck_assert(max_diff(ref, got, 31 * V) > 0);
+    run_same(m, "topv", "k=8,tail=1", got);
     ck_assert(max_diff(ref, got, 31 * V) > 0);
     sigma_model_close(m);
     free(mem);
@@ -153,6 +156,7 @@ START_TEST(test_rewind) {
     sigma_model *m = tiny(_i, &mem);
     const char *cases[][2] = {{"dense", NULL},
                               {"topv", "k=16"},
+                              {"topv", "k=16,sinks=2,recent=4,tail=1"},
                               {"window", "sinks=2,window=40"},
                               {"h2o", "budget=128"},
                               {"quant", "group=8,residual=24"}};
@@ -205,6 +209,7 @@ START_TEST(test_save_load_session) {
     const char *cases[][2] = {{"dense", NULL},
                               {"dense", "type=bf16"},
                               {"topv", "k=16"},
+                              {"topv", "k=16,recent=4,tail=1"},
                               {"window", "sinks=2,window=24"},
                               {"h2o", "budget=20,recent=5"},
                               {"quant", "group=8,residual=8,kbits=4,vbits=2"},
@@ -296,6 +301,7 @@ START_TEST(test_hostile_blobs) {
     const char *cases[][2] = {{"dense", NULL},
                               {"dense", "type=f16"},
                               {"topv", "k=10"},
+                              {"topv", "k=10,sinks=1,tail=1"},
                               {"window", "sinks=3,window=20"},
                               {"h2o", "budget=30,recent=4"},
                               {"quant", "group=8,residual=12,kbits=4"}};
@@ -442,6 +448,97 @@ START_TEST(test_topv_window_reference) {
 }
 END_TEST
 
+/* topv's options against a double-precision reference: the rows read are
+ * the first `sinks`, the `recent` newest and the top scores of the others
+ * (k - sinks - recent - tail of them); tail=1 adds the weight of the unread
+ * rows (exact softmax over all scores) times their mean. Two blocks of
+ * queries: 20 queries from position 100 (more than n_batch = 16, and not
+ * where the last append started) and 8 from 112 (where it started). */
+static void ref_topv(const float *q, const float *k, const float *v, size_t n, uint32_t kk,
+                     uint32_t sinks, uint32_t recent, int tail, float scale, double *out) {
+    double s[200], mx = -1e300, tot = 0, got = 0;
+    int keep[200];
+    for (size_t j = 0; j < n; j++) {
+        double d = 0;
+        for (int i = 0; i < 8; i++) d += (double)q[i] * k[j * 8 + i];
+        s[j] = d * scale;
+        if (s[j] > mx) mx = s[j];
+        keep[j] = n <= kk || j < sinks || j >= n - recent;
+    }
+    if (n > kk)
+        for (uint32_t t = 0; t < kk - sinks - recent - (uint32_t)tail; t++) {
+            int best = -1;
+            for (size_t j = 0; j < n; j++)
+                if (!keep[j] && (best < 0 || s[j] > s[best])) best = (int)j;
+            keep[best] = 1;
+        }
+    for (size_t j = 0; j < n; j++) tot += exp(s[j] - mx);
+    for (size_t j = 0; j < n; j++)
+        if (keep[j]) got += exp(s[j] - mx);
+    size_t n_rest = 0;
+    double rest[4] = {0, 0, 0, 0};
+    for (size_t j = 0; j < n; j++)
+        if (!keep[j]) {
+            n_rest++;
+            for (int i = 0; i < 4; i++) rest[i] += v[j * 8 + i];
+        }
+    for (int i = 0; i < 4; i++) {
+        out[i] = 0;
+        for (size_t j = 0; j < n; j++)
+            if (keep[j]) out[i] += exp(s[j] - mx) / (tail && n > kk ? tot : got) * v[j * 8 + i];
+        if (tail && n > kk && n_rest) out[i] += (tot - got) / tot * rest[i] / (double)n_rest;
+    }
+}
+
+START_TEST(test_topv_options_reference) {
+    static float kk[120 * 8], vv[120 * 8];
+    fill(kk, sizeof kk / 4, 0.1f);
+    fill(vv, sizeof vv / 4, 0.7f);
+    static float q[20 * 4 * 8], o[20 * 4 * 4];
+    fill(q, sizeof q / 4, -0.3f);
+    const float scale = 0.9f;
+    struct {
+        const char *opts;
+        uint32_t k, sinks, recent;
+        int tail;
+    } cases[] = {{"k=11", 11, 0, 0, 0},
+                 {"k=11,sinks=2,recent=3", 11, 2, 3, 0},
+                 {"k=4,sinks=2,recent=2", 4, 2, 2, 0},
+                 {"k=11,tail=1", 11, 0, 0, 1},
+                 {"k=11,sinks=1,recent=2,tail=1", 11, 1, 2, 1},
+                 {"k=1,tail=1", 1, 0, 0, 1},
+                 {"k=105,tail=1,recent=9", 105, 0, 9, 1}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        sigma_kv_strategy k;
+        ck_assert(sg_kv_find("topv", &k));
+        void *st = NULL;
+        char err[128];
+        ck_assert_int_eq(k.create(NULL, &LAY, cases[c].opts, &st, err, sizeof err), SIGMA_OK);
+        for (uint32_t p = 0; p < 120; p += 8)
+            for (uint32_t l = 0; l < 2; l++)
+                ck_assert_int_eq(k.append(st, l, p, 8, kk + p * 8, vv + p * 8), SIGMA_OK);
+        const uint32_t blocks[2][2] = {{100, 20}, {112, 8}};
+        for (int bi = 0; bi < 2; bi++) {
+            uint32_t pos0 = blocks[bi][0], nq = blocks[bi][1];
+            sigma_kv_attend_args a = {sizeof a, 1, pos0, nq, q, o, scale};
+            ck_assert_int_eq(k.attend(st, &a), SIGMA_OK);
+            for (uint32_t qi = 0; qi < nq; qi++)
+                for (uint32_t h = 0; h < 4; h++) {
+                    /* head h -> K head 0, V head h/2 */
+                    double ref[4];
+                    ref_topv(q + (qi * 4 + h) * 8, kk, vv + (h / 2) * 4, pos0 + qi + 1, cases[c].k,
+                             cases[c].sinks, cases[c].recent, cases[c].tail, scale, ref);
+                    for (int i = 0; i < 4; i++)
+                        ck_assert_msg(fabs(o[(qi * 4 + h) * 4 + i] - ref[i]) < 1e-5,
+                                      "topv:%s pos %u head %u: %g vs %g", cases[c].opts, pos0 + qi, h,
+                                      (double)o[(qi * 4 + h) * 4 + i], ref[i]);
+                }
+        }
+        k.destroy(st);
+    }
+}
+END_TEST
+
 /* ---- window: 4x the context with flat memory ------------------------------- */
 
 START_TEST(test_window_long) {
@@ -498,7 +595,9 @@ START_TEST(test_options) {
                             {"window", "window=0", "window"},    {"window", "unbounded=2", "unbounded"},
                             {"h2o", "budget=10,recent=11", "recent"}, {"h2o", "budget=", "budget"},
                             {"topv", "k=0", "k"},                {"topv", "k=10x", "k"},
-                            {"topv", "kk=1", "kk"},              {"window", "sinks", "sinks"}};
+                            {"topv", "kk=1", "kk"},              {"window", "sinks", "sinks"},
+                            {"topv", "k=4,sinks=3,recent=2", "sinks"}, {"topv", "tail=2", "tail"},
+                            {"topv", "k=2,sinks=1,recent=1,tail=1", "tail"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         sigma_session_params p;
         sigma_session_params_init(&p, sizeof p);
@@ -568,6 +667,7 @@ int main(void) {
     tcase_add_loop_test(tc, test_window_long, 0, 2);
     tcase_add_test(tc, test_hostile_blobs);
     tcase_add_test(tc, test_topv_window_reference);
+    tcase_add_test(tc, test_topv_options_reference);
     tcase_add_test(tc, test_options);
     tcase_add_test(tc, test_kernels);
     suite_add_tcase(s, tc);

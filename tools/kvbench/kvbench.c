@@ -33,7 +33,8 @@ static const char *const DEFAULT_KV[] = {
     "window:sinks=4,window=512",
     "h2o:budget=512,recent=256",
     "topv:k=100",
-    "topv:k=32",
+    "topv:k=100,tail=1",
+    "topv:k=200,tail=1",
 };
 
 static double now_s(void) {
