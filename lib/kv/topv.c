@@ -241,8 +241,11 @@ static void topv_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
             continue;
         }
         float mx = -INFINITY;
+        /* all scores through the attention block kernel (the values dense
+         * attention computes) */
+        sg_attn_scores(kern, 1, q, 0, kh0, s->k_row, SG_KV_F32, n, L->d_qk, j->a->scale, sc, 0);
         for (size_t p = 0; p < n; p++) {
-            float x = kern->dot_f32(q, kh0 + p * s->k_row, L->d_qk) * j->a->scale;
+            float x = sc[p];
             sc[p] = x == x ? x : -INFINITY;
             if (sc[p] > mx) mx = sc[p];
         }
