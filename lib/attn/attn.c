@@ -7,9 +7,9 @@
 
 void sg_attn_head(const sg_kernels *k, const float *q, const void *kbase, size_t k_stride,
                   const void *vbase, size_t v_stride, sg_kv_type type, size_t n_pos,
-                  uint32_t d_qk, uint32_t d_v, float scale, float *out, float *tmp) {
+                  uint32_t d_qk, uint32_t d_v, float scale, float *out) {
     sg_attn_group(k, 1, q, 0, kbase, k_stride, &vbase, v_stride, type, n_pos, d_qk, d_v, scale,
-                  out, 0, tmp);
+                  out, 0);
 }
 
 /* Blocks of SG_ATTN_BLOCK positions: the scores of all heads of the group
@@ -20,16 +20,15 @@ void sg_attn_head(const sg_kernels *k, const float *q, const void *kbase, size_t
 void sg_attn_group(const sg_kernels *k, uint32_t n_heads, const float *q, size_t q_stride,
                    const void *kbase, size_t k_stride, const void *const *vbase, size_t v_stride,
                    sg_kv_type type, size_t n_pos, uint32_t d_qk, uint32_t d_v, float scale,
-                   float *out, size_t out_stride, float *tmp) {
+                   float *out, size_t out_stride) {
     while (n_heads > SG_ATTN_GROUP_MAX) {
         sg_attn_group(k, SG_ATTN_GROUP_MAX, q, q_stride, kbase, k_stride, vbase, v_stride, type,
-                      n_pos, d_qk, d_v, scale, out, out_stride, tmp);
+                      n_pos, d_qk, d_v, scale, out, out_stride);
         n_heads -= SG_ATTN_GROUP_MAX;
         q += SG_ATTN_GROUP_MAX * q_stride;
         vbase += SG_ATTN_GROUP_MAX;
         out += SG_ATTN_GROUP_MAX * out_stride;
     }
-    (void)tmp;
     float s[SG_ATTN_GROUP_MAX * SG_ATTN_BLOCK];
     float m[SG_ATTN_GROUP_MAX];
     double l[SG_ATTN_GROUP_MAX];

@@ -1,7 +1,8 @@
 /* The `dense` KV strategy: every position's K (per K head, after RoPE) and V
  * (per V head) rows, in f32, f16 or bf16 ("type=..." option). Storage grows
  * by doubling up to n_ctx; attention streams over the rows with an online
- * softmax, parallel over (query, head) pairs. */
+ * softmax, one task per (query, K head): the query heads sharing a K head
+ * read each block of its rows once (sg_attn_group). */
 #include <stdio.h>
 #include <string.h>
 
@@ -20,7 +21,6 @@ typedef struct dense_state {
     uint32_t *n_pos;             /* per layer */
     uint32_t *cap;               /* per layer, positions allocated */
     uint8_t **k, **v;            /* per layer */
-    float *tmp;                  /* n_threads * (d_qk + d_v) */
     uint32_t n_threads;
 } dense_state;
 
@@ -63,7 +63,6 @@ static void dense_destroy(void *state) {
     sg_free(&a, s->v);
     sg_free(&a, s->n_pos);
     sg_free(&a, s->cap);
-    sg_free(&a, s->tmp);
     sg_free(&a, s);
 }
 
@@ -109,8 +108,7 @@ static int dense_create(void *user, const sigma_kv_layout *lay, const char *opti
     s->cap = sg_calloc(&a, lay->n_layers, sizeof *s->cap);
     s->k = sg_calloc(&a, lay->n_layers, sizeof *s->k);
     s->v = sg_calloc(&a, lay->n_layers, sizeof *s->v);
-    s->tmp = sg_calloc(&a, (size_t)s->n_threads, ((size_t)lay->d_qk + lay->d_v) * sizeof(float));
-    if (!s->n_pos || !s->cap || !s->k || !s->v || !s->tmp) {
+    if (!s->n_pos || !s->cap || !s->k || !s->v) {
         dense_destroy(s);
         return SIGMA_E_NOMEM;
     }
@@ -185,7 +183,6 @@ static void attend_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
     const attend_job *j = ctx;
     const dense_state *s = j->s;
     const sigma_kv_layout *L = &s->lay;
-    float *tmp = s->tmp + (size_t)tid * (L->d_qk + L->d_v);
     uint32_t group = L->n_q_heads / L->n_k_heads, per_v = L->n_q_heads / L->n_v_heads;
     uint32_t sub = group / j->splits;
     const void *vb[SG_ATTN_GROUP_MAX];
@@ -203,7 +200,7 @@ static void attend_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
             size_t hq = qi * L->n_q_heads + h0 + c;
             sg_attn_group(s->exec->k, nh, j->a->q + hq * L->d_qk, L->d_qk, kb, s->k_row, vb, s->v_row,
                           s->type, n_pos, L->d_qk, L->d_v, j->a->scale, j->a->out + hq * L->d_v,
-                          L->d_v, tmp);
+                          L->d_v);
         }
     }
 }

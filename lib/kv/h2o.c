@@ -35,7 +35,6 @@ typedef struct h2o_state {
     uint32_t **pos;               /* per layer, position of each row */
     float **acc;                  /* per layer, accumulated attention */
     float *w;                     /* [n_q][cap_rows] weights of the current query */
-    float *tmp;                   /* [n_threads][d_qk + d_v] */
 } h2o_state;
 
 static void h2o_destroy(void *state) {
@@ -56,7 +55,6 @@ static void h2o_destroy(void *state) {
     sg_free(&a, s->n_rows);
     sg_free(&a, s->ordered);
     sg_free(&a, s->w);
-    sg_free(&a, s->tmp);
     sg_free(&a, s);
 }
 
@@ -94,8 +92,7 @@ static int h2o_create(void *user, const sigma_kv_layout *lay, const char *option
     s->pos = sg_calloc(&a, L, sizeof *s->pos);
     s->acc = sg_calloc(&a, L, sizeof *s->acc);
     s->w = sg_calloc(&a, (size_t)lay->n_q_heads * s->cap_rows, sizeof(float));
-    s->tmp = sg_calloc(&a, s->b.n_threads, ((size_t)lay->d_qk + lay->d_v) * sizeof(float));
-    int ok = s->n_pos && s->n_rows && s->ordered && s->k && s->v && s->pos && s->acc && s->w && s->tmp;
+    int ok = s->n_pos && s->n_rows && s->ordered && s->k && s->v && s->pos && s->acc && s->w;
     for (uint32_t l = 0; ok && l < L; l++) {
         s->ordered[l] = 1;
         s->k[l] = sg_malloc(&a, s->cap_rows * s->k_row * sizeof(float));
@@ -208,7 +205,6 @@ static void h2o_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
     const sigma_kv_layout *L = &s->b.lay;
     const sg_kernels *kern = s->b.exec->k;
     uint32_t l = j->a->layer;
-    float *tmp = s->tmp + (size_t)tid * (L->d_qk + L->d_v);
     const float *kb = (const float *)(const void *)s->k[l];
     const float *vb = (const float *)(const void *)s->v[l];
     const uint32_t *pos = s->pos[l];
@@ -229,7 +225,7 @@ static void h2o_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
         if (s->ordered[l]) {
             /* rows 0..p hold positions 0..p: the dense computation */
             sg_attn_head(kern, q, kh0, s->k_row, vh0, s->v_row, SG_KV_F32, (size_t)p + 1, L->d_qk,
-                         L->d_v, j->a->scale, out, tmp);
+                         L->d_v, j->a->scale, out);
         } else {
             memset(out, 0, (size_t)L->d_v * sizeof(float));
             for (size_t r = 0; r < rows; r++)

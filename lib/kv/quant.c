@@ -90,7 +90,7 @@ static int quant_create(void *user, const sigma_kv_layout *lay, const char *opti
     s->vcb = (sigma_kernel_quant_bytes(lay->d_v, (int)s->vbits) + 1) & ~(size_t)1;
     s->ngv = (lay->d_v + s->group - 1) / s->group;
     s->vtok = lay->n_v_heads * (s->vcb + s->ngv * 4);
-    s->per_thread = (size_t)lay->n_ctx + lay->d_qk + lay->d_v;
+    s->per_thread = (size_t)lay->n_ctx;
     uint32_t L = lay->n_layers;
     s->n_pos = sg_calloc(&a, L, sizeof *s->n_pos);
     s->nq = sg_calloc(&a, L, sizeof *s->nq);
@@ -267,7 +267,6 @@ static void quant_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
     uint32_t l = j->a->layer;
     const size_t G = s->group;
     float *sc = s->scratch + (size_t)tid * s->per_thread;
-    float *tmp = sc + L->n_ctx;
     for (size_t t = begin; t < end; t++) {
         size_t qi = t / L->n_q_heads;
         uint32_t h = (uint32_t)(t % L->n_q_heads);
@@ -283,7 +282,7 @@ static void quant_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
             /* all f32, rows 0..p: the dense computation */
             sg_attn_head(kern, q, krow(s, l, 0) + (size_t)kh * L->d_qk, s->k_row,
                          vrow(s, l, 0) + (size_t)vh * L->d_v, s->v_row, SG_KV_F32, (size_t)p + 1,
-                         L->d_qk, L->d_v, j->a->scale, out, tmp);
+                         L->d_qk, L->d_v, j->a->scale, out);
             continue;
         }
         for (size_t blk = 0; blk < b / G; blk++) {

@@ -99,8 +99,8 @@ static int topv_create(void *user, const sigma_kv_layout *lay, const char *optio
     s->k_row = (size_t)lay->n_k_heads * lay->d_qk;
     s->v_row = (size_t)lay->n_v_heads * lay->d_v;
     uint32_t kk = s->topk < lay->n_ctx ? s->topk : lay->n_ctx;
-    /* scores, selection copy, kept scores, kept indices, conversion tmp */
-    s->per_thread = 2 * (size_t)lay->n_ctx + 2 * (size_t)kk + lay->d_qk + lay->d_v;
+    /* scores, selection copy, kept scores, kept indices */
+    s->per_thread = 2 * (size_t)lay->n_ctx + 2 * (size_t)kk;
     uint32_t L = lay->n_layers;
     s->n_pos = sg_calloc(&a, L, sizeof *s->n_pos);
     s->k = sg_calloc(&a, L, sizeof *s->k);
@@ -221,7 +221,6 @@ static void topv_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
     float *sc = s->scratch + (size_t)tid * s->per_thread;
     uint32_t kk = s->topk < L->n_ctx ? s->topk : L->n_ctx;
     float *sel = sc + L->n_ctx, *w = sel + L->n_ctx, *wi = w + kk;
-    float *tmp = wi + kk;
     uint32_t *idx = (uint32_t *)(void *)wi;
     const float *kb = (const float *)(const void *)s->k[layer];
     const float *vb = (const float *)(const void *)s->v[layer];
@@ -237,7 +236,7 @@ static void topv_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
         size_t n = (size_t)j->a->pos0 + qi + 1;
         if (n <= s->topk) {
             sg_attn_head(kern, q, kh0, s->k_row, vh0, s->v_row, SG_KV_F32, n, L->d_qk, L->d_v,
-                         j->a->scale, out, tmp);
+                         j->a->scale, out);
             continue;
         }
         float mx = -INFINITY;

@@ -85,7 +85,7 @@ static int window_create(void *user, const sigma_kv_layout *lay, const char *opt
     s->v_row = (size_t)lay->n_v_heads * lay->d_v;
     s->slack = s->window / 8 ? s->window / 8 : 1;
     s->max_rows = (size_t)s->sinks + s->window + s->slack + s->b.lay.n_batch;
-    s->per_thread = (size_t)s->sinks + s->window + lay->d_qk + lay->d_v;
+    s->per_thread = (size_t)s->sinks + s->window;
     uint32_t L = lay->n_layers;
     s->n_pos = sg_calloc(&a, L, sizeof *s->n_pos);
     s->run0 = sg_calloc(&a, L, sizeof *s->run0);
@@ -179,7 +179,6 @@ static void window_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
     const sg_kernels *kern = s->b.exec->k;
     uint32_t layer = j->a->layer;
     float *sc = s->scratch + (size_t)tid * s->per_thread;
-    float *tmp = sc + s->sinks + s->window;
     const float *kb = (const float *)(const void *)s->k[layer];
     const float *vb = (const float *)(const void *)s->v[layer];
     uint32_t run0 = s->run0[layer];
@@ -199,7 +198,7 @@ static void window_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
         if (p < s->sinks || (run0 == s->sinks && lo == s->sinks)) {
             /* contiguous rows 0..p: exactly dense attention */
             sg_attn_head(kern, q, kh0, s->k_row, vh0, s->v_row, SG_KV_F32, (size_t)p + 1, L->d_qk,
-                         L->d_v, j->a->scale, out, tmp);
+                         L->d_v, j->a->scale, out);
             continue;
         }
         /* sink rows 0..sinks-1, then run rows for positions lo..p */

@@ -205,7 +205,7 @@ START_TEST(test_attn_head_long) {
     const size_t n_pos = 300;
     const uint32_t dqk = 24, dv = 10;
     float *K = malloc(n_pos * dqk * sizeof(float)), *V = malloc(n_pos * dv * sizeof(float));
-    float q[24], out[10], tmp[34];
+    float q[24], out[10];
     fill(K, n_pos * dqk, 1.0f);
     fill(V, n_pos * dv, 1.0f);
     fill(q, dqk, 3.0f);
@@ -216,7 +216,7 @@ START_TEST(test_attn_head_long) {
     sg_kernels_init(&ks[1], 1);
     for (int kk = 0; kk < 2; kk++)
         for (size_t np = 1; np <= n_pos; np += 37) {
-            sg_attn_head(&ks[kk], q, K, dqk, V, dv, SG_KV_F32, np, dqk, dv, 0.2f, out, tmp);
+            sg_attn_head(&ks[kk], q, K, dqk, V, dv, SG_KV_F32, np, dqk, dv, 0.2f, out);
             double s[300], mx = -1e300, sum = 0;
             for (size_t j = 0; j < np; j++) {
                 double d = 0;
@@ -244,7 +244,7 @@ START_TEST(test_attn_group) {
     const size_t kst = dqk, vst = (size_t)nv * dv;
     float *K = malloc(n_pos * kst * sizeof(float)), *V = malloc(n_pos * vst * sizeof(float));
     uint16_t *K16 = malloc(n_pos * kst * 2), *V16 = malloc(n_pos * vst * 2);
-    float q[8 * 16], out[8 * 8], ref[8], tmp[24];
+    float q[8 * 16], out[8 * 8], ref[8];
     fill(K, n_pos * kst, 1.0f);
     fill(V, n_pos * vst, 1.0f);
     fill(q, nh * dqk, 2.0f);
@@ -262,9 +262,9 @@ START_TEST(test_attn_group) {
                     vb[h] = f16 ? (const void *)(V16 + (h / (nh / nv)) * dv)
                                 : (const void *)(V + (h / (nh / nv)) * dv);
                 sg_kv_type ty = f16 ? SG_KV_F16 : SG_KV_F32;
-                sg_attn_group(&ks[kk], nh, q, dqk, kb, kst, vb, vst, ty, np, dqk, dv, 0.25f, out, dv, tmp);
+                sg_attn_group(&ks[kk], nh, q, dqk, kb, kst, vb, vst, ty, np, dqk, dv, 0.25f, out, dv);
                 for (uint32_t h = 0; h < nh; h++) {
-                    sg_attn_head(&ks[kk], q + h * dqk, kb, kst, vb[h], vst, ty, np, dqk, dv, 0.25f, ref, tmp);
+                    sg_attn_head(&ks[kk], q + h * dqk, kb, kst, vb[h], vst, ty, np, dqk, dv, 0.25f, ref);
                     ck_assert_msg(memcmp(ref, out + h * dv, sizeof ref) == 0, "head %u np %zu differs", h, np);
                 }
             }
