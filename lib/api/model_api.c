@@ -111,6 +111,7 @@ void sigma_model_close(sigma_model *model) {
     sg_alloc alloc = model->alloc;
     sg_tokenizer_free(model);
     sg_free(&alloc, model->layers);
+    sg_free(&alloc, model->rope_factors);
     sg_free(&alloc, model->name);
     sg_gguf_close(model->gguf);
     pthread_mutex_destroy(&model->err_lock);
@@ -156,6 +157,7 @@ void sg_model_fingerprint(sigma_model *m) {
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) fp_u64(&f, fields[i]);
     fp_bytes(&f, &hp->rope_theta, sizeof hp->rope_theta);
     fp_bytes(&f, &hp->norm_eps, sizeof hp->norm_eps);
+    if (hp->rope_freq_scale != 1.0f) fp_bytes(&f, &hp->rope_freq_scale, sizeof hp->rope_freq_scale);
     const sg_gguf_kv *tok = sg_gguf_find(m->gguf, "tokenizer.ggml.tokens");
     if (tok && tok->value.type == SG_GGUF_ARRAY)
         fp_bytes(&f, tok->value.v.arr.data, (size_t)tok->value.v.arr.nbytes);

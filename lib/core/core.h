@@ -214,6 +214,11 @@ typedef enum sg_rope_pairs {
 /* cos/sin table for positions pos0..pos0+n-1: cs[t][i] = (cos, sin) of
  * pos * theta^(-2i/n_rot), i < n_rot/2; computed in double. */
 void sg_rope_table(float *cs, uint32_t pos0, size_t n, uint32_t n_rot, float theta);
+/* The same with RoPE scaling: frequency i is theta^(-2i/n_rot) * freq_scale
+ * (linear scaling: freq_scale = 1/factor), divided by factors[i] when
+ * factors (n_rot/2 positive values, Llama-3.1's rope_freqs) is not NULL. */
+void sg_rope_table_scaled(float *cs, uint32_t pos0, size_t n, uint32_t n_rot, float theta,
+                          float freq_scale, const float *factors);
 /* Rotate the first n_rot dims of each of n_heads heads (head dim hd) of n
  * rows of x ([n][n_heads*hd]) in place with the table above. */
 void sg_rope_apply(float *x, size_t n, uint32_t n_heads, uint32_t hd, uint32_t n_rot,

@@ -209,9 +209,15 @@ void sg_softmax(float *x, size_t n) {
 /* ---- RoPE ----------------------------------------------------------------------- */
 
 void sg_rope_table(float *cs, uint32_t pos0, size_t n, uint32_t n_rot, float theta) {
+    sg_rope_table_scaled(cs, pos0, n, n_rot, theta, 1.0f, NULL);
+}
+
+void sg_rope_table_scaled(float *cs, uint32_t pos0, size_t n, uint32_t n_rot, float theta,
+                          float freq_scale, const float *factors) {
     uint32_t half = n_rot / 2;
     for (uint32_t i = 0; i < half; i++) {
-        double freq = pow((double)theta, -2.0 * (double)i / (double)n_rot);
+        double freq = pow((double)theta, -2.0 * (double)i / (double)n_rot) * (double)freq_scale;
+        if (factors) freq /= (double)factors[i];
         for (size_t t = 0; t < n; t++) {
             double a = (double)(pos0 + (uint64_t)t) * freq;
             cs[(t * half + i) * 2] = (float)cos(a);

@@ -223,6 +223,24 @@ static int load_tensors(loader *L) {
     m->hp.tied_output = m->output == NULL;
     if (!m->output) m->output = m->tok_embd;
 
+    /* per-frequency RoPE factors (Llama 3.1): n_rot/2 positive values */
+    const sg_tensor *rf = NULL;
+    TRY(want_tensor(L, &rf, true, T_NORM, hp->n_rot / 2, 0, "rope_freqs.weight"));
+    sg_free(&m->alloc, m->rope_factors);
+    m->rope_factors = NULL;
+    if (rf) {
+        m->rope_factors = sg_calloc(&m->alloc, hp->n_rot / 2, sizeof *m->rope_factors);
+        if (!m->rope_factors) return sg_error(L->err, SIGMA_E_NOMEM, "out of memory for rope_freqs");
+        if (sg_dequantize_row(rf->type, rf->data, m->rope_factors, hp->n_rot / 2) != 0)
+            return sg_error(L->err, SIGMA_E_FORMAT, "tensor 'rope_freqs.weight' cannot be read");
+        for (uint32_t i = 0; i < hp->n_rot / 2; i++)
+            if (!isfinite(m->rope_factors[i]) || m->rope_factors[i] <= 0.0f)
+                return sg_error(L->err, SIGMA_E_FORMAT,
+                                "tensor 'rope_freqs.weight': element %u = %g must be positive and "
+                                "finite",
+                                i, (double)m->rope_factors[i]);
+    }
+
     uint64_t np = n_elems(m->tok_embd) + n_elems(m->out_norm) +
                   (hp->tied_output ? 0 : n_elems(m->output));
     for (uint32_t i = 0; i < hp->n_layer; i++) {
@@ -300,13 +318,29 @@ int sg_model_load_arch(struct sigma_model *model, sg_err *err) {
         return sg_error(err, SIGMA_E_FORMAT, "%s.block_count = %u but the file has only %llu tensors",
                         L.arch, hp->n_layer, (unsigned long long)g->n_tensors);
 
+    /* RoPE scaling: "linear" divides every frequency by rope.scaling.factor;
+     * Llama-3.1-style per-frequency factors come as the tensor rope_freqs
+     * (read in load_tensors); other kinds (YaRN, ...) are not implemented. */
     char key[96];
     snprintf(key, sizeof key, "%s.rope.scaling.type", L.arch);
     sg_str scaling;
-    if (sg_gguf_get_str(g, key, &scaling, NULL) == SIGMA_OK &&
-        !(scaling.len == 4 && memcmp(scaling.ptr, "none", 4) == 0))
-        sg_logf(&model->log, SIGMA_LOG_WARN, "%s = '%.*s' is ignored (no RoPE scaling)", key,
-                (int)(scaling.len > 32 ? 32 : scaling.len), scaling.ptr);
+    hp->rope_freq_scale = 1.0f;
+    if (sg_gguf_get_str(g, key, &scaling, NULL) == SIGMA_OK) {
+        if (scaling.len == 6 && memcmp(scaling.ptr, "linear", 6) == 0) {
+            float factor = 1.0f;
+            if ((st = key_f32(&L, "rope.scaling.factor", true, 1.0f, &factor)) != SIGMA_OK) return st;
+            if (!isfinite(factor) || factor <= 0.0f || factor > 65536.0f)
+                return sg_error(err, SIGMA_E_FORMAT,
+                                "%s.rope.scaling.factor = %g is out of range (0, 65536]", L.arch,
+                                (double)factor);
+            hp->rope_freq_scale = 1.0f / factor;
+        } else if (!(scaling.len == 4 && memcmp(scaling.ptr, "none", 4) == 0)) {
+            sg_logf(&model->log, SIGMA_LOG_WARN,
+                    "%s = '%.*s' is not implemented and ignored: results at long context will "
+                    "differ from the model's",
+                    key, (int)(scaling.len > 32 ? 32 : scaling.len), scaling.ptr);
+        }
+    }
 
     sg_free(&model->alloc, model->layers);
     model->layers = sg_calloc(&model->alloc, hp->n_layer, sizeof *model->layers);

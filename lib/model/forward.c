@@ -162,7 +162,9 @@ int sg_forward(sg_fwd *f, const sigma_token *tokens, size_t n, uint32_t pos0, si
     for (size_t t = 0; t < n; t++)
         if ((st = sg_embed_row(e->k, m->tok_embd, (uint32_t)tokens[t], f->x + t * E)) != SIGMA_OK)
             return sg_error(err, st, "cannot read the embedding of token %d", tokens[t]);
-    if (hp->n_rot) sg_rope_table(f->rope_cs, pos0, n, hp->n_rot, hp->rope_theta);
+    if (hp->n_rot)
+        sg_rope_table_scaled(f->rope_cs, pos0, n, hp->n_rot, hp->rope_theta, hp->rope_freq_scale,
+                             m->rope_factors);
 
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const sg_layer *L = &m->layers[l];

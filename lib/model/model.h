@@ -22,6 +22,7 @@ typedef struct sg_hparams {
     uint32_t n_rot;
     uint32_t n_vocab, n_ctx_train;
     float rope_theta, norm_eps;
+    float rope_freq_scale;       /* 1, or 1/factor for linear RoPE scaling */
     sg_rope_layout rope_layout;
     int tied_output;
 } sg_hparams;
@@ -43,6 +44,7 @@ struct sigma_model {
     sg_hparams hp;
     const sg_tensor *tok_embd, *out_norm, *output; /* output == tok_embd if tied */
     sg_layer *layers;             /* hp.n_layer */
+    float *rope_factors;          /* hp.n_rot/2 from rope_freqs.weight, or NULL */
     struct sg_tokenizer *tok;     /* NULL if the file has no tokenizer */
     char *name;                   /* general.name or "" */
     uint64_t n_params;

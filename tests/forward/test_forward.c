@@ -127,6 +127,103 @@ END_TEST
  * n_q = n_v = 4 > n_k = 1, AugQ 32, F16 weights */
 START_TEST(test_sigma_partial_rope_f16) { check_fixture("sigma_rot8_f16", 1e-4); }
 END_TEST
+/* RoPE scaling (theta 100 so that it matters over 20 tokens; without the
+ * scaling the logits differ by up to ~10, see make_fixtures.py): Llama 3.1's
+ * per-frequency rope_freqs tensor, and linear scaling */
+START_TEST(test_rope_freqs_f32) { check_fixture("llama_ropefreqs_f32", 1e-4); }
+END_TEST
+START_TEST(test_rope_linear_f32) { check_fixture("llama_linear_f32", 1e-4); }
+END_TEST
+
+static uint8_t *read_fixture(const char *name, size_t *size) {
+    char p[4096];
+    path_of(p, sizeof p, name, "gguf");
+    FILE *f = fopen(p, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", p);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    ck_assert(n > 0);
+    uint8_t *b = malloc((size_t)n);
+    ck_assert_uint_eq(fread(b, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *size = (size_t)n;
+    return b;
+}
+
+static uint8_t *find_bytes(uint8_t *hay, size_t n, const void *needle, size_t k) {
+    for (size_t i = 0; i + k <= n; i++)
+        if (memcmp(hay + i, needle, k) == 0) return hay + i;
+    return NULL;
+}
+
+static int open_buffer(const uint8_t *b, size_t n, char *err, size_t err_size,
+                       sigma_log_fn log, void *log_user) {
+    sigma_model_params mp;
+    sigma_model_params_init(&mp, sizeof mp);
+    mp.error_buf = err;
+    mp.error_buf_size = err_size;
+    mp.log_fn = log;
+    mp.log_user = log_user;
+    mp.log_level = SIGMA_LOG_WARN;
+    sigma_model *m = NULL;
+    int st = sigma_model_open_memory(b, n, &mp, &m);
+    sigma_model_close(m);
+    return st;
+}
+
+static void count_warn(void *user, sigma_log_level level, const char *msg) {
+    if (level == SIGMA_LOG_WARN && strstr(msg, "rope.scaling.type")) ++*(int *)user;
+}
+
+/* Bad scaling values from the file: every rope_freqs element must be
+ * positive and finite, the linear factor in (0, 65536]; an unknown scaling
+ * type opens with a warning. */
+START_TEST(test_rope_scaling_bad_values) {
+    size_t n;
+    uint8_t *b = read_fixture("llama_ropefreqs_f32", &n);
+    const float factors[3] = {1.0f, 0.5f, 2.0f};
+    uint8_t *at = find_bytes(b, n, factors, sizeof factors);
+    ck_assert_ptr_nonnull(at);
+    char err[256];
+    ck_assert_int_eq(open_buffer(b, n, err, sizeof err, NULL, NULL), SIGMA_OK);
+    const float bad[] = {0.0f, -1.0f, NAN, INFINITY};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memcpy(at + 4, &bad[i], 4); /* element 1 */
+        err[0] = 0;
+        ck_assert_int_eq(open_buffer(b, n, err, sizeof err, NULL, NULL), SIGMA_E_FORMAT);
+        ck_assert_msg(strstr(err, "rope_freqs.weight': element 1") != NULL, "message: %s", err);
+    }
+    free(b);
+
+    b = read_fixture("llama_linear_f32", &n);
+    const char key[] = "llama.rope.scaling.factor";
+    uint8_t *k = find_bytes(b, n, key, sizeof key - 1);
+    ck_assert_ptr_nonnull(k);
+    uint8_t *val = k + sizeof key - 1 + 4; /* after the u32 value type */
+    float four = 4.0f;
+    ck_assert_int_eq(memcmp(val, &four, 4), 0);
+    const float badf[] = {0.0f, -4.0f, NAN, 1e9f};
+    for (size_t i = 0; i < sizeof badf / sizeof badf[0]; i++) {
+        memcpy(val, &badf[i], 4);
+        err[0] = 0;
+        ck_assert_int_eq(open_buffer(b, n, err, sizeof err, NULL, NULL), SIGMA_E_FORMAT);
+        ck_assert_msg(strstr(err, "llama.rope.scaling.factor") != NULL, "message: %s", err);
+    }
+    memcpy(val, &four, 4);
+    const char tkey[] = "llama.rope.scaling.type";
+    uint8_t *t = find_bytes(b, n, tkey, sizeof tkey - 1);
+    ck_assert_ptr_nonnull(t);
+    t += sizeof tkey - 1 + 4 + 8; /* value type u32, string length u64 */
+    ck_assert_int_eq(memcmp(t, "linear", 6), 0);
+    memcpy(t, "yarn__", 6);
+    int warned = 0;
+    ck_assert_int_eq(open_buffer(b, n, err, sizeof err, count_warn, &warned), SIGMA_OK);
+    ck_assert_int_eq(warned, 1);
+    free(b);
+}
+END_TEST
+
 START_TEST(test_pair) {
     check_fixture("pair_sigma_f32", 1e-4);
     check_fixture("pair_llama_f32", 1e-4);
@@ -297,6 +394,9 @@ int main(void) {
     tcase_add_test(tc, test_sigma_augq_f16);
     tcase_add_test(tc, test_sigma_augq_q8_0);
     tcase_add_test(tc, test_sigma_partial_rope_f16);
+    tcase_add_test(tc, test_rope_freqs_f32);
+    tcase_add_test(tc, test_rope_linear_f32);
+    tcase_add_test(tc, test_rope_scaling_bad_values);
     tcase_add_test(tc, test_pair);
     tcase_add_test(tc, test_threads_bitwise);
     tcase_add_test(tc, test_fixture_tokenizer);

@@ -13,6 +13,7 @@ with ne = (in, out), as SIGMA.md section 6 requires.
 import os
 import struct
 import sys
+import tempfile
 
 import numpy as np
 from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType, GGUFWriter
@@ -99,6 +100,9 @@ def write(path, arch, shape, W, wtype):
     w.add_uint32(f"{a}.rope.dimension_count", shape.get("rot", shape["dqk"]))
     w.add_float32(f"{a}.attention.layer_norm_rms_epsilon", shape.get("eps", 1e-5))
     w.add_float32(f"{a}.rope.freq_base", shape.get("theta", 10000.0))
+    if "linear" in shape:
+        w.add_string(f"{a}.rope.scaling.type", "linear")
+        w.add_float32(f"{a}.rope.scaling.factor", shape["linear"])
     w.add_tokenizer_model("gpt2")
     w.add_tokenizer_pre("gpt2")
     w.add_token_list(TOK_TEXT)
@@ -206,9 +210,23 @@ def main():
         P[f"blk.{l}.attn_q.weight"] = permute_llama(W[f"blk.{l}.attn_q.weight"], twin["nq"])
         P[f"blk.{l}.attn_k.weight"] = permute_llama(W[f"blk.{l}.attn_k.weight"], twin["nk"])
     write(f"{out}/pair_llama_f32.gguf", "llama", twin, P, "f32")
+    # RoPE scaling, with a small theta so that it changes the logits of 20
+    # tokens: per-frequency factors (Llama 3.1's rope_freqs tensor) and
+    # linear scaling (every frequency divided by the factor)
+    rs = dict(gqa, theta=100.0)
+    W = make_weights(6, rs)
+    W["rope_freqs.weight"] = np.array([1.0, 0.5, 2.0, 3.0, 1.0, 4.0, 8.0, 1.5])
+    write(f"{out}/llama_ropefreqs_f32.gguf", "llama", rs, W, "f32")
+    write(f"{out}/llama_linear_f32.gguf", "llama", dict(rs, linear=4.0), make_weights(6, rs), "f32")
+    with tempfile.TemporaryDirectory() as tmp:   # the same weights unscaled, for the printout
+        write(f"{tmp}/plain.gguf", "llama", rs, make_weights(6, rs), "f32")
+        plain = sigma_ref.forward(sigma_ref.Model(f"{tmp}/plain.gguf"), TOKENS)
     for name in sorted(os.listdir(out)):
         if name.endswith(".gguf"):
             made[name] = expect(os.path.join(out, name))
+    for k in ("ropefreqs", "linear"):
+        d = np.abs(made[f"llama_{k}_f32.gguf"] - plain).max()
+        print(f"reference: llama_{k} vs the same weights without scaling max |diff| = {d:.3g}")
     d = np.abs(made["pair_sigma_f32.gguf"] - made["pair_llama_f32.gguf"]).max()
     print(f"reference: sigma vs permuted llama max |diff| = {d:.3g}")
     for k in ("f16", "q8_0"):

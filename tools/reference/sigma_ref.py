@@ -102,6 +102,13 @@ class Model:
             raise SystemExit(f"sigma_ref: architecture {a} not supported")
         self.n_rot = g("rope.dimension_count", self.d_qk)
         self.theta = float(g("rope.freq_base", 10000.0))
+        # RoPE scaling: linear divides every frequency by the factor; the
+        # rope_freqs tensor (Llama 3.1) divides frequency i by its element i
+        self.freq_div = np.ones(self.n_rot // 2)
+        if g("rope.scaling.type", "none") == "linear":
+            self.freq_div *= float(g("rope.scaling.factor"))
+        if "rope_freqs.weight" in self.t:
+            self.freq_div = self.freq_div * dequantize(self.t["rope_freqs.weight"]).reshape(-1)
         self.eps = float(g("attention.layer_norm_rms_epsilon"))
         self._cache = {}
 
@@ -132,10 +139,12 @@ def silu(x):
     return x / (1.0 + np.exp(-x))
 
 
-def rope(x, pos, n_rot, theta, halves):
+def rope(x, pos, n_rot, theta, halves, freq_div=None):
     """x: [T, heads, d]; rotate the first n_rot dims of each head."""
     half = n_rot // 2
     freq = theta ** (-np.arange(half, dtype=np.float64) * 2.0 / n_rot)
+    if freq_div is not None:
+        freq = freq / freq_div
     ang = pos[:, None] * freq[None, :]                 # [T, half]
     c, s = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
     x = x.copy()
@@ -164,8 +173,8 @@ def forward(m, tokens):
                 @ m.w(p + "attn_q_down.weight").T
         k = h @ m.w(p + "attn_k.weight").T
         v = h @ m.w(p + "attn_v.weight").T
-        q = rope(q.reshape(T, m.n_q, m.d_qk), pos, m.n_rot, m.theta, m.halves)
-        k = rope(k.reshape(T, m.n_k, m.d_qk), pos, m.n_rot, m.theta, m.halves)
+        q = rope(q.reshape(T, m.n_q, m.d_qk), pos, m.n_rot, m.theta, m.halves, m.freq_div)
+        k = rope(k.reshape(T, m.n_k, m.d_qk), pos, m.n_rot, m.theta, m.halves, m.freq_div)
         v = v.reshape(T, m.n_v, m.d_v)
         out = np.zeros((T, m.n_q, m.d_v))
         for i in range(m.n_q):
