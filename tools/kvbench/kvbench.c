@@ -42,6 +42,7 @@ static const char *const DEFAULT_KV[] = {
     "topv:k=100",
     "topv:k=100,tail=1",
     "topv:k=200,tail=1",
+    "topv:k=100,prefill=topk",
 };
 
 static double now_s(void) {
@@ -59,6 +60,8 @@ static void usage(const char *a0) {
             "  --decode N   decode steps timed after the largest context (default 32)\n"
             "  --ppl-mode M chunk: each chunk in one eval (default); decode: the first\n"
             "               half in one eval, the scored second half one token per eval\n"
+            "               (topv approximates only single-token evals unless\n"
+            "               prefill=topk, so in chunk mode plain topv is dense)\n"
             "  --kv SPEC    strategy to measure (repeatable; default: a built-in list)\n",
             a0);
 }
