@@ -49,6 +49,12 @@ void sg_kv_base_init(sg_kv_base *b, const void *user, const sg_alloc *a,
 
 int sg_kv_parse_options(const char *strategy, const char *options, sg_kv_opt *opts, size_t n,
                         char *err, size_t err_size) {
+    return sg_kv_parse_options_named(strategy, options, opts, NULL, n, err, err_size);
+}
+
+int sg_kv_parse_options_named(const char *strategy, const char *options, sg_kv_opt *opts,
+                              const char *const *const *names, size_t n, char *err,
+                              size_t err_size) {
     if (!options) return SIGMA_OK;
     const char *p = options;
     while (*p) {
@@ -58,8 +64,12 @@ int sg_kv_parse_options(const char *strategy, const char *options, sg_kv_opt *op
             const char *eq = memchr(p, '=', len);
             size_t klen = eq ? (size_t)(eq - p) : len;
             sg_kv_opt *o = NULL;
+            const char *const *vn = NULL;
             for (size_t i = 0; i < n; i++)
-                if (strlen(opts[i].key) == klen && strncmp(opts[i].key, p, klen) == 0) o = &opts[i];
+                if (strlen(opts[i].key) == klen && strncmp(opts[i].key, p, klen) == 0) {
+                    o = &opts[i];
+                    vn = names ? names[i] : NULL;
+                }
             if (!o) {
                 if (err && err_size) {
                     int w = snprintf(err, err_size, "%s: unknown option '%.*s' (known:", strategy,
@@ -70,24 +80,44 @@ int sg_kv_parse_options(const char *strategy, const char *options, sg_kv_opt *op
                 }
                 return SIGMA_E_INVALID_ARG;
             }
-            /* decimal value, no sign, no overflow */
             const char *v = eq ? eq + 1 : p + len;
             size_t vlen = (size_t)(p + len - v);
             uint64_t val = 0;
-            int ok = eq && vlen > 0 && vlen <= 10;
-            for (size_t i = 0; ok && i < vlen; i++) {
-                if (v[i] < '0' || v[i] > '9')
-                    ok = 0;
-                else
-                    val = val * 10 + (uint64_t)(v[i] - '0');
+            int ok = eq && vlen > 0;
+            if (vn) {
+                /* one of the names: its index is the value */
+                int found = 0;
+                for (uint32_t i = 0; ok && vn[i]; i++)
+                    if (strlen(vn[i]) == vlen && strncmp(vn[i], v, vlen) == 0) {
+                        val = i;
+                        found = 1;
+                    }
+                ok = ok && found;
+            } else {
+                /* decimal value, no sign, no overflow */
+                ok = ok && vlen <= 10;
+                for (size_t i = 0; ok && i < vlen; i++) {
+                    if (v[i] < '0' || v[i] > '9')
+                        ok = 0;
+                    else
+                        val = val * 10 + (uint64_t)(v[i] - '0');
+                }
+                if (ok && (val < o->min || val > o->max)) ok = 0;
+                if (ok && o->pow2 && (val & (val - 1))) ok = 0;
             }
-            if (ok && (val < o->min || val > o->max)) ok = 0;
-            if (ok && o->pow2 && (val & (val - 1))) ok = 0;
             if (!ok) {
-                if (err && err_size)
-                    snprintf(err, err_size, "%s: bad value '%.*s' for %s (expected %s%u..%u)", strategy,
-                             (int)(vlen > 32 ? 32 : vlen), v, o->key,
-                             o->pow2 ? "a power of two in " : "", o->min, o->max);
+                if (err && err_size) {
+                    int w = snprintf(err, err_size, "%s: bad value '%.*s' for %s (expected ", strategy,
+                                     (int)(vlen > 32 ? 32 : vlen), v, o->key);
+                    if (vn) {
+                        for (size_t i = 0; vn[i] && w >= 0 && (size_t)w < err_size; i++)
+                            w += snprintf(err + w, err_size - (size_t)w, "%s%s", i ? "|" : "", vn[i]);
+                        if (w >= 0 && (size_t)w < err_size) snprintf(err + w, err_size - (size_t)w, ")");
+                    } else if (w >= 0 && (size_t)w < err_size) {
+                        snprintf(err + w, err_size - (size_t)w, "%s%u..%u)",
+                                 o->pow2 ? "a power of two in " : "", o->min, o->max);
+                    }
+                }
                 return SIGMA_E_INVALID_ARG;
             }
             o->val = (uint32_t)val;
@@ -163,6 +193,12 @@ const uint8_t *sg_kv_r_bytes(sg_kv_rd *r, uint64_t n, uint64_t elem) {
 
 int sg_kv_r_header(sg_kv_rd *r, const char tag[4], const sigma_kv_layout *lay,
                    const uint32_t *opts, uint32_t n_opts) {
+    return sg_kv_r_header_compat(r, tag, lay, opts, n_opts, n_opts, NULL);
+}
+
+int sg_kv_r_header_compat(sg_kv_rd *r, const char tag[4], const sigma_kv_layout *lay,
+                          const uint32_t *opts, uint32_t n_opts, uint32_t n_old,
+                          const uint32_t *old_vals) {
     const uint8_t *m = sg_kv_r_bytes(r, 8, 1);
     if (!m || memcmp(m, "SGKV", 4) != 0 || memcmp(m + 4, tag, 4) != 0) return SIGMA_E_FORMAT;
     if (sg_kv_r_u32(r) != 1) return r->bad ? SIGMA_E_FORMAT : SIGMA_E_UNSUPPORTED;
@@ -173,10 +209,14 @@ int sg_kv_r_header(sg_kv_rd *r, const char tag[4], const sigma_kv_layout *lay,
         if (sg_kv_r_u32(r) != lw[i]) mismatch = 1;
     uint32_t no = sg_kv_r_u32(r);
     if (r->bad) return SIGMA_E_FORMAT;
-    if (no != n_opts) return mismatch ? SIGMA_E_MISMATCH : SIGMA_E_FORMAT;
-    for (uint32_t i = 0; i < n_opts; i++)
+    if (no != n_opts && (no != n_old || n_old > n_opts))
+        return mismatch ? SIGMA_E_MISMATCH : SIGMA_E_FORMAT;
+    for (uint32_t i = 0; i < no; i++)
         if (sg_kv_r_u32(r) != opts[i]) mismatch = 1;
     if (r->bad) return SIGMA_E_FORMAT;
+    /* an older header: the options it lacks had fixed values then */
+    for (uint32_t i = no; i < n_opts; i++)
+        if (old_vals[i - no] != opts[i]) mismatch = 1;
     return mismatch ? SIGMA_E_MISMATCH : SIGMA_OK;
 }
 

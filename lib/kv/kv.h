@@ -63,6 +63,12 @@ typedef struct sg_kv_opt {
  * SIGMA_E_INVALID_ARG and a message naming the strategy. */
 int sg_kv_parse_options(const char *strategy, const char *options, sg_kv_opt *opts, size_t n,
                         char *err, size_t err_size);
+/* The same with named values: names[i] (names may be NULL) is NULL for a
+ * numeric option or a NULL-terminated list of the words option i accepts;
+ * its value is then the index of the word given (min/max/pow2 unused). */
+int sg_kv_parse_options_named(const char *strategy, const char *options, sg_kv_opt *opts,
+                              const char *const *const *names, size_t n, char *err,
+                              size_t err_size);
 
 /* Little-endian serialization. Header shared by quant/window/h2o/topv:
  *   "SGKV", tag[4], u32 format version (1), u32 n_layers, n_q, n_k, n_v,
@@ -96,6 +102,13 @@ const uint8_t *sg_kv_r_bytes(sg_kv_rd *r, uint64_t n, uint64_t elem);
  * truncated header, SIGMA_E_MISMATCH for another layout or other options. */
 int sg_kv_r_header(sg_kv_rd *r, const char tag[4], const sigma_kv_layout *lay,
                    const uint32_t *opts, uint32_t n_opts);
+/* The same for a strategy whose option list grew from n_old to n_opts
+ * options (n_old < n_opts): a header with n_old options (written before
+ * the later ones existed) is also accepted and read as if options
+ * n_old..n_opts-1 had had the values old_vals[0 .. n_opts-n_old). */
+int sg_kv_r_header_compat(sg_kv_rd *r, const char tag[4], const sigma_kv_layout *lay,
+                          const uint32_t *opts, uint32_t n_opts, uint32_t n_old,
+                          const uint32_t *old_vals);
 
 /* Arrays of 1-, 2- or 4-byte words in little-endian order (converted on
  * big-endian hosts). */

@@ -19,7 +19,16 @@
  *     V rows are selected. tail=0 (default) is the paper's method;
  *   - with k >= the number of positions nothing is dropped and the result
  *     is the dense computation (the same kernel, bitwise equal to `dense`
- *     with type=f32). */
+ *     with type=f32);
+ *   - prefill=exact (default): SIGMA.md describes the method as a decode-time
+ *     approximation, so an attend call with more than one query (a prompt,
+ *     or a part of one) attends exactly over all rows, as `dense` f32 does
+ *     (bitwise equal), and only single-query calls (decoding) read top-k V
+ *     rows. The strategy sees nothing but the number of queries of a call:
+ *     a prompt of one token, or the one-token remainder of a prompt split
+ *     into n_batch parts, is approximated too. prefill=topk: every query of
+ *     every call reads top-k rows (the behaviour before this option; what a
+ *     perplexity run over whole chunks then measures). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,11 +36,15 @@
 #include "../attn/attn.h"
 #include "kv.h"
 
+/* prefill option values (also their serialized form) */
+enum { TOPV_PREFILL_TOPK = 0, TOPV_PREFILL_EXACT = 1 };
+
 typedef struct topv_state {
     sg_kv_base b;
     uint32_t topk;
     uint32_t sinks, recent;       /* always read, counted within topk */
     uint32_t tail;                /* 1: the unread rows enter as their mean */
+    uint32_t prefill;             /* TOPV_PREFILL_*: calls with more than one query */
     double **vsum;                /* tail: per layer, sum of V rows 0..n_pos-1 */
     double **base;                /* tail: per layer, the sum before the last append */
     uint32_t *base_pos;           /* tail: per layer, the position of that sum */
@@ -75,11 +88,15 @@ static int topv_create(void *user, const sigma_kv_layout *lay, const char *optio
     *state = NULL;
     int st = sg_kv_check_layout("topv", lay, err, err_size);
     if (st != SIGMA_OK) return st;
-    sg_kv_opt o[4] = {{"k", 1, 1u << 24, 100, 0, 0},
+    sg_kv_opt o[5] = {{"k", 1, 1u << 24, 100, 0, 0},
                       {"sinks", 0, 1u << 24, 0, 0, 0},
                       {"recent", 0, 1u << 24, 0, 0, 0},
-                      {"tail", 0, 1, 0, 0, 0}};
-    if ((st = sg_kv_parse_options("topv", options, o, 4, err, err_size)) != SIGMA_OK) return st;
+                      {"tail", 0, 1, 0, 0, 0},
+                      {"prefill", 0, 1, TOPV_PREFILL_EXACT, 0, 0}};
+    static const char *const prefill_names[] = {"topk", "exact", NULL};
+    const char *const *const names[5] = {NULL, NULL, NULL, NULL, prefill_names};
+    if ((st = sg_kv_parse_options_named("topv", options, o, names, 5, err, err_size)) != SIGMA_OK)
+        return st;
     if ((uint64_t)o[1].val + o[2].val + o[3].val > o[0].val) {
         if (err && err_size)
             snprintf(err, err_size,
@@ -96,6 +113,7 @@ static int topv_create(void *user, const sigma_kv_layout *lay, const char *optio
     s->sinks = o[1].val;
     s->recent = o[2].val;
     s->tail = o[3].val;
+    s->prefill = o[4].val;
     s->k_row = (size_t)lay->n_k_heads * lay->d_qk;
     s->v_row = (size_t)lay->n_v_heads * lay->d_v;
     uint32_t kk = s->topk < lay->n_ctx ? s->topk : lay->n_ctx;
@@ -304,12 +322,46 @@ static void topv_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
     }
 }
 
+/* prefill=exact, a call with more than one query: dense attention, one
+ * task per (query, K head), the query heads of a K head together (the
+ * kernel and grouping of `dense`; per-head results are bitwise those of
+ * sg_attn_head). */
+static void exact_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
+    const topv_job *j = ctx;
+    const topv_state *s = j->s;
+    const sigma_kv_layout *L = &s->b.lay;
+    uint32_t group = L->n_q_heads / L->n_k_heads, per_v = L->n_q_heads / L->n_v_heads;
+    const void *vb[SG_ATTN_GROUP_MAX];
+    (void)tid;
+    for (size_t t = begin; t < end; t++) {
+        size_t qi = t / L->n_k_heads;
+        uint32_t kh = (uint32_t)(t % L->n_k_heads);
+        const float *kb = (const float *)(const void *)s->k[j->a->layer] + (size_t)kh * L->d_qk;
+        const float *v0 = (const float *)(const void *)s->v[j->a->layer];
+        size_t n_pos = (size_t)j->a->pos0 + qi + 1;
+        for (uint32_t c = 0; c < group; c += SG_ATTN_GROUP_MAX) {
+            uint32_t nh = group - c < SG_ATTN_GROUP_MAX ? group - c : SG_ATTN_GROUP_MAX;
+            uint32_t h0 = kh * group + c;
+            for (uint32_t i = 0; i < nh; i++) vb[i] = v0 + (size_t)((h0 + i) / per_v) * L->d_v;
+            size_t hq = qi * L->n_q_heads + h0;
+            sg_attn_group(s->b.exec->k, nh, j->a->q + hq * L->d_qk, L->d_qk, kb, s->k_row,
+                          vb, s->v_row, SG_KV_F32, n_pos, L->d_qk, L->d_v,
+                          j->a->scale, j->a->out + hq * L->d_v, L->d_v);
+        }
+    }
+}
+
 static int topv_attend(void *state, const sigma_kv_attend_args *a) {
     topv_state *s = state;
     if (!s || !a || a->struct_size < sizeof *a || a->layer >= s->b.lay.n_layers || !a->q || !a->out)
         return SIGMA_E_INVALID_ARG;
     if (a->n_queries == 0) return SIGMA_OK;
     if ((uint64_t)a->pos0 + a->n_queries > s->n_pos[a->layer]) return SIGMA_E_INVALID_ARG;
+    if (s->prefill == TOPV_PREFILL_EXACT && a->n_queries > 1) {
+        topv_job j = {s, a, 0};
+        sg_pool_run(s->b.exec->pool, (size_t)a->n_queries * s->b.lay.n_k_heads, 1, exact_task, &j);
+        return SIGMA_OK;
+    }
     uint32_t part = a->n_queries;
     if (s->tail) part = s->b.lay.n_batch ? s->b.lay.n_batch : 1; /* rows of s->pre */
     for (uint32_t q0 = 0; q0 < a->n_queries; q0 += part) {
@@ -364,14 +416,16 @@ static size_t topv_bytes_used(void *state) {
     return total;
 }
 
-/* Format: header (tag "TOPV", options: k, sinks, recent, tail), then per layer u32 n_pos,
- * n_pos K rows and n_pos V rows of f32. */
+/* Format: header (tag "TOPV", options: k, sinks, recent, tail, prefill (0 = topk,
+ * 1 = exact)), then per layer u32 n_pos, n_pos K rows and n_pos V rows of f32.
+ * A header with the first four options only (written before `prefill`
+ * existed, when every call was approximated) loads as prefill=topk. */
 static int topv_save(void *state, sigma_write_fn wf, void *ctx) {
     topv_state *s = state;
     if (!s || !wf) return SIGMA_E_INVALID_ARG;
     sg_kv_wr w = {wf, ctx, SIGMA_OK};
-    uint32_t opts[4] = {s->topk, s->sinks, s->recent, s->tail};
-    sg_kv_w_header(&w, "TOPV", &s->b.lay, opts, 4);
+    uint32_t opts[5] = {s->topk, s->sinks, s->recent, s->tail, s->prefill};
+    sg_kv_w_header(&w, "TOPV", &s->b.lay, opts, 5);
     for (uint32_t l = 0; l < s->b.lay.n_layers; l++) {
         sg_kv_w_u32(&w, s->n_pos[l]);
         sg_kv_w_words(&w, s->k[l], (size_t)s->n_pos[l] * s->k_row, 4);
@@ -384,8 +438,9 @@ static int topv_load(void *state, const void *data, size_t size) {
     topv_state *s = state;
     if (!s || (!data && size)) return SIGMA_E_INVALID_ARG;
     sg_kv_rd r = {data, size, 0, 0};
-    uint32_t opts[4] = {s->topk, s->sinks, s->recent, s->tail};
-    int st = sg_kv_r_header(&r, "TOPV", &s->b.lay, opts, 4);
+    uint32_t opts[5] = {s->topk, s->sinks, s->recent, s->tail, s->prefill};
+    static const uint32_t before_prefill[1] = {TOPV_PREFILL_TOPK};
+    int st = sg_kv_r_header_compat(&r, "TOPV", &s->b.lay, opts, 5, 4, before_prefill);
     if (st != SIGMA_OK) return st;
     uint32_t L = s->b.lay.n_layers;
     size_t hdr = r.off;

@@ -8,7 +8,9 @@
  *   - quant on the tiny models, everything past the residual quantized
  *     (residual=0, group=8): max |logit - dense| <= 0.03 with 8 bits,
  *     <= 0.6 with 4 bits (measured: 0.010 and 0.22 on the llama model);
- *   - quantization kernels: |x - dequant(x)| <= scale/2 + 1e-3*|x|.
+ *   - quantization kernels: |x - dequant(x)| <= scale/2 + 1e-3*|x|;
+ *   - topv prefill=exact (default): every call with more than one query is
+ *     bitwise dense f32, single-query calls follow top-k.
  */
 #include <check.h>
 #include <math.h>
@@ -118,6 +120,73 @@ START_TEST(test_identical_to_dense) {
 }
 END_TEST
 
+/* topv prefill=exact (the default): a prompt is attended exactly (bitwise
+ * dense f32 at every position), decoding reads top-k; prefill=topk
+ * approximates the prompt too. */
+static void eval_all(const sigma_model *m, const char *kv, const char *opts, size_t n_tok, float *out) {
+    sigma_session_params p;
+    sigma_session_params_init(&p, sizeof p);
+    p.n_ctx = 128;
+    p.n_batch = 16;
+    p.n_threads = 2;
+    p.logits_all = 1;
+    p.kv_strategy = kv;
+    p.kv_options = opts;
+    sigma_session *s = NULL;
+    ck_assert_int_eq(sigma_session_open(m, &p, &s), SIGMA_OK);
+    sigma_token t[128];
+    for (size_t i = 0; i < n_tok; i++) t[i] = tok_at(i);
+    ck_assert_int_eq(sigma_session_eval(s, t, n_tok), SIGMA_OK);
+    for (size_t i = 0; i < n_tok; i++) {
+        const float *lg;
+        ck_assert_int_eq(sigma_session_logits(s, (int32_t)i, &lg), SIGMA_OK);
+        memcpy(out + i * V, lg, V * sizeof(float));
+    }
+    sigma_session_close(s);
+}
+
+START_TEST(test_topv_prefill) {
+    uint8_t *mem;
+    sigma_model *m = tiny(_i, &mem);
+    static float ref[31 * V], got[31 * V], def[31 * V];
+    size_t n;
+    reference(m, ref, &n);
+    ck_assert_uint_eq(n, 31);
+    /* prompt (70 tokens, 5 calls of <= 16 queries) exact, decode approximated */
+    const char *exact[] = {"k=8", "k=8,prefill=exact", "k=8,tail=1",
+                           "k=3,sinks=1,recent=1,prefill=exact", "prefill=exact,k=1"};
+    for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++) {
+        run_same(m, "topv", exact[i], got);
+        ck_assert_msg(memcmp(ref, got, V * sizeof(float)) == 0, "topv:%s: prompt differs from dense by %g",
+                      exact[i], max_diff(ref, got, V));
+        ck_assert_msg(max_diff(ref + V, got + V, 30 * V) > 0, "topv:%s: decode equals dense", exact[i]);
+        if (i == 0) memcpy(def, got, sizeof def);
+        if (i == 1) ck_assert_mem_eq(def, got, sizeof def); /* the default is exact */
+    }
+    /* prefill=topk: the prompt is approximated too (k < 70) */
+    run_same(m, "topv", "k=8,prefill=topk", got);
+    ck_assert(max_diff(ref, got, V) > 0);
+    /* k >= context: dense whatever prefill says */
+    run_same(m, "topv", "k=100,prefill=topk", got);
+    ck_assert_mem_eq(ref, got, sizeof ref);
+    /* every position of the prompt, not only the last */
+    static float dall[70 * V], tall[70 * V];
+    eval_all(m, "dense", NULL, 70, dall);
+    eval_all(m, "topv", "k=8", 70, tall);
+    ck_assert_msg(memcmp(dall, tall, sizeof dall) == 0, "prompt logits differ by %g", max_diff(dall, tall, 70 * V));
+    eval_all(m, "topv", "k=8,prefill=topk", 70, tall);
+    ck_assert(max_diff(dall, tall, 70 * V) > 0);
+    /* the strategy sees only the queries of one call: a prompt of n_batch + 1
+     * tokens ends with a one-query call, which is approximated (documented) */
+    eval_all(m, "dense", NULL, 17, dall);
+    eval_all(m, "topv", "k=8", 17, tall);
+    ck_assert_mem_eq(dall, tall, 16 * V * sizeof(float));
+    ck_assert(max_diff(dall + 16 * V, tall + 16 * V, V) > 0);
+    sigma_model_close(m);
+    free(mem);
+}
+END_TEST
+
 START_TEST(test_approximations_bounded) {
     uint8_t *mem;
     sigma_model *m = tiny(_i, &mem);
@@ -210,6 +279,8 @@ START_TEST(test_save_load_session) {
                               {"dense", "type=bf16"},
                               {"topv", "k=16"},
                               {"topv", "k=16,recent=4,tail=1"},
+                              {"topv", "k=16,prefill=topk"},
+                              {"topv", "k=16,tail=1,prefill=topk"},
                               {"window", "sinks=2,window=24"},
                               {"h2o", "budget=20,recent=5"},
                               {"quant", "group=8,residual=8,kbits=4,vbits=2"},
@@ -242,6 +313,16 @@ START_TEST(test_save_load_session) {
             ck_assert_uint_eq(pos, 0);
         }
         sigma_session_close(s3);
+        /* topv: the same k with the other prefill is refused as well */
+        if (!strcmp(cases[i][0], "topv")) {
+            int topk = strstr(cases[i][1], "prefill=topk") != NULL;
+            s3 = open_kv(m, "topv", topk ? "k=16" : "k=16,prefill=topk", 128, 16);
+            ck_assert_int_eq(sigma_session_load_memory(s3, buf, len), SIGMA_E_MISMATCH);
+            uint32_t pos;
+            sigma_session_position(s3, &pos);
+            ck_assert_uint_eq(pos, 0);
+            sigma_session_close(s3);
+        }
         free(buf);
         sigma_session_close(s1);
         sigma_session_close(s2);
@@ -302,6 +383,7 @@ START_TEST(test_hostile_blobs) {
                               {"dense", "type=f16"},
                               {"topv", "k=10"},
                               {"topv", "k=10,sinks=1,tail=1"},
+                              {"topv", "k=10,prefill=topk"},
                               {"window", "sinks=3,window=20"},
                               {"h2o", "budget=30,recent=4"},
                               {"quant", "group=8,residual=12,kbits=4"}};
@@ -508,34 +590,132 @@ START_TEST(test_topv_options_reference) {
                  {"k=11,sinks=1,recent=2,tail=1", 11, 1, 2, 1},
                  {"k=1,tail=1", 1, 0, 0, 1},
                  {"k=105,tail=1,recent=9", 105, 0, 9, 1}};
-    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        sigma_kv_strategy k;
-        ck_assert(sg_kv_find("topv", &k));
-        void *st = NULL;
-        char err[128];
-        ck_assert_int_eq(k.create(NULL, &LAY, cases[c].opts, &st, err, sizeof err), SIGMA_OK);
-        for (uint32_t p = 0; p < 120; p += 8)
-            for (uint32_t l = 0; l < 2; l++)
-                ck_assert_int_eq(k.append(st, l, p, 8, kk + p * 8, vv + p * 8), SIGMA_OK);
-        const uint32_t blocks[2][2] = {{100, 20}, {112, 8}};
-        for (int bi = 0; bi < 2; bi++) {
-            uint32_t pos0 = blocks[bi][0], nq = blocks[bi][1];
-            sigma_kv_attend_args a = {sizeof a, 1, pos0, nq, q, o, scale};
-            ck_assert_int_eq(k.attend(st, &a), SIGMA_OK);
-            for (uint32_t qi = 0; qi < nq; qi++)
-                for (uint32_t h = 0; h < 4; h++) {
-                    /* head h -> K head 0, V head h/2 */
-                    double ref[4];
-                    ref_topv(q + (qi * 4 + h) * 8, kk, vv + (h / 2) * 4, pos0 + qi + 1, cases[c].k,
-                             cases[c].sinks, cases[c].recent, cases[c].tail, scale, ref);
-                    for (int i = 0; i < 4; i++)
-                        ck_assert_msg(fabs(o[(qi * 4 + h) * 4 + i] - ref[i]) < 1e-5,
-                                      "topv:%s pos %u head %u: %g vs %g", cases[c].opts, pos0 + qi, h,
-                                      (double)o[(qi * 4 + h) * 4 + i], ref[i]);
+    /* dense f32 over the same rows: what prefill=exact must give bitwise */
+    sigma_kv_strategy dk;
+    ck_assert(sg_kv_find("dense", &dk));
+    void *dst = NULL;
+    char derr[128];
+    ck_assert_int_eq(dk.create(NULL, &LAY, "type=f32", &dst, derr, sizeof derr), SIGMA_OK);
+    for (uint32_t p = 0; p < 120; p += 8)
+        for (uint32_t l = 0; l < 2; l++)
+            ck_assert_int_eq(dk.append(dst, l, p, 8, kk + p * 8, vv + p * 8), SIGMA_OK);
+    static float od[20 * 4 * 4];
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (int mode = 0; mode < 2; mode++) {
+            /* mode 0: prefill=topk, every query approximated; mode 1: the
+             * default (exact), only single-query calls approximated */
+            char opts[96];
+            snprintf(opts, sizeof opts, "%s%s", cases[c].opts, mode ? "" : ",prefill=topk");
+            sigma_kv_strategy k;
+            ck_assert(sg_kv_find("topv", &k));
+            void *st = NULL;
+            char err[128];
+            ck_assert_int_eq(k.create(NULL, &LAY, opts, &st, err, sizeof err), SIGMA_OK);
+            for (uint32_t p = 0; p < 120; p += 8)
+                for (uint32_t l = 0; l < 2; l++)
+                    ck_assert_int_eq(k.append(st, l, p, 8, kk + p * 8, vv + p * 8), SIGMA_OK);
+            const uint32_t blocks[5][2] = {{100, 20}, {112, 8}, {119, 1}, {112, 1}, {60, 1}};
+            for (int bi = 0; bi < 5; bi++) {
+                uint32_t pos0 = blocks[bi][0], nq = blocks[bi][1];
+                int approx = mode == 0 || nq == 1;
+                sigma_kv_attend_args a = {sizeof a, 1, pos0, nq, q, o, scale};
+                ck_assert_int_eq(k.attend(st, &a), SIGMA_OK);
+                if (!approx) {
+                    sigma_kv_attend_args ad = {sizeof ad, 1, pos0, nq, q, od, scale};
+                    ck_assert_int_eq(dk.attend(dst, &ad), SIGMA_OK);
+                    ck_assert_msg(memcmp(o, od, (size_t)nq * 16 * sizeof(float)) == 0,
+                                  "topv:%s block at %u is not dense", opts, pos0);
                 }
+                for (uint32_t qi = 0; qi < nq; qi++)
+                    for (uint32_t h = 0; h < 4; h++) {
+                        /* head h -> K head 0, V head h/2 */
+                        double ref[4];
+                        ref_topv(q + (qi * 4 + h) * 8, kk, vv + (h / 2) * 4, pos0 + qi + 1,
+                                 approx ? cases[c].k : 1000, cases[c].sinks, cases[c].recent,
+                                 cases[c].tail, scale, ref);
+                        for (int i = 0; i < 4; i++)
+                            ck_assert_msg(fabs(o[(qi * 4 + h) * 4 + i] - ref[i]) < 1e-5,
+                                          "topv:%s pos %u head %u: %g vs %g", opts, pos0 + qi, h,
+                                          (double)o[(qi * 4 + h) * 4 + i], ref[i]);
+                    }
+            }
+            k.destroy(st);
         }
-        k.destroy(st);
-    }
+    dk.destroy(dst);
+}
+END_TEST
+
+/* topv blobs across the prefill option: a header with the four options of
+ * before it (k, sinks, recent, tail) loads as prefill=topk; anything else
+ * about the option list is refused. */
+START_TEST(test_topv_blob_compat) {
+    sigma_kv_strategy k;
+    ck_assert(sg_kv_find("topv", &k));
+    void *st = NULL, *st2 = NULL;
+    char err[160];
+    ck_assert_int_eq(k.create(NULL, &LAY, "k=10,prefill=topk", &st, err, sizeof err), SIGMA_OK);
+    feed(&k, st, 0, 90);
+    blob b = {NULL, 0};
+    ck_assert_int_eq(k.save(st, blob_write, &b), SIGMA_OK);
+    /* header: magic, tag, version, 6 layout words, n_opts at 36, options at 40 */
+    ck_assert_uint_eq(sg_kv_get32(b.data + 36), 5);
+    ck_assert_uint_eq(sg_kv_get32(b.data + 40), 10);
+    ck_assert_uint_eq(sg_kv_get32(b.data + 56), 0); /* prefill=topk */
+    float o1[16], o2[16];
+    probe(&k, st, 90, o1);
+    /* the legacy form: 4 options */
+    size_t ol = b.len - 4;
+    unsigned char *old = malloc(ol + 1);
+    memcpy(old, b.data, 56);
+    memcpy(old + 56, b.data + 60, b.len - 60);
+    sg_kv_put32(old + 36, 4);
+    ck_assert_int_eq(k.create(NULL, &LAY, "k=10,prefill=topk", &st2, err, sizeof err), SIGMA_OK);
+    for (size_t len = 0; len < ol; len += (len < 100 ? 1 : 37))
+        ck_assert_int_ne(k.load(st2, old, len), SIGMA_OK);
+    ck_assert_uint_eq(k.bytes_used(st2), 0);
+    ck_assert_int_eq(k.load(st2, old, ol), SIGMA_OK);
+    probe(&k, st2, 90, o2);
+    ck_assert_mem_eq(o1, o2, sizeof o1);
+    k.destroy(st2);
+    /* into prefill=exact: neither form */
+    ck_assert_int_eq(k.create(NULL, &LAY, "k=10", &st2, err, sizeof err), SIGMA_OK);
+    ck_assert_int_eq(k.load(st2, old, ol), SIGMA_E_MISMATCH);
+    ck_assert_int_eq(k.load(st2, b.data, b.len), SIGMA_E_MISMATCH);
+    ck_assert_uint_eq(k.bytes_used(st2), 0);
+    k.destroy(st2);
+    ck_assert_int_eq(k.create(NULL, &LAY, "k=10,prefill=topk", &st2, err, sizeof err), SIGMA_OK);
+    /* an unknown prefill value */
+    unsigned char *c = malloc(b.len);
+    memcpy(c, b.data, b.len);
+    sg_kv_put32(c + 56, 2);
+    ck_assert_int_eq(k.load(st2, c, b.len), SIGMA_E_MISMATCH);
+    /* other option counts: 3 (a legacy count short by one) and 6 */
+    memcpy(c, b.data, b.len);
+    sg_kv_put32(c + 36, 3);
+    ck_assert_int_eq(k.load(st2, c, b.len), SIGMA_E_FORMAT);
+    sg_kv_put32(c + 36, 6);
+    ck_assert_int_eq(k.load(st2, c, b.len), SIGMA_E_FORMAT);
+    /* another version */
+    memcpy(c, b.data, b.len);
+    sg_kv_put32(c + 8, 2);
+    ck_assert_int_eq(k.load(st2, c, b.len), SIGMA_E_UNSUPPORTED);
+    memcpy(c, old, ol);
+    sg_kv_put32(c + 8, 2);
+    ck_assert_int_eq(k.load(st2, c, ol), SIGMA_E_UNSUPPORTED);
+    ck_assert_uint_eq(k.bytes_used(st2), 0);
+    /* an extra byte after the legacy form */
+    old[ol] = 0;
+    ck_assert_int_eq(k.load(st2, old, ol + 1), SIGMA_E_FORMAT);
+    ck_assert_uint_eq(k.bytes_used(st2), 0);
+    /* and the 5-option blob itself */
+    ck_assert_int_eq(k.load(st2, b.data, b.len), SIGMA_OK);
+    probe(&k, st2, 90, o2);
+    ck_assert_mem_eq(o1, o2, sizeof o1);
+    free(c);
+    free(old);
+    free(b.data);
+    k.destroy(st);
+    k.destroy(st2);
 }
 END_TEST
 
@@ -597,7 +777,11 @@ START_TEST(test_options) {
                             {"topv", "k=0", "k"},                {"topv", "k=10x", "k"},
                             {"topv", "kk=1", "kk"},              {"window", "sinks", "sinks"},
                             {"topv", "k=4,sinks=3,recent=2", "sinks"}, {"topv", "tail=2", "tail"},
-                            {"topv", "k=2,sinks=1,recent=1,tail=1", "tail"}};
+                            {"topv", "k=2,sinks=1,recent=1,tail=1", "tail"},
+                            {"topv", "prefill=fast", "topk|exact"}, {"topv", "prefill=1", "prefill"},
+                            {"topv", "prefill=", "prefill"},     {"topv", "prefill", "prefill"},
+                            {"topv", "k=5,prefill=EXACT", "prefill"}, {"topv", "prefill=exactly", "prefill"},
+                            {"topv", "prefil=exact", "prefill"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         sigma_session_params p;
         sigma_session_params_init(&p, sizeof p);
@@ -610,6 +794,17 @@ START_TEST(test_options) {
         sigma_model_last_error(m, msg, sizeof msg);
         ck_assert_msg(strstr(msg, bad[i][2]) && strstr(msg, bad[i][0]), "%s:%s -> '%s'", bad[i][0],
                       bad[i][1], msg);
+    }
+    const char *good[] = {"prefill=topk", "prefill=exact", "k=5,prefill=exact,tail=1", "prefill=topk,"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        sigma_session_params p;
+        sigma_session_params_init(&p, sizeof p);
+        p.n_ctx = 64;
+        p.kv_strategy = "topv";
+        p.kv_options = good[i];
+        sigma_session *s = NULL;
+        ck_assert_msg(sigma_session_open(m, &p, &s) == SIGMA_OK, "topv:%s refused", good[i]);
+        sigma_session_close(s);
     }
     sigma_kv_strategy k;
     const char *names[] = {"dense", "quant", "window", "h2o", "topv"};
@@ -661,6 +856,7 @@ int main(void) {
     TCase *tc = tcase_create("strategies");
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, test_identical_to_dense, 0, 2);
+    tcase_add_loop_test(tc, test_topv_prefill, 0, 2);
     tcase_add_loop_test(tc, test_approximations_bounded, 0, 2);
     tcase_add_loop_test(tc, test_rewind, 0, 2);
     tcase_add_loop_test(tc, test_save_load_session, 0, 2);
@@ -668,6 +864,7 @@ int main(void) {
     tcase_add_test(tc, test_hostile_blobs);
     tcase_add_test(tc, test_topv_window_reference);
     tcase_add_test(tc, test_topv_options_reference);
+    tcase_add_test(tc, test_topv_blob_compat);
     tcase_add_test(tc, test_options);
     tcase_add_test(tc, test_kernels);
     suite_add_tcase(s, tc);

@@ -4,7 +4,14 @@
  * dense) and each context length:
  *   - perplexity by the method of sigma-perplexity (llama.cpp's): chunks of
  *     n_ctx tokens from an empty cache, first token replaced by BOS when the
- *     model adds BOS, the second half of each chunk scored;
+ *     model adds BOS, the second half of each chunk scored. How a chunk is
+ *     evaluated (--ppl-mode):
+ *       chunk  (default) the whole chunk in one sigma_session_eval, as
+ *              sigma-perplexity does: every query is a prompt query;
+ *       decode the first half in one eval (a prompt), then the scored
+ *              second half one token per eval, as generation sees the
+ *              cache (strategies that approximate only at decode time,
+ *              like topv with prefill=exact, are measured here);
  *   - KV bytes per token: sigma_session_kv_bytes() / tokens after the last
  *     chunk plus the decode steps below;
  *   - decode tokens/s at the largest context: after the last chunk of that
@@ -35,6 +42,7 @@ static const char *const DEFAULT_KV[] = {
     "topv:k=100",
     "topv:k=100,tail=1",
     "topv:k=200,tail=1",
+    "topv:k=100,prefill=topk",
 };
 
 static double now_s(void) {
@@ -46,10 +54,14 @@ static double now_s(void) {
 static void usage(const char *a0) {
     fprintf(stderr,
             "usage: %s -m MODEL -f TEXT [-c N_CTX]... [--chunks K] [--decode N] [-t THREADS]\n"
-            "          [--kv NAME[:OPTIONS]]...\n"
+            "          [--ppl-mode chunk|decode] [--kv NAME[:OPTIONS]]...\n"
             "  -c N_CTX     context length (repeatable; default 1024 and 2048)\n"
             "  --chunks K   chunks per context for perplexity (default 4)\n"
             "  --decode N   decode steps timed after the largest context (default 32)\n"
+            "  --ppl-mode M chunk: each chunk in one eval (default); decode: the first\n"
+            "               half in one eval, the scored second half one token per eval\n"
+            "               (topv approximates only single-token evals unless\n"
+            "               prefill=topk, so in chunk mode plain topv is dense)\n"
             "  --kv SPEC    strategy to measure (repeatable; default: a built-in list)\n",
             a0);
 }
@@ -103,6 +115,7 @@ int main(int argc, char **argv) {
     const char *kvs[MAX_KV];
     size_t n_kv = 0, n_ctxs = 0;
     uint32_t ctxs[MAX_CTX], chunks = 4, decode = 32, threads = 0;
+    int decode_ppl = 0;
     for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int ok = v != NULL;
@@ -122,6 +135,9 @@ int main(int argc, char **argv) {
             ok = parse_u32(v, &decode) == 0;
         } else if (ok && !strcmp(a, "-t")) {
             ok = parse_u32(v, &threads) == 0;
+        } else if (ok && !strcmp(a, "--ppl-mode")) {
+            ok = !strcmp(v, "chunk") || !strcmp(v, "decode");
+            decode_ppl = !strcmp(v, "decode");
         } else if (ok && !strcmp(a, "--kv") && n_kv < MAX_KV) {
             kvs[n_kv++] = v;
         } else {
@@ -183,8 +199,11 @@ int main(int argc, char **argv) {
     if (sigma_model_meta_get(model, "tokenizer.ggml.add_bos_token", val, sizeof val, NULL) == SIGMA_OK &&
         !strcmp(val, "true") && sigma_model_special_token(model, SIGMA_SPECIAL_BOS, &bos) == SIGMA_OK)
         add_bos = 1;
-    fprintf(stderr, "%s: %zu tokens; %u chunks per context; %u decode steps; dense f32 KV = %llu bytes/token\n",
-            text_path, n_tok, chunks, decode, (unsigned long long)info.kv_bytes_per_token);
+    fprintf(stderr,
+            "%s: %zu tokens; %u chunks per context (ppl-mode %s); %u decode steps; dense f32 KV = %llu "
+            "bytes/token\n",
+            text_path, n_tok, chunks, decode_ppl ? "decode" : "chunk", decode,
+            (unsigned long long)info.kv_bytes_per_token);
 
     result *res = calloc(n_kv, sizeof *res);
     sigma_token *chunk = malloc(((size_t)max_ctx + decode) * sizeof *chunk);
@@ -212,7 +231,7 @@ int main(int argc, char **argv) {
             sp.n_ctx = C + (timed ? decode : 0);
             sp.n_batch = C < 512 ? C : 512;
             sp.n_threads = threads;
-            sp.logits_all = 1;
+            sp.logits_all = !decode_ppl;
             sp.kv_strategy = name;
             sp.kv_options = opts;
             sigma_session *s = NULL;
@@ -229,13 +248,24 @@ int main(int argc, char **argv) {
                 memcpy(chunk, tok + ch * C, C * sizeof *chunk);
                 if (add_bos) chunk[0] = bos;
                 int st = sigma_session_rewind(s, 0);
-                if (st == SIGMA_OK) st = sigma_session_eval(s, chunk, C);
+                if (st == SIGMA_OK) st = sigma_session_eval(s, chunk, decode_ppl ? C / 2 : C);
+                /* decode: token j alone, its logits score token j+1 (the
+                 * last token too, so the session ends at position C) */
+                for (uint32_t j = C / 2; decode_ppl && st == SIGMA_OK && j < C; j++) {
+                    const float *lg;
+                    st = sigma_session_eval(s, &chunk[j], 1);
+                    if (st == SIGMA_OK && j + 1 < C) st = sigma_session_logits(s, -1, &lg);
+                    if (st == SIGMA_OK && j + 1 < C) {
+                        nll += nll_of(lg, info.n_vocab, tok[ch * C + j + 1]);
+                        count++;
+                    }
+                }
                 if (st != SIGMA_OK) {
                     fprintf(stderr, "error: %s: %s\n", kvs[k], sigma_session_last_error(s));
                     res[k].failed = 1;
                     break;
                 }
-                for (uint32_t j = C / 2; j + 1 < C; j++) {
+                for (uint32_t j = C / 2; !decode_ppl && j + 1 < C; j++) {
                     const float *lg;
                     sigma_session_logits(s, (int32_t)j, &lg);
                     nll += nll_of(lg, info.n_vocab, tok[ch * C + j + 1]);
@@ -274,7 +304,7 @@ int main(int argc, char **argv) {
 
     /* the table */
     printf("| strategy |");
-    for (size_t c = 0; c < n_ctxs; c++) printf(" PPL @%u | vs dense |", ctxs[c]);
+    for (size_t c = 0; c < n_ctxs; c++) printf(" %sPPL @%u | vs dense |", decode_ppl ? "decode " : "", ctxs[c]);
     printf(" KV bytes/token @%u | vs dense | decode tok/s @%u |\n", max_ctx, max_ctx);
     printf("|---|");
     for (size_t c = 0; c < n_ctxs; c++) printf("---:|---:|");
