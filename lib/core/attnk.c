@@ -58,6 +58,11 @@ void sg_attn_accum_generic(float *out, const float *w, size_t nb, const void *v,
     }
 }
 
+void sg_attn_accum_heads_generic(uint32_t nh, float *const *out, const float *const *w, size_t nb,
+                                 const void *const *v, size_t v_stride, uint32_t rt, uint32_t d) {
+    for (uint32_t h = 0; h < nh; h++) sg_attn_accum_generic(out[h], w[h], nb, v[h], v_stride, rt, d);
+}
+
 #if SG_AK_X86
 #  define SG_AI static inline __attribute__((always_inline))
 
@@ -185,6 +190,15 @@ SG_T2 SG_AI void accum_avx2_t(float *out, const float *w, size_t nb, const void 
         for (uint32_t i = 0; i < 8; i++)
             if (i < na) _mm256_storeu_ps(out + c0 + 8 * i, acc[i]);
     }
+}
+
+/* AVX2 has 8 accumulators per 64 columns already: one head at a time */
+SG_T2 static void attn_accum_avx2(float *out, const float *w, size_t nb, const void *v,
+                                  size_t v_stride, uint32_t rt, uint32_t d);
+SG_T2 static void attn_accum_heads_avx2(uint32_t nh, float *const *out, const float *const *w,
+                                        size_t nb, const void *const *v, size_t v_stride, uint32_t rt,
+                                        uint32_t d) {
+    for (uint32_t h = 0; h < nh; h++) attn_accum_avx2(out[h], w[h], nb, v[h], v_stride, rt, d);
 }
 
 SG_T2 static void attn_accum_avx2(float *out, const float *w, size_t nb, const void *v,
@@ -319,6 +333,62 @@ SG_T5 SG_AI void accum_512_t(float *out, const float *w, size_t nb, const void *
     }
 }
 
+/* Up to 4 heads, 64 columns (4 vectors) per head and pass: 16 independent
+ * chains of FMAs where one head alone has 4 (d = 64), which the FMA latency
+ * would otherwise bound. Per element the same sequence as accum_512_t:
+ * acc = out; acc = fma(w[j], V_j, acc) for j in order; out = acc. */
+SG_T5 SG_AI void accum_heads_512_t(uint32_t nh, float *const *out, const float *const *w, size_t nb,
+                                   const void *const *v, size_t v_stride, uint32_t rt, uint32_t d) {
+    for (uint32_t c0 = 0; c0 < d; c0 += 64) {
+        uint32_t left = d - c0;
+        __mmask16 mk[4];
+        for (uint32_t i = 0; i < 4; i++) mk[i] = left > 16 * i ? tail_mask(left - 16 * i) : 0;
+        __m512 acc[4][4];
+        for (uint32_t h = 0; h < 4; h++)
+            for (uint32_t i = 0; i < 4; i++)
+                acc[h][i] = h < nh ? _mm512_maskz_loadu_ps(mk[i], out[h] + c0 + 16 * i) : _mm512_setzero_ps();
+        const uint8_t *vb[4];
+        const float *wh[4];
+        for (uint32_t h = 0; h < 4; h++) {
+            vb[h] = (const uint8_t *)v[h < nh ? h : 0];
+            wh[h] = w[h < nh ? h : 0];
+        }
+        size_t es = rt == SG_ROW_F32 ? 4 : 2;
+        for (size_t j = 0; j < nb; j++) {
+            for (uint32_t h = 0; h < 4; h++) {
+                if (h >= nh) break;
+                __m512 a = _mm512_set1_ps(wh[h][j]);
+                const void *row = vb[h] + (j * v_stride + c0) * es;
+                for (uint32_t i = 0; i < 4; i++)
+                    acc[h][i] = _mm512_fmadd_ps(a, ld16(row, 16 * i, rt, mk[i]), acc[h][i]);
+            }
+        }
+        for (uint32_t h = 0; h < 4; h++)
+            if (h < nh)
+                for (uint32_t i = 0; i < 4; i++)
+                    if (mk[i]) _mm512_mask_storeu_ps(out[h] + c0 + 16 * i, mk[i], acc[h][i]);
+    }
+}
+
+/* the common shape (f32/f16/bf16 rows, d = 64, 2 or 4 heads) unrolled,
+ * others through the general loop */
+SG_T5 SG_AI void accum_heads_512_n(uint32_t nh, float *const *out, const float *const *w, size_t nb,
+                                   const void *const *v, size_t v_stride, uint32_t rt, uint32_t d) {
+    if (d == 64 && nh == 4) accum_heads_512_t(4, out, w, nb, v, v_stride, rt, 64);
+    else if (d == 64 && nh == 2) accum_heads_512_t(2, out, w, nb, v, v_stride, rt, 64);
+    else accum_heads_512_t(nh, out, w, nb, v, v_stride, rt, d);
+}
+
+SG_T5 static void attn_accum_heads_512(uint32_t nh, float *const *out, const float *const *w,
+                                       size_t nb, const void *const *v, size_t v_stride, uint32_t rt,
+                                       uint32_t d) {
+    switch (rt) {
+    case SG_ROW_F16: accum_heads_512_n(nh, out, w, nb, v, v_stride, SG_ROW_F16, d); break;
+    case SG_ROW_BF16: accum_heads_512_n(nh, out, w, nb, v, v_stride, SG_ROW_BF16, d); break;
+    default: accum_heads_512_n(nh, out, w, nb, v, v_stride, SG_ROW_F32, d); break;
+    }
+}
+
 SG_T5 static void attn_accum_512(float *out, const float *w, size_t nb, const void *v,
                                  size_t v_stride, uint32_t rt, uint32_t d) {
     switch (rt) {
@@ -333,16 +403,19 @@ void sg_attn_kernels_fill(sg_kernels *k, int level) {
     k->attn_scores = sg_attn_scores_generic;
     k->attn_exp = sg_attn_exp_generic;
     k->attn_accum = sg_attn_accum_generic;
+    k->attn_accum_heads = sg_attn_accum_heads_generic;
 #if SG_AK_X86
     if (level >= 1) {
         k->attn_scores = attn_scores_avx2;
         k->attn_exp = attn_exp_avx2;
         k->attn_accum = attn_accum_avx2;
+        k->attn_accum_heads = attn_accum_heads_avx2;
     }
     if (level >= 2) {
         k->attn_scores = attn_scores_512;
         k->attn_exp = attn_exp_512;
         k->attn_accum = attn_accum_512;
+        k->attn_accum_heads = attn_accum_heads_512;
     }
 #else
     (void)level;

@@ -391,6 +391,62 @@ START_TEST(test_attn_scores_all) {
 }
 END_TEST
 
+/* accum_heads: each head bitwise equal to attn_accum for it alone, every
+ * number of heads (shared and distinct V rows), row type, width (tails) and
+ * block length; nothing written past d */
+START_TEST(test_attn_accum_heads) {
+    static const uint32_t dims[] = {8, 16, 24, 40, 64, 72, 128, 136};
+    static const size_t nbs[] = {1, 7, 16, 17, 64};
+    const uint32_t dmax = 136;
+    const size_t vst = dmax + 5;
+    float *V = malloc(2 * SG_ATTN_BLOCK * vst * sizeof(float));
+    uint16_t *V16 = malloc(2 * SG_ATTN_BLOCK * vst * 2), *Vb = malloc(2 * SG_ATTN_BLOCK * vst * 2);
+    fill(V, 2 * SG_ATTN_BLOCK * vst, 1.0f);
+    sigma_kernel_f32_to_f16(V16, V, 2 * SG_ATTN_BLOCK * vst);
+    sigma_kernel_f32_to_bf16(Vb, V, 2 * SG_ATTN_BLOCK * vst);
+    float w[SG_ATTN_ACCUM_HEADS][SG_ATTN_BLOCK];
+    float out[SG_ATTN_ACCUM_HEADS][144], ref[SG_ATTN_ACCUM_HEADS][144];
+    sg_kernels ks[3];
+    sg_kernels_init(&ks[0], 0);
+    sg_kernels_init_spec(&ks[1], 1, "avx2");
+    sg_kernels_init(&ks[2], 1);
+    for (int kk = 0; kk < 3; kk++)
+        for (uint32_t rt = 0; rt < 3; rt++) {
+            const uint8_t *vb = rt == SG_ROW_F16 ? (const uint8_t *)V16
+                                : rt == SG_ROW_BF16 ? (const uint8_t *)Vb
+                                                    : (const uint8_t *)V;
+            size_t es = rt == SG_ROW_F32 ? 4 : 2;
+            for (size_t di = 0; di < sizeof dims / sizeof *dims; di++)
+                for (size_t ni = 0; ni < sizeof nbs / sizeof *nbs; ni++)
+                    for (uint32_t nh = 1; nh <= SG_ATTN_ACCUM_HEADS; nh++) {
+                        uint32_t d = dims[di];
+                        size_t nb = nbs[ni];
+                        float *o[SG_ATTN_ACCUM_HEADS];
+                        const float *wp[SG_ATTN_ACCUM_HEADS];
+                        const void *vp[SG_ATTN_ACCUM_HEADS];
+                        for (uint32_t h = 0; h < nh; h++) {
+                            for (size_t j = 0; j < nb; j++) w[h][j] = rndf();
+                            for (uint32_t i = 0; i < 144; i++) out[h][i] = ref[h][i] = rndf();
+                            o[h] = out[h];
+                            wp[h] = w[h];
+                            /* heads 0 and 1 share rows, the others start elsewhere */
+                            vp[h] = vb + (h < 2 ? 0 : (size_t)h * 7 * vst * es);
+                        }
+                        ks[kk].attn_accum_heads(nh, o, wp, nb, vp, vst, rt, d);
+                        for (uint32_t h = 0; h < nh; h++) {
+                            ks[kk].attn_accum(ref[h], w[h], nb, vp[h], vst, rt, d);
+                            ck_assert_msg(memcmp(out[h], ref[h], sizeof ref[h]) == 0,
+                                          "%s rt %u d %u nb %zu nh %u: head %u differs", ks[kk].name,
+                                          rt, d, nb, nh, h);
+                        }
+                    }
+        }
+    free(V);
+    free(V16);
+    free(Vb);
+}
+END_TEST
+
 /* accumulate must not write past d (tails) */
 START_TEST(test_attn_accum_bounds) {
     float V[64 * 24], w[64], out[40];
@@ -419,6 +475,7 @@ int main(void) {
     tcase_add_test(tc, test_attn_group);
     tcase_add_test(tc, test_attn_kernels);
     tcase_add_test(tc, test_attn_accum_bounds);
+    tcase_add_test(tc, test_attn_accum_heads);
     tcase_add_test(tc, test_attn_scores_all);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -28,6 +28,12 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+static double cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
 static float rndf(void) {
     rng ^= rng << 13;
@@ -136,9 +142,9 @@ int main(int argc, char **argv) {
     }
     st.user = &env;
 
-    printf("| shape q/k/v/d | layers | kv | depth | ms/token (median of %u) | min | cache MB read | GB/s |%s\n",
+    printf("| shape q/k/v/d | layers | kv | depth | ms/token (median of %u) | min | CPU ms (median, all threads) | cache MB read | GB/s |%s\n",
            reps, bw ? " probe GB/s |" : "");
-    printf("|---|---:|---|---:|---:|---:|---:|---:|%s\n", bw ? "---:|" : "");
+    printf("|---|---:|---|---:|---:|---:|---:|---:|---:|%s\n", bw ? "---:|" : "");
     const char *p = depths;
     while (*p) {
         uint32_t D = (uint32_t)strtoul(p, NULL, 10);
@@ -167,9 +173,9 @@ int main(int argc, char **argv) {
                     return 1;
                 }
             }
-        double t[1000];
+        double t[1000], c[1000];
         for (uint32_t r = 0; r <= reps; r++) {
-            double t0 = now_s();
+            double t0 = now_s(), c0 = cpu_s();
             for (uint32_t l = 0; l < layers; l++) {
                 sigma_kv_attend_args a;
                 memset(&a, 0, sizeof a);
@@ -185,15 +191,20 @@ int main(int argc, char **argv) {
                     return 1;
                 }
             }
-            if (r) t[r - 1] = now_s() - t0; /* first call: warm-up */
+            if (r) { /* first call: warm-up */
+                t[r - 1] = now_s() - t0;
+                c[r - 1] = cpu_s() - c0;
+            }
         }
         qsort(t, reps, sizeof *t, cmp_d);
+        qsort(c, reps, sizeof *c, cmp_d);
         double med = t[reps / 2];
         size_t esize = opts && strstr(opts, "type=f") && !strstr(opts, "type=f32") ? 2 : 4;
         if (opts && strstr(opts, "type=bf16")) esize = 2;
         double bytes = (double)D * (double)(krow + vrow) * (double)esize * layers;
-        printf("| %u/%u/%u/%u | %u | %s | %u | %.3f | %.3f | %.1f | %.1f |", nq, nk, nv, dh, layers,
-               kvspec, D, med * 1e3, t[0] * 1e3, bytes / 1e6, bytes / med / 1e9);
+        printf("| %u/%u/%u/%u | %u | %s | %u | %.3f | %.3f | %.3f | %.1f | %.1f |", nq, nk, nv, dh,
+               layers, kvspec, D, med * 1e3, t[0] * 1e3, c[reps / 2] * 1e3, bytes / 1e6,
+               bytes / med / 1e9);
         if (bw) {
             size_t n = (size_t)(bytes / 4);
             float *buf = malloc(n * sizeof(float));
