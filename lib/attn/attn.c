@@ -12,6 +12,22 @@ void sg_attn_head(const sg_kernels *k, const float *q, const void *kbase, size_t
                   out, 0);
 }
 
+/* The largest of x[0..n-1] ignoring NaNs (-inf if none), in 8 independent
+ * lanes rather than one chain of compares. The maximum of a set does not
+ * depend on the order it is taken in (up to the sign of a zero, which no
+ * later step can tell: exp(x - 0) = exp(x + 0)). */
+static float block_max(const float *x, size_t n) {
+    float p[8];
+    for (int i = 0; i < 8; i++) p[i] = -INFINITY;
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int i = 0; i < 8; i++) p[i] = x[j + i] > p[i] ? x[j + i] : p[i];
+    for (; j < n; j++) p[0] = x[j] > p[0] ? x[j] : p[0];
+    float bm = -INFINITY;
+    for (int i = 0; i < 8; i++) bm = p[i] > bm ? p[i] : bm;
+    return bm;
+}
+
 /* Blocks of SG_ATTN_BLOCK positions: the scores of all heads of the group
  * against the block's K rows (each row read once for the group), then per
  * head the online-softmax update (running max m, running sum l), then the
@@ -53,9 +69,7 @@ void sg_attn_group(const sg_kernels *k, uint32_t n_heads, const float *q, size_t
         for (uint32_t h = 0; h < n_heads; h++) {
             float *sh = s + (size_t)h * SG_ATTN_BLOCK;
             float *oh = out + h * out_stride;
-            float bm = -INFINITY;
-            for (size_t j = 0; j < nb; j++)
-                if (sh[j] > bm) bm = sh[j];
+            float bm = block_max(sh, nb);
             if (!(bm > -INFINITY)) continue; /* all -inf (or NaN): nothing to add */
             if (bm > m[h]) {
                 if (l[h] > 0.0) {

@@ -336,47 +336,51 @@ SG_T5 SG_AI void accum_512_t(float *out, const float *w, size_t nb, const void *
 /* Up to 4 heads, 64 columns (4 vectors) per head and pass: 16 independent
  * chains of FMAs where one head alone has 4 (d = 64), which the FMA latency
  * would otherwise bound. Per element the same sequence as accum_512_t:
- * acc = out; acc = fma(w[j], V_j, acc) for j in order; out = acc. */
-SG_T5 SG_AI void accum_heads_512_t(uint32_t nh, float *const *out, const float *const *w, size_t nb,
-                                   const void *const *v, size_t v_stride, uint32_t rt, uint32_t d) {
+ * acc = out; acc = fma(w[j], V_j, acc) for j in order; out = acc.
+ * NH is a constant (the accumulators stay in registers). */
+SG_T5 SG_AI void accum_heads_512_t(float *const *out, const float *const *w, size_t nb,
+                                   const void *const *v, size_t v_stride, uint32_t rt, uint32_t d,
+                                   const uint32_t NH) {
+    const size_t es = rt == SG_ROW_F32 ? 4 : 2;
     for (uint32_t c0 = 0; c0 < d; c0 += 64) {
         uint32_t left = d - c0;
         __mmask16 mk[4];
         for (uint32_t i = 0; i < 4; i++) mk[i] = left > 16 * i ? tail_mask(left - 16 * i) : 0;
-        __m512 acc[4][4];
-        for (uint32_t h = 0; h < 4; h++)
-            for (uint32_t i = 0; i < 4; i++)
-                acc[h][i] = h < nh ? _mm512_maskz_loadu_ps(mk[i], out[h] + c0 + 16 * i) : _mm512_setzero_ps();
+        __m512 acc[16];
         const uint8_t *vb[4];
-        const float *wh[4];
-        for (uint32_t h = 0; h < 4; h++) {
-            vb[h] = (const uint8_t *)v[h < nh ? h : 0];
-            wh[h] = w[h < nh ? h : 0];
+#  pragma GCC unroll 4
+        for (uint32_t h = 0; h < NH; h++) {
+            vb[h] = (const uint8_t *)v[h] + (size_t)c0 * es;
+#  pragma GCC unroll 4
+            for (uint32_t i = 0; i < 4; i++)
+                acc[4 * h + i] = _mm512_maskz_loadu_ps(mk[i], out[h] + c0 + 16 * i);
         }
-        size_t es = rt == SG_ROW_F32 ? 4 : 2;
         for (size_t j = 0; j < nb; j++) {
-            for (uint32_t h = 0; h < 4; h++) {
-                if (h >= nh) break;
-                __m512 a = _mm512_set1_ps(wh[h][j]);
-                const void *row = vb[h] + (j * v_stride + c0) * es;
+#  pragma GCC unroll 4
+            for (uint32_t h = 0; h < NH; h++) {
+                __m512 a = _mm512_set1_ps(w[h][j]);
+                const void *row = vb[h] + j * v_stride * es;
+#  pragma GCC unroll 4
                 for (uint32_t i = 0; i < 4; i++)
-                    acc[h][i] = _mm512_fmadd_ps(a, ld16(row, 16 * i, rt, mk[i]), acc[h][i]);
+                    acc[4 * h + i] = _mm512_fmadd_ps(a, ld16(row, 16 * i, rt, mk[i]), acc[4 * h + i]);
             }
         }
-        for (uint32_t h = 0; h < 4; h++)
-            if (h < nh)
-                for (uint32_t i = 0; i < 4; i++)
-                    if (mk[i]) _mm512_mask_storeu_ps(out[h] + c0 + 16 * i, mk[i], acc[h][i]);
+#  pragma GCC unroll 4
+        for (uint32_t h = 0; h < NH; h++)
+#  pragma GCC unroll 4
+            for (uint32_t i = 0; i < 4; i++)
+                if (mk[i]) _mm512_mask_storeu_ps(out[h] + c0 + 16 * i, mk[i], acc[4 * h + i]);
     }
 }
 
-/* the common shape (f32/f16/bf16 rows, d = 64, 2 or 4 heads) unrolled,
- * others through the general loop */
 SG_T5 SG_AI void accum_heads_512_n(uint32_t nh, float *const *out, const float *const *w, size_t nb,
                                    const void *const *v, size_t v_stride, uint32_t rt, uint32_t d) {
-    if (d == 64 && nh == 4) accum_heads_512_t(4, out, w, nb, v, v_stride, rt, 64);
-    else if (d == 64 && nh == 2) accum_heads_512_t(2, out, w, nb, v, v_stride, rt, 64);
-    else accum_heads_512_t(nh, out, w, nb, v, v_stride, rt, d);
+    switch (nh) {
+    case 4: accum_heads_512_t(out, w, nb, v, v_stride, rt, d, 4); break;
+    case 3: accum_heads_512_t(out, w, nb, v, v_stride, rt, d, 3); break;
+    case 2: accum_heads_512_t(out, w, nb, v, v_stride, rt, d, 2); break;
+    default: accum_heads_512_t(out, w, nb, v, v_stride, rt, d, 1); break;
+    }
 }
 
 SG_T5 static void attn_accum_heads_512(uint32_t nh, float *const *out, const float *const *w,
