@@ -447,6 +447,53 @@ START_TEST(test_attn_accum_heads) {
 }
 END_TEST
 
+/* every score bitwise the same whatever its place: rows scored in blocks
+ * (full 16-row groups take an unmasked path) against the same row scored
+ * alone, contiguous rows of d = 64 (the dense layout) and strided rows */
+START_TEST(test_attn_scores_place) {
+    static const size_t nbs[] = {16, 17, 31, 32, 48, 63, 64};
+    static const uint32_t dims[] = {16, 64, 128};
+    const uint32_t nh = 3;
+    float *K = malloc(SG_ATTN_BLOCK * 136 * sizeof(float));
+    uint16_t *K16 = malloc(SG_ATTN_BLOCK * 136 * 2), *Kb = malloc(SG_ATTN_BLOCK * 136 * 2);
+    float q[3 * 128], s[3 * SG_ATTN_BLOCK], s1[SG_ATTN_BLOCK];
+    fill(K, SG_ATTN_BLOCK * 136, 1.0f);
+    fill(q, 3 * 128, 1.0f);
+    sigma_kernel_f32_to_f16(K16, K, SG_ATTN_BLOCK * 136);
+    sigma_kernel_f32_to_bf16(Kb, K, SG_ATTN_BLOCK * 136);
+    sg_kernels ks[3];
+    sg_kernels_init(&ks[0], 0);
+    sg_kernels_init_spec(&ks[1], 1, "avx2");
+    sg_kernels_init(&ks[2], 1);
+    for (int kk = 0; kk < 3; kk++)
+        for (uint32_t rt = 0; rt < 3; rt++)
+            for (size_t di = 0; di < 3; di++)
+                for (int strided = 0; strided < 2; strided++) {
+                    uint32_t d = dims[di];
+                    size_t kst = strided ? 136 : d, es = rt == SG_ROW_F32 ? 4 : 2;
+                    const uint8_t *kb = rt == SG_ROW_F16 ? (const uint8_t *)K16
+                                        : rt == SG_ROW_BF16 ? (const uint8_t *)Kb
+                                                            : (const uint8_t *)K;
+                    for (size_t ni = 0; ni < sizeof nbs / sizeof *nbs; ni++) {
+                        size_t nb = nbs[ni];
+                        ks[kk].attn_scores(q, 128, nh, kb, kst, rt, nb, d, 0.3f, s);
+                        for (size_t j = 0; j < nb; j++)
+                            for (uint32_t h = 0; h < nh; h++) {
+                                ks[kk].attn_scores(q + h * 128, 0, 1, kb + j * kst * es, kst, rt, 1, d,
+                                                   0.3f, s1);
+                                ck_assert_msg(memcmp(&s1[0], &s[h * SG_ATTN_BLOCK + j], sizeof(float)) == 0,
+                                              "%s rt %u d %u stride %zu nb %zu row %zu head %u: %g vs %g",
+                                              ks[kk].name, rt, d, kst, nb, j, h,
+                                              (double)s[h * SG_ATTN_BLOCK + j], (double)s1[0]);
+                            }
+                    }
+                }
+    free(K);
+    free(K16);
+    free(Kb);
+}
+END_TEST
+
 /* accumulate must not write past d (tails) */
 START_TEST(test_attn_accum_bounds) {
     float V[64 * 24], w[64], out[40];
@@ -476,6 +523,7 @@ int main(void) {
     tcase_add_test(tc, test_attn_kernels);
     tcase_add_test(tc, test_attn_accum_bounds);
     tcase_add_test(tc, test_attn_accum_heads);
+    tcase_add_test(tc, test_attn_scores_place);
     tcase_add_test(tc, test_attn_scores_all);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
