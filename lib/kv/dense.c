@@ -3,9 +3,10 @@
  *
  * Storage is head-major: per layer, K is [n_k][cap][d_qk] and V is
  * [n_v][cap][d_v], so the rows of one head are contiguous and attention
- * streams through them (with position-major rows a task read one 256-byte
- * piece per head out of every n_k*d_qk-element row: the hardware prefetchers
- * stop at page boundaries and every position touched a new page of V). The
+ * streams through them (with position-major rows a task read one head's
+ * piece out of every n_k*d_qk-element row; on Sigma-1.5B a V row is 4 KB,
+ * so every position touched a new page, where the hardware prefetchers
+ * stop: attention at 16k took twice as long; docs/performance.md). The
  * capacity cap grows by doubling up to n_ctx (each head's rows move to their
  * new place). The serialized form stays position-major (see dense_save).
  *
