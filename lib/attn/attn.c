@@ -12,11 +12,29 @@ void sg_attn_head(const sg_kernels *k, const float *q, const void *kbase, size_t
                   out, 0);
 }
 
+/* The largest of x[0..n-1] ignoring NaNs (-inf if none), in 8 independent
+ * lanes rather than one chain of compares. The maximum of a set does not
+ * depend on the order it is taken in (up to the sign of a zero, which no
+ * later step can tell: exp(x - 0) = exp(x + 0)). */
+static float block_max(const float *x, size_t n) {
+    float p[8];
+    for (int i = 0; i < 8; i++) p[i] = -INFINITY;
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int i = 0; i < 8; i++) p[i] = x[j + i] > p[i] ? x[j + i] : p[i];
+    for (; j < n; j++) p[0] = x[j] > p[0] ? x[j] : p[0];
+    float bm = -INFINITY;
+    for (int i = 0; i < 8; i++) bm = p[i] > bm ? p[i] : bm;
+    return bm;
+}
+
 /* Blocks of SG_ATTN_BLOCK positions: the scores of all heads of the group
  * against the block's K rows (each row read once for the group), then per
- * head the online-softmax update (running max m, running sum l) and the
- * weighted sum of the block's V rows. The operations for one head do not
- * depend on the others, so grouping never changes a result. */
+ * head the online-softmax update (running max m, running sum l), then the
+ * weighted sums of the block's V rows, several heads per kernel call (their
+ * chains of additions interleave; each head's order is unchanged). The
+ * operations for one head do not depend on the others, so grouping never
+ * changes a result. */
 void sg_attn_group(const sg_kernels *k, uint32_t n_heads, const float *q, size_t q_stride,
                    const void *kbase, size_t k_stride, const void *const *vbase, size_t v_stride,
                    sg_kv_type type, size_t n_pos, uint32_t d_qk, uint32_t d_v, float scale,
@@ -32,6 +50,9 @@ void sg_attn_group(const sg_kernels *k, uint32_t n_heads, const float *q, size_t
     float s[SG_ATTN_GROUP_MAX * SG_ATTN_BLOCK];
     float m[SG_ATTN_GROUP_MAX];
     double l[SG_ATTN_GROUP_MAX];
+    float *ao[SG_ATTN_GROUP_MAX];
+    const float *aw[SG_ATTN_GROUP_MAX];
+    const void *av[SG_ATTN_GROUP_MAX];
     size_t esize = type == SG_KV_F32 ? 4 : 2;
     for (uint32_t h = 0; h < n_heads; h++) {
         m[h] = -INFINITY;
@@ -42,12 +63,13 @@ void sg_attn_group(const sg_kernels *k, uint32_t n_heads, const float *q, size_t
         size_t nb = n_pos - p0 < SG_ATTN_BLOCK ? n_pos - p0 : SG_ATTN_BLOCK;
         k->attn_scores(q, q_stride, n_heads, (const uint8_t *)kbase + p0 * k_stride * esize, k_stride,
                        (uint32_t)type, nb, d_qk, scale, s);
+        /* per head: block max, rescale, weights; then the V sums of the
+         * heads with weights, SG_ATTN_ACCUM_HEADS at a time */
+        uint32_t na = 0;
         for (uint32_t h = 0; h < n_heads; h++) {
             float *sh = s + (size_t)h * SG_ATTN_BLOCK;
             float *oh = out + h * out_stride;
-            float bm = -INFINITY;
-            for (size_t j = 0; j < nb; j++)
-                if (sh[j] > bm) bm = sh[j];
+            float bm = block_max(sh, nb);
             if (!(bm > -INFINITY)) continue; /* all -inf (or NaN): nothing to add */
             if (bm > m[h]) {
                 if (l[h] > 0.0) {
@@ -58,8 +80,14 @@ void sg_attn_group(const sg_kernels *k, uint32_t n_heads, const float *q, size_t
                 m[h] = bm;
             }
             l[h] += (double)k->attn_exp(sh, nb, m[h]);
-            k->attn_accum(oh, sh, nb, (const uint8_t *)vbase[h] + p0 * v_stride * esize, v_stride,
-                          (uint32_t)type, d_v);
+            ao[na] = oh;
+            aw[na] = sh;
+            av[na] = (const uint8_t *)vbase[h] + p0 * v_stride * esize;
+            na++;
+        }
+        for (uint32_t a = 0; a < na; a += SG_ATTN_ACCUM_HEADS) {
+            uint32_t n = na - a < SG_ATTN_ACCUM_HEADS ? na - a : SG_ATTN_ACCUM_HEADS;
+            k->attn_accum_heads(n, ao + a, aw + a, nb, av + a, v_stride, (uint32_t)type, d_v);
         }
     }
     for (uint32_t h = 0; h < n_heads; h++)

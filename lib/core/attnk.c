@@ -58,6 +58,11 @@ void sg_attn_accum_generic(float *out, const float *w, size_t nb, const void *v,
     }
 }
 
+void sg_attn_accum_heads_generic(uint32_t nh, float *const *out, const float *const *w, size_t nb,
+                                 const void *const *v, size_t v_stride, uint32_t rt, uint32_t d) {
+    for (uint32_t h = 0; h < nh; h++) sg_attn_accum_generic(out[h], w[h], nb, v[h], v_stride, rt, d);
+}
+
 #if SG_AK_X86
 #  define SG_AI static inline __attribute__((always_inline))
 
@@ -187,6 +192,15 @@ SG_T2 SG_AI void accum_avx2_t(float *out, const float *w, size_t nb, const void 
     }
 }
 
+/* AVX2 has 8 accumulators per 64 columns already: one head at a time */
+SG_T2 static void attn_accum_avx2(float *out, const float *w, size_t nb, const void *v,
+                                  size_t v_stride, uint32_t rt, uint32_t d);
+SG_T2 static void attn_accum_heads_avx2(uint32_t nh, float *const *out, const float *const *w,
+                                        size_t nb, const void *const *v, size_t v_stride, uint32_t rt,
+                                        uint32_t d) {
+    for (uint32_t h = 0; h < nh; h++) attn_accum_avx2(out[h], w[h], nb, v[h], v_stride, rt, d);
+}
+
 SG_T2 static void attn_accum_avx2(float *out, const float *w, size_t nb, const void *v,
                                   size_t v_stride, uint32_t rt, uint32_t d) {
     if (d % 8) {
@@ -259,13 +273,69 @@ SG_T5 SG_AI void scores_512_t(const float *q, size_t q_stride, uint32_t nh, cons
     }
 }
 
+/* 16 full rows, D a multiple of 16: no masks, no per-row tests (with
+ * contiguous rows, D = K_STRIDE = 64, every address a constant offset).
+ * The operations per score are those of scores_512_t: acc = 0, fma over
+ * the 16-column chunks in order, hsum16x16, * scale. */
+SG_T5 SG_AI __m512 ld16u(const void *base, size_t idx, uint32_t rt) {
+    switch (rt) {
+    case SG_ROW_F16: return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)base + idx)));
+    case SG_ROW_BF16:
+        return _mm512_castsi512_ps(_mm512_slli_epi32(
+            _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)base + idx))), 16));
+    default: return _mm512_loadu_ps((const float *)base + idx);
+    }
+}
+
+SG_T5 SG_AI void scores_512_full(const float *q, size_t q_stride, uint32_t nh, const void *k,
+                                 size_t k_stride, uint32_t rt, size_t n16, uint32_t d, float scale,
+                                 float *s) {
+    const __m512 vs = _mm512_set1_ps(scale);
+    const size_t es = rt == SG_ROW_F32 ? 4 : 2;
+    for (size_t j0 = 0; j0 < 16 * n16; j0 += 16) {
+        const uint8_t *kb = (const uint8_t *)k + j0 * k_stride * es;
+        for (uint32_t h = 0; h < nh; h++) {
+            const float *qh = q + (size_t)h * q_stride;
+            __m512 acc[16];
+#  pragma GCC unroll 16
+            for (int r = 0; r < 16; r++) acc[r] = _mm512_setzero_ps();
+            for (uint32_t c = 0; c < d; c += 16) {
+                __m512 qv = _mm512_loadu_ps(qh + c);
+#  pragma GCC unroll 16
+                for (size_t r = 0; r < 16; r++)
+                    acc[r] = _mm512_fmadd_ps(qv, ld16u(kb, r * k_stride + c, rt), acc[r]);
+            }
+            _mm512_storeu_ps(s + (size_t)h * SG_ATTN_BLOCK + j0, _mm512_mul_ps(hsum16x16(acc), vs));
+        }
+    }
+}
+
+SG_T5 SG_AI void scores_512_rt(const float *q, size_t q_stride, uint32_t nh, const void *k,
+                               size_t k_stride, uint32_t rt, size_t nb, uint32_t d, float scale,
+                               float *s) {
+    size_t n16 = d % 16 ? 0 : nb / 16;
+    if (n16) {
+        if (d == 64 && k_stride == 64)
+            scores_512_full(q, q_stride, nh, k, 64, rt, n16, 64, scale, s);
+        else
+            scores_512_full(q, q_stride, nh, k, k_stride, rt, n16, d, scale, s);
+    }
+    if (16 * n16 < nb) {
+        /* the rest through the general loop (scores land at s + j0 of
+         * each head's row) */
+        size_t j0 = 16 * n16, es = rt == SG_ROW_F32 ? 4 : 2;
+        scores_512_t(q, q_stride, nh, (const uint8_t *)k + j0 * k_stride * es, k_stride, rt, nb - j0, d,
+                     scale, s + j0);
+    }
+}
+
 SG_T5 static void attn_scores_512(const float *q, size_t q_stride, uint32_t nh, const void *k,
                                   size_t k_stride, uint32_t rt, size_t nb, uint32_t d, float scale,
                                   float *s) {
     switch (rt) {
-    case SG_ROW_F16: scores_512_t(q, q_stride, nh, k, k_stride, SG_ROW_F16, nb, d, scale, s); break;
-    case SG_ROW_BF16: scores_512_t(q, q_stride, nh, k, k_stride, SG_ROW_BF16, nb, d, scale, s); break;
-    default: scores_512_t(q, q_stride, nh, k, k_stride, SG_ROW_F32, nb, d, scale, s); break;
+    case SG_ROW_F16: scores_512_rt(q, q_stride, nh, k, k_stride, SG_ROW_F16, nb, d, scale, s); break;
+    case SG_ROW_BF16: scores_512_rt(q, q_stride, nh, k, k_stride, SG_ROW_BF16, nb, d, scale, s); break;
+    default: scores_512_rt(q, q_stride, nh, k, k_stride, SG_ROW_F32, nb, d, scale, s); break;
     }
 }
 
@@ -319,6 +389,66 @@ SG_T5 SG_AI void accum_512_t(float *out, const float *w, size_t nb, const void *
     }
 }
 
+/* Up to 4 heads, 64 columns (4 vectors) per head and pass: 16 independent
+ * chains of FMAs where one head alone has 4 (d = 64), which the FMA latency
+ * would otherwise bound. Per element the same sequence as accum_512_t:
+ * acc = out; acc = fma(w[j], V_j, acc) for j in order; out = acc.
+ * NH is a constant (the accumulators stay in registers). */
+SG_T5 SG_AI void accum_heads_512_t(float *const *out, const float *const *w, size_t nb,
+                                   const void *const *v, size_t v_stride, uint32_t rt, uint32_t d,
+                                   const uint32_t NH) {
+    const size_t es = rt == SG_ROW_F32 ? 4 : 2;
+    for (uint32_t c0 = 0; c0 < d; c0 += 64) {
+        uint32_t left = d - c0;
+        __mmask16 mk[4];
+        for (uint32_t i = 0; i < 4; i++) mk[i] = left > 16 * i ? tail_mask(left - 16 * i) : 0;
+        __m512 acc[16];
+        const uint8_t *vb[4];
+#  pragma GCC unroll 4
+        for (uint32_t h = 0; h < NH; h++) {
+            vb[h] = (const uint8_t *)v[h] + (size_t)c0 * es;
+#  pragma GCC unroll 4
+            for (uint32_t i = 0; i < 4; i++)
+                acc[4 * h + i] = _mm512_maskz_loadu_ps(mk[i], out[h] + c0 + 16 * i);
+        }
+        for (size_t j = 0; j < nb; j++) {
+#  pragma GCC unroll 4
+            for (uint32_t h = 0; h < NH; h++) {
+                __m512 a = _mm512_set1_ps(w[h][j]);
+                const void *row = vb[h] + j * v_stride * es;
+#  pragma GCC unroll 4
+                for (uint32_t i = 0; i < 4; i++)
+                    acc[4 * h + i] = _mm512_fmadd_ps(a, ld16(row, 16 * i, rt, mk[i]), acc[4 * h + i]);
+            }
+        }
+#  pragma GCC unroll 4
+        for (uint32_t h = 0; h < NH; h++)
+#  pragma GCC unroll 4
+            for (uint32_t i = 0; i < 4; i++)
+                if (mk[i]) _mm512_mask_storeu_ps(out[h] + c0 + 16 * i, mk[i], acc[4 * h + i]);
+    }
+}
+
+SG_T5 SG_AI void accum_heads_512_n(uint32_t nh, float *const *out, const float *const *w, size_t nb,
+                                   const void *const *v, size_t v_stride, uint32_t rt, uint32_t d) {
+    switch (nh) {
+    case 4: accum_heads_512_t(out, w, nb, v, v_stride, rt, d, 4); break;
+    case 3: accum_heads_512_t(out, w, nb, v, v_stride, rt, d, 3); break;
+    case 2: accum_heads_512_t(out, w, nb, v, v_stride, rt, d, 2); break;
+    default: accum_heads_512_t(out, w, nb, v, v_stride, rt, d, 1); break;
+    }
+}
+
+SG_T5 static void attn_accum_heads_512(uint32_t nh, float *const *out, const float *const *w,
+                                       size_t nb, const void *const *v, size_t v_stride, uint32_t rt,
+                                       uint32_t d) {
+    switch (rt) {
+    case SG_ROW_F16: accum_heads_512_n(nh, out, w, nb, v, v_stride, SG_ROW_F16, d); break;
+    case SG_ROW_BF16: accum_heads_512_n(nh, out, w, nb, v, v_stride, SG_ROW_BF16, d); break;
+    default: accum_heads_512_n(nh, out, w, nb, v, v_stride, SG_ROW_F32, d); break;
+    }
+}
+
 SG_T5 static void attn_accum_512(float *out, const float *w, size_t nb, const void *v,
                                  size_t v_stride, uint32_t rt, uint32_t d) {
     switch (rt) {
@@ -333,16 +463,19 @@ void sg_attn_kernels_fill(sg_kernels *k, int level) {
     k->attn_scores = sg_attn_scores_generic;
     k->attn_exp = sg_attn_exp_generic;
     k->attn_accum = sg_attn_accum_generic;
+    k->attn_accum_heads = sg_attn_accum_heads_generic;
 #if SG_AK_X86
     if (level >= 1) {
         k->attn_scores = attn_scores_avx2;
         k->attn_exp = attn_exp_avx2;
         k->attn_accum = attn_accum_avx2;
+        k->attn_accum_heads = attn_accum_heads_avx2;
     }
     if (level >= 2) {
         k->attn_scores = attn_scores_512;
         k->attn_exp = attn_exp_512;
         k->attn_accum = attn_accum_512;
+        k->attn_accum_heads = attn_accum_heads_512;
     }
 #else
     (void)level;

@@ -103,7 +103,14 @@ typedef struct sg_kernels {
     float (*attn_exp)(float *x, size_t n, float m);
     void (*attn_accum)(float *out, const float *w, size_t nb, const void *v, size_t v_stride,
                        uint32_t rt, uint32_t d);
+    /* attn_accum for nh <= SG_ATTN_ACCUM_HEADS heads at once (head h:
+     * out[h], w[h], V rows from v[h]; the v[h] may be equal): each head's
+     * result bitwise equal to attn_accum for it alone (the heads only
+     * interleave, so the chains of additions overlap in the pipeline). */
+    void (*attn_accum_heads)(uint32_t nh, float *const *out, const float *const *w, size_t nb,
+                             const void *const *v, size_t v_stride, uint32_t rt, uint32_t d);
 } sg_kernels;
+#define SG_ATTN_ACCUM_HEADS 4
 
 /* Cached row types for the attention kernels (values of sg_kv_type). */
 enum { SG_ROW_F32 = 0, SG_ROW_F16 = 1, SG_ROW_BF16 = 2 };
@@ -118,6 +125,8 @@ void sg_attn_scores_generic(const float *q, size_t q_stride, uint32_t nh, const 
 float sg_attn_exp_generic(float *x, size_t n, float m);
 void sg_attn_accum_generic(float *out, const float *w, size_t nb, const void *v, size_t v_stride,
                            uint32_t rt, uint32_t d);
+void sg_attn_accum_heads_generic(uint32_t nh, float *const *out, const float *const *w, size_t nb,
+                                 const void *const *v, size_t v_stride, uint32_t rt, uint32_t d);
 
 /* Fill the table for this CPU. allow_simd = 0 forces the portable kernels
  * (also forced by building with -Dgeneric_kernels=true). */

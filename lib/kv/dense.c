@@ -1,8 +1,18 @@
 /* The `dense` KV strategy: every position's K (per K head, after RoPE) and V
- * (per V head) rows, in f32, f16 or bf16 ("type=..." option). Storage grows
- * by doubling up to n_ctx; attention streams over the rows with an online
- * softmax, one task per (query, K head): the query heads sharing a K head
- * read each block of its rows once (sg_attn_group). */
+ * (per V head) rows, in f32, f16 or bf16 ("type=..." option).
+ *
+ * Storage is head-major: per layer, K is [n_k][cap][d_qk] and V is
+ * [n_v][cap][d_v], so the rows of one head are contiguous and attention
+ * streams through them (with position-major rows a task read one head's
+ * piece out of every n_k*d_qk-element row; on Sigma-1.5B a V row is 4 KB,
+ * so every position touched a new page, where the hardware prefetchers
+ * stop: attention at 16k took twice as long; docs/performance.md). The
+ * capacity cap grows by doubling up to n_ctx (each head's rows move to their
+ * new place). The serialized form stays position-major (see dense_save).
+ *
+ * Attention streams over the rows with an online softmax, one task per
+ * (query, K head): the query heads sharing a K head read each block of its
+ * rows once (sg_attn_group). */
 #include <stdio.h>
 #include <string.h>
 
@@ -19,8 +29,8 @@ typedef struct dense_state {
     size_t esize;                /* bytes per stored element */
     size_t k_row, v_row;         /* elements per token and layer */
     uint32_t *n_pos;             /* per layer */
-    uint32_t *cap;               /* per layer, positions allocated */
-    uint8_t **k, **v;            /* per layer */
+    uint32_t *cap;               /* per layer, positions allocated (per head) */
+    uint8_t **k, **v;            /* per layer: [n_k][cap][d_qk], [n_v][cap][d_v] */
     uint32_t n_threads;
 } dense_state;
 
@@ -134,10 +144,13 @@ static int grow(dense_state *s, uint32_t l, uint32_t need) {
         sg_free(&s->alloc, nv);
         return SIGMA_E_NOMEM;
     }
-    size_t used = s->n_pos[l];
+    size_t used = s->n_pos[l], oc = s->cap[l];
+    size_t kh = (size_t)s->lay.d_qk * s->esize, vh = (size_t)s->lay.d_v * s->esize;
     if (used) {
-        memcpy(nk, s->k[l], used * s->k_row * s->esize);
-        memcpy(nv, s->v[l], used * s->v_row * s->esize);
+        for (uint32_t h = 0; h < s->lay.n_k_heads; h++)
+            memcpy(nk + h * (size_t)ncap * kh, s->k[l] + h * oc * kh, used * kh);
+        for (uint32_t h = 0; h < s->lay.n_v_heads; h++)
+            memcpy(nv + h * (size_t)ncap * vh, s->v[l] + h * oc * vh, used * vh);
     }
     sg_free(&s->alloc, s->k[l]);
     sg_free(&s->alloc, s->v[l]);
@@ -155,6 +168,14 @@ static void store(const dense_state *s, uint8_t *dst, const float *src, size_t n
     }
 }
 
+/* Row of head h at position p in layer l (K or V). */
+static uint8_t *k_at(const dense_state *s, uint32_t l, uint32_t h, size_t p) {
+    return s->k[l] + ((size_t)h * s->cap[l] + p) * s->lay.d_qk * s->esize;
+}
+static uint8_t *v_at(const dense_state *s, uint32_t l, uint32_t h, size_t p) {
+    return s->v[l] + ((size_t)h * s->cap[l] + p) * s->lay.d_v * s->esize;
+}
+
 static int dense_append(void *state, uint32_t layer, uint32_t pos0, uint32_t n, const float *k,
                         const float *v) {
     dense_state *s = state;
@@ -164,8 +185,16 @@ static int dense_append(void *state, uint32_t layer, uint32_t pos0, uint32_t n, 
     if (end > s->lay.n_ctx) return SIGMA_E_CONTEXT_FULL;
     int st = grow(s, layer, (uint32_t)end);
     if (st != SIGMA_OK) return st;
-    store(s, s->k[layer] + (size_t)pos0 * s->k_row * s->esize, k, (size_t)n * s->k_row);
-    store(s, s->v[layer] + (size_t)pos0 * s->v_row * s->esize, v, (size_t)n * s->v_row);
+    /* scatter each position's row into its heads */
+    const sigma_kv_layout *L = &s->lay;
+    for (uint32_t h = 0; h < L->n_k_heads; h++)
+        for (uint32_t i = 0; i < n; i++)
+            store(s, k_at(s, layer, h, (size_t)pos0 + i), k + (size_t)i * s->k_row + (size_t)h * L->d_qk,
+                  L->d_qk);
+    for (uint32_t h = 0; h < L->n_v_heads; h++)
+        for (uint32_t i = 0; i < n; i++)
+            store(s, v_at(s, layer, h, (size_t)pos0 + i), v + (size_t)i * s->v_row + (size_t)h * L->d_v,
+                  L->d_v);
     s->n_pos[layer] = (uint32_t)end;
     return SIGMA_OK;
 }
@@ -191,14 +220,14 @@ static void attend_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
         uint32_t r = (uint32_t)(t % ((size_t)L->n_k_heads * j->splits));
         uint32_t kh = r / j->splits;
         uint32_t h0 = kh * group + (r % j->splits) * sub;
-        const uint8_t *kb = s->k[j->layer] + (size_t)kh * L->d_qk * s->esize;
+        const uint8_t *kb = k_at(s, j->layer, kh, 0);
         size_t n_pos = (size_t)j->a->pos0 + qi + 1;
         for (uint32_t c = 0; c < sub; c += SG_ATTN_GROUP_MAX) {
             uint32_t nh = sub - c < SG_ATTN_GROUP_MAX ? sub - c : SG_ATTN_GROUP_MAX;
             for (uint32_t i = 0; i < nh; i++)
-                vb[i] = s->v[j->layer] + (size_t)((h0 + c + i) / per_v) * L->d_v * s->esize;
+                vb[i] = v_at(s, j->layer, (h0 + c + i) / per_v, 0);
             size_t hq = qi * L->n_q_heads + h0 + c;
-            sg_attn_group(s->exec->k, nh, j->a->q + hq * L->d_qk, L->d_qk, kb, s->k_row, vb, s->v_row,
+            sg_attn_group(s->exec->k, nh, j->a->q + hq * L->d_qk, L->d_qk, kb, L->d_qk, vb, L->d_v,
                           s->type, n_pos, L->d_qk, L->d_v, j->a->scale, j->a->out + hq * L->d_v,
                           L->d_v);
         }
@@ -244,7 +273,9 @@ static size_t dense_bytes_used(void *state) {
 
 /* Serialized form (little-endian): "DKV1", u32 type, u32 n_layers,
  * u32 k_row, u32 v_row; then per layer: u32 n_pos, n_pos K rows, n_pos V
- * rows, in the stored element type. */
+ * rows, in the stored element type. A row is one position's heads in order
+ * (position-major, as the rows were appended): save gathers the head-major
+ * storage into rows, load scatters them back. */
 static void put32(uint8_t *p, uint32_t v) {
     for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
@@ -252,9 +283,31 @@ static uint32_t get32(const uint8_t *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+/* Write positions 0..n-1 of layer l's K (or V) storage as position-major
+ * rows, through buf (buf_rows rows). */
+static int write_rows(const dense_state *s, uint32_t l, int is_v, size_t n, uint8_t *buf,
+                      size_t buf_rows, sigma_write_fn w, void *ctx) {
+    uint32_t nh = is_v ? s->lay.n_v_heads : s->lay.n_k_heads;
+    size_t hb = (size_t)(is_v ? s->lay.d_v : s->lay.d_qk) * s->esize, rb = nh * hb;
+    int st = SIGMA_OK;
+    for (size_t p0 = 0; p0 < n && st == SIGMA_OK; p0 += buf_rows) {
+        size_t m = n - p0 < buf_rows ? n - p0 : buf_rows;
+        for (size_t i = 0; i < m; i++)
+            for (uint32_t h = 0; h < nh; h++)
+                memcpy(buf + i * rb + h * hb, is_v ? v_at(s, l, h, p0 + i) : k_at(s, l, h, p0 + i), hb);
+        st = w(ctx, buf, m * rb);
+    }
+    return st;
+}
+
 static int dense_save(void *state, sigma_write_fn w, void *ctx) {
     dense_state *s = state;
     if (!s || !w) return SIGMA_E_INVALID_ARG;
+    /* a gather buffer of about 64 KB (at least one row) */
+    size_t rb = (s->k_row > s->v_row ? s->k_row : s->v_row) * s->esize;
+    size_t buf_rows = rb >= 65536 ? 1 : 65536 / rb;
+    uint8_t *buf = sg_malloc(&s->alloc, buf_rows * rb);
+    if (!buf) return SIGMA_E_NOMEM;
     uint8_t h[20];
     memcpy(h, "DKV1", 4);
     put32(h + 4, (uint32_t)s->type);
@@ -266,11 +319,10 @@ static int dense_save(void *state, sigma_write_fn w, void *ctx) {
         uint8_t n[4];
         put32(n, s->n_pos[l]);
         st = w(ctx, n, 4);
-        if (st == SIGMA_OK && s->n_pos[l])
-            st = w(ctx, s->k[l], (size_t)s->n_pos[l] * s->k_row * s->esize);
-        if (st == SIGMA_OK && s->n_pos[l])
-            st = w(ctx, s->v[l], (size_t)s->n_pos[l] * s->v_row * s->esize);
+        if (st == SIGMA_OK) st = write_rows(s, l, 0, s->n_pos[l], buf, buf_rows, w, ctx);
+        if (st == SIGMA_OK) st = write_rows(s, l, 1, s->n_pos[l], buf, buf_rows, w, ctx);
     }
+    sg_free(&s->alloc, buf);
     return st;
 }
 
@@ -316,9 +368,15 @@ static int dense_load(void *state, const void *data, size_t size) {
             break;
         }
         ncap[l] = cap;
-        memcpy(nk[l], p + off, (size_t)n * kb_row);
+        /* scatter the position-major rows into the heads */
+        size_t khb = (size_t)s->lay.d_qk * s->esize, vhb = (size_t)s->lay.d_v * s->esize;
+        for (size_t i = 0; i < n; i++)
+            for (uint32_t h = 0; h < s->lay.n_k_heads; h++)
+                memcpy(nk[l] + ((size_t)h * cap + i) * khb, p + off + i * kb_row + h * khb, khb);
         off += (size_t)n * kb_row;
-        memcpy(nv[l], p + off, (size_t)n * vb_row);
+        for (size_t i = 0; i < n; i++)
+            for (uint32_t h = 0; h < s->lay.n_v_heads; h++)
+                memcpy(nv[l] + ((size_t)h * cap + i) * vhb, p + off + i * vb_row + h * vhb, vhb);
         off += (size_t)n * vb_row;
     }
     if (st != SIGMA_OK) {

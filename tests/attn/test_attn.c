@@ -391,6 +391,109 @@ START_TEST(test_attn_scores_all) {
 }
 END_TEST
 
+/* accum_heads: each head bitwise equal to attn_accum for it alone, every
+ * number of heads (shared and distinct V rows), row type, width (tails) and
+ * block length; nothing written past d */
+START_TEST(test_attn_accum_heads) {
+    static const uint32_t dims[] = {8, 16, 24, 40, 64, 72, 128, 136};
+    static const size_t nbs[] = {1, 7, 16, 17, 64};
+    const uint32_t dmax = 136;
+    const size_t vst = dmax + 5;
+    float *V = malloc(2 * SG_ATTN_BLOCK * vst * sizeof(float));
+    uint16_t *V16 = malloc(2 * SG_ATTN_BLOCK * vst * 2), *Vb = malloc(2 * SG_ATTN_BLOCK * vst * 2);
+    fill(V, 2 * SG_ATTN_BLOCK * vst, 1.0f);
+    sigma_kernel_f32_to_f16(V16, V, 2 * SG_ATTN_BLOCK * vst);
+    sigma_kernel_f32_to_bf16(Vb, V, 2 * SG_ATTN_BLOCK * vst);
+    float w[SG_ATTN_ACCUM_HEADS][SG_ATTN_BLOCK];
+    float out[SG_ATTN_ACCUM_HEADS][144], ref[SG_ATTN_ACCUM_HEADS][144];
+    sg_kernels ks[3];
+    sg_kernels_init(&ks[0], 0);
+    sg_kernels_init_spec(&ks[1], 1, "avx2");
+    sg_kernels_init(&ks[2], 1);
+    for (int kk = 0; kk < 3; kk++)
+        for (uint32_t rt = 0; rt < 3; rt++) {
+            const uint8_t *vb = rt == SG_ROW_F16 ? (const uint8_t *)V16
+                                : rt == SG_ROW_BF16 ? (const uint8_t *)Vb
+                                                    : (const uint8_t *)V;
+            size_t es = rt == SG_ROW_F32 ? 4 : 2;
+            for (size_t di = 0; di < sizeof dims / sizeof *dims; di++)
+                for (size_t ni = 0; ni < sizeof nbs / sizeof *nbs; ni++)
+                    for (uint32_t nh = 1; nh <= SG_ATTN_ACCUM_HEADS; nh++) {
+                        uint32_t d = dims[di];
+                        size_t nb = nbs[ni];
+                        float *o[SG_ATTN_ACCUM_HEADS];
+                        const float *wp[SG_ATTN_ACCUM_HEADS];
+                        const void *vp[SG_ATTN_ACCUM_HEADS];
+                        for (uint32_t h = 0; h < nh; h++) {
+                            for (size_t j = 0; j < nb; j++) w[h][j] = rndf();
+                            for (uint32_t i = 0; i < 144; i++) out[h][i] = ref[h][i] = rndf();
+                            o[h] = out[h];
+                            wp[h] = w[h];
+                            /* heads 0 and 1 share rows, the others start elsewhere */
+                            vp[h] = vb + (h < 2 ? 0 : (size_t)h * 7 * vst * es);
+                        }
+                        ks[kk].attn_accum_heads(nh, o, wp, nb, vp, vst, rt, d);
+                        for (uint32_t h = 0; h < nh; h++) {
+                            ks[kk].attn_accum(ref[h], w[h], nb, vp[h], vst, rt, d);
+                            ck_assert_msg(memcmp(out[h], ref[h], sizeof ref[h]) == 0,
+                                          "%s rt %u d %u nb %zu nh %u: head %u differs", ks[kk].name,
+                                          rt, d, nb, nh, h);
+                        }
+                    }
+        }
+    free(V);
+    free(V16);
+    free(Vb);
+}
+END_TEST
+
+/* every score bitwise the same whatever its place: rows scored in blocks
+ * (full 16-row groups take an unmasked path) against the same row scored
+ * alone, contiguous rows of d = 64 (the dense layout) and strided rows */
+START_TEST(test_attn_scores_place) {
+    static const size_t nbs[] = {16, 17, 31, 32, 48, 63, 64};
+    static const uint32_t dims[] = {16, 64, 128};
+    const uint32_t nh = 3;
+    float *K = malloc(SG_ATTN_BLOCK * 136 * sizeof(float));
+    uint16_t *K16 = malloc(SG_ATTN_BLOCK * 136 * 2), *Kb = malloc(SG_ATTN_BLOCK * 136 * 2);
+    float q[3 * 128], s[3 * SG_ATTN_BLOCK], s1[SG_ATTN_BLOCK];
+    fill(K, SG_ATTN_BLOCK * 136, 1.0f);
+    fill(q, 3 * 128, 1.0f);
+    sigma_kernel_f32_to_f16(K16, K, SG_ATTN_BLOCK * 136);
+    sigma_kernel_f32_to_bf16(Kb, K, SG_ATTN_BLOCK * 136);
+    sg_kernels ks[3];
+    sg_kernels_init(&ks[0], 0);
+    sg_kernels_init_spec(&ks[1], 1, "avx2");
+    sg_kernels_init(&ks[2], 1);
+    for (int kk = 0; kk < 3; kk++)
+        for (uint32_t rt = 0; rt < 3; rt++)
+            for (size_t di = 0; di < 3; di++)
+                for (int strided = 0; strided < 2; strided++) {
+                    uint32_t d = dims[di];
+                    size_t kst = strided ? 136 : d, es = rt == SG_ROW_F32 ? 4 : 2;
+                    const uint8_t *kb = rt == SG_ROW_F16 ? (const uint8_t *)K16
+                                        : rt == SG_ROW_BF16 ? (const uint8_t *)Kb
+                                                            : (const uint8_t *)K;
+                    for (size_t ni = 0; ni < sizeof nbs / sizeof *nbs; ni++) {
+                        size_t nb = nbs[ni];
+                        ks[kk].attn_scores(q, 128, nh, kb, kst, rt, nb, d, 0.3f, s);
+                        for (size_t j = 0; j < nb; j++)
+                            for (uint32_t h = 0; h < nh; h++) {
+                                ks[kk].attn_scores(q + h * 128, 0, 1, kb + j * kst * es, kst, rt, 1, d,
+                                                   0.3f, s1);
+                                ck_assert_msg(memcmp(&s1[0], &s[h * SG_ATTN_BLOCK + j], sizeof(float)) == 0,
+                                              "%s rt %u d %u stride %zu nb %zu row %zu head %u: %g vs %g",
+                                              ks[kk].name, rt, d, kst, nb, j, h,
+                                              (double)s[h * SG_ATTN_BLOCK + j], (double)s1[0]);
+                            }
+                    }
+                }
+    free(K);
+    free(K16);
+    free(Kb);
+}
+END_TEST
+
 /* accumulate must not write past d (tails) */
 START_TEST(test_attn_accum_bounds) {
     float V[64 * 24], w[64], out[40];
@@ -419,6 +522,8 @@ int main(void) {
     tcase_add_test(tc, test_attn_group);
     tcase_add_test(tc, test_attn_kernels);
     tcase_add_test(tc, test_attn_accum_bounds);
+    tcase_add_test(tc, test_attn_accum_heads);
+    tcase_add_test(tc, test_attn_scores_place);
     tcase_add_test(tc, test_attn_scores_all);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

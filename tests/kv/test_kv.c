@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attn/attn.h"
 #include "kv/kv.h"
 
 static const sigma_kv_layout LAY = {sizeof(sigma_kv_layout), 2, 4, 1, 2, 8, 4, 200, 16};
@@ -178,6 +179,171 @@ START_TEST(test_f16_storage) {
 }
 END_TEST
 
+/* Head-major storage against the position-major rows it was given, for
+ * every cache type: attention bitwise equal to sg_attn_group over the
+ * position-major rows (what dense computed before its storage became
+ * head-major), save writing exactly the position-major blob
+ * (docs/session-format.md), growth past several capacities, rewind and
+ * overwrite, load -> identical attention and save bytes, and appends after
+ * a load (growth from the loaded capacity). */
+#define HM_L 2u
+#define HM_NQ 8u
+#define HM_NK 2u
+#define HM_NV 4u
+#define HM_DQK 16u
+#define HM_DV 8u
+#define HM_CTX 300u
+#define HM_KROW (HM_NK * HM_DQK)
+#define HM_VROW (HM_NV * HM_DV)
+
+typedef struct hm_ref {
+    uint32_t type;
+    size_t es;
+    uint32_t n_pos;
+    uint8_t k[HM_L][HM_CTX * HM_KROW * 4], v[HM_L][HM_CTX * HM_VROW * 4]; /* stored type */
+} hm_ref;
+
+static void hm_store(const hm_ref *r, uint8_t *dst, const float *src, size_t n) {
+    if (r->type == SG_KV_F16) sigma_kernel_f32_to_f16((uint16_t *)(void *)dst, src, n);
+    else if (r->type == SG_KV_BF16) sigma_kernel_f32_to_bf16((uint16_t *)(void *)dst, src, n);
+    else memcpy(dst, src, n * sizeof(float));
+}
+
+static void hm_append(const sigma_kv_strategy *d, void *st, hm_ref *r, uint32_t pos0, uint32_t n,
+                      float base) {
+    float k[16 * HM_KROW], v[16 * HM_VROW];
+    ck_assert_uint_le(n, 16);
+    for (uint32_t l = 0; l < HM_L; l++) {
+        fill(k, n * HM_KROW, base + (float)pos0 * 0.01f + (float)l);
+        fill(v, n * HM_VROW, -base + (float)pos0 * 0.02f - (float)l);
+        ck_assert_int_eq(d->append(st, l, pos0, n, k, v), SIGMA_OK);
+        hm_store(r, r->k[l] + (size_t)pos0 * HM_KROW * r->es, k, n * HM_KROW);
+        hm_store(r, r->v[l] + (size_t)pos0 * HM_VROW * r->es, v, n * HM_VROW);
+    }
+    r->n_pos = pos0 + n;
+}
+
+/* the expected save blob */
+static blob hm_blob(const hm_ref *r) {
+    blob b = {NULL, 0};
+    uint8_t h[20];
+    memcpy(h, "DKV1", 4);
+    uint32_t vals[4] = {r->type, HM_L, HM_KROW, HM_VROW};
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) h[4 + 4 * i + j] = (uint8_t)(vals[i] >> (8 * j));
+    blob_write(&b, h, 20);
+    for (uint32_t l = 0; l < HM_L; l++) {
+        uint8_t n[4] = {(uint8_t)r->n_pos, (uint8_t)(r->n_pos >> 8), 0, 0};
+        blob_write(&b, n, 4);
+        blob_write(&b, r->k[l], (size_t)r->n_pos * HM_KROW * r->es);
+        blob_write(&b, r->v[l], (size_t)r->n_pos * HM_VROW * r->es);
+    }
+    return b;
+}
+
+/* attend the last nq positions of every layer and compare with the
+ * reference computation over the position-major rows */
+static void hm_check_attend(const sigma_kv_strategy *d, void *st, const hm_ref *r, uint32_t nq) {
+    static float q[4 * HM_NQ * HM_DQK], out[4 * HM_NQ * HM_DV], ref[4 * HM_NQ * HM_DV];
+    fill(q, sizeof q / sizeof *q, 0.3f + (float)r->n_pos * 0.001f);
+    sg_kernels kern;
+    sg_kernels_init(&kern, 0); /* dense with user = NULL: portable kernels */
+    const uint32_t group = HM_NQ / HM_NK, per_v = HM_NQ / HM_NV;
+    for (uint32_t l = 0; l < HM_L; l++) {
+        sigma_kv_attend_args a = {sizeof a, l, r->n_pos - nq, nq, q, out, 0.25f};
+        ck_assert_int_eq(d->attend(st, &a), SIGMA_OK);
+        for (uint32_t qi = 0; qi < nq; qi++)
+            for (uint32_t kh = 0; kh < HM_NK; kh++) {
+                const void *vb[HM_NQ];
+                for (uint32_t i = 0; i < group; i++)
+                    vb[i] = r->v[l] + (size_t)((kh * group + i) / per_v) * HM_DV * r->es;
+                size_t hq = (size_t)qi * HM_NQ + kh * group;
+                sg_attn_group(&kern, group, q + hq * HM_DQK, HM_DQK, r->k[l] + (size_t)kh * HM_DQK * r->es,
+                              HM_KROW, vb, HM_VROW, (sg_kv_type)r->type, r->n_pos - nq + qi + 1, HM_DQK,
+                              HM_DV, 0.25f, ref + hq * HM_DV, HM_DV);
+            }
+        ck_assert_msg(memcmp(out, ref, (size_t)nq * HM_NQ * HM_DV * sizeof(float)) == 0,
+                      "type %u layer %u n_pos %u: attention differs from the position-major reference",
+                      r->type, l, r->n_pos);
+    }
+}
+
+static void hm_check_save(const sigma_kv_strategy *d, void *st, const hm_ref *r) {
+    blob want = hm_blob(r), got = {NULL, 0};
+    ck_assert_int_eq(d->save(st, blob_write, &got), SIGMA_OK);
+    ck_assert_uint_eq(got.len, want.len);
+    ck_assert_msg(memcmp(got.data, want.data, want.len) == 0, "type %u: save bytes differ", r->type);
+    free(got.data);
+    free(want.data);
+}
+
+START_TEST(test_head_major) {
+    static const char *const types[] = {"type=f32", "type=f16", "type=bf16"};
+    static hm_ref r;
+    const sigma_kv_layout lay = {sizeof lay, HM_L, HM_NQ, HM_NK, HM_NV, HM_DQK, HM_DV, HM_CTX, 16};
+    sigma_kv_strategy dk;
+    ck_assert_int_eq(sg_kv_find("dense", &dk), 1);
+    const sigma_kv_strategy *d = &dk;
+    uint32_t t = (uint32_t)_i;
+    memset(&r, 0, sizeof r);
+    r.type = t;
+    r.es = t == SG_KV_F32 ? 4 : 2;
+    void *st = NULL;
+    char err[128];
+    ck_assert_int_eq(d->create(NULL, &lay, types[t], &st, err, sizeof err), SIGMA_OK);
+    /* uneven appends through capacities 64, 128, 256 */
+    uint32_t pos = 0;
+    while (pos < 200) {
+        uint32_t n = pos % 11 + 1;
+        if (pos + n > 200) n = 200 - pos;
+        hm_append(d, st, &r, pos, n, 0.5f);
+        pos += n;
+        if (pos == 1 || pos == 64 || pos == 65 || pos == 129 || pos == 200) hm_check_attend(d, st, &r, 1);
+    }
+    hm_check_attend(d, st, &r, 4);
+    hm_check_save(d, st, &r);
+    ck_assert_uint_eq(d->bytes_used(st), (size_t)HM_L * 200 * (HM_KROW + HM_VROW) * r.es);
+    /* rewind, overwrite with other rows, rewind, re-append the first ones */
+    ck_assert_int_eq(d->truncate(st, 150), SIGMA_OK);
+    hm_ref *junk = malloc(sizeof *junk);
+    ck_assert_ptr_nonnull(junk);
+    memcpy(junk, &r, sizeof r);
+    for (uint32_t p = 150; p < 170; p += 10) hm_append(d, st, junk, p, 10, 9.0f);
+    hm_check_attend(d, st, junk, 2);
+    free(junk);
+    ck_assert_int_eq(d->truncate(st, 150), SIGMA_OK);
+    r.n_pos = 150;
+    hm_check_attend(d, st, &r, 3);
+    hm_check_save(d, st, &r);
+    for (uint32_t p = 150; p < 200; p += 10) hm_append(d, st, &r, p, 10, 0.5f);
+    hm_check_attend(d, st, &r, 4);
+    hm_check_save(d, st, &r);
+    /* load into a fresh state: same attention, same bytes; then both go on
+     * (the loaded state grows from its loaded capacity) */
+    blob b = {NULL, 0};
+    ck_assert_int_eq(d->save(st, blob_write, &b), SIGMA_OK);
+    void *st2 = NULL;
+    ck_assert_int_eq(d->create(NULL, &lay, types[t], &st2, err, sizeof err), SIGMA_OK);
+    ck_assert_int_eq(d->load(st2, b.data, b.len), SIGMA_OK);
+    free(b.data);
+    hm_check_attend(d, st2, &r, 4);
+    hm_check_save(d, st2, &r);
+    static hm_ref r2;
+    memcpy(&r2, &r, sizeof r);
+    for (uint32_t p = 200; p < HM_CTX; p += 16) {
+        uint32_t n = HM_CTX - p < 16 ? HM_CTX - p : 16;
+        hm_append(d, st, &r, p, n, 2.0f);
+        hm_append(d, st2, &r2, p, n, 2.0f);
+    }
+    hm_check_attend(d, st, &r, 4);
+    hm_check_attend(d, st2, &r2, 4);
+    hm_check_save(d, st2, &r2);
+    hm_check_save(d, st, &r);
+    d->destroy(st2);
+    d->destroy(st);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("kv");
     TCase *tc = tcase_create("kv");
@@ -185,6 +351,7 @@ int main(void) {
     tcase_add_test(tc, test_options);
     tcase_add_test(tc, test_append_attend_truncate);
     tcase_add_test(tc, test_f16_storage);
+    tcase_add_loop_test(tc, test_head_major, 0, 3);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
