@@ -177,6 +177,8 @@ int sg_gemm_generic(const sg_gemm *g) {
 /* ---- AVX2 (+FMA, F16C) -------------------------------------------------------- */
 #  define SG_T_AVX2 __attribute__((target("avx2,fma,f16c")))
 #  define SG_INLINE static inline __attribute__((always_inline))
+/* the register tiles' loops must be unrolled (arrays of vectors in registers) */
+#  define SG_UNROLL4 _Pragma("GCC unroll 4")
 
 SG_T_AVX2 void sg_q8_quantize_avx2(const float *x, size_t n, uint8_t *dst) {
     size_t nb = n / 32;
@@ -496,25 +498,32 @@ SG_INLINE SG_T_512 void tile_q8_512(uint32_t type, const uint8_t *w, size_t ws, 
                                     const uint8_t *a, size_t as, const int RA, size_t nb,
                                     float *y, size_t ldy) {
     __m512 acc[4][4];
-    for (int i = 0; i < RW; i++)
-        for (int j = 0; j < RA; j++) acc[i][j] = _mm512_setzero_ps();
+    SG_UNROLL4 for (int i = 0; i < RW; i++)
+        SG_UNROLL4 for (int j = 0; j < RA; j++) acc[i][j] = _mm512_setzero_ps();
     const __m512i zero = _mm512_setzero_si512();
     const size_t bs = type == SG_TYPE_Q4_0 ? 18 : type == SG_TYPE_Q4_1 ? 20 : 34;
     const size_t ng = (nb + 3) / 4, nfull = nb / 4;
     for (size_t gi = 0; gi < ng; gi++) {
         __m512i lo[4], hi[4];
         __m512 dw[4], mw[4];
-        for (int i = 0; i < RW; i++) {
-            const uint8_t *blk = w + (size_t)i * ws + gi * 4 * bs;
-            if (gi < nfull) prep_w512(type, blk, bs, 4, &lo[i], &hi[i], &dw[i], &mw[i]);
-            else prep_w512(type, blk, bs, (int)(nb - gi * 4), &lo[i], &hi[i], &dw[i], &mw[i]);
+        if (gi < nfull) {
+            SG_UNROLL4 for (int i = 0; i < RW; i++) {
+                const uint8_t *blk = w + (size_t)i * ws + gi * 4 * bs;
+                /* the streams of decode: ask for the data 8 groups ahead */
+                _mm_prefetch((const char *)(blk + 8 * 4 * bs), _MM_HINT_T0);
+                prep_w512(type, blk, bs, 4, &lo[i], &hi[i], &dw[i], &mw[i]);
+            }
+        } else {
+            SG_UNROLL4 for (int i = 0; i < RW; i++)
+                prep_w512(type, w + (size_t)i * ws + gi * 4 * bs, bs, (int)(nb - gi * 4), &lo[i],
+                          &hi[i], &dw[i], &mw[i]);
         }
-        for (int j = 0; j < RA; j++) {
+        SG_UNROLL4 for (int j = 0; j < RA; j++) {
             const uint8_t *g = a + (size_t)j * as + gi * QG;
             __m512i xl = _mm512_loadu_si512((const void *)g);
             __m512i xh = _mm512_loadu_si512((const void *)(g + 64));
             __m512 dx = _mm512_loadu_ps((const void *)(g + 128));
-            for (int i = 0; i < RW; i++) {
+            SG_UNROLL4 for (int i = 0; i < RW; i++) {
                 __m512i init = type == SG_TYPE_Q4_0   ? _mm512_loadu_si512((const void *)(g + 256))
                                : type == SG_TYPE_Q8_0 ? _mm512_loadu_si512((const void *)(g + 320))
                                                       : zero;
@@ -525,8 +534,8 @@ SG_INLINE SG_T_512 void tile_q8_512(uint32_t type, const uint8_t *w, size_t ws, 
             }
         }
     }
-    for (int i = 0; i < RW; i++)
-        for (int j = 0; j < RA; j++) y[(size_t)j * ldy + i] = _mm512_reduce_add_ps(acc[i][j]);
+    SG_UNROLL4 for (int i = 0; i < RW; i++)
+        SG_UNROLL4 for (int j = 0; j < RA; j++) y[(size_t)j * ldy + i] = _mm512_reduce_add_ps(acc[i][j]);
 }
 
 /* Prefill: the prep above is the same for every activation row, so for
@@ -558,18 +567,18 @@ SG_INLINE SG_T_512 void expand_w512(uint32_t type, const uint8_t *w, size_t ws, 
 SG_INLINE SG_T_512 void tile_q8x_512(uint32_t type, const uint8_t *xw, const int RW, const uint8_t *a,
                                      size_t as, const int RA, size_t ng, float *y, size_t ldy) {
     __m512 acc[4][4];
-    for (int i = 0; i < RW; i++)
-        for (int j = 0; j < RA; j++) acc[i][j] = _mm512_setzero_ps();
+    SG_UNROLL4 for (int i = 0; i < RW; i++)
+        SG_UNROLL4 for (int j = 0; j < RA; j++) acc[i][j] = _mm512_setzero_ps();
     const __m512i zero = _mm512_setzero_si512();
     const size_t es = xw_entry(type);
     for (size_t gi = 0; gi < ng; gi++) {
         const uint8_t *e = xw + gi * (size_t)RW * es;
-        for (int j = 0; j < RA; j++) {
+        SG_UNROLL4 for (int j = 0; j < RA; j++) {
             const uint8_t *g = a + (size_t)j * as + gi * QG;
             __m512i xl = _mm512_loadu_si512((const void *)g);
             __m512i xh = _mm512_loadu_si512((const void *)(g + 64));
             __m512 dx = _mm512_loadu_ps((const void *)(g + 128));
-            for (int i = 0; i < RW; i++) {
+            SG_UNROLL4 for (int i = 0; i < RW; i++) {
                 const uint8_t *ei = e + (size_t)i * es;
                 __m512i init = type == SG_TYPE_Q4_0   ? _mm512_loadu_si512((const void *)(g + 256))
                                : type == SG_TYPE_Q8_0 ? _mm512_loadu_si512((const void *)(g + 320))
@@ -586,8 +595,8 @@ SG_INLINE SG_T_512 void tile_q8x_512(uint32_t type, const uint8_t *xw, const int
             }
         }
     }
-    for (int i = 0; i < RW; i++)
-        for (int j = 0; j < RA; j++) y[(size_t)j * ldy + i] = _mm512_reduce_add_ps(acc[i][j]);
+    SG_UNROLL4 for (int i = 0; i < RW; i++)
+        SG_UNROLL4 for (int j = 0; j < RA; j++) y[(size_t)j * ldy + i] = _mm512_reduce_add_ps(acc[i][j]);
 }
 
 SG_INLINE SG_T_512 __m512 ldw_512(uint32_t type, const uint8_t *w, size_t k, __mmask16 m) {
