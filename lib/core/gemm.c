@@ -343,7 +343,7 @@ SG_INLINE SG_T_AVX2 void tile_f_avx2(uint32_t type, const uint8_t *w, size_t ws,
                 (const uint8_t *)g->a + j * g->a_stride, g->a_stride, RA_, g->n,         \
                 g->y + j * g->ldy + i, g->ldy)
 
-SG_T_AVX2 static void q8_tiles_avx2(const sg_gemm *g, uint32_t T, size_t nb) {
+SG_INLINE SG_T_AVX2 void q8_tiles_avx2(const sg_gemm *g, uint32_t T, size_t nb) {
     for (size_t i = 0; i < g->nr; i += 2) {
         int rw = g->nr - i < 2 ? (int)(g->nr - i) : 2;
         for (size_t j = 0; j < g->na; j += 2) {
@@ -356,7 +356,7 @@ SG_T_AVX2 static void q8_tiles_avx2(const sg_gemm *g, uint32_t T, size_t nb) {
     }
 }
 
-SG_T_AVX2 static void f_tiles_avx2(const sg_gemm *g, uint32_t T) {
+SG_INLINE SG_T_AVX2 void f_tiles_avx2(const sg_gemm *g, uint32_t T) {
     for (size_t i = 0; i < g->nr; i += 4) {
         int rw = g->nr - i < 4 ? (int)(g->nr - i) : 4;
         for (size_t j = 0; j < g->na; j += 2) {
@@ -646,7 +646,7 @@ SG_INLINE SG_T_512 void tile_f_512(uint32_t type, const uint8_t *w, size_t ws, c
 
 /* tiles of 4 weight rows x 3 activation rows (registers: 12 accumulators
  * and 3-4 vectors per weight row) */
-SG_T_512 static void q8_tiles_512(const sg_gemm *g, uint32_t T, size_t nb) {
+SG_INLINE SG_T_512 void q8_tiles_512(const sg_gemm *g, uint32_t T, size_t nb) {
     const size_t ng = (nb + 3) / 4;
     uint8_t *xw = (uint8_t *)(((uintptr_t)g->work + 63) & ~(uintptr_t)63);
     if (g->na >= 4 && g->work && g->work_bytes >= 64 + 4 * ng * xw_entry(T)) {
@@ -672,7 +672,7 @@ SG_T_512 static void q8_tiles_512(const sg_gemm *g, uint32_t T, size_t nb) {
     }
 }
 
-SG_T_512 static void f_tiles_512(const sg_gemm *g, uint32_t T) {
+SG_INLINE SG_T_512 void f_tiles_512(const sg_gemm *g, uint32_t T) {
     for (size_t i = 0; i < g->nr; i += 4) {
         int rw = g->nr - i < 4 ? (int)(g->nr - i) : 4;
         for (size_t j = 0; j < g->na; j += 4) {
