@@ -510,7 +510,9 @@ SG_INLINE SG_T_512 void tile_q8_512(uint32_t type, const uint8_t *w, size_t ws, 
             SG_UNROLL4 for (int i = 0; i < RW; i++) {
                 const uint8_t *blk = w + (size_t)i * ws + gi * 4 * bs;
                 /* the streams of decode: ask for the data 8 groups ahead */
+#  ifndef SG_GEMM_NO_PREFETCH
                 _mm_prefetch((const char *)(blk + 8 * 4 * bs), _MM_HINT_T0);
+#  endif
                 prep_w512(type, blk, bs, 4, &lo[i], &hi[i], &dw[i], &mw[i]);
             }
         } else {
