@@ -71,7 +71,15 @@ typedef struct sg_gemm {
     size_t n;
     float *y;
     size_t ldy;
+    /* Optional work memory of the calling thread (NULL/0 = none): batched
+     * quantized products expand weight rows into it (sg_gemm_work_bytes);
+     * results are the same with or without it. */
+    void *work;
+    size_t work_bytes;
 } sg_gemm;
+
+/* Work bytes that let k->gemm take its fastest path for rows of n values. */
+size_t sg_gemm_work_bytes(size_t n);
 
 typedef struct sg_kernels {
     const char *name;                 /* "generic", "avx2", "avx512" */

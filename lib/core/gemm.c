@@ -44,6 +44,11 @@ size_t sg_q8_row_bytes(size_t n) {
     return q8_groups(n) * QG;
 }
 
+size_t sg_gemm_work_bytes(size_t n) {
+    /* 4 weight rows of groups of up to 256 bytes (gemm_tiles_512), aligned */
+    return 64 + 4 * ((n / 32 + 3) / 4) * 256;
+}
+
 int sg_type_q8_act(uint32_t type) {
     return type == SG_TYPE_Q4_0 || type == SG_TYPE_Q4_1 || type == SG_TYPE_Q8_0;
 }
@@ -172,6 +177,8 @@ int sg_gemm_generic(const sg_gemm *g) {
 /* ---- AVX2 (+FMA, F16C) -------------------------------------------------------- */
 #  define SG_T_AVX2 __attribute__((target("avx2,fma,f16c")))
 #  define SG_INLINE static inline __attribute__((always_inline))
+/* the register tiles' loops must be unrolled (arrays of vectors in registers) */
+#  define SG_UNROLL4 _Pragma("GCC unroll 4")
 
 SG_T_AVX2 void sg_q8_quantize_avx2(const float *x, size_t n, uint8_t *dst) {
     size_t nb = n / 32;
@@ -336,7 +343,7 @@ SG_INLINE SG_T_AVX2 void tile_f_avx2(uint32_t type, const uint8_t *w, size_t ws,
                 (const uint8_t *)g->a + j * g->a_stride, g->a_stride, RA_, g->n,         \
                 g->y + j * g->ldy + i, g->ldy)
 
-SG_T_AVX2 static void q8_tiles_avx2(const sg_gemm *g, uint32_t T, size_t nb) {
+SG_INLINE SG_T_AVX2 void q8_tiles_avx2(const sg_gemm *g, uint32_t T, size_t nb) {
     for (size_t i = 0; i < g->nr; i += 2) {
         int rw = g->nr - i < 2 ? (int)(g->nr - i) : 2;
         for (size_t j = 0; j < g->na; j += 2) {
@@ -349,7 +356,7 @@ SG_T_AVX2 static void q8_tiles_avx2(const sg_gemm *g, uint32_t T, size_t nb) {
     }
 }
 
-SG_T_AVX2 static void f_tiles_avx2(const sg_gemm *g, uint32_t T) {
+SG_INLINE SG_T_AVX2 void f_tiles_avx2(const sg_gemm *g, uint32_t T) {
     for (size_t i = 0; i < g->nr; i += 4) {
         int rw = g->nr - i < 4 ? (int)(g->nr - i) : 4;
         for (size_t j = 0; j < g->na; j += 2) {
@@ -416,7 +423,10 @@ SG_T_512 void sg_q8_quantize_avx512(const float *x, size_t n, uint8_t *dst) {
 
 /* A weight row's group of 4 blocks (nbk <= 4 present): the values as
  * unsigned bytes in the activation layout (lo = values 0..15 of each block,
- * hi = 16..31), block scales in lanes 4k..4k+3, Q4_1 minimums likewise. */
+ * hi = 16..31), block scales in lanes 4k..4k+3, Q4_1 minimums likewise.
+ * For a whole group the 4 f16 scales are picked out of one (two for Q8_0)
+ * 64-byte loads with a word permute inside the group's bytes; a partial
+ * group (the row's tail) gathers them one by one. */
 SG_INLINE SG_T_512 void prep_w512(uint32_t type, const uint8_t *blk, size_t bs, const int nbk,
                                   __m512i *lo, __m512i *hi, __m512 *dw, __m512 *mw) {
     const __m512i idx4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
@@ -430,8 +440,10 @@ SG_INLINE SG_T_512 void prep_w512(uint32_t type, const uint8_t *blk, size_t bs, 
             q[k] = _mm_loadu_si128((const __m128i *)(const void *)(bk + off));
             qh[k] = type == SG_TYPE_Q8_0 ? _mm_loadu_si128((const __m128i *)(const void *)(bk + 18))
                                          : _mm_setzero_si128();
-            hv |= (uint64_t)rd16(bk) << (16 * k);
-            if (type == SG_TYPE_Q4_1) mv |= (uint64_t)rd16(bk + 2) << (16 * k);
+            if (nbk < 4) {
+                hv |= (uint64_t)rd16(bk) << (16 * k);
+                if (type == SG_TYPE_Q4_1) mv |= (uint64_t)rd16(bk + 2) << (16 * k);
+            }
         } else {
             /* missing blocks: zero weights (the activation is zero there too) */
             q[k] = type == SG_TYPE_Q4_0 ? _mm_set1_epi8((char)0x88) : _mm_setzero_si128();
@@ -451,6 +463,25 @@ SG_INLINE SG_T_512 void prep_w512(uint32_t type, const uint8_t *blk, size_t bs, 
         *lo = _mm512_and_si512(z, m4);
         *hi = _mm512_and_si512(_mm512_srli_epi16(z, 4), m4);
     }
+    if (nbk == 4) {
+        /* scale k is word (bs/2)*k of the group: 16 words (4 per block) to f32 */
+        const int w1 = (int)(bs / 2), w2 = 2 * w1, w3 = 3 * w1;
+        const int p1 = w1 * 0x10001, p2 = w2 * 0x10001, p3 = w3 * 0x10001;
+        const __m512i idx = _mm512_setr_epi32(0, 0, p1, p1, p2, p2, p3, p3, 0, 0, 0, 0, 0, 0, 0, 0);
+        const __m512i v0 = _mm512_loadu_si512((const void *)blk);
+        __m512i hs;
+        if (type == SG_TYPE_Q8_0) /* words 0, 17, 34, 51: two loads */
+            hs = _mm512_permutex2var_epi16(v0, idx, _mm512_loadu_si512((const void *)(blk + 64)));
+        else
+            hs = _mm512_permutexvar_epi16(idx, v0);
+        *dw = _mm512_cvtph_ps(_mm512_castsi512_si256(hs));
+        if (type == SG_TYPE_Q4_1)
+            *mw = _mm512_cvtph_ps(_mm512_castsi512_si256(
+                _mm512_permutexvar_epi16(_mm512_add_epi16(idx, _mm512_set1_epi16(1)), v0)));
+        else
+            *mw = _mm512_setzero_ps();
+        return;
+    }
     __m128i hd = _mm_cvtsi64_si128((long long)hv);
     *dw = _mm512_permutexvar_ps(idx4, _mm512_castps128_ps512(_mm_cvtph_ps(hd)));
     *mw = type == SG_TYPE_Q4_1
@@ -467,25 +498,34 @@ SG_INLINE SG_T_512 void tile_q8_512(uint32_t type, const uint8_t *w, size_t ws, 
                                     const uint8_t *a, size_t as, const int RA, size_t nb,
                                     float *y, size_t ldy) {
     __m512 acc[4][4];
-    for (int i = 0; i < RW; i++)
-        for (int j = 0; j < RA; j++) acc[i][j] = _mm512_setzero_ps();
+    SG_UNROLL4 for (int i = 0; i < RW; i++)
+        SG_UNROLL4 for (int j = 0; j < RA; j++) acc[i][j] = _mm512_setzero_ps();
     const __m512i zero = _mm512_setzero_si512();
     const size_t bs = type == SG_TYPE_Q4_0 ? 18 : type == SG_TYPE_Q4_1 ? 20 : 34;
     const size_t ng = (nb + 3) / 4, nfull = nb / 4;
     for (size_t gi = 0; gi < ng; gi++) {
         __m512i lo[4], hi[4];
         __m512 dw[4], mw[4];
-        for (int i = 0; i < RW; i++) {
-            const uint8_t *blk = w + (size_t)i * ws + gi * 4 * bs;
-            if (gi < nfull) prep_w512(type, blk, bs, 4, &lo[i], &hi[i], &dw[i], &mw[i]);
-            else prep_w512(type, blk, bs, (int)(nb - gi * 4), &lo[i], &hi[i], &dw[i], &mw[i]);
+        if (gi < nfull) {
+            SG_UNROLL4 for (int i = 0; i < RW; i++) {
+                const uint8_t *blk = w + (size_t)i * ws + gi * 4 * bs;
+                /* the streams of decode: ask for the data 8 groups ahead */
+#  ifndef SG_GEMM_NO_PREFETCH
+                _mm_prefetch((const char *)(blk + 8 * 4 * bs), _MM_HINT_T0);
+#  endif
+                prep_w512(type, blk, bs, 4, &lo[i], &hi[i], &dw[i], &mw[i]);
+            }
+        } else {
+            SG_UNROLL4 for (int i = 0; i < RW; i++)
+                prep_w512(type, w + (size_t)i * ws + gi * 4 * bs, bs, (int)(nb - gi * 4), &lo[i],
+                          &hi[i], &dw[i], &mw[i]);
         }
-        for (int j = 0; j < RA; j++) {
+        SG_UNROLL4 for (int j = 0; j < RA; j++) {
             const uint8_t *g = a + (size_t)j * as + gi * QG;
             __m512i xl = _mm512_loadu_si512((const void *)g);
             __m512i xh = _mm512_loadu_si512((const void *)(g + 64));
             __m512 dx = _mm512_loadu_ps((const void *)(g + 128));
-            for (int i = 0; i < RW; i++) {
+            SG_UNROLL4 for (int i = 0; i < RW; i++) {
                 __m512i init = type == SG_TYPE_Q4_0   ? _mm512_loadu_si512((const void *)(g + 256))
                                : type == SG_TYPE_Q8_0 ? _mm512_loadu_si512((const void *)(g + 320))
                                                       : zero;
@@ -496,8 +536,69 @@ SG_INLINE SG_T_512 void tile_q8_512(uint32_t type, const uint8_t *w, size_t ws, 
             }
         }
     }
-    for (int i = 0; i < RW; i++)
-        for (int j = 0; j < RA; j++) y[(size_t)j * ldy + i] = _mm512_reduce_add_ps(acc[i][j]);
+    SG_UNROLL4 for (int i = 0; i < RW; i++)
+        SG_UNROLL4 for (int j = 0; j < RA; j++) y[(size_t)j * ldy + i] = _mm512_reduce_add_ps(acc[i][j]);
+}
+
+/* Prefill: the prep above is the same for every activation row, so for
+ * batches each block of up to 4 weight rows is expanded once into the
+ * caller's work memory (per group and row: lo, hi, dw [, mw for Q4_1], 64
+ * bytes each, 64-byte aligned) and the tiles read it back; the arithmetic
+ * per output element is exactly that of tile_q8_512. */
+static inline size_t xw_entry(uint32_t type) { return type == SG_TYPE_Q4_1 ? 256 : 192; }
+
+SG_INLINE SG_T_512 void expand_w512(uint32_t type, const uint8_t *w, size_t ws, int rw, size_t nb,
+                                    uint8_t *xw) {
+    const size_t bs = type == SG_TYPE_Q4_0 ? 18 : type == SG_TYPE_Q4_1 ? 20 : 34;
+    const size_t ng = (nb + 3) / 4, nfull = nb / 4, es = xw_entry(type);
+    for (size_t gi = 0; gi < ng; gi++)
+        for (int i = 0; i < rw; i++) {
+            const uint8_t *blk = w + (size_t)i * ws + gi * 4 * bs;
+            __m512i lo, hi;
+            __m512 dw, mw;
+            if (gi < nfull) prep_w512(type, blk, bs, 4, &lo, &hi, &dw, &mw);
+            else prep_w512(type, blk, bs, (int)(nb - gi * 4), &lo, &hi, &dw, &mw);
+            uint8_t *e = xw + (gi * (size_t)rw + (size_t)i) * es;
+            _mm512_store_si512((void *)e, lo);
+            _mm512_store_si512((void *)(e + 64), hi);
+            _mm512_store_ps((void *)(e + 128), dw);
+            if (type == SG_TYPE_Q4_1) _mm512_store_ps((void *)(e + 192), mw);
+        }
+}
+
+SG_INLINE SG_T_512 void tile_q8x_512(uint32_t type, const uint8_t *xw, const int RW, const uint8_t *a,
+                                     size_t as, const int RA, size_t ng, float *y, size_t ldy) {
+    __m512 acc[4][4];
+    SG_UNROLL4 for (int i = 0; i < RW; i++)
+        SG_UNROLL4 for (int j = 0; j < RA; j++) acc[i][j] = _mm512_setzero_ps();
+    const __m512i zero = _mm512_setzero_si512();
+    const size_t es = xw_entry(type);
+    for (size_t gi = 0; gi < ng; gi++) {
+        const uint8_t *e = xw + gi * (size_t)RW * es;
+        SG_UNROLL4 for (int j = 0; j < RA; j++) {
+            const uint8_t *g = a + (size_t)j * as + gi * QG;
+            __m512i xl = _mm512_loadu_si512((const void *)g);
+            __m512i xh = _mm512_loadu_si512((const void *)(g + 64));
+            __m512 dx = _mm512_loadu_ps((const void *)(g + 128));
+            SG_UNROLL4 for (int i = 0; i < RW; i++) {
+                const uint8_t *ei = e + (size_t)i * es;
+                __m512i init = type == SG_TYPE_Q4_0   ? _mm512_loadu_si512((const void *)(g + 256))
+                               : type == SG_TYPE_Q8_0 ? _mm512_loadu_si512((const void *)(g + 320))
+                                                      : zero;
+                __m512i dot = _mm512_dpbusd_epi32(
+                    _mm512_dpbusd_epi32(init, _mm512_load_si512((const void *)ei), xl),
+                    _mm512_load_si512((const void *)(ei + 64)), xh);
+                acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot),
+                                            _mm512_mul_ps(_mm512_load_ps((const void *)(ei + 128)), dx),
+                                            acc[i][j]);
+                if (type == SG_TYPE_Q4_1)
+                    acc[i][j] = _mm512_fmadd_ps(_mm512_load_ps((const void *)(ei + 192)),
+                                                _mm512_loadu_ps((const void *)(g + 192)), acc[i][j]);
+            }
+        }
+    }
+    SG_UNROLL4 for (int i = 0; i < RW; i++)
+        SG_UNROLL4 for (int j = 0; j < RA; j++) y[(size_t)j * ldy + i] = _mm512_reduce_add_ps(acc[i][j]);
 }
 
 SG_INLINE SG_T_512 __m512 ldw_512(uint32_t type, const uint8_t *w, size_t k, __mmask16 m) {
@@ -537,9 +638,33 @@ SG_INLINE SG_T_512 void tile_f_512(uint32_t type, const uint8_t *w, size_t ws, c
                (const uint8_t *)g->a + j * g->a_stride, g->a_stride, RA_, g->n,          \
                g->y + j * g->ldy + i, g->ldy)
 
+#  define CALL_Q8X_512(T, RW_, RA_)                                                      \
+    tile_q8x_512(T, xw, RW_, (const uint8_t *)g->a + j * g->a_stride, g->a_stride, RA_, ng,  \
+                 g->y + j * g->ldy + i, g->ldy)
+
+/* Activation rows per pass over a block of expanded weight rows: their
+ * quantized rows (1.5 bytes a value) stay in L2 while the weights change. */
+#  define Q8X_JB 48
+
 /* tiles of 4 weight rows x 3 activation rows (registers: 12 accumulators
  * and 3-4 vectors per weight row) */
-SG_T_512 static void q8_tiles_512(const sg_gemm *g, uint32_t T, size_t nb) {
+SG_INLINE SG_T_512 void q8_tiles_512(const sg_gemm *g, uint32_t T, size_t nb) {
+    const size_t ng = (nb + 3) / 4;
+    uint8_t *xw = (uint8_t *)(((uintptr_t)g->work + 63) & ~(uintptr_t)63);
+    if (g->na >= 4 && g->work && g->work_bytes >= 64 + 4 * ng * xw_entry(T)) {
+        for (size_t j0 = 0; j0 < g->na; j0 += Q8X_JB) {
+            size_t j1 = g->na - j0 < Q8X_JB ? g->na : j0 + Q8X_JB;
+            for (size_t i = 0; i < g->nr; i += 4) {
+                int rw = g->nr - i < 4 ? (int)(g->nr - i) : 4;
+                expand_w512(T, g->w + i * g->w_stride, g->w_stride, rw, nb, xw);
+                for (size_t j = j0; j < j1; j += 3) {
+                    int ra = j1 - j < 3 ? (int)(j1 - j) : 3;
+                    TILE_CASES(CALL_Q8X_512, T)
+                }
+            }
+        }
+        return;
+    }
     for (size_t i = 0; i < g->nr; i += 4) {
         int rw = g->nr - i < 4 ? (int)(g->nr - i) : 4;
         for (size_t j = 0; j < g->na; j += 3) {
@@ -549,7 +674,7 @@ SG_T_512 static void q8_tiles_512(const sg_gemm *g, uint32_t T, size_t nb) {
     }
 }
 
-SG_T_512 static void f_tiles_512(const sg_gemm *g, uint32_t T) {
+SG_INLINE SG_T_512 void f_tiles_512(const sg_gemm *g, uint32_t T) {
     for (size_t i = 0; i < g->nr; i += 4) {
         int rw = g->nr - i < 4 ? (int)(g->nr - i) : 4;
         for (size_t j = 0; j < g->na; j += 4) {

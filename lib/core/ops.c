@@ -101,6 +101,8 @@ static void mm_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
             gg.n = j->in;
             gg.y = j->y[m] + r0;
             gg.ldy = j->rows[m];
+            gg.work = e->scratch + (size_t)tid * e->scratch_per_thread;
+            gg.work_bytes = e->scratch_per_thread * sizeof(float);
             if (e->k->gemm(&gg) == 0) continue;
         }
         if (mm_rows_legacy(j, tid, m, r0, r1) != 0) {

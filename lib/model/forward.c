@@ -106,7 +106,11 @@ int sg_fwd_init(sg_fwd *f, const sigma_model *m, sg_pool *pool, uint32_t n_batch
     f->ffn_u = fwd_alloc(f, n_batch, F, &ok);
     f->norm_w = fwd_alloc(f, 1, E, &ok);
     f->rope_cs = fwd_alloc(f, n_batch, hp->n_rot ? hp->n_rot : 2, &ok);
-    f->scratch = fwd_alloc(f, nt, widest, &ok);
+    /* per-thread scratch: a converted weight row, or the batched matmul
+     * kernels' expanded weight rows (sg_gemm_work_bytes) */
+    uint64_t spt = (sg_gemm_work_bytes((size_t)widest) + 3) / 4;
+    if (spt < widest) spt = widest;
+    f->scratch = fwd_alloc(f, nt, spt, &ok);
     f->ab.q = fwd_alloc(f, n_batch, QD, &ok);
     f->ab.k = fwd_alloc(f, n_batch, KD, &ok);
     f->ab.v = fwd_alloc(f, n_batch, VD, &ok);
@@ -135,7 +139,7 @@ int sg_fwd_init(sg_fwd *f, const sigma_model *m, sg_pool *pool, uint32_t n_batch
     f->exec.pool = pool;
     f->exec.n_threads = nt;
     f->exec.scratch = f->scratch;
-    f->exec.scratch_per_thread = (size_t)widest;
+    f->exec.scratch_per_thread = (size_t)spt;
     f->exec.qbuf = (uint8_t *)qbuf;
     f->exec.qbuf_bytes = (size_t)n_batch * (size_t)((qrow + 3) / 4 * 4);
     return SIGMA_OK;

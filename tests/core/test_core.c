@@ -424,11 +424,12 @@ START_TEST(test_gemm_kernels) {
                                      SG_TYPE_F32,  SG_TYPE_F16,  SG_TYPE_BF16};
     sg_kernels ks[3];
     int nk = gemm_tables(ks);
-    const size_t ins[] = {32, 96, 256, 200};
+    /* 1, 3, 8, 13 blocks: partial and whole groups of 4 blocks */
+    const size_t ins[] = {32, 96, 256, 200, 416};
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         uint32_t type = types[ti];
         int q8 = sg_type_q8_act(type);
-        for (size_t ii = 0; ii < 4; ii++) {
+        for (size_t ii = 0; ii < sizeof ins / sizeof ins[0]; ii++) {
             size_t in = ins[ii];
             if (q8 && in % 32) continue;
             size_t rb = sg_kernel_row_bytes(type, in);
@@ -454,11 +455,18 @@ START_TEST(test_gemm_kernels) {
                 }
             }
             float *y = malloc(sizeof(float) * nr * na), *yg = malloc(sizeof(float) * nr * na);
+            /* work memory (the batched path expands weights into it), off
+             * a 64-byte boundary on purpose */
+            size_t wkb = sg_gemm_work_bytes(in) + 1;
+            uint8_t *wk = malloc(wkb);
             for (int k = 0; k < nk; k++) {
                 for (size_t rw = 1; rw <= nr; rw++)
                     for (size_t ra = 1; ra <= na; ra += (ra < 5 ? 1 : 4)) {
                         for (size_t i = 0; i < nr * na; i++) y[i] = NAN;
-                        sg_gemm g = {type, w, rb, rw, a, ab, ra, in, y, nr};
+                        /* with and without work memory in turn */
+                        int use_wk = (rw + ra) % 2 == 0;
+                        sg_gemm g = {type, w, rb, rw, a, ab, ra, in, y, nr, use_wk ? wk + 1 : NULL,
+                                     use_wk ? wkb - 1 : 0};
                         ck_assert_int_eq(ks[k].gemm(&g), 0);
                         for (size_t j = 0; j < na; j++)
                             for (size_t r = 0; r < nr; r++) {
@@ -482,14 +490,47 @@ START_TEST(test_gemm_kernels) {
                 for (size_t r = 0; r < nr; r++)
                     for (size_t j = 0; j < na; j++) {
                         float one;
-                        sg_gemm g = {type, w + r * rb, rb, 1, a + j * ab, ab, 1, in, &one, 1};
+                        sg_gemm g = {type, w + r * rb, rb, 1, a + j * ab, ab, 1, in, &one, 1, NULL, 0};
                         ck_assert_int_eq(ks[k].gemm(&g), 0);
                         ck_assert_msg(one == yg[j * nr + r], "%s type %u: 1x1 tile differs", ks[k].name,
                                       type);
                     }
             }
-            free(w); free(wd); free(x); free(a); free(ad); free(y); free(yg);
+            free(w); free(wd); free(x); free(a); free(ad); free(y); free(yg); free(wk);
         }
+    }
+}
+END_TEST
+
+/* batches longer than one pass of the expanded-weight path (48 rows):
+ * bitwise the same as without work memory */
+START_TEST(test_gemm_long_batch) {
+    static const uint32_t types[] = {SG_TYPE_Q4_0, SG_TYPE_Q4_1, SG_TYPE_Q8_0};
+    sg_kernels ks[3];
+    int nk = gemm_tables(ks);
+    const size_t in = 416, nr = 7, na = 101;
+    for (size_t ti = 0; ti < 3; ti++) {
+        uint32_t type = types[ti];
+        size_t rb = sg_kernel_row_bytes(type, in), ab = sg_q8_row_bytes(in);
+        uint8_t *w = malloc(rb * nr), *a = malloc(ab * na);
+        for (size_t r = 0; r < nr; r++) random_row(type, w + r * rb, in);
+        float *x = malloc(sizeof(float) * in), *y0 = malloc(sizeof(float) * nr * na),
+              *y1 = malloc(sizeof(float) * nr * na);
+        for (size_t j = 0; j < na; j++) {
+            for (size_t i = 0; i < in; i++) x[i] = rndf();
+            ks[0].quantize_q8(x, in, a + j * ab);
+        }
+        size_t wkb = sg_gemm_work_bytes(in);
+        uint8_t *wk = malloc(wkb);
+        for (int k = 0; k < nk; k++) {
+            sg_gemm g0 = {type, w, rb, nr, a, ab, na, in, y0, nr, NULL, 0};
+            sg_gemm g1 = {type, w, rb, nr, a, ab, na, in, y1, nr, wk, wkb};
+            ck_assert_int_eq(ks[k].gemm(&g0), 0);
+            ck_assert_int_eq(ks[k].gemm(&g1), 0);
+            ck_assert_msg(memcmp(y0, y1, sizeof(float) * nr * na) == 0, "%s type %u: work path differs",
+                          ks[k].name, type);
+        }
+        free(w); free(a); free(x); free(y0); free(y1); free(wk);
     }
 }
 END_TEST
@@ -769,6 +810,7 @@ int main(void) {
     tcase_add_test(tc, test_matmul_types);
     tcase_add_test(tc, test_q8_quantize);
     tcase_add_test(tc, test_gemm_kernels);
+    tcase_add_test(tc, test_gemm_long_batch);
     tcase_add_test(tc, test_matmul_q8);
     tcase_add_test(tc, test_forward_kernels);
     tcase_add_test(tc, test_rmsnorm);
