@@ -8,7 +8,14 @@
 One line per (model, kv strategy): tg t/s (median) against depth. A second
 panel shows the attention time per token, estimated as
 1/tps(depth) - 1/tps(0) (the decode time the cache adds), when depth 0 was
-measured. Needs matplotlib (pip install matplotlib).
+measured. With --attn, the second panel instead shows the attention time
+measured on its own by sigma-attnbench (its Markdown tables; ms/token
+median against depth, one line per shape and strategy), which is the
+better measure when attention is a small part of a token (e.g. 1-layer
+models, whose output matrix dominates). Needs matplotlib.
+
+    sigma-attnbench --shape sigma -d 1024,4096,16384 --kv dense > a1.md  # etc.
+    python3 tools/plot/plot_decode.py decode.csv --attn a1.md a2.md -o out.png
 """
 import argparse
 import csv
@@ -21,7 +28,19 @@ def main():
     ap.add_argument("csv", nargs="+", help="sigma-bench -o csv output files")
     ap.add_argument("-o", "--out", default="decode-vs-context.png")
     ap.add_argument("--title", default="Decode speed against context length")
+    ap.add_argument("--attn", nargs="+", default=[], help="sigma-attnbench Markdown outputs")
     args = ap.parse_args()
+
+    attn = defaultdict(dict)  # (shape, kv) -> depth -> ms/token
+    names = {"32/4/16/64": "Sigma-1.5B shape", "32/16/16/64": "GQA twin", "32/4/4/64": "TinyLlama shape"}
+    for path in args.attn:
+        with open(path) as f:
+            for line in f:
+                cells = [c.strip() for c in line.strip().strip("|").split("|")]
+                if len(cells) < 5 or not cells[3].isdigit():
+                    continue
+                shape = names.get(cells[0], cells[0]) + (f" x{cells[1]} layers" if cells[1] != "1" else "")
+                attn[(shape, cells[2])][int(cells[3])] = float(cells[4])
 
     series = defaultdict(dict)  # (model, kv) -> depth -> median tps
     for path in args.csv:
@@ -43,7 +62,7 @@ def main():
         depths = sorted(pts)
         label = f"{model} / {kv}"
         ax1.plot(depths, [pts[d] for d in depths], marker="o", label=label)
-        if 0 in pts:
+        if 0 in pts and not attn:
             ds = [d for d in depths if d > 0]
             ax2.plot(ds, [1000.0 * (1.0 / pts[d] - 1.0 / pts[0]) for d in ds], marker="o", label=label)
     ax1.set_xscale("symlog", linthresh=1024)
@@ -52,10 +71,18 @@ def main():
     ax1.set_title(args.title)
     ax1.grid(True, alpha=0.3)
     ax1.legend(fontsize=8)
+    for (shape, kv), pts in sorted(attn.items()):
+        ds = sorted(pts)
+        ax2.plot(ds, [pts[d] for d in ds], marker="o", label=f"{shape} / {kv}")
     ax2.set_xscale("log")
     ax2.set_xlabel("context (tokens)")
-    ax2.set_ylabel("ms per token added by attention")
-    ax2.set_title("Attention time per token (t(d) - t(0))")
+    if attn:
+        ax2.set_yscale("log")
+        ax2.set_ylabel("attention ms per token (sigma-attnbench, median)")
+        ax2.set_title("Attention alone, per token and layer")
+    else:
+        ax2.set_ylabel("ms per token added by attention")
+        ax2.set_title("Attention time per token (t(d) - t(0))")
     ax2.grid(True, alpha=0.3)
     ax2.legend(fontsize=8)
     fig.tight_layout()
