@@ -55,6 +55,8 @@ typedef struct topv_state {
     uint8_t **k, **v;             /* per layer, f32 rows */
     size_t *kcap, *vcap;          /* bytes allocated */
     float *scratch;               /* per thread: per_thread floats */
+    uint32_t group;               /* query heads per K head */
+    uint32_t parts;               /* tasks per K head (a divisor of group) */
     size_t per_thread;
 } topv_state;
 
@@ -117,8 +119,10 @@ static int topv_create(void *user, const sigma_kv_layout *lay, const char *optio
     s->k_row = (size_t)lay->n_k_heads * lay->d_qk;
     s->v_row = (size_t)lay->n_v_heads * lay->d_v;
     uint32_t kk = s->topk < lay->n_ctx ? s->topk : lay->n_ctx;
-    /* scores, selection copy, kept scores, kept indices */
-    s->per_thread = 2 * (size_t)lay->n_ctx + 2 * (size_t)kk;
+    /* scores of the query heads of one K head, selection copy, kept
+     * scores, kept indices */
+    s->group = lay->n_q_heads / lay->n_k_heads;
+    s->per_thread = ((size_t)s->group + 1) * lay->n_ctx + 2 * (size_t)kk;
     uint32_t L = lay->n_layers;
     s->n_pos = sg_calloc(&a, L, sizeof *s->n_pos);
     s->k = sg_calloc(&a, L, sizeof *s->k);
@@ -228,6 +232,7 @@ typedef struct topv_job {
     topv_state *s;
     const sigma_kv_attend_args *a;
     uint32_t q0;                  /* first query of this part of the block */
+    uint32_t parts;               /* tasks per (query, K head) */
 } topv_job;
 
 static void topv_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
@@ -236,89 +241,96 @@ static void topv_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
     const sigma_kv_layout *L = &s->b.lay;
     const sg_kernels *kern = s->b.exec->k;
     uint32_t layer = j->a->layer;
-    float *sc = s->scratch + (size_t)tid * s->per_thread;
+    float *sc_all = s->scratch + (size_t)tid * s->per_thread;
     uint32_t kk = s->topk < L->n_ctx ? s->topk : L->n_ctx;
-    float *sel = sc + L->n_ctx, *w = sel + L->n_ctx, *wi = w + kk;
+    float *sel = sc_all + (size_t)s->group * L->n_ctx, *w = sel + L->n_ctx, *wi = w + kk;
     uint32_t *idx = (uint32_t *)(void *)wi;
     const float *kb = (const float *)(const void *)s->k[layer];
     const float *vb = (const float *)(const void *)s->v[layer];
+    const uint32_t gh = s->group / j->parts; /* query heads per task */
     for (size_t t = begin; t < end; t++) {
-        size_t qi = j->q0 + t / L->n_q_heads;
-        uint32_t h = (uint32_t)(t % L->n_q_heads);
-        uint32_t kh = h / (L->n_q_heads / L->n_k_heads);
-        uint32_t vh = h / (L->n_q_heads / L->n_v_heads);
-        const float *q = j->a->q + (qi * L->n_q_heads + h) * L->d_qk;
-        float *out = j->a->out + (qi * L->n_q_heads + h) * L->d_v;
-        const float *kh0 = kb + (size_t)kh * L->d_qk;
-        const float *vh0 = vb + (size_t)vh * L->d_v;
+        size_t qi = j->q0 + t / ((size_t)L->n_k_heads * j->parts);
+        uint32_t kh = (uint32_t)(t / j->parts % L->n_k_heads);
+        uint32_t h0 = kh * s->group + (uint32_t)(t % j->parts) * gh;
         size_t n = (size_t)j->a->pos0 + qi + 1;
-        if (n <= s->topk) {
-            sg_attn_head(kern, q, kh0, s->k_row, vh0, s->v_row, SG_KV_F32, n, L->d_qk, L->d_v,
-                         j->a->scale, out);
-            continue;
-        }
-        float mx = -INFINITY;
-        /* all scores through the attention block kernel (the values dense
-         * attention computes) */
-        sg_attn_scores(kern, 1, q, 0, kh0, s->k_row, SG_KV_F32, n, L->d_qk, j->a->scale, sc, 0);
-        for (size_t p = 0; p < n; p++) {
-            float x = sc[p];
-            sc[p] = x == x ? x : -INFINITY;
-            if (sc[p] > mx) mx = sc[p];
-        }
-        /* n > kk >= sinks + recent + tail: the sinks, the recent rows and
-         * the others do not overlap, and there are more others than m_top */
-        size_t mid0 = s->sinks, mid1 = n - s->recent;
-        size_t m_top = kk - s->sinks - s->recent - s->tail, m = 0;
-        for (size_t p = 0; p < mid0; p++) {
-            w[m] = sc[p];
-            idx[m++] = (uint32_t)p;
-        }
-        if (m_top > 0) {
-            size_t nm = mid1 - mid0;
-            memcpy(sel, sc + mid0, nm * sizeof(float));
-            float thr = kth_largest(sel, nm, m_top);
-            size_t greater = 0;
-            for (size_t p = mid0; p < mid1; p++) greater += sc[p] > thr;
-            size_t eq_left = m_top - greater, got = 0;
-            for (size_t p = mid0; p < mid1 && got < m_top; p++) {
-                if (sc[p] > thr || (sc[p] == thr && eq_left > 0)) {
-                    if (!(sc[p] > thr)) eq_left--;
-                    w[m] = sc[p];
-                    idx[m++] = (uint32_t)p;
-                    got++;
+        /* the scores of the gh query heads h0.. in one pass over the K rows
+         * (each head's values are those it gets scored alone: tested) */
+        if (n > s->topk)
+            sg_attn_scores(kern, gh, j->a->q + (qi * L->n_q_heads + h0) * L->d_qk, L->d_qk,
+                           kb + (size_t)kh * L->d_qk, s->k_row, SG_KV_F32, n, L->d_qk, j->a->scale,
+                           sc_all, L->n_ctx);
+        for (uint32_t h = h0; h < h0 + gh; h++) {
+            float *sc = sc_all + (size_t)(h - h0) * L->n_ctx;
+            uint32_t vh = h / (L->n_q_heads / L->n_v_heads);
+            const float *q = j->a->q + (qi * L->n_q_heads + h) * L->d_qk;
+            float *out = j->a->out + (qi * L->n_q_heads + h) * L->d_v;
+            const float *kh0 = kb + (size_t)kh * L->d_qk;
+            const float *vh0 = vb + (size_t)vh * L->d_v;
+            if (n <= s->topk) {
+                sg_attn_head(kern, q, kh0, s->k_row, vh0, s->v_row, SG_KV_F32, n, L->d_qk, L->d_v,
+                             j->a->scale, out);
+                continue;
+            }
+            float mx = -INFINITY;
+            for (size_t p = 0; p < n; p++) {
+                float x = sc[p];
+                sc[p] = x == x ? x : -INFINITY;
+                if (sc[p] > mx) mx = sc[p];
+            }
+            /* n > kk >= sinks + recent + tail: the sinks, the recent rows and
+             * the others do not overlap, and there are more others than m_top */
+            size_t mid0 = s->sinks, mid1 = n - s->recent;
+            size_t m_top = kk - s->sinks - s->recent - s->tail, m = 0;
+            for (size_t p = 0; p < mid0; p++) {
+                w[m] = sc[p];
+                idx[m++] = (uint32_t)p;
+            }
+            if (m_top > 0) {
+                size_t nm = mid1 - mid0;
+                memcpy(sel, sc + mid0, nm * sizeof(float));
+                float thr = kth_largest(sel, nm, m_top);
+                size_t greater = 0;
+                for (size_t p = mid0; p < mid1; p++) greater += sc[p] > thr;
+                size_t eq_left = m_top - greater, got = 0;
+                for (size_t p = mid0; p < mid1 && got < m_top; p++) {
+                    if (sc[p] > thr || (sc[p] == thr && eq_left > 0)) {
+                        if (!(sc[p] > thr)) eq_left--;
+                        w[m] = sc[p];
+                        idx[m++] = (uint32_t)p;
+                        got++;
+                    }
                 }
             }
-        }
-        for (size_t p = mid1; p < n; p++) {
-            w[m] = sc[p];
-            idx[m++] = (uint32_t)p;
-        }
-        memset(out, 0, (size_t)L->d_v * sizeof(float));
-        if (!s->tail) {
-            sigma_kernel_softmax_f32(w, m);
-        } else if (mx == -INFINITY) {
-            for (size_t i = 0; i < m; i++) w[i] = 0; /* no finite score: zero output */
-        } else {
-            /* exact weights over all n scores; the unread rows' weight
-             * goes to their mean: (sum of rows 0..n-1 - the rows read) / (n - m) */
-            double tot = 0, got = 0;
-            for (size_t p = 0; p < n; p++) tot += exp((double)sc[p] - (double)mx);
-            for (size_t i = 0; i < m; i++) {
-                double e = exp((double)w[i] - (double)mx) / tot;
-                got += e;
-                w[i] = (float)e;
+            for (size_t p = mid1; p < n; p++) {
+                w[m] = sc[p];
+                idx[m++] = (uint32_t)p;
             }
-            double *ds = s->dscratch + (size_t)tid * L->d_v;
-            memcpy(ds, s->pre + (qi - j->q0) * s->v_row + (size_t)vh * L->d_v, L->d_v * sizeof(double));
-            for (size_t i = 0; i < m; i++) {
-                const float *row = vh0 + (size_t)idx[i] * s->v_row;
-                for (uint32_t d = 0; d < L->d_v; d++) ds[d] -= row[d];
+            memset(out, 0, (size_t)L->d_v * sizeof(float));
+            if (!s->tail) {
+                sigma_kernel_softmax_f32(w, m);
+            } else if (mx == -INFINITY) {
+                for (size_t i = 0; i < m; i++) w[i] = 0; /* no finite score: zero output */
+            } else {
+                /* exact weights over all n scores; the unread rows' weight
+                 * goes to their mean: (sum of rows 0..n-1 - the rows read) / (n - m) */
+                double tot = 0, got = 0;
+                for (size_t p = 0; p < n; p++) tot += exp((double)sc[p] - (double)mx);
+                for (size_t i = 0; i < m; i++) {
+                    double e = exp((double)w[i] - (double)mx) / tot;
+                    got += e;
+                    w[i] = (float)e;
+                }
+                double *ds = s->dscratch + (size_t)tid * L->d_v;
+                memcpy(ds, s->pre + (qi - j->q0) * s->v_row + (size_t)vh * L->d_v, L->d_v * sizeof(double));
+                for (size_t i = 0; i < m; i++) {
+                    const float *row = vh0 + (size_t)idx[i] * s->v_row;
+                    for (uint32_t d = 0; d < L->d_v; d++) ds[d] -= row[d];
+                }
+                double f = (got < 1 ? 1 - got : 0) / (double)(n - m);
+                for (uint32_t d = 0; d < L->d_v; d++) out[d] = (float)(ds[d] * f);
             }
-            double f = (got < 1 ? 1 - got : 0) / (double)(n - m);
-            for (uint32_t d = 0; d < L->d_v; d++) out[d] = (float)(ds[d] * f);
+            for (size_t i = 0; i < m; i++) kern->axpy_f32(out, w[i], vh0 + (size_t)idx[i] * s->v_row, L->d_v);
         }
-        for (size_t i = 0; i < m; i++) kern->axpy_f32(out, w[i], vh0 + (size_t)idx[i] * s->v_row, L->d_v);
     }
 }
 
@@ -358,7 +370,7 @@ static int topv_attend(void *state, const sigma_kv_attend_args *a) {
     if (a->n_queries == 0) return SIGMA_OK;
     if ((uint64_t)a->pos0 + a->n_queries > s->n_pos[a->layer]) return SIGMA_E_INVALID_ARG;
     if (s->prefill == TOPV_PREFILL_EXACT && a->n_queries > 1) {
-        topv_job j = {s, a, 0};
+        topv_job j = {s, a, 0, 1};
         sg_pool_run(s->b.exec->pool, (size_t)a->n_queries * s->b.lay.n_k_heads, 1, exact_task, &j);
         return SIGMA_OK;
     }
@@ -387,8 +399,16 @@ static int topv_attend(void *state, const sigma_kv_attend_args *a) {
             }
             /* the task indexes pre by query - q0 */
         }
-        topv_job j = {s, a, q0};
-        sg_pool_run(s->b.exec->pool, (size_t)nq * s->b.lay.n_q_heads, 1, topv_task, &j);
+        /* one task per (query, K head), its query heads scored together;
+         * a K head's heads are split into parts only when there would be
+         * fewer than two tasks per thread (decode with few K heads) */
+        uint32_t parts = 1, G = s->group, nt = s->b.n_threads ? s->b.n_threads : 1;
+        while (parts < G && (uint64_t)nq * s->b.lay.n_k_heads * parts < 2ull * nt) {
+            parts++;
+            while (G % parts) parts++;
+        }
+        topv_job j = {s, a, q0, parts};
+        sg_pool_run(s->b.exec->pool, (size_t)nq * s->b.lay.n_k_heads * parts, 1, topv_task, &j);
     }
     return SIGMA_OK;
 }
