@@ -209,14 +209,14 @@ int sg_kv_r_header_compat(sg_kv_rd *r, const char tag[4], const sigma_kv_layout 
         if (sg_kv_r_u32(r) != lw[i]) mismatch = 1;
     uint32_t no = sg_kv_r_u32(r);
     if (r->bad) return SIGMA_E_FORMAT;
-    if (no != n_opts && (no != n_old || n_old > n_opts))
+    if (no > n_opts || no < n_old || n_old > n_opts)
         return mismatch ? SIGMA_E_MISMATCH : SIGMA_E_FORMAT;
     for (uint32_t i = 0; i < no; i++)
         if (sg_kv_r_u32(r) != opts[i]) mismatch = 1;
     if (r->bad) return SIGMA_E_FORMAT;
     /* an older header: the options it lacks had fixed values then */
     for (uint32_t i = no; i < n_opts; i++)
-        if (old_vals[i - no] != opts[i]) mismatch = 1;
+        if (old_vals[i - n_old] != opts[i]) mismatch = 1;
     return mismatch ? SIGMA_E_MISMATCH : SIGMA_OK;
 }
 

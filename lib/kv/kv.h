@@ -103,9 +103,10 @@ const uint8_t *sg_kv_r_bytes(sg_kv_rd *r, uint64_t n, uint64_t elem);
 int sg_kv_r_header(sg_kv_rd *r, const char tag[4], const sigma_kv_layout *lay,
                    const uint32_t *opts, uint32_t n_opts);
 /* The same for a strategy whose option list grew from n_old to n_opts
- * options (n_old < n_opts): a header with n_old options (written before
- * the later ones existed) is also accepted and read as if options
- * n_old..n_opts-1 had had the values old_vals[0 .. n_opts-n_old). */
+ * options (n_old <= n_opts): a header with any count c in n_old..n_opts
+ * (written before the later options existed, or by a strategy that leaves
+ * trailing options at their old values out) is accepted and read as if
+ * options c..n_opts-1 had the values old_vals[c-n_old .. n_opts-n_old). */
 int sg_kv_r_header_compat(sg_kv_rd *r, const char tag[4], const sigma_kv_layout *lay,
                           const uint32_t *opts, uint32_t n_opts, uint32_t n_old,
                           const uint32_t *old_vals);

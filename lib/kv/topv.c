@@ -2,8 +2,12 @@
  * Every position's K and V rows are kept (f32). A query head computes its
  * scores against all K rows and reads at most k V rows (option k, default
  * 100): softmax renormalised over the rows it read. Choices:
- *   - selection is per query head (heads sharing a V head under GQA may
- *     pick different rows);
+ *   - select=head (default): selection is per query head (heads sharing a
+ *     V head under GQA may pick different rows); select=vhead: the heads
+ *     sharing a V head each pick their rows as above and all of them read
+ *     the union (at most per_v * k rows, read once for the V head: never
+ *     more V rows than select=head reads for those heads), each with its
+ *     softmax renormalised over the union;
  *   - the rows read are: the first `sinks` positions, the `recent` newest
  *     positions (the query's own included), and the largest scores among
  *     the others, sinks + recent counted within k (defaults 0 and 0: plain
@@ -38,6 +42,17 @@
 
 /* prefill option values (also their serialized form) */
 enum { TOPV_PREFILL_TOPK = 0, TOPV_PREFILL_EXACT = 1 };
+/* select option values (also their serialized form) */
+enum { TOPV_SELECT_HEAD = 0, TOPV_SELECT_VHEAD = 1 };
+
+static uint32_t gcd_u32(uint32_t a, uint32_t b) {
+    while (b) {
+        uint32_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
 
 typedef struct topv_state {
     sg_kv_base b;
@@ -45,6 +60,7 @@ typedef struct topv_state {
     uint32_t sinks, recent;       /* always read, counted within topk */
     uint32_t tail;                /* 1: the unread rows enter as their mean */
     uint32_t prefill;             /* TOPV_PREFILL_*: calls with more than one query */
+    uint32_t select;              /* TOPV_SELECT_* */
     double **vsum;                /* tail: per layer, sum of V rows 0..n_pos-1 */
     double **base;                /* tail: per layer, the sum before the last append */
     uint32_t *base_pos;           /* tail: per layer, the position of that sum */
@@ -55,8 +71,8 @@ typedef struct topv_state {
     uint8_t **k, **v;             /* per layer, f32 rows */
     size_t *kcap, *vcap;          /* bytes allocated */
     float *scratch;               /* per thread: per_thread floats */
-    uint32_t group;               /* query heads per K head */
-    uint32_t parts;               /* tasks per K head (a divisor of group) */
+    uint32_t unit_heads;          /* query heads scored by one task (before parts) */
+    uint32_t set_heads;           /* query heads reading one set of V rows */
     size_t per_thread;
 } topv_state;
 
@@ -90,14 +106,16 @@ static int topv_create(void *user, const sigma_kv_layout *lay, const char *optio
     *state = NULL;
     int st = sg_kv_check_layout("topv", lay, err, err_size);
     if (st != SIGMA_OK) return st;
-    sg_kv_opt o[5] = {{"k", 1, 1u << 24, 100, 0, 0},
+    sg_kv_opt o[6] = {{"k", 1, 1u << 24, 100, 0, 0},
                       {"sinks", 0, 1u << 24, 0, 0, 0},
                       {"recent", 0, 1u << 24, 0, 0, 0},
                       {"tail", 0, 1, 0, 0, 0},
-                      {"prefill", 0, 1, TOPV_PREFILL_EXACT, 0, 0}};
+                      {"prefill", 0, 1, TOPV_PREFILL_EXACT, 0, 0},
+                      {"select", 0, 1, TOPV_SELECT_HEAD, 0, 0}};
     static const char *const prefill_names[] = {"topk", "exact", NULL};
-    const char *const *const names[5] = {NULL, NULL, NULL, NULL, prefill_names};
-    if ((st = sg_kv_parse_options_named("topv", options, o, names, 5, err, err_size)) != SIGMA_OK)
+    static const char *const select_names[] = {"head", "vhead", NULL};
+    const char *const *const names[6] = {NULL, NULL, NULL, NULL, prefill_names, select_names};
+    if ((st = sg_kv_parse_options_named("topv", options, o, names, 6, err, err_size)) != SIGMA_OK)
         return st;
     if ((uint64_t)o[1].val + o[2].val + o[3].val > o[0].val) {
         if (err && err_size)
@@ -116,13 +134,23 @@ static int topv_create(void *user, const sigma_kv_layout *lay, const char *optio
     s->recent = o[2].val;
     s->tail = o[3].val;
     s->prefill = o[4].val;
+    s->select = o[5].val;
     s->k_row = (size_t)lay->n_k_heads * lay->d_qk;
     s->v_row = (size_t)lay->n_v_heads * lay->d_v;
     uint32_t kk = s->topk < lay->n_ctx ? s->topk : lay->n_ctx;
-    /* scores of the query heads of one K head, selection copy, kept
-     * scores, kept indices */
-    s->group = lay->n_q_heads / lay->n_k_heads;
-    s->per_thread = ((size_t)s->group + 1) * lay->n_ctx + 2 * (size_t)kk;
+    /* a task scores the query heads of one K head (select=head), or the
+     * fewest consecutive heads that are whole K heads and whole V heads
+     * (select=vhead: lcm of the two group sizes); a set of V rows is read
+     * per head, or per V head */
+    uint32_t group = lay->n_q_heads / lay->n_k_heads, per_v = lay->n_q_heads / lay->n_v_heads;
+    s->set_heads = s->select == TOPV_SELECT_VHEAD ? per_v : 1;
+    s->unit_heads = s->select == TOPV_SELECT_VHEAD ? group / gcd_u32(group, per_v) * per_v : group;
+    /* per thread: the unit's scores, a selection copy, weights and the
+     * heads' maxima (floats); the heads' rows and their union (u32); marks
+     * (bytes) */
+    size_t set_rows = (size_t)s->set_heads * kk;
+    s->per_thread = ((size_t)s->unit_heads + 1) * lay->n_ctx + 3 * set_rows + s->set_heads +
+                    (lay->n_ctx + 3) / 4;
     uint32_t L = lay->n_layers;
     s->n_pos = sg_calloc(&a, L, sizeof *s->n_pos);
     s->k = sg_calloc(&a, L, sizeof *s->k);
@@ -232,104 +260,147 @@ typedef struct topv_job {
     topv_state *s;
     const sigma_kv_attend_args *a;
     uint32_t q0;                  /* first query of this part of the block */
-    uint32_t parts;               /* tasks per (query, K head) */
+    uint32_t parts;               /* tasks per (query, unit of heads) */
 } topv_job;
 
+/* The rows query head scores sc[0..n) read (n > kk): the first `sinks`,
+ * the largest scores among the others, the `recent` newest, into idx in
+ * ascending position order; returns their number (kk - tail). NaN scores
+ * become -inf first (a NaN is never selected over a number); *mx gets the
+ * largest score. sel: n floats of scratch. */
+static size_t select_rows(const topv_state *s, float *sc, size_t n, size_t kk, float *sel,
+                          uint32_t *idx, float *mx) {
+    float m_x = -INFINITY;
+    for (size_t p = 0; p < n; p++) {
+        float x = sc[p];
+        sc[p] = x == x ? x : -INFINITY;
+        if (sc[p] > m_x) m_x = sc[p];
+    }
+    *mx = m_x;
+    /* n > kk >= sinks + recent + tail: the sinks, the recent rows and the
+     * others do not overlap, and there are more others than m_top */
+    size_t mid0 = s->sinks, mid1 = n - s->recent;
+    size_t m_top = kk - s->sinks - s->recent - s->tail, m = 0;
+    for (size_t p = 0; p < mid0; p++) idx[m++] = (uint32_t)p;
+    if (m_top > 0) {
+        size_t nm = mid1 - mid0;
+        memcpy(sel, sc + mid0, nm * sizeof(float));
+        float thr = kth_largest(sel, nm, m_top);
+        size_t greater = 0;
+        for (size_t p = mid0; p < mid1; p++) greater += sc[p] > thr;
+        size_t eq_left = m_top - greater, got = 0;
+        for (size_t p = mid0; p < mid1 && got < m_top; p++) {
+            if (sc[p] > thr || (sc[p] == thr && eq_left > 0)) {
+                if (!(sc[p] > thr)) eq_left--;
+                idx[m++] = (uint32_t)p;
+                got++;
+            }
+        }
+    }
+    for (size_t p = mid1; p < n; p++) idx[m++] = (uint32_t)p;
+    return m;
+}
+
+/* One task: query qi, the query heads [h0, h0 + gh) (whole selection sets:
+ * single heads, or with select=vhead the heads of whole V heads). Scores
+ * per K head in one pass over its rows for the task's heads that share it
+ * (each head's values are those it gets scored alone: tested), then per
+ * selection set: each head's rows, their union (vhead), the V rows read
+ * once per set and accumulated into each head's output. */
 static void topv_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
     const topv_job *j = ctx;
     topv_state *s = j->s;
     const sigma_kv_layout *L = &s->b.lay;
     const sg_kernels *kern = s->b.exec->k;
     uint32_t layer = j->a->layer;
-    float *sc_all = s->scratch + (size_t)tid * s->per_thread;
+    size_t nc = L->n_ctx;
     uint32_t kk = s->topk < L->n_ctx ? s->topk : L->n_ctx;
-    float *sel = sc_all + (size_t)s->group * L->n_ctx, *w = sel + L->n_ctx, *wi = w + kk;
-    uint32_t *idx = (uint32_t *)(void *)wi;
+    size_t set_rows = (size_t)s->set_heads * kk; /* at most this many rows per set */
+    float *sc_all = s->scratch + (size_t)tid * s->per_thread;
+    float *sel = sc_all + (size_t)s->unit_heads * nc, *w = sel + nc, *mx = w + set_rows;
+    uint32_t *idx = (uint32_t *)(void *)(mx + s->set_heads); /* each head's rows, kk apart */
+    uint32_t *uni = idx + set_rows;                      /* the set's rows (vhead) */
+    uint8_t *mark = (uint8_t *)(void *)(uni + set_rows); /* nc bytes, all 0 between uses */
     const float *kb = (const float *)(const void *)s->k[layer];
     const float *vb = (const float *)(const void *)s->v[layer];
-    const uint32_t gh = s->group / j->parts; /* query heads per task */
+    const uint32_t group = L->n_q_heads / L->n_k_heads, per_v = L->n_q_heads / L->n_v_heads;
+    const uint32_t n_units = L->n_q_heads / s->unit_heads, gh = s->unit_heads / j->parts;
     for (size_t t = begin; t < end; t++) {
-        size_t qi = j->q0 + t / ((size_t)L->n_k_heads * j->parts);
-        uint32_t kh = (uint32_t)(t / j->parts % L->n_k_heads);
-        uint32_t h0 = kh * s->group + (uint32_t)(t % j->parts) * gh;
+        size_t qi = j->q0 + t / ((size_t)n_units * j->parts);
+        uint32_t unit = (uint32_t)(t / j->parts % n_units);
+        uint32_t h0 = unit * s->unit_heads + (uint32_t)(t % j->parts) * gh;
         size_t n = (size_t)j->a->pos0 + qi + 1;
-        /* the scores of the gh query heads h0.. in one pass over the K rows
-         * (each head's values are those it gets scored alone: tested) */
-        if (n > s->topk)
-            sg_attn_scores(kern, gh, j->a->q + (qi * L->n_q_heads + h0) * L->d_qk, L->d_qk,
+        if (n <= s->topk) { /* every row is read: dense */
+            for (uint32_t h = h0; h < h0 + gh; h++)
+                sg_attn_head(kern, j->a->q + (qi * L->n_q_heads + h) * L->d_qk,
+                             kb + (size_t)(h / group) * L->d_qk, s->k_row,
+                             vb + (size_t)(h / per_v) * L->d_v, s->v_row, SG_KV_F32, n, L->d_qk,
+                             L->d_v, j->a->scale, j->a->out + (qi * L->n_q_heads + h) * L->d_v);
+            continue;
+        }
+        for (uint32_t r = h0; r < h0 + gh;) { /* runs of heads sharing a K head */
+            uint32_t kh = r / group, r1 = (kh + 1) * group < h0 + gh ? (kh + 1) * group : h0 + gh;
+            sg_attn_scores(kern, r1 - r, j->a->q + (qi * L->n_q_heads + r) * L->d_qk, L->d_qk,
                            kb + (size_t)kh * L->d_qk, s->k_row, SG_KV_F32, n, L->d_qk, j->a->scale,
-                           sc_all, L->n_ctx);
-        for (uint32_t h = h0; h < h0 + gh; h++) {
-            float *sc = sc_all + (size_t)(h - h0) * L->n_ctx;
-            uint32_t vh = h / (L->n_q_heads / L->n_v_heads);
-            const float *q = j->a->q + (qi * L->n_q_heads + h) * L->d_qk;
-            float *out = j->a->out + (qi * L->n_q_heads + h) * L->d_v;
-            const float *kh0 = kb + (size_t)kh * L->d_qk;
+                           sc_all + (size_t)(r - h0) * nc, nc);
+            r = r1;
+        }
+        for (uint32_t g0 = h0; g0 < h0 + gh; g0 += s->set_heads) {
+            uint32_t vh = g0 / per_v;
             const float *vh0 = vb + (size_t)vh * L->d_v;
-            if (n <= s->topk) {
-                sg_attn_head(kern, q, kh0, s->k_row, vh0, s->v_row, SG_KV_F32, n, L->d_qk, L->d_v,
-                             j->a->scale, out);
-                continue;
-            }
-            float mx = -INFINITY;
-            for (size_t p = 0; p < n; p++) {
-                float x = sc[p];
-                sc[p] = x == x ? x : -INFINITY;
-                if (sc[p] > mx) mx = sc[p];
-            }
-            /* n > kk >= sinks + recent + tail: the sinks, the recent rows and
-             * the others do not overlap, and there are more others than m_top */
-            size_t mid0 = s->sinks, mid1 = n - s->recent;
-            size_t m_top = kk - s->sinks - s->recent - s->tail, m = 0;
-            for (size_t p = 0; p < mid0; p++) {
-                w[m] = sc[p];
-                idx[m++] = (uint32_t)p;
-            }
-            if (m_top > 0) {
-                size_t nm = mid1 - mid0;
-                memcpy(sel, sc + mid0, nm * sizeof(float));
-                float thr = kth_largest(sel, nm, m_top);
-                size_t greater = 0;
-                for (size_t p = mid0; p < mid1; p++) greater += sc[p] > thr;
-                size_t eq_left = m_top - greater, got = 0;
-                for (size_t p = mid0; p < mid1 && got < m_top; p++) {
-                    if (sc[p] > thr || (sc[p] == thr && eq_left > 0)) {
-                        if (!(sc[p] > thr)) eq_left--;
-                        w[m] = sc[p];
-                        idx[m++] = (uint32_t)p;
-                        got++;
+            size_t m = 0;
+            const uint32_t *rows = idx;
+            for (uint32_t i = 0; i < s->set_heads; i++)
+                m = select_rows(s, sc_all + (size_t)(g0 - h0 + i) * nc, n, kk, sel,
+                                idx + (size_t)i * kk, &mx[i]);
+            if (s->set_heads > 1) { /* the union, in position order */
+                for (uint32_t i = 0; i < s->set_heads; i++)
+                    for (size_t r = 0; r < m; r++) mark[idx[(size_t)i * kk + r]] = 1;
+                size_t u = 0;
+                for (size_t p = 0; p < n; p++)
+                    if (mark[p]) {
+                        mark[p] = 0;
+                        uni[u++] = (uint32_t)p;
                     }
-                }
+                m = u;
+                rows = uni;
             }
-            for (size_t p = mid1; p < n; p++) {
-                w[m] = sc[p];
-                idx[m++] = (uint32_t)p;
-            }
-            memset(out, 0, (size_t)L->d_v * sizeof(float));
-            if (!s->tail) {
-                sigma_kernel_softmax_f32(w, m);
-            } else if (mx == -INFINITY) {
-                for (size_t i = 0; i < m; i++) w[i] = 0; /* no finite score: zero output */
-            } else {
-                /* exact weights over all n scores; the unread rows' weight
-                 * goes to their mean: (sum of rows 0..n-1 - the rows read) / (n - m) */
-                double tot = 0, got = 0;
-                for (size_t p = 0; p < n; p++) tot += exp((double)sc[p] - (double)mx);
+            double *ds = NULL;
+            if (s->tail) { /* the sum of the rows not read: (sum of rows 0..n-1) - the rows read */
+                ds = s->dscratch + (size_t)tid * L->d_v;
+                memcpy(ds, s->pre + (qi - j->q0) * s->v_row + (size_t)vh * L->d_v,
+                       L->d_v * sizeof(double));
                 for (size_t i = 0; i < m; i++) {
-                    double e = exp((double)w[i] - (double)mx) / tot;
-                    got += e;
-                    w[i] = (float)e;
-                }
-                double *ds = s->dscratch + (size_t)tid * L->d_v;
-                memcpy(ds, s->pre + (qi - j->q0) * s->v_row + (size_t)vh * L->d_v, L->d_v * sizeof(double));
-                for (size_t i = 0; i < m; i++) {
-                    const float *row = vh0 + (size_t)idx[i] * s->v_row;
+                    const float *row = vh0 + (size_t)rows[i] * s->v_row;
                     for (uint32_t d = 0; d < L->d_v; d++) ds[d] -= row[d];
                 }
-                double f = (got < 1 ? 1 - got : 0) / (double)(n - m);
-                for (uint32_t d = 0; d < L->d_v; d++) out[d] = (float)(ds[d] * f);
             }
-            for (size_t i = 0; i < m; i++) kern->axpy_f32(out, w[i], vh0 + (size_t)idx[i] * s->v_row, L->d_v);
+            for (uint32_t i = 0; i < s->set_heads; i++) {
+                uint32_t h = g0 + i;
+                const float *sc = sc_all + (size_t)(h - h0) * nc;
+                float *out = j->a->out + (qi * L->n_q_heads + h) * L->d_v;
+                for (size_t r = 0; r < m; r++) w[r] = sc[rows[r]];
+                memset(out, 0, (size_t)L->d_v * sizeof(float));
+                if (!s->tail) {
+                    sigma_kernel_softmax_f32(w, m);
+                } else if (mx[i] == -INFINITY) {
+                    for (size_t r = 0; r < m; r++) w[r] = 0; /* no finite score: zero output */
+                } else {
+                    /* exact weights over all n scores; the unread rows' weight
+                     * goes to their mean */
+                    double tot = 0, got = 0;
+                    for (size_t p = 0; p < n; p++) tot += exp((double)sc[p] - (double)mx[i]);
+                    for (size_t r = 0; r < m; r++) {
+                        double e = exp((double)w[r] - (double)mx[i]) / tot;
+                        got += e;
+                        w[r] = (float)e;
+                    }
+                    double f = m < n ? (got < 1 ? 1 - got : 0) / (double)(n - m) : 0;
+                    for (uint32_t d = 0; d < L->d_v; d++) out[d] = (float)(ds[d] * f);
+                }
+                for (size_t r = 0; r < m; r++)
+                    kern->axpy_f32(out, w[r], vh0 + (size_t)rows[r] * s->v_row, L->d_v);
+            }
         }
     }
 }
@@ -399,16 +470,18 @@ static int topv_attend(void *state, const sigma_kv_attend_args *a) {
             }
             /* the task indexes pre by query - q0 */
         }
-        /* one task per (query, K head), its query heads scored together;
-         * a K head's heads are split into parts only when there would be
-         * fewer than two tasks per thread (decode with few K heads) */
-        uint32_t parts = 1, G = s->group, nt = s->b.n_threads ? s->b.n_threads : 1;
-        while (parts < G && (uint64_t)nq * s->b.lay.n_k_heads * parts < 2ull * nt) {
+        /* one task per (query, unit of heads), its query heads scored
+         * together; a unit is split into parts (whole selection sets) only
+         * when there would be fewer than two tasks per thread (decode with
+         * few K heads) */
+        uint32_t units = s->b.lay.n_q_heads / s->unit_heads;
+        uint32_t parts = 1, G = s->unit_heads / s->set_heads, nt = s->b.n_threads ? s->b.n_threads : 1;
+        while (parts < G && (uint64_t)nq * units * parts < 2ull * nt) {
             parts++;
             while (G % parts) parts++;
         }
         topv_job j = {s, a, q0, parts};
-        sg_pool_run(s->b.exec->pool, (size_t)nq * s->b.lay.n_k_heads * parts, 1, topv_task, &j);
+        sg_pool_run(s->b.exec->pool, (size_t)nq * units * parts, 1, topv_task, &j);
     }
     return SIGMA_OK;
 }
@@ -437,15 +510,18 @@ static size_t topv_bytes_used(void *state) {
 }
 
 /* Format: header (tag "TOPV", options: k, sinks, recent, tail, prefill (0 = topk,
- * 1 = exact)), then per layer u32 n_pos, n_pos K rows and n_pos V rows of f32.
- * A header with the first four options only (written before `prefill`
- * existed, when every call was approximated) loads as prefill=topk. */
+ * 1 = exact), select (0 = head, 1 = vhead)), then per layer u32 n_pos, n_pos
+ * K rows and n_pos V rows of f32. select=head is saved without the sixth
+ * word (the bytes of before `select` existed). A header with the first four
+ * options only (written before `prefill` existed, when every call was
+ * approximated) loads as prefill=topk, select=head; one with five as
+ * select=head. */
 static int topv_save(void *state, sigma_write_fn wf, void *ctx) {
     topv_state *s = state;
     if (!s || !wf) return SIGMA_E_INVALID_ARG;
     sg_kv_wr w = {wf, ctx, SIGMA_OK};
-    uint32_t opts[5] = {s->topk, s->sinks, s->recent, s->tail, s->prefill};
-    sg_kv_w_header(&w, "TOPV", &s->b.lay, opts, 5);
+    uint32_t opts[6] = {s->topk, s->sinks, s->recent, s->tail, s->prefill, s->select};
+    sg_kv_w_header(&w, "TOPV", &s->b.lay, opts, s->select == TOPV_SELECT_HEAD ? 5 : 6);
     for (uint32_t l = 0; l < s->b.lay.n_layers; l++) {
         sg_kv_w_u32(&w, s->n_pos[l]);
         sg_kv_w_words(&w, s->k[l], (size_t)s->n_pos[l] * s->k_row, 4);
@@ -458,9 +534,9 @@ static int topv_load(void *state, const void *data, size_t size) {
     topv_state *s = state;
     if (!s || (!data && size)) return SIGMA_E_INVALID_ARG;
     sg_kv_rd r = {data, size, 0, 0};
-    uint32_t opts[5] = {s->topk, s->sinks, s->recent, s->tail, s->prefill};
-    static const uint32_t before_prefill[1] = {TOPV_PREFILL_TOPK};
-    int st = sg_kv_r_header_compat(&r, "TOPV", &s->b.lay, opts, 5, 4, before_prefill);
+    uint32_t opts[6] = {s->topk, s->sinks, s->recent, s->tail, s->prefill, s->select};
+    static const uint32_t older[2] = {TOPV_PREFILL_TOPK, TOPV_SELECT_HEAD};
+    int st = sg_kv_r_header_compat(&r, "TOPV", &s->b.lay, opts, 6, 4, older);
     if (st != SIGMA_OK) return st;
     uint32_t L = s->b.lay.n_layers;
     size_t hdr = r.off;

@@ -104,7 +104,8 @@ START_TEST(test_identical_to_dense) {
                               {"topv", "k=128"},           {"window", "sinks=4,window=100"},
                               {"window", "sinks=0,window=128"}, {"h2o", "budget=100,recent=10"},
                               {"h2o", "budget=128"},       {"quant", "residual=100,group=8"},
-                              {"topv", "k=100,sinks=4,recent=8,tail=1"}};
+                              {"topv", "k=100,sinks=4,recent=8,tail=1"},
+                              {"topv", "k=100,select=vhead"}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         run_same(m, cases[i][0], cases[i][1], got);
         ck_assert_msg(memcmp(ref, got, sizeof ref) == 0, "%s:%s differs from dense by %g", cases[i][0],
@@ -114,6 +115,8 @@ START_TEST(test_identical_to_dense) {
     run_same(m, "topv", "k=8", got);
     ck_assert(max_diff(ref, got, 31 * V) > 0);
     run_same(m, "topv", "k=8,tail=1", got);
+    ck_assert(max_diff(ref, got, 31 * V) > 0);
+    run_same(m, "topv", "k=8,select=vhead", got);
     ck_assert(max_diff(ref, got, 31 * V) > 0);
     sigma_model_close(m);
     free(mem);
@@ -226,6 +229,7 @@ START_TEST(test_rewind) {
     const char *cases[][2] = {{"dense", NULL},
                               {"topv", "k=16"},
                               {"topv", "k=16,sinks=2,recent=4,tail=1"},
+                              {"topv", "k=16,select=vhead,tail=1"},
                               {"window", "sinks=2,window=40"},
                               {"h2o", "budget=128"},
                               {"quant", "group=8,residual=24"}};
@@ -281,6 +285,8 @@ START_TEST(test_save_load_session) {
                               {"topv", "k=16,recent=4,tail=1"},
                               {"topv", "k=16,prefill=topk"},
                               {"topv", "k=16,tail=1,prefill=topk"},
+                              {"topv", "k=16,select=vhead"},
+                              {"topv", "k=16,select=vhead,tail=1,prefill=topk"},
                               {"window", "sinks=2,window=24"},
                               {"h2o", "budget=20,recent=5"},
                               {"quant", "group=8,residual=8,kbits=4,vbits=2"},
@@ -384,6 +390,7 @@ START_TEST(test_hostile_blobs) {
                               {"topv", "k=10"},
                               {"topv", "k=10,sinks=1,tail=1"},
                               {"topv", "k=10,prefill=topk"},
+                              {"topv", "k=10,select=vhead"},
                               {"window", "sinks=3,window=20"},
                               {"h2o", "budget=30,recent=4"},
                               {"quant", "group=8,residual=12,kbits=4"}};
@@ -536,15 +543,12 @@ END_TEST
  * rows (exact softmax over all scores) times their mean. Two blocks of
  * queries: 20 queries from position 100 (more than n_batch = 16, and not
  * where the last append started) and 8 from 112 (where it started). */
-static void ref_topv(const float *q, const float *k, const float *v, size_t n, uint32_t kk,
-                     uint32_t sinks, uint32_t recent, int tail, float scale, double *out) {
-    double s[200], mx = -1e300, tot = 0, got = 0;
-    int keep[200];
+static void ref_topv_keep(const float *q, const float *k, size_t ks, size_t n, uint32_t kk,
+                          uint32_t sinks, uint32_t recent, int tail, float scale, double *s, int *keep) {
     for (size_t j = 0; j < n; j++) {
         double d = 0;
-        for (int i = 0; i < 8; i++) d += (double)q[i] * k[j * 8 + i];
+        for (int i = 0; i < 8; i++) d += (double)q[i] * k[j * ks + i];
         s[j] = d * scale;
-        if (s[j] > mx) mx = s[j];
         keep[j] = n <= kk || j < sinks || j >= n - recent;
     }
     if (n > kk)
@@ -554,6 +558,15 @@ static void ref_topv(const float *q, const float *k, const float *v, size_t n, u
                 if (!keep[j] && (best < 0 || s[j] > s[best])) best = (int)j;
             keep[best] = 1;
         }
+}
+
+/* the output of scores s over the rows in keep: renormalised, or with
+ * tail the exact weights and the unread rows' weight on their mean */
+static void ref_topv_out(const double *s, const int *keep, const float *v, size_t vs, size_t n,
+                         int tail, double *out) {
+    double mx = -1e300, tot = 0, got = 0;
+    for (size_t j = 0; j < n; j++)
+        if (s[j] > mx) mx = s[j];
     for (size_t j = 0; j < n; j++) tot += exp(s[j] - mx);
     for (size_t j = 0; j < n; j++)
         if (keep[j]) got += exp(s[j] - mx);
@@ -562,13 +575,13 @@ static void ref_topv(const float *q, const float *k, const float *v, size_t n, u
     for (size_t j = 0; j < n; j++)
         if (!keep[j]) {
             n_rest++;
-            for (int i = 0; i < 4; i++) rest[i] += v[j * 8 + i];
+            for (int i = 0; i < 4; i++) rest[i] += v[j * vs + i];
         }
     for (int i = 0; i < 4; i++) {
         out[i] = 0;
         for (size_t j = 0; j < n; j++)
-            if (keep[j]) out[i] += exp(s[j] - mx) / (tail && n > kk ? tot : got) * v[j * 8 + i];
-        if (tail && n > kk && n_rest) out[i] += (tot - got) / tot * rest[i] / (double)n_rest;
+            if (keep[j]) out[i] += exp(s[j] - mx) / (tail ? tot : got) * v[j * vs + i];
+        if (tail && n_rest) out[i] += (tot - got) / tot * rest[i] / (double)n_rest;
     }
 }
 
@@ -601,11 +614,14 @@ START_TEST(test_topv_options_reference) {
             ck_assert_int_eq(dk.append(dst, l, p, 8, kk + p * 8, vv + p * 8), SIGMA_OK);
     static float od[20 * 4 * 4];
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
-        for (int mode = 0; mode < 2; mode++) {
-            /* mode 0: prefill=topk, every query approximated; mode 1: the
-             * default (exact), only single-query calls approximated */
+        for (int mode = 0; mode < 4; mode++) {
+            /* mode&1 0: prefill=topk, every query approximated; 1: the
+             * default (exact), only single-query calls approximated;
+             * mode&2: select=vhead */
             char opts[96];
-            snprintf(opts, sizeof opts, "%s%s", cases[c].opts, mode ? "" : ",prefill=topk");
+            int vhead = mode >> 1;
+            snprintf(opts, sizeof opts, "%s%s%s", cases[c].opts, mode & 1 ? "" : ",prefill=topk",
+                     vhead ? ",select=vhead" : "");
             sigma_kv_strategy k;
             ck_assert(sg_kv_find("topv", &k));
             void *st = NULL;
@@ -617,7 +633,7 @@ START_TEST(test_topv_options_reference) {
             const uint32_t blocks[5][2] = {{100, 20}, {112, 8}, {119, 1}, {112, 1}, {60, 1}};
             for (int bi = 0; bi < 5; bi++) {
                 uint32_t pos0 = blocks[bi][0], nq = blocks[bi][1];
-                int approx = mode == 0 || nq == 1;
+                int approx = !(mode & 1) || nq == 1;
                 sigma_kv_attend_args a = {sizeof a, 1, pos0, nq, q, o, scale};
                 ck_assert_int_eq(k.attend(st, &a), SIGMA_OK);
                 if (!approx) {
@@ -628,11 +644,19 @@ START_TEST(test_topv_options_reference) {
                 }
                 for (uint32_t qi = 0; qi < nq; qi++)
                     for (uint32_t h = 0; h < 4; h++) {
-                        /* head h -> K head 0, V head h/2 */
-                        double ref[4];
-                        ref_topv(q + (qi * 4 + h) * 8, kk, vv + (h / 2) * 4, pos0 + qi + 1,
-                                 approx ? cases[c].k : 1000, cases[c].sinks, cases[c].recent,
-                                 cases[c].tail, scale, ref);
+                        /* head h -> K head 0, V head h/2; vhead: heads 2i
+                         * and 2i+1 read the union of their rows */
+                        double ref[4], sc[2][200];
+                        int keep[2][200];
+                        size_t n = pos0 + qi + 1;
+                        uint32_t kq = approx ? cases[c].k : 1000;
+                        for (uint32_t x = 0; x < 2; x++)
+                            ref_topv_keep(q + (qi * 4 + (h & ~1u) + x) * 8, kk, 8, n, kq, cases[c].sinks,
+                                          cases[c].recent, cases[c].tail, scale, sc[x], keep[x]);
+                        if (vhead)
+                            for (size_t p = 0; p < n; p++) keep[h & 1][p] |= keep[!(h & 1)][p];
+                        ref_topv_out(sc[h & 1], keep[h & 1], vv + (h / 2) * 4, 8, n,
+                                     cases[c].tail && n > kq, ref);
                         for (int i = 0; i < 4; i++)
                             ck_assert_msg(fabs(o[(qi * 4 + h) * 4 + i] - ref[i]) < 1e-5,
                                           "topv:%s pos %u head %u: %g vs %g", opts, pos0 + qi, h,
@@ -642,6 +666,61 @@ START_TEST(test_topv_options_reference) {
             k.destroy(st);
         }
     dk.destroy(dst);
+}
+END_TEST
+
+/* select=vhead on layouts where a V head's query heads span several K heads
+ * (6/3/2: pairs of heads share a K head, triples a V head) and where a K
+ * head holds several V heads (8/2/4), and plain GQA (6/3/3, K head = V head):
+ * against the double reference, single queries and a block of 10. */
+START_TEST(test_topv_vhead_layouts) {
+    static const uint32_t heads[3][3] = {{6, 3, 2}, {8, 2, 4}, {6, 3, 3}};
+    const uint32_t *hd = heads[_i];
+    uint32_t nq = hd[0], nk = hd[1], nv = hd[2];
+    sigma_kv_layout lay = {sizeof(sigma_kv_layout), 1, nq, nk, nv, 8, 4, 200, 16};
+    static float kr[90 * 3 * 8], vr[90 * 4 * 4], q[10 * 8 * 8], o[10 * 8 * 4];
+    fill(kr, 90 * nk * 8, 0.2f);
+    fill(vr, 90 * nv * 4, -0.4f);
+    fill(q, sizeof q / 4, 0.6f);
+    const char *optv[] = {"k=9,select=vhead,prefill=topk", "k=9,select=vhead,tail=1,prefill=topk",
+                          "k=9,sinks=1,recent=2,select=vhead,prefill=topk"};
+    for (int oi = 0; oi < 3; oi++) {
+        sigma_kv_strategy k;
+        ck_assert(sg_kv_find("topv", &k));
+        void *st = NULL;
+        char err[128];
+        ck_assert_int_eq(k.create(NULL, &lay, optv[oi], &st, err, sizeof err), SIGMA_OK);
+        ck_assert_int_eq(k.append(st, 0, 0, 90, kr, vr), SIGMA_OK);
+        const uint32_t blocks[2][2] = {{80, 10}, {89, 1}};
+        for (int bi = 0; bi < 2; bi++) {
+            uint32_t pos0 = blocks[bi][0], n_q = blocks[bi][1];
+            sigma_kv_attend_args a = {sizeof a, 0, pos0, n_q, q, o, 0.7f};
+            ck_assert_int_eq(k.attend(st, &a), SIGMA_OK);
+            for (uint32_t qi = 0; qi < n_q; qi++) {
+                size_t n = pos0 + qi + 1;
+                static double sc[8][100];
+                static int keep[8][100], uni[100];
+                for (uint32_t h = 0; h < nq; h++)
+                    ref_topv_keep(q + (qi * nq + h) * 8, kr + (h * nk / nq) * 8, nk * 8, n, 9,
+                                  oi == 2, oi == 2 ? 2 : 0, oi == 1, 0.7f, sc[h], keep[h]);
+                for (uint32_t h = 0; h < nq; h++) {
+                    uint32_t vh = h * nv / nq;
+                    for (size_t p = 0; p < n; p++) {
+                        uni[p] = 0;
+                        for (uint32_t g = 0; g < nq; g++)
+                            if (g * nv / nq == vh) uni[p] |= keep[g][p];
+                    }
+                    double ref[4];
+                    ref_topv_out(sc[h], uni, vr + vh * 4, nv * 4, n, oi == 1, ref);
+                    for (int i = 0; i < 4; i++)
+                        ck_assert_msg(fabs(o[(qi * nq + h) * 4 + i] - ref[i]) < 1e-5,
+                                      "%u/%u/%u topv:%s pos %zu head %u: %g vs %g", nq, nk, nv,
+                                      optv[oi], n - 1, h, (double)o[(qi * nq + h) * 4 + i], ref[i]);
+                }
+            }
+        }
+        k.destroy(st);
+    }
 }
 END_TEST
 
@@ -689,12 +768,16 @@ START_TEST(test_topv_blob_compat) {
     memcpy(c, b.data, b.len);
     sg_kv_put32(c + 56, 2);
     ck_assert_int_eq(k.load(st2, c, b.len), SIGMA_E_MISMATCH);
-    /* other option counts: 3 (a legacy count short by one) and 6 */
+    /* other option counts: 3 (a legacy count short by one) and 7; 6 with
+     * the K rows' first word read as `select` (0.0f = 0 = head: what the
+     * five options meant, then one word short) */
     memcpy(c, b.data, b.len);
     sg_kv_put32(c + 36, 3);
     ck_assert_int_eq(k.load(st2, c, b.len), SIGMA_E_FORMAT);
+    sg_kv_put32(c + 36, 7);
+    ck_assert_int_ne(k.load(st2, c, b.len), SIGMA_OK);
     sg_kv_put32(c + 36, 6);
-    ck_assert_int_eq(k.load(st2, c, b.len), SIGMA_E_FORMAT);
+    ck_assert_int_ne(k.load(st2, c, b.len), SIGMA_OK);
     /* another version */
     memcpy(c, b.data, b.len);
     sg_kv_put32(c + 8, 2);
@@ -711,6 +794,32 @@ START_TEST(test_topv_blob_compat) {
     ck_assert_int_eq(k.load(st2, b.data, b.len), SIGMA_OK);
     probe(&k, st2, 90, o2);
     ck_assert_mem_eq(o1, o2, sizeof o1);
+    k.destroy(st2);
+    /* select: 5- and 4-option blobs are select=head, refused by vhead; a
+     * vhead blob has six options and loads into vhead only */
+    ck_assert_int_eq(k.create(NULL, &LAY, "k=10,prefill=topk,select=vhead", &st2, err, sizeof err),
+                     SIGMA_OK);
+    ck_assert_int_eq(k.load(st2, b.data, b.len), SIGMA_E_MISMATCH);
+    ck_assert_int_eq(k.load(st2, old, ol), SIGMA_E_MISMATCH);
+    ck_assert_uint_eq(k.bytes_used(st2), 0);
+    void *st3 = NULL;
+    ck_assert_int_eq(k.create(NULL, &LAY, "k=10,prefill=topk,select=vhead", &st3, err, sizeof err),
+                     SIGMA_OK);
+    feed(&k, st3, 0, 90);
+    blob b6 = {NULL, 0};
+    ck_assert_int_eq(k.save(st3, blob_write, &b6), SIGMA_OK);
+    ck_assert_uint_eq(sg_kv_get32(b6.data + 36), 6);
+    ck_assert_uint_eq(sg_kv_get32(b6.data + 60), 1); /* select=vhead */
+    ck_assert_uint_eq(b6.len, b.len + 4);
+    ck_assert_int_eq(k.load(st2, b6.data, b6.len), SIGMA_OK);
+    probe(&k, st3, 90, o1);
+    probe(&k, st2, 90, o2);
+    ck_assert_mem_eq(o1, o2, sizeof o1);
+    k.destroy(st2);
+    ck_assert_int_eq(k.create(NULL, &LAY, "k=10,prefill=topk", &st2, err, sizeof err), SIGMA_OK);
+    ck_assert_int_eq(k.load(st2, b6.data, b6.len), SIGMA_E_MISMATCH);
+    k.destroy(st3);
+    free(b6.data);
     free(c);
     free(old);
     free(b.data);
@@ -865,6 +974,7 @@ int main(void) {
     tcase_add_test(tc, test_topv_window_reference);
     tcase_add_test(tc, test_topv_options_reference);
     tcase_add_test(tc, test_topv_blob_compat);
+    tcase_add_loop_test(tc, test_topv_vhead_layouts, 0, 3);
     tcase_add_test(tc, test_options);
     tcase_add_test(tc, test_kernels);
     suite_add_tcase(s, tc);

@@ -159,7 +159,37 @@ def rope(x, pos, n_rot, theta, halves, freq_div=None):
     return x
 
 
-def forward(m, tokens):
+def topv_mask(s, k, first, select, heads):
+    """Selective V fetching (SIGMA.md section 3) on causal scores s[h][T][T]
+    (-inf above the diagonal) of the query heads `heads` sharing one V head:
+    rows (queries) >= `first` keep their k largest scores (ties: any), the
+    others are set to -inf so the softmax is renormalised over the kept rows.
+    select "head": each query head its own top-k; "vhead": every head of the
+    group uses the union of the group's top-k sets. Rows with <= k positions
+    are left whole."""
+    T = s[0].shape[0]
+    rows = np.arange(first, T)
+    rows = rows[rows + 1 > k]
+    if len(rows) == 0:
+        return s
+    keep = []
+    for h in range(len(heads)):
+        sub = s[h][rows]
+        thr = -np.partition(-sub, k - 1, axis=1)[:, k - 1:k]
+        keep.append(sub >= thr)
+    if select == "vhead":
+        u = np.logical_or.reduce(keep)
+        keep = [u] * len(heads)
+    out = []
+    for h in range(len(heads)):
+        t = s[h].copy()
+        t[rows] = np.where(keep[h], t[rows], -np.inf)
+        out.append(t)
+    return out
+
+
+def forward(m, tokens, topv=None):
+    """topv: None or (k, first query position approximated, "head"|"vhead")"""
     T = len(tokens)
     pos = np.arange(T, dtype=np.float64)
     x = m.w("token_embd.weight")[np.asarray(tokens)]
@@ -177,12 +207,16 @@ def forward(m, tokens):
         k = rope(k.reshape(T, m.n_k, m.d_qk), pos, m.n_rot, m.theta, m.halves, m.freq_div)
         v = v.reshape(T, m.n_v, m.d_v)
         out = np.zeros((T, m.n_q, m.d_v))
-        for i in range(m.n_q):
-            kh, vh = i * m.n_k // m.n_q, i * m.n_v // m.n_q
-            s = q[:, i, :] @ k[:, kh, :].T / np.sqrt(m.d_qk) + mask
-            s = np.exp(s - s.max(axis=1, keepdims=True))
-            a = s / s.sum(axis=1, keepdims=True)
-            out[:, i, :] = a @ v[:, vh, :]
+        per_v = m.n_q // m.n_v
+        for vh in range(m.n_v):
+            heads = range(vh * per_v, (vh + 1) * per_v)
+            ss = [q[:, i, :] @ k[:, i * m.n_k // m.n_q, :].T / np.sqrt(m.d_qk) + mask for i in heads]
+            if topv:
+                ss = topv_mask(ss, topv[0], topv[1], topv[2], heads)
+            for i, s in zip(heads, ss):
+                s = np.exp(s - s.max(axis=1, keepdims=True))
+                a = s / s.sum(axis=1, keepdims=True)
+                out[:, i, :] = a @ v[:, vh, :]
         x = x + out.reshape(T, -1) @ m.w(p + "attn_output.weight").T
         h = rmsnorm(x, m.w(p + "ffn_norm.weight"), m.eps)
         f = silu(h @ m.w(p + "ffn_gate.weight").T) * (h @ m.w(p + "ffn_up.weight").T)
@@ -239,7 +273,7 @@ def tokenize(m, text, how):
 
 # ---------------------------------------------------------------- perplexity
 
-def perplexity(m, tokens, n_ctx, max_chunks, add_bos, bos, log=sys.stderr):
+def perplexity(m, tokens, n_ctx, max_chunks, add_bos, bos, log=sys.stderr, topv=None):
     """llama.cpp's perplexity: consecutive chunks of n_ctx tokens, each from an
     empty context with its first token replaced by BOS when the model adds
     BOS; only the second half is scored: the logits at position j (j from
@@ -254,7 +288,7 @@ def perplexity(m, tokens, n_ctx, max_chunks, add_bos, bos, log=sys.stderr):
         chunk = list(tokens[c * n_ctx:(c + 1) * n_ctx])
         if add_bos and bos is not None:
             chunk[0] = int(bos)
-        lg = forward(m, chunk)
+        lg = forward(m, chunk, topv)
         first = n_ctx // 2
         z = lg[first:n_ctx - 1]
         z = z - z.max(axis=1, keepdims=True)
@@ -281,6 +315,13 @@ def main():
     ap.add_argument("--ctx", type=int, default=512, help="tokens per chunk (default 512)")
     ap.add_argument("--chunks", type=int, default=0, help="at most K chunks (default all)")
     ap.add_argument("--tokenizer", choices=("hf", "sigma"), default="hf")
+    ap.add_argument("--topv", type=int, default=0, metavar="K",
+                    help="selective V fetching: queries read the V rows of their K largest scores")
+    ap.add_argument("--topv-from", choices=("all", "half"), default="half",
+                    help="which queries are approximated: all, or those of the scored second "
+                         "half of a chunk (decoding after an exact prompt; default)")
+    ap.add_argument("--topv-select", choices=("head", "vhead"), default="head",
+                    help="per query head, or the union over the query heads sharing a V head")
     a = ap.parse_args()
     m = Model(a.model)
     if a.ppl:
@@ -289,7 +330,10 @@ def main():
         toks, add_bos, bos = tokenize(m, text, a.tokenizer)
         print(f"{a.ppl}: {len(toks)} tokens ({a.tokenizer} tokenizer), add_bos {int(add_bos)}",
               file=sys.stderr)
-        ppl, err = perplexity(m, toks, a.ctx, a.chunks, add_bos, bos)
+        topv = None
+        if a.topv:
+            topv = (a.topv, 0 if a.topv_from == "all" else a.ctx // 2, a.topv_select)
+        ppl, err = perplexity(m, toks, a.ctx, a.chunks, add_bos, bos, topv=topv)
         print(f"Final estimate: PPL = {ppl:.4f} +/- {err:.5f}")
         return 0
     if not a.tokens:
