@@ -111,7 +111,7 @@ static int topv_create(void *user, const sigma_kv_layout *lay, const char *optio
                       {"recent", 0, 1u << 24, 0, 0, 0},
                       {"tail", 0, 1, 0, 0, 0},
                       {"prefill", 0, 1, TOPV_PREFILL_EXACT, 0, 0},
-                      {"select", 0, 1, TOPV_SELECT_HEAD, 0, 0}};
+                      {"select", 0, 1, TOPV_SELECT_VHEAD, 0, 0}};
     static const char *const prefill_names[] = {"topk", "exact", NULL};
     static const char *const select_names[] = {"head", "vhead", NULL};
     const char *const *const names[6] = {NULL, NULL, NULL, NULL, prefill_names, select_names};

@@ -500,7 +500,7 @@ START_TEST(test_topv_window_reference) {
         ck_assert(sg_kv_find(which ? "window" : "topv", &k));
         void *st = NULL;
         char err[128];
-        ck_assert_int_eq(k.create(NULL, &LAY, which ? "sinks=3,window=17" : "k=11", &st, err, sizeof err),
+        ck_assert_int_eq(k.create(NULL, &LAY, which ? "sinks=3,window=17" : "k=11,select=head", &st, err, sizeof err),
                          SIGMA_OK);
         for (uint32_t p = 0; p < 120; p += 8)
             for (uint32_t l = 0; l < 2; l++)
@@ -621,7 +621,7 @@ START_TEST(test_topv_options_reference) {
             char opts[96];
             int vhead = mode >> 1;
             snprintf(opts, sizeof opts, "%s%s%s", cases[c].opts, mode & 1 ? "" : ",prefill=topk",
-                     vhead ? ",select=vhead" : "");
+                     vhead ? "" : ",select=head"); /* vhead: the default */
             sigma_kv_strategy k;
             ck_assert(sg_kv_find("topv", &k));
             void *st = NULL;
@@ -732,7 +732,8 @@ START_TEST(test_topv_blob_compat) {
     ck_assert(sg_kv_find("topv", &k));
     void *st = NULL, *st2 = NULL;
     char err[160];
-    ck_assert_int_eq(k.create(NULL, &LAY, "k=10,prefill=topk", &st, err, sizeof err), SIGMA_OK);
+    ck_assert_int_eq(k.create(NULL, &LAY, "k=10,prefill=topk,select=head", &st, err, sizeof err),
+                     SIGMA_OK);
     feed(&k, st, 0, 90);
     blob b = {NULL, 0};
     ck_assert_int_eq(k.save(st, blob_write, &b), SIGMA_OK);
@@ -748,7 +749,8 @@ START_TEST(test_topv_blob_compat) {
     memcpy(old, b.data, 56);
     memcpy(old + 56, b.data + 60, b.len - 60);
     sg_kv_put32(old + 36, 4);
-    ck_assert_int_eq(k.create(NULL, &LAY, "k=10,prefill=topk", &st2, err, sizeof err), SIGMA_OK);
+    ck_assert_int_eq(k.create(NULL, &LAY, "k=10,prefill=topk,select=head", &st2, err, sizeof err),
+                     SIGMA_OK);
     for (size_t len = 0; len < ol; len += (len < 100 ? 1 : 37))
         ck_assert_int_ne(k.load(st2, old, len), SIGMA_OK);
     ck_assert_uint_eq(k.bytes_used(st2), 0);
@@ -757,12 +759,13 @@ START_TEST(test_topv_blob_compat) {
     ck_assert_mem_eq(o1, o2, sizeof o1);
     k.destroy(st2);
     /* into prefill=exact: neither form */
-    ck_assert_int_eq(k.create(NULL, &LAY, "k=10", &st2, err, sizeof err), SIGMA_OK);
+    ck_assert_int_eq(k.create(NULL, &LAY, "k=10,select=head", &st2, err, sizeof err), SIGMA_OK);
     ck_assert_int_eq(k.load(st2, old, ol), SIGMA_E_MISMATCH);
     ck_assert_int_eq(k.load(st2, b.data, b.len), SIGMA_E_MISMATCH);
     ck_assert_uint_eq(k.bytes_used(st2), 0);
     k.destroy(st2);
-    ck_assert_int_eq(k.create(NULL, &LAY, "k=10,prefill=topk", &st2, err, sizeof err), SIGMA_OK);
+    ck_assert_int_eq(k.create(NULL, &LAY, "k=10,prefill=topk,select=head", &st2, err, sizeof err),
+                     SIGMA_OK);
     /* an unknown prefill value */
     unsigned char *c = malloc(b.len);
     memcpy(c, b.data, b.len);
@@ -816,8 +819,13 @@ START_TEST(test_topv_blob_compat) {
     probe(&k, st2, 90, o2);
     ck_assert_mem_eq(o1, o2, sizeof o1);
     k.destroy(st2);
-    ck_assert_int_eq(k.create(NULL, &LAY, "k=10,prefill=topk", &st2, err, sizeof err), SIGMA_OK);
+    ck_assert_int_eq(k.create(NULL, &LAY, "k=10,prefill=topk,select=head", &st2, err, sizeof err),
+                     SIGMA_OK);
     ck_assert_int_eq(k.load(st2, b6.data, b6.len), SIGMA_E_MISMATCH);
+    k.destroy(st2);
+    /* select=vhead is the default */
+    ck_assert_int_eq(k.create(NULL, &LAY, "k=10,prefill=topk", &st2, err, sizeof err), SIGMA_OK);
+    ck_assert_int_eq(k.load(st2, b6.data, b6.len), SIGMA_OK);
     k.destroy(st3);
     free(b6.data);
     free(c);

@@ -40,6 +40,8 @@ static const char *const DEFAULT_KV[] = {
     "window:sinks=4,window=512",
     "h2o:budget=512,recent=256",
     "topv:k=100",
+    "topv:k=100,select=head",
+    "topv:k=200",
     "topv:k=100,tail=1",
     "topv:k=200,tail=1",
     "topv:k=100,prefill=topk",
