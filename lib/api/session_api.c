@@ -23,7 +23,7 @@ int sigma_session_params_init(sigma_session_params *params, size_t struct_size) 
     d.n_ctx = 0;
     d.n_batch = 512;
     d.n_threads = 0;
-    d.save_compression = 1;
+    d.save_compression = 0;
     size_t n = struct_size < sizeof d ? struct_size : sizeof d;
     memset(params, 0, struct_size);
     memcpy(params, &d, n);

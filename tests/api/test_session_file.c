@@ -117,6 +117,36 @@ START_TEST(test_roundtrip_memory) {
 }
 END_TEST
 
+/* The default is stored (level 0): flag bit 0 clear, stored size =
+ * uncompressed size; an explicit level 1 sets the flag. */
+START_TEST(test_default_stored) {
+    sigma_session_params p;
+    sigma_session_params_init(&p, sizeof p);
+    ck_assert_int_eq(p.save_compression, 0);
+    uint8_t *mem;
+    sigma_model *m = tm_open(0, &mem);
+    ck_assert_ptr_nonnull(m);
+    sigma_session *s = NULL;
+    p.n_ctx = 64;
+    ck_assert_int_eq(sigma_session_open(m, &p, &s), SIGMA_OK);
+    ck_assert_int_eq(sigma_session_eval(s, PROMPT, 12), SIGMA_OK);
+    size_t len;
+    unsigned char *img = save_mem(s, &len);
+    ck_assert_int_eq(img[12] & 1, 0);
+    ck_assert(memcmp(img + 80, img + 88, 8) == 0);
+    free(img);
+    sigma_session *z = open_session(m, 64, 1);
+    ck_assert_int_eq(sigma_session_eval(z, PROMPT, 12), SIGMA_OK);
+    img = save_mem(z, &len);
+    ck_assert_int_eq(img[12] & 1, 1);
+    free(img);
+    sigma_session_close(z);
+    sigma_session_close(s);
+    sigma_model_close(m);
+    free(mem);
+}
+END_TEST
+
 START_TEST(test_roundtrip_file) {
     uint8_t *mem;
     sigma_model *m = tm_open(1, &mem);
@@ -680,6 +710,7 @@ int main(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_roundtrip_memory);
     tcase_add_test(tc, test_roundtrip_file);
+    tcase_add_test(tc, test_default_stored);
     tcase_add_test(tc, test_damage_is_refused);
     tcase_add_test(tc, test_args);
     tcase_add_loop_test(tc, test_sampler_roundtrip, 0, 3);
