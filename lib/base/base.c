@@ -111,3 +111,53 @@ void sg_params_merge(void *dst, size_t dst_size, const void *src, uint32_t src_s
     uint32_t sz = (uint32_t)dst_size;
     memcpy(dst, &sz, sizeof sz);
 }
+
+/* ---- growable buffers ----------------------------------------------------- */
+
+int sg_reserve(const sg_alloc *a, void **buf, size_t *cap, size_t used, size_t need) {
+    if (need <= *cap) return SIGMA_OK;
+    size_t nc = *cap ? *cap : 4096;
+    while (nc < need) {
+        if (nc > SIZE_MAX / 2) return SIGMA_E_NOMEM;
+        nc *= 2;
+    }
+    void *p = sg_malloc(a, nc);
+    if (!p) return SIGMA_E_NOMEM;
+    if (used && *buf) memcpy(p, *buf, used);
+    sg_free(a, *buf);
+    *buf = p;
+    *cap = nc;
+    return SIGMA_OK;
+}
+
+int sg_reserve_n(const sg_alloc *a, void **buf, size_t *cap_elems, size_t used_elems,
+                 size_t need_elems, size_t elem) {
+    size_t cap_b, used_b, need_b;
+    if (!elem || !sg_mul_size(*cap_elems, elem, &cap_b) || !sg_mul_size(used_elems, elem, &used_b) ||
+        !sg_mul_size(need_elems, elem, &need_b))
+        return SIGMA_E_NOMEM;
+    int st = sg_reserve(a, buf, &cap_b, used_b, need_b);
+    if (st == SIGMA_OK) *cap_elems = cap_b / elem;
+    return st;
+}
+
+int sg_buf_append(sg_buf *b, const void *data, size_t n) {
+    size_t need;
+    int st = sg_add_size(b->len, n, &need) ? sg_reserve(b->alloc, (void **)&b->data, &b->cap, b->len, need)
+                                           : SIGMA_E_NOMEM;
+    if (st != SIGMA_OK) {
+        b->failed = 1;
+        return st;
+    }
+    if (n) memcpy(b->data + b->len, data, n);
+    b->len += n;
+    return SIGMA_OK;
+}
+
+int sg_buf_write_cb(void *ctx, const void *data, size_t n) { return sg_buf_append(ctx, data, n); }
+
+void sg_buf_free(sg_buf *b) {
+    sg_free(b->alloc, b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}

@@ -80,4 +80,49 @@ uint32_t sg_cpu_count(void);
  * defaults copy: handles older (shorter) and newer (longer) callers. */
 void sg_params_merge(void *dst, size_t dst_size, const void *src, uint32_t src_size);
 
+/* ---- little-endian byte codec (the one codec every file format uses) ---- */
+static inline void sg_put_le16(uint8_t *p, uint16_t v) {
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+static inline void sg_put_le32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void sg_put_le64(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint16_t sg_get_le16(const uint8_t *p) {
+    return (uint16_t)(p[0] | (uint16_t)p[1] << 8);
+}
+static inline uint32_t sg_get_le32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint64_t sg_get_le64(const uint8_t *p) {
+    return (uint64_t)sg_get_le32(p) | (uint64_t)sg_get_le32(p + 4) << 32;
+}
+
+/* ---- a growable buffer on an allocator (the one growth policy) ---------- */
+
+/* Grow *buf (capacity *cap bytes, first `used` bytes live) to hold at least
+ * `need` bytes, doubling from 4096; contents kept. SIGMA_E_NOMEM on overflow
+ * or allocation failure (the old buffer is then untouched). */
+int sg_reserve(const sg_alloc *a, void **buf, size_t *cap, size_t used, size_t need);
+/* The same counted in elements of `elem` bytes (overflow-checked). */
+int sg_reserve_n(const sg_alloc *a, void **buf, size_t *cap_elems, size_t used_elems,
+                 size_t need_elems, size_t elem);
+
+/* An append-only byte buffer; `failed` remembers the first failure so a
+ * sequence of appends can be checked once. */
+typedef struct sg_buf {
+    const sg_alloc *alloc;
+    uint8_t *data;
+    size_t len, cap;
+    int failed;
+} sg_buf;
+
+int sg_buf_append(sg_buf *b, const void *data, size_t n);
+/* sigma_write_fn-shaped adapter: ctx is an sg_buf. */
+int sg_buf_write_cb(void *ctx, const void *data, size_t n);
+void sg_buf_free(sg_buf *b);
+
 #endif

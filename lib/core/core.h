@@ -248,4 +248,17 @@ void sg_softmax(float *x, size_t n);
 /* Row `id` of an embedding table (ne = (d, n_rows), any type) as f32. */
 int sg_embed_row(const sg_kernels *k, const sg_tensor *emb, uint32_t id, float *out);
 
+/* ---- query-head mapping (docs/sigma.md, "Head mapping") -------------------
+ * Query head h reads K head h / (n_q / n_k) and V head h / (n_q / n_v):
+ * consecutive query heads share a K (V) head. n_kv divides n_q (checked at
+ * model open and by sg_kv_check_layout). These two are the only place the
+ * mapping is written down. */
+static inline uint32_t sg_head_map(uint32_t q_head, uint32_t n_q, uint32_t n_kv) {
+    return q_head / (n_q / n_kv);
+}
+/* The first query head that reads K/V head kv_head (the inverse map). */
+static inline uint32_t sg_head_first_q(uint32_t kv_head, uint32_t n_q, uint32_t n_kv) {
+    return kv_head * (n_q / n_kv);
+}
+
 #endif
