@@ -22,7 +22,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../attn/attn.h"
+#include "../core/core.h"
 #include "kv.h"
 
 typedef struct h2o_state {

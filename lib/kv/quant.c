@@ -26,7 +26,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../attn/attn.h"
+#include "../core/core.h"
 #include "kv.h"
 
 typedef struct quant_state {

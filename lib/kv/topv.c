@@ -37,7 +37,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../attn/attn.h"
+#include "../core/core.h"
 #include "kv.h"
 
 /* prefill option values (also their serialized form) */

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "attn/attn.h"
+#include "forward/forward.h"
 #include "kv/kv.h"
 
 static uint64_t rng_state = 0x1234567887654321ull;

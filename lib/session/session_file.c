@@ -14,7 +14,6 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "../text/gen.h"
 #include "session.h"
 
 #define SESS_MAGIC "SIGSESS"          /* 8 bytes with the NUL */

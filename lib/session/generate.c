@@ -3,8 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../model/forward.h"
-#include "gen.h"
+#include "session.h"
 
 /* ---- stop strings ------------------------------------------------------- */
 

@@ -3,10 +3,11 @@
  *
  *     x = embed(tokens)
  *     for each layer:
- *         x += attention(rmsnorm(x))          lib/attn/attn.c
+ *         x += attention(rmsnorm(x))          sg_attention, below
  *         x += down(silu(gate(h)) * up(h)),   h = rmsnorm(x)
  *     logits = output(rmsnorm(x))             only for the rows asked for
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -152,6 +153,53 @@ void sg_fwd_free(sg_fwd *f) {
 
 static void add_rows(float *x, const float *d, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] += d[i];
+}
+
+/* ---- attention (docs/sigma.md, "DiffQKV attention") ------------------------
+ * Q, K and V come from their own projections with their own head counts; an
+ * AugQ model passes q0 through a SwiGLU (gate/up/down) to get Q. K and Q are
+ * rotated, the new K/V rows go to the cache strategy, which attends. */
+int sg_attention(const sg_exec *e, const sg_hparams *hp, const sg_layer *L, uint32_t layer,
+                 const sigma_kv_strategy *kv, void *kv_state, const float *xn, size_t n,
+                 uint32_t pos0, const sg_attn_bufs *b, float *out, sg_err *err) {
+    int st;
+    /* projections: q (or q0 for AugQ), k and v share the input */
+    float *qdst = hp->d_aug ? b->q0 : b->q;
+    const sg_tensor *w3[3] = {L->wq, L->wk, L->wv};
+    float *y3[3] = {qdst, b->k, b->v};
+    if ((st = sg_matmul_multi(e, 3, w3, xn, n, y3)) != SIGMA_OK)
+        return sg_error(err, st, "layer %u: q/k/v projection failed", layer);
+    if (hp->d_aug) {
+        /* AugQ: q = q_down(silu(q_gate(q0)) * q_up(q0)) */
+        const sg_tensor *w2[2] = {L->wq_gate, L->wq_up};
+        float *y2[2] = {b->aug_g, b->aug_u};
+        if ((st = sg_matmul_multi(e, 2, w2, b->q0, n, y2)) != SIGMA_OK)
+            return sg_error(err, st, "layer %u: AugQ gate/up failed", layer);
+        sg_swiglu(b->aug_g, b->aug_u, n * hp->d_aug);
+        if ((st = sg_matmul(e, L->wq_down, b->aug_g, n, b->q)) != SIGMA_OK)
+            return sg_error(err, st, "layer %u: AugQ down failed", layer);
+    }
+    sg_rope_pairs pairs =
+        hp->rope_layout == SG_ROPE_HALVES ? SG_ROPE_PAIRS_HALVES : SG_ROPE_PAIRS_ADJACENT;
+    sg_rope_apply(b->q, n, hp->n_q, hp->d_qk, hp->n_rot, pairs, b->rope_cs);
+    sg_rope_apply(b->k, n, hp->n_k, hp->d_qk, hp->n_rot, pairs, b->rope_cs);
+
+    if ((st = kv->append(kv_state, layer, pos0, (uint32_t)n, b->k, b->v)) != SIGMA_OK)
+        return sg_error(err, st, "layer %u: KV strategy '%s' append failed", layer, kv->name);
+    sigma_kv_attend_args a;
+    memset(&a, 0, sizeof a);
+    a.struct_size = (uint32_t)sizeof a;
+    a.layer = layer;
+    a.pos0 = pos0;
+    a.n_queries = (uint32_t)n;
+    a.q = b->q;
+    a.out = b->att;
+    a.scale = (float)(1.0 / sqrt((double)hp->d_qk));
+    if ((st = kv->attend(kv_state, &a)) != SIGMA_OK)
+        return sg_error(err, st, "layer %u: KV strategy '%s' attend failed", layer, kv->name);
+    if ((st = sg_matmul(e, L->wo, b->att, n, out)) != SIGMA_OK)
+        return sg_error(err, st, "layer %u: output projection failed", layer);
+    return SIGMA_OK;
 }
 
 int sg_forward(sg_fwd *f, const sigma_token *tokens, size_t n, uint32_t pos0, size_t logits_from,

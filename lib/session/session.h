@@ -1,9 +1,11 @@
-/* The session object, shared by the session API files of lib/api. */
-#ifndef SG_API_SESSION_H
-#define SG_API_SESSION_H
+/* session: a model's evaluation state (tokens, logits, KV strategy, forward
+ * scratch), session files, and generation/chat on top of them. */
+#ifndef SG_SESSION_H
+#define SG_SESSION_H
 
+#include "../forward/forward.h"
 #include "../kv/kv.h"
-#include "../model/forward.h"
+#include "../text/gen.h"
 
 struct sigma_session {
     const sigma_model *model;
@@ -27,5 +29,12 @@ struct sigma_session {
     sigma_sampler *sampler;        /* borrowed; saved/restored with the session */
     sg_err err;
 };
+
+/* Session internals for the other files of lib/session. */
+const struct sigma_model *sg_session_model(const sigma_session *s);
+/* Record an error message on the session and return status. */
+int sg_session_error(sigma_session *s, int status, const char *fmt, ...) SG_PRINTF(3, 4);
+/* The session's cancellation callback (NULL if none). */
+int sg_session_cancelled(const sigma_session *s);
 
 #endif

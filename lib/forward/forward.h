@@ -1,11 +1,31 @@
-/* The forward pass of a llama/sigma model over a batch of tokens
- * (lib/model/forward.c), and the session internals other parts may use. */
+/* forward: one forward pass of a model over a batch of tokens: every
+ * layer's DiffQKV attention and FFN (lib/forward/forward.c). Talks to the
+ * KV cache only through the public sigma_kv_strategy table. */
 #ifndef SG_FORWARD_H
 #define SG_FORWARD_H
 
-#include "../attn/attn.h"
 #include "../core/core.h"
-#include "model.h"
+#include "../model/model.h"
+
+/* Buffers for sg_attention, each for n_batch rows. */
+typedef struct sg_attn_bufs {
+    float *q;      /* [n][n_q*d_qk] */
+    float *q0;     /* [n][n_q*d_qk], AugQ only */
+    float *aug_g;  /* [n][d_aug], AugQ only */
+    float *aug_u;  /* [n][d_aug], AugQ only */
+    float *k;      /* [n][n_k*d_qk] */
+    float *v;      /* [n][n_v*d_v] */
+    float *att;    /* [n][n_q*d_v] */
+    const float *rope_cs; /* sg_rope_table for positions pos0..pos0+n-1 */
+} sg_attn_bufs;
+
+/* The attention block of one layer for n tokens at positions pos0..:
+ * out[n][n_embd] = o_proj(attend(rope(q(xn)), cache + rope(k(xn)), v(xn))).
+ * Appends this layer's K/V rows to the strategy first. */
+int sg_attention(const sg_exec *e, const sg_hparams *hp, const sg_layer *L, uint32_t layer,
+                 const sigma_kv_strategy *kv, void *kv_state, const float *xn, size_t n,
+                 uint32_t pos0, const sg_attn_bufs *b, float *out, sg_err *err);
+
 
 /* Everything one forward pass needs besides the model: kernels, pool,
  * cache strategy and scratch buffers for up to n_batch tokens. */
@@ -41,12 +61,5 @@ void sg_fwd_free(sg_fwd *f);
  * truncates. Tokens must already be validated. */
 int sg_forward(sg_fwd *f, const sigma_token *tokens, size_t n, uint32_t pos0, size_t logits_from,
                float *logits, sigma_cancel_fn cancel, void *cancel_user, sg_err *err);
-
-/* Session internals for other parts of the library (generation, chat). */
-const struct sigma_model *sg_session_model(const sigma_session *s);
-/* Record an error message on the session and return status. */
-int sg_session_error(sigma_session *s, int status, const char *fmt, ...) SG_PRINTF(3, 4);
-/* The session's cancellation callback (NULL if none). */
-int sg_session_cancelled(const sigma_session *s);
 
 #endif
