@@ -22,8 +22,8 @@
 
 static inline float row_elem(const void *base, size_t idx, uint32_t rt) {
     switch (rt) {
-    case SG_ROW_F16: return sg_h2f(((const uint16_t *)base)[idx]);
-    case SG_ROW_BF16: return sg_bf2f(((const uint16_t *)base)[idx]);
+    case SG_ROW_F16: return sg_f16_to_f32(((const uint16_t *)base)[idx]);
+    case SG_ROW_BF16: return sg_bf16_to_f32(((const uint16_t *)base)[idx]);
     default: return ((const float *)base)[idx];
     }
 }

@@ -18,40 +18,6 @@
 #include "../base/base.h"
 #include "tensor.h"
 
-/* ---- half / bfloat scalars ---------------------------------------------- */
-
-/* IEEE half to float (exact, subnormals and inf/nan kept). */
-static inline float sg_h2f(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t exp = (h >> 10) & 0x1fu;
-    uint32_t mant = h & 0x3ffu;
-    uint32_t bits;
-    if (exp == 0) {
-        if (mant == 0) {
-            bits = sign;
-        } else { /* subnormal: value = mant * 2^-24, exact in float */
-            float f = (float)mant * 0x1p-24f;
-            memcpy(&bits, &f, 4);
-            bits |= sign;
-        }
-    } else if (exp == 31) {
-        bits = sign | 0x7f800000u | (mant << 13);
-    } else {
-        bits = sign | ((exp + 112u) << 23) | (mant << 13);
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-/* bfloat16 to float (exact). */
-static inline float sg_bf2f(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
 /* ---- kernel table ------------------------------------------------------ */
 
 /* Convert n elements of a row of a weight type into f32 (n a multiple of the

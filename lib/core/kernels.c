@@ -21,7 +21,7 @@
 
 /* ---- half / bfloat ------------------------------------------------------ */
 
-static inline float h2f(uint16_t h) { return sg_h2f(h); }
+static inline float h2f(uint16_t h) { return sg_f16_to_f32(h); }
 
 static inline uint16_t f2h(float f) {
     uint32_t x;
@@ -45,7 +45,7 @@ static inline uint16_t f2h(float f) {
     return (uint16_t)(sign | ((ax - 0x38000000u) >> 13));
 }
 
-static inline float bf2f(uint16_t h) { return sg_bf2f(h); }
+static inline float bf2f(uint16_t h) { return sg_bf16_to_f32(h); }
 
 static inline uint16_t f2bf(float f) {
     uint32_t u;

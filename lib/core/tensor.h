@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef enum sg_type {
     SG_TYPE_F32  = 0,
@@ -50,10 +51,43 @@ typedef struct sg_tensor {
  * `src` into f32. Returns 0 on success, -1 for an unsupported type. */
 int sg_dequantize_row(uint32_t type, const void *src, float *dst, uint64_t n);
 
-/* Scalar half/bfloat conversions. */
-float sg_f16_to_f32(uint16_t h);
+/* ---- half / bfloat scalars: the one decoder of each ---------------------- */
+
+/* IEEE half to float (exact, subnormals and inf/nan kept). */
+static inline float sg_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exp = (h >> 10) & 0x1fu;
+    uint32_t mant = h & 0x3ffu;
+    uint32_t bits;
+    if (exp == 0) {
+        if (mant == 0) {
+            bits = sign;
+        } else { /* subnormal: value = mant * 2^-24, exact in float */
+            float f = (float)mant * 0x1p-24f;
+            memcpy(&bits, &f, 4);
+            bits |= sign;
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | (mant << 13);
+    } else {
+        bits = sign | ((exp + 112u) << 23) | (mant << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+/* bfloat16 to float (exact). */
+static inline float sg_bf16_to_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* float to IEEE half / bfloat16, round to nearest even (NaN stays NaN). */
 uint16_t sg_f32_to_f16(float f);
-float sg_bf16_to_f32(uint16_t h);
 uint16_t sg_f32_to_bf16(float f);
+
 
 #endif

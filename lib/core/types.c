@@ -39,19 +39,6 @@ static inline float bits_f32(uint32_t u) {
     return f;
 }
 
-float sg_f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t exp = (h >> 10) & 0x1fu;
-    uint32_t mant = h & 0x3ffu;
-    if (exp == 0) {
-        /* zero or subnormal: mant * 2^-24, exact in f32 */
-        float v = (float)mant * 5.9604644775390625e-8f;
-        return bits_f32(f32_bits(v) | sign);
-    }
-    if (exp == 31) return bits_f32(sign | 0x7f800000u | (mant << 13));
-    return bits_f32(sign | ((exp + 112u) << 23) | (mant << 13));
-}
-
 uint16_t sg_f32_to_f16(float f) {
     uint32_t x = f32_bits(f);
     uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
@@ -79,7 +66,6 @@ uint16_t sg_f32_to_f16(float f) {
     return (uint16_t)(sign | h);
 }
 
-float sg_bf16_to_f32(uint16_t h) { return bits_f32((uint32_t)h << 16); }
 
 uint16_t sg_f32_to_bf16(float f) {
     uint32_t x = f32_bits(f);

@@ -13,53 +13,6 @@
 
 #include "forward.h"
 
-static int check_tensor(const sg_tensor *t, const char *what, uint32_t layer, uint64_t ne0,
-                        uint64_t ne1, sg_err *err) {
-    if (!t) return sg_error(err, SIGMA_E_FORMAT, "layer %u: missing %s", layer, what);
-    if (!sg_kernel_type_supported(t->type))
-        return sg_error(err, SIGMA_E_UNSUPPORTED, "layer %u: %s has unsupported type %u", layer,
-                        what, t->type);
-    if (t->ne[0] != ne0 || (ne1 && t->ne[1] != ne1) || !t->data ||
-        !sg_kernel_row_bytes(t->type, ne0))
-        return sg_error(err, SIGMA_E_FORMAT, "layer %u: %s has shape (%llu, %llu), expected (%llu, %llu)",
-                        layer, what, (unsigned long long)t->ne[0], (unsigned long long)t->ne[1],
-                        (unsigned long long)ne0, (unsigned long long)ne1);
-    return SIGMA_OK;
-}
-
-static int check_model(const sigma_model *m, sg_err *err) {
-    const sg_hparams *hp = &m->hp;
-    if (!hp->n_layer || !hp->n_embd || !hp->n_ff || !hp->n_q || !hp->n_k || !hp->n_v ||
-        !hp->d_qk || !hp->d_v || !hp->n_vocab || hp->n_q % hp->n_k || hp->n_q % hp->n_v ||
-        hp->n_rot > hp->d_qk || hp->n_rot % 2 || !m->layers)
-        return sg_error(err, SIGMA_E_FORMAT, "inconsistent model hyperparameters");
-    uint64_t E = hp->n_embd, F = hp->n_ff, QD = (uint64_t)hp->n_q * hp->d_qk;
-    uint64_t KD = (uint64_t)hp->n_k * hp->d_qk, VD = (uint64_t)hp->n_v * hp->d_v;
-    uint64_t AD = (uint64_t)hp->n_q * hp->d_v;
-    int st;
-    if ((st = check_tensor(m->tok_embd, "token_embd", 0, E, hp->n_vocab, err))) return st;
-    if ((st = check_tensor(m->out_norm, "output_norm", 0, E, 0, err))) return st;
-    if ((st = check_tensor(m->output, "output", 0, E, hp->n_vocab, err))) return st;
-    for (uint32_t l = 0; l < hp->n_layer; l++) {
-        const sg_layer *L = &m->layers[l];
-        if ((st = check_tensor(L->attn_norm, "attn_norm", l, E, 0, err))) return st;
-        if ((st = check_tensor(L->wq, "attn_q", l, E, QD, err))) return st;
-        if ((st = check_tensor(L->wk, "attn_k", l, E, KD, err))) return st;
-        if ((st = check_tensor(L->wv, "attn_v", l, E, VD, err))) return st;
-        if ((st = check_tensor(L->wo, "attn_output", l, AD, E, err))) return st;
-        if (hp->d_aug) {
-            if ((st = check_tensor(L->wq_gate, "attn_q_gate", l, QD, hp->d_aug, err))) return st;
-            if ((st = check_tensor(L->wq_up, "attn_q_up", l, QD, hp->d_aug, err))) return st;
-            if ((st = check_tensor(L->wq_down, "attn_q_down", l, hp->d_aug, QD, err))) return st;
-        }
-        if ((st = check_tensor(L->ffn_norm, "ffn_norm", l, E, 0, err))) return st;
-        if ((st = check_tensor(L->w_gate, "ffn_gate", l, E, F, err))) return st;
-        if ((st = check_tensor(L->w_up, "ffn_up", l, E, F, err))) return st;
-        if ((st = check_tensor(L->w_down, "ffn_down", l, F, E, err))) return st;
-    }
-    return SIGMA_OK;
-}
-
 static float *fwd_alloc(sg_fwd *f, uint64_t rows, uint64_t cols, int *ok) {
     uint64_t n;
     if (!*ok) return NULL;
@@ -85,8 +38,8 @@ int sg_fwd_init(sg_fwd *f, const sigma_model *m, sg_pool *pool, uint32_t n_batch
     f->model = m;
     f->alloc = m->alloc;
     f->n_batch = n_batch;
-    int st = check_model(m, err);
-    if (st != SIGMA_OK) return st;
+    /* The model was validated when it was opened (gguf.c: types and block
+     * sizes; arch.c: hyperparameters and every tensor's shape). */
     const sg_hparams *hp = &m->hp;
     /* SIGMA_KERNELS (read here, once per session): "generic", "avx2", "exact", "q8" */
     sg_kernels_init_spec(&f->kern, allow_simd, getenv("SIGMA_KERNELS"));

@@ -47,7 +47,7 @@ typedef struct sg_fwd {
     size_t n_bufs;
 } sg_fwd;
 
-/* Check the model's tensors against its hparams and allocate buffers.
+/* Allocate buffers for a model validated at open.
  * pool may be NULL (single thread). */
 int sg_fwd_init(sg_fwd *f, const struct sigma_model *m, sg_pool *pool, uint32_t n_batch,
                 int allow_simd, sg_err *err);

@@ -76,7 +76,7 @@ static bool rd_str(cursor *c, sg_str *s, uint64_t *len_out) {
     return true;
 }
 
-static uint64_t scalar_size(uint32_t t) {
+uint64_t sg_gguf_scalar_size(uint32_t t) {
     switch (t) {
     case SG_GGUF_U8: case SG_GGUF_I8: case SG_GGUF_BOOL: return 1;
     case SG_GGUF_U16: case SG_GGUF_I16: return 2;
@@ -100,7 +100,7 @@ static const char *vtype_name(uint32_t t) {
 /* Walk (validate) the elements of an array whose header has been read. */
 static int walk_array(cursor *c, uint32_t et, uint64_t n, int depth, const char *key,
                       sg_err *err) {
-    uint64_t es = scalar_size(et);
+    uint64_t es = sg_gguf_scalar_size(et);
     if (es) {
         uint64_t nb;
         if (!sg_mul_u64(n, es, &nb) || nb > remaining(c))
@@ -154,7 +154,7 @@ static int read_value(cursor *c, uint32_t type, const char *key, sg_gguf_value *
                       sg_err *err) {
     memset(v, 0, sizeof *v);
     v->type = type;
-    uint64_t es = scalar_size(type);
+    uint64_t es = sg_gguf_scalar_size(type);
     if (es) {
         if (remaining(c) < es)
             return sg_error(err, SIGMA_E_FORMAT,

@@ -72,6 +72,10 @@ const sg_tensor *sg_gguf_tensor(const sg_gguf *g, const char *name);
 /* Typed getters: SIGMA_OK, SIGMA_E_NOT_FOUND (absent) or SIGMA_E_FORMAT
  * (present with a wrong type / out of range; message in err). Integer
  * getters accept any integer type whose value fits. */
+/* Size in bytes of one scalar of GGUF value type t (0 for string, array or
+ * an unknown type). */
+uint64_t sg_gguf_scalar_size(uint32_t t);
+
 int sg_gguf_get_u32(const sg_gguf *g, const char *key, uint32_t *out, sg_err *err);
 int sg_gguf_get_f32(const sg_gguf *g, const char *key, float *out, sg_err *err);
 int sg_gguf_get_bool(const sg_gguf *g, const char *key, bool *out, sg_err *err);

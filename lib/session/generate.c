@@ -1,119 +1,10 @@
 /* Streaming generation: prompt evaluation, the sample/eval loop, UTF-8
- * safe decoding and stop strings. */
+ * safe decoding (lib/text/decoder.c) and stop strings (lib/text/stop.c). */
 #include <stdio.h>
 #include <string.h>
 
+#include "../text/text.h"
 #include "session.h"
-
-/* ---- stop strings ------------------------------------------------------- */
-
-void sg_stopper_init(sg_stopper *st, const sg_alloc *alloc, const char *const *stops,
-                     size_t n_stops) {
-    memset(st, 0, sizeof *st);
-    st->alloc = alloc;
-    st->stops = stops;
-    st->n_stops = stops ? n_stops : 0;
-}
-
-void sg_stopper_free(sg_stopper *st) {
-    sg_free(st->alloc, st->pending);
-    st->pending = NULL;
-    st->len = st->cap = 0;
-}
-
-static const char *mem_find(const char *h, size_t hl, const char *n, size_t nl) {
-    if (nl == 0 || hl < nl) return NULL;
-    for (size_t i = 0; i + nl <= hl; i++)
-        if (h[i] == n[0] && memcmp(h + i, n, nl) == 0) return h + i;
-    return NULL;
-}
-
-/* Drop the prefix returned by the previous call. */
-static void stopper_compact(sg_stopper *st) {
-    if (st->emitted) {
-        memmove(st->pending, st->pending + st->emitted, st->len - st->emitted);
-        st->len -= st->emitted;
-        st->emitted = 0;
-    }
-}
-
-int sg_stopper_push(sg_stopper *st, const char *text, size_t len, const char **emit,
-                    size_t *emit_len) {
-    *emit = NULL;
-    *emit_len = 0;
-    if (st->stopped) return SIGMA_OK;
-    if (st->n_stops == 0) { /* nothing to hold back */
-        *emit = text;
-        *emit_len = len;
-        return SIGMA_OK;
-    }
-    stopper_compact(st);
-    size_t need;
-    if (!sg_add_size(st->len, len, &need)) return SIGMA_E_NOMEM;
-    if (need > st->cap) {
-        size_t cap = st->cap ? st->cap : 64;
-        while (cap < need) {
-            if (!sg_mul_size(cap, 2, &cap)) return SIGMA_E_NOMEM;
-        }
-        char *p = sg_malloc(st->alloc, cap);
-        if (!p) return SIGMA_E_NOMEM;
-        if (st->len) memcpy(p, st->pending, st->len);
-        sg_free(st->alloc, st->pending);
-        st->pending = p;
-        st->cap = cap;
-    }
-    if (len) memcpy(st->pending + st->len, text, len);
-    st->len = need;
-
-    /* earliest complete stop string */
-    size_t cut = st->len;
-    for (size_t i = 0; i < st->n_stops; i++) {
-        const char *s = st->stops[i];
-        if (!s || !*s) continue;
-        const char *f = mem_find(st->pending, st->len, s, strlen(s));
-        if (f && (size_t)(f - st->pending) < cut) cut = (size_t)(f - st->pending);
-    }
-    if (cut < st->len) {
-        st->stopped = 1;
-        st->len = cut;
-        st->emitted = cut;
-        *emit = st->pending;
-        *emit_len = cut;
-        return SIGMA_OK;
-    }
-    /* hold back the longest suffix that is a proper prefix of a stop string */
-    size_t hold = 0;
-    for (size_t i = 0; i < st->n_stops; i++) {
-        const char *s = st->stops[i];
-        if (!s || !*s) continue;
-        size_t sl = strlen(s);
-        size_t maxk = sl - 1 < st->len ? sl - 1 : st->len;
-        for (size_t k = maxk; k > hold; k--) {
-            if (memcmp(st->pending + st->len - k, s, k) == 0) {
-                hold = k;
-                break;
-            }
-        }
-    }
-    size_t out = st->len - hold;
-    /* never split a UTF-8 character (only possible with a stop string that
-     * starts with a continuation byte) */
-    while (out > 0 && out < st->len && ((unsigned char)st->pending[out] & 0xC0) == 0x80) out--;
-    st->emitted = out;
-    *emit = st->pending;
-    *emit_len = out;
-    return SIGMA_OK;
-}
-
-void sg_stopper_finish(sg_stopper *st, const char **emit, size_t *emit_len) {
-    *emit = NULL;
-    *emit_len = 0;
-    if (st->stopped || st->n_stops == 0) return;
-    stopper_compact(st);
-    *emit = st->pending;
-    *emit_len = st->len;
-    st->emitted = st->len;
-}
 
 /* ---- parameters --------------------------------------------------------- */
 
@@ -418,36 +309,6 @@ static int resolve_gen_params(const sigma_generate_params *in, sigma_generate_pa
 }
 
 /* Tokenize into an allocated array (*out freed by the caller). */
-static int tokenize_alloc(const sigma_model *m, const char *text, size_t len, uint32_t flags,
-                          sigma_token **out, size_t *n, sg_err *err) {
-    *out = NULL;
-    *n = 0;
-    size_t cap;
-    if (!sg_add_size(len, 8, &cap)) return sg_error(err, SIGMA_E_INVALID_ARG, "text too long");
-    for (int attempt = 0; attempt < 2; attempt++) {
-        size_t bytes;
-        if (!sg_mul_size(cap, sizeof(sigma_token), &bytes))
-            return sg_error(err, SIGMA_E_NOMEM, "text too long");
-        sigma_token *t = sg_malloc(&m->alloc, bytes);
-        if (!t) return sg_error(err, SIGMA_E_NOMEM, "out of memory (tokens)");
-        size_t need = 0;
-        int st = sigma_tokenize(m, text, len, t, cap, &need, flags);
-        if (st == SIGMA_OK) {
-            *out = t;
-            *n = need;
-            return SIGMA_OK;
-        }
-        sg_free(&m->alloc, t);
-        if (st != SIGMA_E_BUFFER_TOO_SMALL || need <= cap) {
-            char msg[SG_ERRMSG_MAX];
-            sigma_model_last_error(m, msg, sizeof msg);
-            return sg_error(err, st, "tokenize failed: %s", msg[0] ? msg : sigma_strerror(st));
-        }
-        cap = need;
-    }
-    return sg_error(err, SIGMA_E_INTERNAL, "tokenize: size changed between calls");
-}
-
 int sg_session_generate_model(sigma_session *session, const sigma_model *model,
                               const char *prompt, const sigma_generate_params *params,
                               sigma_generate_stats *stats, sg_err *err) {
@@ -466,7 +327,7 @@ int sg_session_generate_model(sigma_session *session, const sigma_model *model,
     sigma_token *toks = NULL;
     size_t n = 0;
     double t0 = sg_now_ms();
-    st = tokenize_alloc(model, prompt, strlen(prompt), flags, &toks, &n, err);
+    st = sg_tokenize_alloc(model, prompt, strlen(prompt), flags, &toks, &n, err);
     if (st != SIGMA_OK) return st;
     double t_tok = sg_now_ms() - t0;
     real_ctx rc;
@@ -509,7 +370,7 @@ int sg_session_chat_model(sigma_session *session, const sigma_model *model,
     }
     sigma_token *toks = NULL;
     size_t n = 0;
-    st = tokenize_alloc(model, text, len,
+    st = sg_tokenize_alloc(model, text, len,
                         SIGMA_TOKENIZE_PARSE_SPECIAL | (p.tokenize_flags & SIGMA_TOKENIZE_ADD_SPECIAL),
                         &toks, &n, err);
     sg_free(&model->alloc, text);

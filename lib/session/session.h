@@ -5,7 +5,7 @@
 
 #include "../forward/forward.h"
 #include "../kv/kv.h"
-#include "../text/gen.h"
+#include "generate.h"
 
 struct sigma_session {
     const sigma_model *model;

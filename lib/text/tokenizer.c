@@ -1036,7 +1036,7 @@ int sg_tokenize_alloc(const struct sigma_model *model, const char *text, size_t 
     if (len >= UINT32_MAX) return sg_error(err, SIGMA_E_INVALID_ARG, "tokenize: text too long");
     size_t need;
     int st = run_tokenize(model, text, len, flags, NULL, 0, &need);
-    if (st) return sg_error(err, st, "tokenize failed");
+    if (st) return sg_error(err, st, "tokenize failed: %s", sigma_strerror(st));
     if (!need) return SIGMA_OK;
     sigma_token *buf = sg_malloc(&model->alloc, need * sizeof *buf);
     if (!buf) return sg_error(err, SIGMA_E_NOMEM, "tokenize: out of memory");

@@ -277,8 +277,8 @@ END_TEST
  * rows, head dimensions with and without SIMD tails, every block length;
  * and each score bitwise independent of the number of heads beside it. */
 static double elem(const void *base, size_t i, uint32_t rt) {
-    if (rt == SG_ROW_F16) return sg_h2f(((const uint16_t *)base)[i]);
-    if (rt == SG_ROW_BF16) return sg_bf2f(((const uint16_t *)base)[i]);
+    if (rt == SG_ROW_F16) return sg_f16_to_f32(((const uint16_t *)base)[i]);
+    if (rt == SG_ROW_BF16) return sg_bf16_to_f32(((const uint16_t *)base)[i]);
     return ((const float *)base)[i];
 }
 

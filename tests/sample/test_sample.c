@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "text/gen.h"
+#include "session/generate.h"
 
 static struct sigma_model *fake_new(uint32_t n_vocab) {
     struct sigma_model *m = calloc(1, sizeof *m);
