@@ -305,8 +305,11 @@ typedef int (*sigma_write_fn)(void *ctx, const void *data, size_t n);
 typedef struct sigma_kv_strategy {
     int version;               /**< SIGMA_KV_STRATEGY_VERSION */
     const char *name;
-    /** Non-zero if the strategy keeps bounded memory and lets a session go
-     *  on past n_ctx (positions keep growing). */
+    /** Non-zero if positions are unbounded: the session lets evaluation go
+     *  on past n_ctx tokens (positions keep growing) and the strategy itself
+     *  decides what to keep (e.g. window evicts old rows) and when to refuse
+     *  (SIGMA_E_CONTEXT_FULL from append). Zero: the session refuses tokens
+     *  past n_ctx with SIGMA_E_CONTEXT_FULL before the strategy sees them. */
     int unbounded;
     void *user;                /**< passed to create() */
     int (*create)(void *user, const sigma_kv_layout *layout, const char *options,
@@ -447,8 +450,9 @@ SIGMA_API int sigma_session_kv_bytes(const sigma_session *session, size_t *bytes
 
 /** Save the session to a file: its tokens, the logits of its last position
  *  (when valid), the KV strategy's serialized cache and the state of an
- *  attached sampler (sigma_session_set_sampler()), deflate-compressed
- *  (see save_compression), in the format of docs/session-format.md: magic,
+ *  attached sampler (sigma_session_set_sampler()), stored uncompressed by
+ *  default or deflate-compressed (see save_compression), in the format of
+ *  docs/session-format.md: magic,
  *  format version, the model's fingerprint, the strategy name, sizes and a
  *  CRC-32 of the payload. The file is written to a temporary file in the
  *  same directory, fsynced and renamed over `path` (then the directory is

@@ -1,6 +1,8 @@
-/* Internal foundation shared by every part of libsigma: allocation through
- * the host's allocator, per-object error messages, logging, and overflow-safe
- * size arithmetic. Nothing here has global state. */
+/* base: what every part needs and nothing else: allocation through the
+ * host's allocator, per-object error messages, logging, overflow-safe sizes,
+ * the little-endian byte codec, growable buffers, version and status
+ * strings (version.c). Depends on nothing but the public header; nothing
+ * here has global state. */
 #ifndef SG_BASE_H
 #define SG_BASE_H
 

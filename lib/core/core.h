@@ -1,4 +1,6 @@
-/* Compute kernels and the thread pool (lib/core/kernels.c, ops.c, pool.c).
+/* core: tensor types and compute: kernels (kernels.c, gemm.c, attnk.c), the
+ * thread pool (pool.c), model-level operations (ops.c) and per-head
+ * attention over cached rows (attn.c). Depends on base only.
  *
  * Kernels are reached through a table (sg_kernels) filled once when a
  * session opens, so SIMD variants can be chosen at run time without global

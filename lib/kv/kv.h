@@ -1,5 +1,6 @@
-/* Built-in KV-cache strategies and their registry. Strategies implement the
- * public sigma_kv_strategy interface (include/sigma/sigma.h). */
+/* kv: the built-in KV-cache strategies, their registry and shared helpers.
+ * Strategies implement the public sigma_kv_strategy interface
+ * (include/sigma/sigma.h); depends on core and base only. */
 #ifndef SG_KV_H
 #define SG_KV_H
 

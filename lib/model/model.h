@@ -1,5 +1,7 @@
-/* Internal model description shared by the loader, the forward pass, the
- * tokenizer and the API layer. Both `llama` and `sigma` files become this. */
+/* model: a model file made into an immutable, validated description: the
+ * GGUF reader (gguf.c), the architecture loader (arch.c) and the model's
+ * error slot, fingerprint and metadata (model.c). Both `llama` and `sigma`
+ * files become this. Depends on core and base. */
 #ifndef SG_MODEL_H
 #define SG_MODEL_H
 

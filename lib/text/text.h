@@ -1,4 +1,6 @@
-/* Internal interface of the text part: tokenizer, sampling, chat. */
+/* text: everything between bytes and tokens: tokenizer, detokenizer,
+ * sampler, stop strings and chat templates. Depends on model, core, base;
+ * never on sessions (generation over a session is lib/session). */
 #ifndef SG_TEXT_H
 #define SG_TEXT_H
 

@@ -8,7 +8,7 @@
  *
  * Presets: tinyllama-1.1b (22 layers, hidden 2048, 32/4 heads, FFN 5632,
  * vocab 32000), stories15m (dim 288, 6 layers, 6 heads, FFN 768, vocab
- * 32000, F32), sigma-1.5b (SIGMA.md section 4: 26 layers, hidden 2048,
+ * 32000, F32), sigma-1.5b (docs/sigma.md §4: 26 layers, hidden 2048,
  * 32/4/16 heads, d 64, FFN 6144, AugQ 3072, vocab 128256, theta 50000) and
  * sigma-1.5b-gqa (its GQA twin: 16/16 K/V heads, no AugQ). Options after the
  * preset override it (--layers 8 keeps runs short).

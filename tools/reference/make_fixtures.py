@@ -8,7 +8,7 @@ all-position logits (*.logits) computed by sigma_ref.py in float64.
 .logits format (little-endian): u32 n_tokens, u32 n_vocab,
 i32 tokens[n_tokens], f32 logits[n_tokens][n_vocab].
 Deterministic (fixed seeds); the gguf package writes numpy (out, in) arrays
-with ne = (in, out), as SIGMA.md section 6 requires.
+with ne = (in, out), as docs/sigma.md §6 requires.
 """
 import os
 import struct
@@ -125,7 +125,7 @@ def write(path, arch, shape, W, wtype):
 
 
 def verify(path, W):
-    """Read the file back: ne[0] is the input dimension (SIGMA.md section 6),
+    """Read the file back: ne[0] is the input dimension (docs/sigma.md §6),
     token_type is an INT32 array, and the stored weights are the ones given."""
     r = GGUFReader(path)
     for t in r.tensors:

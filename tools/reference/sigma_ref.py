@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """An independent numpy reference for libsigma's forward pass.
 
-Written from ../shared/docs/SIGMA.md (sections 1, 2 and 6), not from the C
+Written from docs/sigma.md (sections 1, 2 and 6), not from the C
 code: it reads a GGUF file (architectures `llama` and `sigma`) with the PyPI
 `gguf` package and computes logits for every position of a token sequence in
 float64. Weight types: F32, F16, BF16, Q8_0, Q4_0, Q4_1 (dequantized here).
@@ -160,7 +160,7 @@ def rope(x, pos, n_rot, theta, halves, freq_div=None):
 
 
 def topv_mask(s, k, first, select, heads):
-    """Selective V fetching (SIGMA.md section 3) on causal scores s[h][T][T]
+    """Selective V fetching (docs/sigma.md §3) on causal scores s[h][T][T]
     (-inf above the diagonal) of the query heads `heads` sharing one V head:
     rows (queries) >= `first` keep their k largest scores (ties: any), the
     others are set to -inf so the softmax is renormalised over the kept rows.

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Train a small Sigma (DiffQKV + AugQ) model, or its GQA twin, on Jane Austen.
 
-Architecture: /work/shared/docs/SIGMA.md (pre-norm RMSNorm, DiffQKV attention
+Architecture: docs/sigma.md (pre-norm RMSNorm, DiffQKV attention
 with independent n_q / n_k / n_v and d_qk / d_v, optional AugQ SwiGLU after
 q_proj, RoPE rotating halves over the head dimension, SwiGLU MLP, no biases,
 tied embeddings). Module names follow the Hugging Face Llama convention so the
