@@ -201,19 +201,9 @@ int sigma_session_eval(sigma_session *s, const sigma_token *tokens, size_t n) {
         return sg_error(&s->err, SIGMA_E_CONTEXT_FULL,
                         "eval: %zu tokens at position %zu do not fit in n_ctx %u", n, pos, s->n_ctx);
     int st;
-    if (pos + n > s->cap_tokens) {
-        size_t cap = s->cap_tokens ? s->cap_tokens : 256;
-        while (cap < pos + n) cap *= 2;
-        size_t bytes;
-        if (!sg_mul_size(cap, sizeof(sigma_token), &bytes))
-            return sg_error(&s->err, SIGMA_E_NOMEM, "eval: too many tokens");
-        sigma_token *t = sg_malloc(&s->alloc, bytes);
-        if (!t) return sg_error(&s->err, SIGMA_E_NOMEM, "eval: out of memory");
-        if (s->n_tokens) memcpy(t, s->tokens, s->n_tokens * sizeof *t);
-        sg_free(&s->alloc, s->tokens);
-        s->tokens = t;
-        s->cap_tokens = cap;
-    }
+    if ((st = sg_reserve_n(&s->alloc, (void **)&s->tokens, &s->cap_tokens, s->n_tokens, pos + n,
+                           sizeof *s->tokens)) != SIGMA_OK)
+        return sg_error(&s->err, st, "eval: out of memory for %zu tokens", pos + n);
     size_t rows = s->p.logits_all ? n : 1;
     if ((st = reserve_floats(s, &s->logits_tmp, &s->cap_logits_tmp, rows)) != SIGMA_OK)
         return sg_error(&s->err, st, "eval: out of memory for %zu rows of logits", rows);

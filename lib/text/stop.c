@@ -47,18 +47,8 @@ int sg_stopper_push(sg_stopper *st, const char *text, size_t len, const char **e
     stopper_compact(st);
     size_t need;
     if (!sg_add_size(st->len, len, &need)) return SIGMA_E_NOMEM;
-    if (need > st->cap) {
-        size_t cap = st->cap ? st->cap : 64;
-        while (cap < need) {
-            if (!sg_mul_size(cap, 2, &cap)) return SIGMA_E_NOMEM;
-        }
-        char *p = sg_malloc(st->alloc, cap);
-        if (!p) return SIGMA_E_NOMEM;
-        if (st->len) memcpy(p, st->pending, st->len);
-        sg_free(st->alloc, st->pending);
-        st->pending = p;
-        st->cap = cap;
-    }
+    int r = sg_reserve(st->alloc, (void **)&st->pending, &st->cap, st->len, need);
+    if (r != SIGMA_OK) return r;
     if (len) memcpy(st->pending + st->len, text, len);
     st->len = need;
 
