@@ -11,18 +11,12 @@
 #define MODEL_PARAMS_MIN_SIZE (offsetof(sigma_model_params, use_mmap) + sizeof(int))
 
 int sigma_model_params_init(sigma_model_params *params, size_t struct_size) {
-    if (!params || struct_size < MODEL_PARAMS_MIN_SIZE || struct_size > UINT32_MAX)
-        return SIGMA_E_INVALID_ARG;
     sigma_model_params d;
     memset(&d, 0, sizeof d);
     d.struct_size = (uint32_t)sizeof d;
     d.use_mmap = 1;
     d.log_level = SIGMA_LOG_WARN;
-    size_t n = struct_size < sizeof d ? struct_size : sizeof d;
-    memset(params, 0, struct_size);
-    memcpy(params, &d, n);
-    params->struct_size = (uint32_t)struct_size;
-    return SIGMA_OK;
+    return sg_params_init(params, struct_size, MODEL_PARAMS_MIN_SIZE, &d, sizeof d);
 }
 
 static int resolve_params(const sigma_model_params *in, sigma_model_params *p) {

@@ -161,3 +161,15 @@ void sg_buf_free(sg_buf *b) {
     b->data = NULL;
     b->len = b->cap = 0;
 }
+
+int sg_params_init(void *params, size_t struct_size, size_t min_size, const void *defaults,
+                   size_t dsize) {
+    if (!params || struct_size < min_size || struct_size < sizeof(uint32_t) ||
+        struct_size > UINT32_MAX)
+        return SIGMA_E_INVALID_ARG;
+    memset(params, 0, struct_size);
+    memcpy(params, defaults, struct_size < dsize ? struct_size : dsize);
+    uint32_t sz = (uint32_t)struct_size;
+    memcpy(params, &sz, sizeof sz);
+    return SIGMA_OK;
+}

@@ -82,6 +82,14 @@ uint32_t sg_cpu_count(void);
  * defaults copy: handles older (shorter) and newer (longer) callers. */
 void sg_params_merge(void *dst, size_t dst_size, const void *src, uint32_t src_size);
 
+/* The body of every public *_params_init(): fill the caller's struct of
+ * struct_size bytes with the first bytes of `defaults` (dsize bytes; fields
+ * the library does not know are zeroed) and set its leading uint32_t
+ * struct_size. SIGMA_E_INVALID_ARG if params is NULL or struct_size is below
+ * min_size or above UINT32_MAX. */
+int sg_params_init(void *params, size_t struct_size, size_t min_size, const void *defaults,
+                   size_t dsize);
+
 /* ---- little-endian byte codec (the one codec every file format uses) ---- */
 static inline void sg_put_le16(uint8_t *p, uint16_t v) {
     p[0] = (uint8_t)v;

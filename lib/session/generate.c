@@ -9,18 +9,12 @@
 /* ---- parameters --------------------------------------------------------- */
 
 int sigma_generate_params_init(sigma_generate_params *params, size_t struct_size) {
-    if (!params || struct_size < sizeof(uint32_t) || struct_size > UINT32_MAX)
-        return SIGMA_E_INVALID_ARG;
     sigma_generate_params d;
     memset(&d, 0, sizeof d);
     d.struct_size = (uint32_t)sizeof d;
     d.max_tokens = 256;
     d.tokenize_flags = SIGMA_TOKENIZE_ADD_SPECIAL;
-    size_t n = struct_size < sizeof d ? struct_size : sizeof d;
-    memset(params, 0, struct_size);
-    memcpy(params, &d, n);
-    params->struct_size = (uint32_t)struct_size;
-    return SIGMA_OK;
+    return sg_params_init(params, struct_size, sizeof(uint32_t), &d, sizeof d);
 }
 
 /* ---- the loop ------------------------------------------------------------- */

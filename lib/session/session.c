@@ -15,8 +15,6 @@
 
 
 int sigma_session_params_init(sigma_session_params *params, size_t struct_size) {
-    if (!params || struct_size < SESSION_PARAMS_MIN_SIZE || struct_size > UINT32_MAX)
-        return SIGMA_E_INVALID_ARG;
     sigma_session_params d;
     memset(&d, 0, sizeof d);
     d.struct_size = (uint32_t)sizeof d;
@@ -24,11 +22,7 @@ int sigma_session_params_init(sigma_session_params *params, size_t struct_size) 
     d.n_batch = 512;
     d.n_threads = 0;
     d.save_compression = 0;
-    size_t n = struct_size < sizeof d ? struct_size : sizeof d;
-    memset(params, 0, struct_size);
-    memcpy(params, &d, n);
-    params->struct_size = (uint32_t)struct_size;
-    return SIGMA_OK;
+    return sg_params_init(params, struct_size, SESSION_PARAMS_MIN_SIZE, &d, sizeof d);
 }
 
 /* ---- internals for other parts ---------------------------------------------------- */

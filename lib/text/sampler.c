@@ -75,8 +75,6 @@ static double rng_uniform(uint64_t s[4]) { return (double)(rng_next(s) >> 11) * 
 /* ---- params ------------------------------------------------------------- */
 
 int sigma_sampler_params_init(sigma_sampler_params *params, size_t struct_size) {
-    if (!params || struct_size < sizeof(uint32_t) || struct_size > UINT32_MAX)
-        return SIGMA_E_INVALID_ARG;
     sigma_sampler_params d;
     memset(&d, 0, sizeof d);
     d.struct_size = (uint32_t)sizeof d;
@@ -89,11 +87,7 @@ int sigma_sampler_params_init(sigma_sampler_params *params, size_t struct_size) 
     d.presence_penalty = 0.0f;
     d.penalty_last_n = 64;
     d.seed = 0xC0FFEE;
-    size_t n = struct_size < sizeof d ? struct_size : sizeof d;
-    memset(params, 0, struct_size);
-    memcpy(params, &d, n);
-    params->struct_size = (uint32_t)struct_size;
-    return SIGMA_OK;
+    return sg_params_init(params, struct_size, sizeof(uint32_t), &d, sizeof d);
 }
 
 /* NULL if the settings are valid, else what is wrong with them (static). */
