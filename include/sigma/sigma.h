@@ -90,7 +90,8 @@ typedef enum sigma_status {
     SIGMA_E_NOT_FOUND         = -9,  /**< a key, name or token does not exist */
     SIGMA_E_MISMATCH          = -10, /**< e.g. a session file made with another model */
     SIGMA_E_STATE             = -11, /**< the call is not valid in the object's state */
-    SIGMA_E_INTERNAL          = -12  /**< a bug in libsigma; please report */
+    SIGMA_E_INTERNAL          = -12, /**< a bug in libsigma; please report */
+    SIGMA_E_NUMERIC           = -13  /**< the model's weights produced NaN or infinity */
 } sigma_status;
 
 /** A short, constant English description of a status code ("invalid

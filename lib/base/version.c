@@ -20,6 +20,7 @@ const char *sigma_strerror(int status) {
     case SIGMA_E_MISMATCH: return "mismatch";
     case SIGMA_E_STATE: return "invalid state";
     case SIGMA_E_INTERNAL: return "internal error";
+    case SIGMA_E_NUMERIC: return "non-finite values (NaN or infinity) in the computation";
     }
     return "unknown status";
 }

@@ -211,6 +211,8 @@ void sg_rope_apply(float *x, size_t n, uint32_t n_heads, uint32_t hd, uint32_t n
 
 /* a[i] = silu(a[i]) * b[i] */
 void sg_swiglu(float *a, const float *b, size_t n);
+/* Index of the first element of x[0..n-1] that is NaN or infinite, or n. */
+size_t sg_first_nonfinite(const float *x, size_t n);
 /* In-place softmax over n values (max-subtracted, double sum). */
 void sg_softmax(float *x, size_t n);
 /* Row `id` of an embedding table (ne = (d, n_rows), any type) as f32. */

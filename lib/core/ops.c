@@ -257,3 +257,23 @@ int sg_embed_row(const sg_kernels *k, const sg_tensor *emb, uint32_t id, float *
     const uint8_t *src = (const uint8_t *)emb->data + (size_t)id * rb;
     return k->to_f32(emb->type, src, out, d) == 0 ? SIGMA_OK : SIGMA_E_UNSUPPORTED;
 }
+
+/* ---- finiteness --------------------------------------------------------------------- */
+
+size_t sg_first_nonfinite(const float *x, size_t n) {
+    /* exponent all ones = NaN or infinity; blocks of 64 are tested with an
+     * OR of integer compares (vectorizes), then the bad block is searched */
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        uint32_t bad = 0;
+        for (size_t j = 0; j < 64; j++) {
+            uint32_t b;
+            memcpy(&b, x + i + j, 4);
+            bad |= (uint32_t)((b & 0x7f800000u) == 0x7f800000u);
+        }
+        if (bad) break;
+    }
+    for (; i < n; i++)
+        if (!isfinite(x[i])) return i;
+    return n;
+}

@@ -104,6 +104,26 @@ void sg_fwd_free(sg_fwd *f) {
     f->n_bufs = 0;
 }
 
+/* The numeric policy (docs/model-format.md, "Non-finite and hostile tensor
+ * data"): after the embedding, each residual add and the logits, the rows
+ * are checked; the first NaN or infinity stops the pass with
+ * SIGMA_E_NUMERIC naming where it appeared (the caller rolls the cache
+ * back). The check reads each row once, far less than the matmuls. */
+static int check_finite(const float *x, size_t n_rows, size_t width, const char *where,
+                        int layer, sg_err *err) {
+    size_t i = sg_first_nonfinite(x, n_rows * width);
+    if (i == n_rows * width) return SIGMA_OK;
+    if (layer >= 0)
+        return sg_error(err, SIGMA_E_NUMERIC,
+                        "layer %d: the %s output is not finite (NaN or infinity) for the token "
+                        "at batch row %zu: the model's weights produce non-finite values",
+                        layer, where, i / width);
+    return sg_error(err, SIGMA_E_NUMERIC,
+                    "the %s is not finite (NaN or infinity) for the token at batch row %zu: the "
+                    "model's weights produce non-finite values",
+                    where, i / width);
+}
+
 static void add_rows(float *x, const float *d, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] += d[i];
 }
@@ -167,6 +187,7 @@ int sg_forward(sg_fwd *f, const sigma_token *tokens, size_t n, uint32_t pos0, si
     for (size_t t = 0; t < n; t++)
         if ((st = sg_embed_row(e->k, m->tok_embd, (uint32_t)tokens[t], f->x + t * E)) != SIGMA_OK)
             return sg_error(err, st, "cannot read the embedding of token %d", tokens[t]);
+    if ((st = check_finite(f->x, n, E, "token embedding", -1, err))) return st;
     if (hp->n_rot)
         sg_rope_table_scaled(f->rope_cs, pos0, n, hp->n_rot, hp->rope_theta, hp->rope_freq_scale,
                              m->rope_factors);
@@ -181,6 +202,7 @@ int sg_forward(sg_fwd *f, const sigma_token *tokens, size_t n, uint32_t pos0, si
                                err)))
             return st;
         add_rows(f->x, f->delta, n * E);
+        if ((st = check_finite(f->x, n, E, "attention", (int)l, err))) return st;
         /* MLP block */
         if ((st = sg_rmsnorm(e, f->x, L->ffn_norm, hp->norm_eps, n, E, f->xn, f->norm_w)))
             return sg_error(err, st, "layer %u: ffn_norm failed", l);
@@ -192,6 +214,7 @@ int sg_forward(sg_fwd *f, const sigma_token *tokens, size_t n, uint32_t pos0, si
         if ((st = sg_matmul(e, L->w_down, f->ffn_g, n, f->delta)))
             return sg_error(err, st, "layer %u: ffn_down failed", l);
         add_rows(f->x, f->delta, n * E);
+        if ((st = check_finite(f->x, n, E, "ffn", (int)l, err))) return st;
     }
     if (cancel && cancel(cancel_user)) return sg_error(err, SIGMA_E_CANCELLED, "cancelled");
 
@@ -202,6 +225,7 @@ int sg_forward(sg_fwd *f, const sigma_token *tokens, size_t n, uint32_t pos0, si
             return sg_error(err, st, "output_norm failed");
         if ((st = sg_matmul(e, m->output, f->xn, nr, logits)))
             return sg_error(err, st, "lm_head failed");
+        if ((st = check_finite(logits, nr, hp->n_vocab, "output (logits)", -1, err))) return st;
     }
     return SIGMA_OK;
 }
