@@ -424,7 +424,17 @@ SIGMA_API const char *sigma_session_last_error(const sigma_session *session);
 /** Append `n_tokens` tokens at the current position and compute logits.
  *  Returns SIGMA_E_CONTEXT_FULL (session unchanged) if they do not fit,
  *  SIGMA_E_INVALID_ARG for an out-of-range token, SIGMA_E_CANCELLED if the
- *  cancel callback stopped it (session unchanged). */
+ *  cancel callback stopped it (session unchanged), SIGMA_E_NUMERIC if the
+ *  model's weights produced a NaN or an infinity (session unchanged; the
+ *  message names the first place: the token embedding, "layer L: the
+ *  attention/ffn output", or the output logits, and the batch row).
+ *  Numeric policy: tensor data is untrusted like the rest of a file. Every
+ *  kernel is defined for every bit pattern of weights and activations (no
+ *  integer overflow, no float-to-int conversion of NaN or infinity, no
+ *  index computed from a value): non-finite inputs propagate as NaN, and
+ *  this call checks the embedding rows, the residual stream after every
+ *  attention and FFN block and the logits, so SIGMA_OK always comes with
+ *  finite logits. See docs/model-format.md. */
 SIGMA_API int sigma_session_eval(sigma_session *session, const sigma_token *tokens,
                                  size_t n_tokens);
 

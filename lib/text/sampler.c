@@ -279,7 +279,9 @@ static size_t build_dist(sigma_sampler *s, const float *logits) {
     size_t n = 0;
     float lmax = -INFINITY;
     for (uint32_t i = 0; i < nv; i++) {
+        /* penalties may have pushed a huge logit to +-inf again */
         if (w[i] == -INFINITY || isnan(w[i])) continue;
+        if (w[i] == INFINITY) w[i] = FLT_MAX;
         c[n].logit = w[i];
         c[n].id = (int32_t)i;
         c[n].p = 0.0;

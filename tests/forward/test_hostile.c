@@ -214,6 +214,64 @@ START_TEST(test_message_names_place) {
 }
 END_TEST
 
+/* The sampler on hostile logits: never a token outside the vocabulary, a
+ * clean status when no token is possible, with and without penalties. */
+START_TEST(test_sampler_hostile_logits) {
+    uint8_t *base = NULL;
+    size_t size = 0;
+    ck_assert_int_eq(hm_build(0, 0, 1, &base, &size), 0);
+    sigma_model_params mp;
+    sigma_model_params_init(&mp, sizeof mp);
+    sigma_model *m = NULL;
+    ck_assert_int_eq(sigma_model_open_memory(base, size, &mp, &m), SIGMA_OK);
+    float lg[HM_VOCAB];
+    const float big = 3.4028234e38f;
+    for (int setting = 0; setting < 4; setting++) {
+        sigma_sampler_params pp;
+        sigma_sampler_params_init(&pp, sizeof pp);
+        pp.temperature = setting == 0 ? 0.0f : setting == 1 ? 1.0f : 1e-20f;
+        if (setting == 3) {
+            pp.repeat_penalty = 0.5f; /* divides positive logits by 0.5: FLT_MAX -> inf */
+            pp.frequency_penalty = 1e38f;
+            pp.top_k = 0;
+            pp.top_p = 1.0f;
+            pp.min_p = 0.0f;
+        }
+        sigma_sampler *smp = NULL;
+        ck_assert_int_eq(sigma_sampler_open(m, &pp, &smp), SIGMA_OK);
+        for (int c = 0; c < 7; c++) {
+            for (int i = 0; i < HM_VOCAB; i++) {
+                switch (c) {
+                case 0: lg[i] = NAN; break;
+                case 1: lg[i] = -INFINITY; break;
+                case 2: lg[i] = i % 3 == 0 ? NAN : i % 3 == 1 ? INFINITY : -INFINITY; break;
+                case 3: lg[i] = i == 17 ? INFINITY : 1.0f; break;
+                case 4: lg[i] = i % 2 ? big : -big; break;
+                case 5: lg[i] = i == 5 ? NAN : 1e-45f * (float)i; break;
+                default: lg[i] = i % 2 ? INFINITY : NAN; break;
+                }
+            }
+            for (int rep = 0; rep < 4; rep++) {
+                sigma_token t = -1;
+                int st = sigma_sampler_sample(smp, lg, &t);
+                if (c <= 1) {
+                    ck_assert_msg(st == SIGMA_E_INVALID_ARG, "setting %d case %d: %d", setting, c, st);
+                } else {
+                    ck_assert_msg(st == SIGMA_OK, "setting %d case %d: %d", setting, c, st);
+                    ck_assert_msg(t >= 0 && t < HM_VOCAB, "setting %d case %d: token %d", setting,
+                                  c, t);
+                    if (c == 3 && setting != 3) ck_assert_int_eq(t, 17);
+                }
+                if (st == SIGMA_OK) sigma_sampler_accept(smp, t);
+            }
+        }
+        sigma_sampler_close(smp);
+    }
+    sigma_model_close(m);
+    free(base);
+}
+END_TEST
+
 int main(void) {
     Suite *su = suite_create("hostile");
     TCase *tc = tcase_create("data");
@@ -221,6 +279,7 @@ int main(void) {
     tcase_add_loop_test(tc, test_baseline_finite, 0, 2 * (int)hm_n_types);
     tcase_add_loop_test(tc, test_every_type_role_pattern, 0, 2 * (int)hm_n_types);
     tcase_add_test(tc, test_message_names_place);
+    tcase_add_test(tc, test_sampler_hostile_logits);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);
