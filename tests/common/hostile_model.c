@@ -127,11 +127,13 @@ static uint8_t *make_data(uint64_t *rng, uint32_t type, size_t n, float s, size_
     return out;
 }
 
-static int add(gw_writer *w, uint64_t *rng, const char *name, uint32_t type, uint64_t ne0,
-               uint64_t ne1, float s) {
+/* dl: length of the data section so far (tensors 32-byte aligned). */
+static int add(gw_writer *w, uint64_t *rng, size_t *dl, const char *name, uint32_t type,
+               uint64_t ne0, uint64_t ne1, float s) {
     size_t nb;
     uint8_t *d = make_data(rng, type, (size_t)(ne0 * ne1), s, &nb);
     if (!d) return -1;
+    *dl = (*dl + 31) / 32 * 32 + nb;
     uint64_t ne[2] = {ne0, ne1};
     int rc = gw_tensor(w, name, type, ne1 > 1 ? 2 : 1, ne, d, nb);
     free(d);
@@ -142,6 +144,13 @@ static int add(gw_writer *w, uint64_t *rng, const char *name, uint32_t type, uin
 #define FF 256u
 
 int hm_build(int kind, uint32_t type, int n_layers, uint8_t **mem, size_t *size) {
+    size_t off;
+    return hm_build_data(kind, type, n_layers, mem, size, &off);
+}
+
+int hm_build_data(int kind, uint32_t type, int n_layers, uint8_t **mem, size_t *size,
+                  size_t *data_off) {
+    size_t dl = 0;
     if (!desc_of(type) || n_layers < 1) return -1;
     uint64_t rng = 0x9E3779B97F4A7C15ull ^ ((uint64_t)type << 8) ^ (uint64_t)kind;
     gw_writer *w = gw_new();
@@ -189,13 +198,13 @@ int hm_build(int kind, uint32_t type, int n_layers, uint8_t **mem, size_t *size)
     rc |= gw_kv_u32(w, "tokenizer.ggml.eos_token_id", 2);
     rc |= gw_kv_u32(w, "tokenizer.ggml.unknown_token_id", 0);
 
-    rc |= add(w, &rng, "token_embd.weight", type, EMB, HM_VOCAB, 1.0f);
-    rc |= add(w, &rng, "output_norm.weight", 0, EMB, 1, 1.0f);
-    if (kind) rc |= add(w, &rng, "output.weight", type, EMB, HM_VOCAB, 0.3f);
+    rc |= add(w, &rng, &dl, "token_embd.weight", type, EMB, HM_VOCAB, 1.0f);
+    rc |= add(w, &rng, &dl, "output_norm.weight", 0, EMB, 1, 1.0f);
+    if (kind) rc |= add(w, &rng, &dl, "output.weight", type, EMB, HM_VOCAB, 0.3f);
     for (int l = 0; l < n_layers && rc == 0; l++) {
         char n[64];
 #define T(s, ty, a0, a1, sc) \
-        (snprintf(n, sizeof n, "blk.%d.%s.weight", l, s), add(w, &rng, n, ty, a0, a1, sc))
+        (snprintf(n, sizeof n, "blk.%d.%s.weight", l, s), add(w, &rng, &dl, n, ty, a0, a1, sc))
         rc |= T("attn_norm", 0, EMB, 1, 1.0f);
         rc |= T("attn_q", type, EMB, nq * dqk, 0.3f);
         rc |= T("attn_k", type, EMB, nk * dqk, 0.3f);
@@ -214,6 +223,7 @@ int hm_build(int kind, uint32_t type, int n_layers, uint8_t **mem, size_t *size)
     }
     if (rc == 0) rc = gw_write_mem(w, mem, size);
     gw_free(w);
+    if (rc == 0) *data_off = *size - dl;
     return rc ? -1 : 0;
 }
 

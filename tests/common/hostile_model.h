@@ -51,6 +51,11 @@ size_t hm_scale_fields(uint32_t type, size_t off[2]);
  * Deterministic; *mem is malloc'd. Returns 0 or -1. */
 int hm_build(int kind, uint32_t type, int n_layers, uint8_t **mem, size_t *size);
 
+/* The same, also giving the offset where the tensor data section starts
+ * (it runs to the end of the image). */
+int hm_build_data(int kind, uint32_t type, int n_layers, uint8_t **mem, size_t *size,
+                  size_t *data_off);
+
 /* Write pattern p into the first block (or element) of the tensor whose data
  * starts at data (type `type`). */
 void hm_poison(uint8_t *data, uint32_t type, hm_pattern p);
