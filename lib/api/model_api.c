@@ -11,11 +11,11 @@
 #define MODEL_PARAMS_MIN_SIZE (offsetof(sigma_model_params, use_mmap) + sizeof(int))
 
 int sigma_model_params_init(sigma_model_params *params, size_t struct_size) {
-    sigma_model_params d;
-    memset(&d, 0, sizeof d);
-    d.struct_size = (uint32_t)sizeof d;
-    d.use_mmap = 1;
-    d.log_level = SIGMA_LOG_WARN;
+    /* the defaults; fields not named are 0 (static: padding zeroed too) */
+    static const sigma_model_params d = {
+        .use_mmap = 1,
+        .log_level = SIGMA_LOG_WARN,
+    };
     return sg_params_init(params, struct_size, MODEL_PARAMS_MIN_SIZE, &d, sizeof d);
 }
 

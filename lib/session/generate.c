@@ -9,11 +9,11 @@
 /* ---- parameters --------------------------------------------------------- */
 
 int sigma_generate_params_init(sigma_generate_params *params, size_t struct_size) {
-    sigma_generate_params d;
-    memset(&d, 0, sizeof d);
-    d.struct_size = (uint32_t)sizeof d;
-    d.max_tokens = 256;
-    d.tokenize_flags = SIGMA_TOKENIZE_ADD_SPECIAL;
+    /* the defaults; fields not named are 0 (static: padding zeroed too) */
+    static const sigma_generate_params d = {
+        .max_tokens = 256,
+        .tokenize_flags = SIGMA_TOKENIZE_ADD_SPECIAL,
+    };
     return sg_params_init(params, struct_size, sizeof(uint32_t), &d, sizeof d);
 }
 

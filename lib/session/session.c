@@ -15,13 +15,10 @@
 
 
 int sigma_session_params_init(sigma_session_params *params, size_t struct_size) {
-    sigma_session_params d;
-    memset(&d, 0, sizeof d);
-    d.struct_size = (uint32_t)sizeof d;
-    d.n_ctx = 0;
-    d.n_batch = 512;
-    d.n_threads = 0;
-    d.save_compression = 0;
+    /* the defaults; fields not named are 0 (static: padding zeroed too) */
+    static const sigma_session_params d = {
+        .n_batch = 512,
+    };
     return sg_params_init(params, struct_size, SESSION_PARAMS_MIN_SIZE, &d, sizeof d);
 }
 

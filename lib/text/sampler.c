@@ -75,18 +75,16 @@ static double rng_uniform(uint64_t s[4]) { return (double)(rng_next(s) >> 11) * 
 /* ---- params ------------------------------------------------------------- */
 
 int sigma_sampler_params_init(sigma_sampler_params *params, size_t struct_size) {
-    sigma_sampler_params d;
-    memset(&d, 0, sizeof d);
-    d.struct_size = (uint32_t)sizeof d;
-    d.temperature = 0.8f;
-    d.top_k = 40;
-    d.top_p = 0.95f;
-    d.min_p = 0.05f;
-    d.repeat_penalty = 1.0f;
-    d.frequency_penalty = 0.0f;
-    d.presence_penalty = 0.0f;
-    d.penalty_last_n = 64;
-    d.seed = 0xC0FFEE;
+    /* the defaults; fields not named are 0 (static: padding zeroed too) */
+    static const sigma_sampler_params d = {
+        .temperature = 0.8f,
+        .top_k = 40,
+        .top_p = 0.95f,
+        .min_p = 0.05f,
+        .repeat_penalty = 1.0f,
+        .penalty_last_n = 64,
+        .seed = 0xC0FFEE,
+    };
     return sg_params_init(params, struct_size, sizeof(uint32_t), &d, sizeof d);
 }
 
