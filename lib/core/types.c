@@ -33,12 +33,6 @@ static inline uint32_t f32_bits(float f) {
     return u;
 }
 
-static inline float bits_f32(uint32_t u) {
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
 uint16_t sg_f32_to_f16(float f) {
     uint32_t x = f32_bits(f);
     uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
