@@ -42,6 +42,9 @@ enum {
     SH_HEADER_CRC = 100,   /* u32: CRC-32 of the header bytes before this field */
     SESS_HEADER_SIZE = 104
 };
+_Static_assert(SH_FINGERPRINT + 16 == SH_KV_NAME && SH_KV_NAME + SESS_NAME_LEN == SH_N_CTX &&
+                   SH_RAW_SIZE + 16 == SH_PAYLOAD_CRC && SH_HEADER_CRC + 4 == SESS_HEADER_SIZE,
+               "session header fields are contiguous (docs/session-format.md)");
 
 /* The header's fields, decoded. */
 typedef struct sess_header {
