@@ -205,13 +205,13 @@ int sigma_session_set_sampler(sigma_session *s, sigma_sampler *sampler) {
 static int build_payload(sigma_session *s, int has_logits, sg_buf *raw) {
     const sg_hparams *hp = &s->model->hp;
     uint8_t tmp[8];
-    for (size_t i = 0; i < s->n_tokens; i++) {
+    for (size_t i = 0; i < s->n_tokens && !raw->failed; i++) {
         sg_put_le32(tmp, (uint32_t)s->tokens[i]);
         sg_buf_append(raw, tmp, 4);
     }
     if (has_logits) {
         const float *row = s->logits + (s->n_logit_rows - 1) * (size_t)hp->n_vocab;
-        for (uint32_t i = 0; i < hp->n_vocab; i++) {
+        for (uint32_t i = 0; i < hp->n_vocab && !raw->failed; i++) {
             uint32_t u;
             memcpy(&u, &row[i], 4);
             sg_put_le32(tmp, u);
