@@ -37,27 +37,16 @@ typedef struct cursor {
 
 static inline uint64_t remaining(const cursor *c) { return c->size - c->pos; }
 
-static inline uint64_t le64(const uint8_t *p) {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
-}
-
-static inline uint32_t le32(const uint8_t *p) {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
-}
-
 static bool rd_u32(cursor *c, uint32_t *v) {
     if (remaining(c) < 4) return false;
-    *v = le32(c->base + c->pos);
+    *v = sg_get_le32(c->base + c->pos);
     c->pos += 4;
     return true;
 }
 
 static bool rd_u64(cursor *c, uint64_t *v) {
     if (remaining(c) < 8) return false;
-    *v = le64(c->base + c->pos);
+    *v = sg_get_le64(c->base + c->pos);
     c->pos += 8;
     return true;
 }
@@ -165,21 +154,21 @@ static int read_value(cursor *c, uint32_t type, const char *key, sg_gguf_value *
         switch (type) {
         case SG_GGUF_U8: case SG_GGUF_BOOL: v->v.u = p[0]; break;
         case SG_GGUF_I8: v->v.i = (int8_t)p[0]; break;
-        case SG_GGUF_U16: v->v.u = (uint16_t)(p[0] | (p[1] << 8)); break;
-        case SG_GGUF_I16: v->v.i = (int16_t)(uint16_t)(p[0] | (p[1] << 8)); break;
-        case SG_GGUF_U32: v->v.u = le32(p); break;
-        case SG_GGUF_I32: v->v.i = (int32_t)le32(p); break;
-        case SG_GGUF_U64: v->v.u = le64(p); break;
-        case SG_GGUF_I64: v->v.i = (int64_t)le64(p); break;
+        case SG_GGUF_U16: v->v.u = sg_get_le16(p); break;
+        case SG_GGUF_I16: v->v.i = (int16_t)sg_get_le16(p); break;
+        case SG_GGUF_U32: v->v.u = sg_get_le32(p); break;
+        case SG_GGUF_I32: v->v.i = (int32_t)sg_get_le32(p); break;
+        case SG_GGUF_U64: v->v.u = sg_get_le64(p); break;
+        case SG_GGUF_I64: v->v.i = (int64_t)sg_get_le64(p); break;
         case SG_GGUF_F32: {
-            uint32_t u = le32(p);
+            uint32_t u = sg_get_le32(p);
             float f;
             memcpy(&f, &u, 4);
             v->v.f = f;
             break;
         }
         case SG_GGUF_F64: {
-            uint64_t u = le64(p);
+            uint64_t u = sg_get_le64(p);
             memcpy(&v->v.f, &u, 8);
             break;
         }

@@ -385,25 +385,15 @@ int sigma_sampler_sample(sigma_sampler *s, const float *logits, sigma_token *tok
 
 #define SMP_MAGIC "SMP1"
 
-static void st_put_u32(uint8_t *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static void st_put_u64(uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
+/* f32 fields travel as their bits through the one little-endian codec
+ * (lib/base/base.h). */
 static void st_put_f32(uint8_t *p, float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
-    st_put_u32(p, u);
-}
-static uint32_t st_get_u32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t st_get_u64(const uint8_t *p) {
-    return (uint64_t)st_get_u32(p) | (uint64_t)st_get_u32(p + 4) << 32;
+    sg_put_le32(p, u);
 }
 static float st_get_f32(const uint8_t *p) {
-    uint32_t u = st_get_u32(p);
+    uint32_t u = sg_get_le32(p);
     float f;
     memcpy(&f, &u, 4);
     return f;
@@ -414,25 +404,25 @@ const sigma_model *sg_sampler_model(const sigma_sampler *s) { return s ? s->mode
 int sg_sampler_save_state(const sigma_sampler *s, sigma_write_fn w, void *ctx) {
     uint8_t h[SG_SAMPLER_STATE_HEADER];
     memcpy(h, SMP_MAGIC, 4);
-    st_put_u32(h + 4, s->n_vocab);
+    sg_put_le32(h + 4, s->n_vocab);
     st_put_f32(h + 8, s->p.temperature);
-    st_put_u32(h + 12, (uint32_t)s->p.top_k);
+    sg_put_le32(h + 12, (uint32_t)s->p.top_k);
     st_put_f32(h + 16, s->p.top_p);
     st_put_f32(h + 20, s->p.min_p);
     st_put_f32(h + 24, s->p.repeat_penalty);
     st_put_f32(h + 28, s->p.frequency_penalty);
     st_put_f32(h + 32, s->p.presence_penalty);
-    st_put_u32(h + 36, (uint32_t)s->p.penalty_last_n);
-    st_put_u64(h + 40, s->p.seed);
-    for (int i = 0; i < 4; i++) st_put_u64(h + 48 + 8 * i, s->rng[i]);
-    st_put_u32(h + 80, s->hist_cap);
-    st_put_u32(h + 84, s->hist_len);
+    sg_put_le32(h + 36, (uint32_t)s->p.penalty_last_n);
+    sg_put_le64(h + 40, s->p.seed);
+    for (int i = 0; i < 4; i++) sg_put_le64(h + 48 + 8 * i, s->rng[i]);
+    sg_put_le32(h + 80, s->hist_cap);
+    sg_put_le32(h + 84, s->hist_len);
     int st = w(ctx, h, sizeof h);
     /* the ring oldest first: it starts at head once full, at 0 before */
     uint32_t start = s->hist_len == s->hist_cap ? s->hist_head : 0;
     for (uint32_t i = 0; i < s->hist_len && st == SIGMA_OK; i++) {
         uint8_t t[4];
-        st_put_u32(t, (uint32_t)s->hist[(start + i) % s->hist_cap]);
+        sg_put_le32(t, (uint32_t)s->hist[(start + i) % s->hist_cap]);
         st = w(ctx, t, 4);
     }
     return st;
@@ -448,27 +438,27 @@ int sg_sampler_restore_prepare(sigma_sampler *s, const void *data, size_t size,
     memset(r, 0, sizeof *r);
     if (size < SG_SAMPLER_STATE_HEADER || memcmp(d, SMP_MAGIC, 4) != 0)
         return sg_error(err, SIGMA_E_FORMAT, "sampler state: bad size %zu or magic", size);
-    uint32_t n_vocab = st_get_u32(d + 4);
+    uint32_t n_vocab = sg_get_le32(d + 4);
     if (n_vocab != s->n_vocab)
         return sg_error(err, SIGMA_E_MISMATCH, "sampler state: vocabulary of %u, the sampler has %u",
                         n_vocab, s->n_vocab);
     sigma_sampler_params p = s->p;
     p.temperature = st_get_f32(d + 8);
-    p.top_k = (int32_t)st_get_u32(d + 12);
+    p.top_k = (int32_t)sg_get_le32(d + 12);
     p.top_p = st_get_f32(d + 16);
     p.min_p = st_get_f32(d + 20);
     p.repeat_penalty = st_get_f32(d + 24);
     p.frequency_penalty = st_get_f32(d + 28);
     p.presence_penalty = st_get_f32(d + 32);
-    p.penalty_last_n = (int32_t)st_get_u32(d + 36);
-    p.seed = st_get_u64(d + 40);
+    p.penalty_last_n = (int32_t)sg_get_le32(d + 36);
+    p.seed = sg_get_le64(d + 40);
     const char *why = params_problem(&p);
     if (why) return sg_error(err, SIGMA_E_FORMAT, "sampler state: %s", why);
     uint64_t rng[4];
-    for (int i = 0; i < 4; i++) rng[i] = st_get_u64(d + 48 + 8 * i);
+    for (int i = 0; i < 4; i++) rng[i] = sg_get_le64(d + 48 + 8 * i);
     if (!(rng[0] | rng[1] | rng[2] | rng[3]))
         return sg_error(err, SIGMA_E_FORMAT, "sampler state: RNG state is all zero");
-    uint32_t cap = st_get_u32(d + 80), len = st_get_u32(d + 84);
+    uint32_t cap = sg_get_le32(d + 80), len = sg_get_le32(d + 84);
     uint32_t want_cap = p.penalty_last_n > 0 ? (uint32_t)p.penalty_last_n : 0;
     if (cap != want_cap || len > cap)
         return sg_error(err, SIGMA_E_FORMAT,
@@ -478,7 +468,7 @@ int sg_sampler_restore_prepare(sigma_sampler *s, const void *data, size_t size,
         return sg_error(err, SIGMA_E_FORMAT, "sampler state: %zu bytes for a history of %u", size,
                         len);
     for (uint32_t i = 0; i < len; i++) {
-        uint32_t t = st_get_u32(d + SG_SAMPLER_STATE_HEADER + (size_t)i * 4);
+        uint32_t t = sg_get_le32(d + SG_SAMPLER_STATE_HEADER + (size_t)i * 4);
         if (t >= n_vocab)
             return sg_error(err, SIGMA_E_FORMAT, "sampler state: token %u in the history is out of range",
                             t);
@@ -487,7 +477,7 @@ int sg_sampler_restore_prepare(sigma_sampler *s, const void *data, size_t size,
         r->hist = sg_malloc(&s->alloc, (size_t)cap * sizeof *r->hist);
         if (!r->hist) return sg_error(err, SIGMA_E_NOMEM, "sampler state: out of memory");
         for (uint32_t i = 0; i < len; i++)
-            r->hist[i] = (sigma_token)st_get_u32(d + SG_SAMPLER_STATE_HEADER + (size_t)i * 4);
+            r->hist[i] = (sigma_token)sg_get_le32(d + SG_SAMPLER_STATE_HEADER + (size_t)i * 4);
     }
     r->p = p;
     memcpy(r->rng, rng, sizeof rng);

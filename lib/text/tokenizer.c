@@ -570,20 +570,6 @@ typedef struct work {
     size_t bcap;
 } work;
 
-static int grow(const sg_alloc *a, void **p, size_t *cap, size_t need, size_t elem) {
-    if (need <= *cap) return SIGMA_OK;
-    size_t nc = *cap * 2 > need ? *cap * 2 : need, bytes;
-    if (!sg_mul_size(nc, elem, &bytes)) return SIGMA_E_NOMEM;
-    sg_free(a, *p);
-    *p = sg_malloc(a, bytes);
-    if (!*p) {
-        *cap = 0;
-        return SIGMA_E_NOMEM;
-    }
-    *cap = nc;
-    return SIGMA_OK;
-}
-
 static void work_free(work *w) {
     sg_free(w->al, w->cp);
     sg_free(w->al, w->cls);
@@ -647,8 +633,9 @@ static cand heap_pop(work *w) {
 static int work_symbols(work *w, size_t n) {
     size_t hn;
     if (!sg_mul_size(n, 3, &hn)) return SIGMA_E_NOMEM;
-    int st = grow(w->al, (void **)&w->sy, &w->scap, n, sizeof *w->sy);
-    if (!st) st = grow(w->al, (void **)&w->heap, &w->hcap, hn + 1, sizeof *w->heap);
+    /* scratch: nothing kept, so nothing copied on growth */
+    int st = sg_reserve_n(w->al, (void **)&w->sy, &w->scap, 0, n, sizeof *w->sy);
+    if (!st) st = sg_reserve_n(w->al, (void **)&w->heap, &w->hcap, 0, hn + 1, sizeof *w->heap);
     w->hn = 0;
     return st;
 }
@@ -677,7 +664,7 @@ static int bpe_piece(work *w, const uint8_t *p, size_t n) {
     if (t->ignore_merges) {
         size_t need;
         if (!sg_mul_size(n, 2, &need)) return SIGMA_E_NOMEM;
-        if ((st = grow(w->al, (void **)&w->buf, &w->bcap, need, 1))) return st;
+        if ((st = sg_reserve_n(w->al, (void **)&w->buf, &w->bcap, 0, need, 1))) return st;
         size_t m = 0;
         for (size_t i = 0; i < n; i++) m += sg_utf8_put(byte_to_cp(p[i]), w->buf + m);
         int32_t id = vocab_find(t, w->buf, m);
@@ -812,9 +799,9 @@ static size_t match_llama3(const work *w, size_t i, size_t end) {
 /* Decode text[0..n) into w->cp / cls / off. */
 static int decode_chars(work *w, const uint8_t *s, size_t n, size_t *nc) {
     int st;
-    if ((st = grow(w->al, (void **)&w->cp, &w->ccap, n + 1, sizeof *w->cp))) return st;
-    if ((st = grow(w->al, (void **)&w->cls, &w->clcap, n + 1, 1))) return st;
-    if ((st = grow(w->al, (void **)&w->off, &w->ocap, n + 1, sizeof *w->off))) return st;
+    if ((st = sg_reserve_n(w->al, (void **)&w->cp, &w->ccap, 0, n + 1, sizeof *w->cp))) return st;
+    if ((st = sg_reserve_n(w->al, (void **)&w->cls, &w->clcap, 0, n + 1, 1))) return st;
+    if ((st = sg_reserve_n(w->al, (void **)&w->off, &w->ocap, 0, n + 1, sizeof *w->off))) return st;
     size_t k = 0;
     for (size_t i = 0; i < n;) {
         size_t l;
@@ -880,7 +867,7 @@ static int spm_fragment(work *w, const uint8_t *s, size_t n, int prefix) {
     for (size_t i = 0; i < n; i++) spaces += s[i] == ' ';
     if (!sg_add_size(need, n, &need) || !sg_add_size(need, spaces * 2, &need) || need >= UINT32_MAX)
         return SIGMA_E_INVALID_ARG;
-    int st = grow(w->al, (void **)&w->buf, &w->bcap, need, 1);
+    int st = sg_reserve_n(w->al, (void **)&w->buf, &w->bcap, 0, need, 1);
     if (st) return st;
     size_t m = 0;
     if (prefix) {

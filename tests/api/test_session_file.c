@@ -1,5 +1,5 @@
 #define _POSIX_C_SOURCE 200809L
-/* Session files (lib/api/session_io.c): save -> load -> identical
+/* Session files (lib/session/session_file.c): save -> load -> identical
  * continuation, to memory and to a path; every kind of damage (truncation,
  * bit flips, wrong version, other model, too small a context) is refused
  * with a clear status and leaves the session exactly as it was. */
