@@ -1,6 +1,9 @@
-/* kv: the built-in KV-cache strategies, their registry and shared helpers.
+/* kv: the built-in KV-cache strategies (what to keep, how to attend) over one shared row store.
  * Strategies implement the public sigma_kv_strategy interface
- * (include/sigma/sigma.h); depends on core and base only. */
+ * (include/sigma/sigma.h). Each strategy file holds only its policy; the
+ * rows themselves (per-layer storage, growth, save and all-or-nothing load,
+ * little-endian) live in the row store (store.c), options, layout checks
+ * and the blob header in common.c. Depends on core and base only. */
 #ifndef SG_KV_H
 #define SG_KV_H
 
@@ -28,6 +31,7 @@ void sg_kv_h2o_init(sigma_kv_strategy *out);
 void sg_kv_topv_init(sigma_kv_strategy *out);
 
 /* ---- shared helpers (lib/kv/common.c) ------------------------------------ */
+
 
 /* Allocator, kernels and threads of a strategy state. Lives inside the
  * (heap) state: `exec` may point at exec_local, so never copy it. */
@@ -71,12 +75,12 @@ int sg_kv_parse_options_named(const char *strategy, const char *options, sg_kv_o
                               const char *const *const *names, size_t n, char *err,
                               size_t err_size);
 
-/* Little-endian serialization. Header shared by quant/window/h2o/topv:
+/* Serialization, little-endian through the base codec (sg_put_le32 ...).
+ * Header shared by quant/window/h2o/topv:
  *   "SGKV", tag[4], u32 format version (1), u32 n_layers, n_q, n_k, n_v,
- *   d_qk, d_v, u32 n_opts, n_opts u32 option values; then strategy data. */
+ *   d_qk, d_v, u32 n_opts, n_opts u32 option values; then the row store's
+ *   layers (below). dense keeps its own "DKV1" header. */
 #define SG_KV_HDR_FIXED 40u
-void sg_kv_put32(uint8_t *p, uint32_t v);
-uint32_t sg_kv_get32(const uint8_t *p);
 
 /* A writer that remembers the first error. */
 typedef struct sg_kv_wr {
@@ -117,8 +121,100 @@ int sg_kv_r_header_compat(sg_kv_rd *r, const char tag[4], const sigma_kv_layout 
 void sg_kv_w_words(sg_kv_wr *w, const void *p, size_t n, size_t wsize);
 void sg_kv_copy_words(void *dst, const uint8_t *src, size_t n, size_t wsize);
 
-/* Grow a buffer to at least `bytes` (contents kept, doubling). */
-int sg_kv_reserve(const sg_alloc *a, uint8_t **buf, size_t *cap, size_t used, size_t bytes);
+/* ---- the row store (lib/kv/store.c) ---------------------------------------
+ * What every built-in keeps per layer, in up to SG_KV_PLANES_MAX planes of
+ * fixed-size rows (K rows, V rows, quantized blocks, positions, scores). A
+ * plane's row is one or two runs of words (n1 words of w1 bytes, then n2 of
+ * w2), serialized little-endian. Position-major planes keep row r at
+ * r * row bytes; a head-major plane (heads > 1, one run) keeps each head's
+ * part of the rows contiguous, [head][cap][row/heads], and still serializes
+ * position-major rows. Capacity (rows, per layer and plane) grows through
+ * sg_reserve_n (doubling), at least min_rows, at most max_rows.
+ *
+ * Which rows are live is the strategy's policy: it keeps its own per-layer
+ * counters and tells the store through four callbacks. Serialized, a layer
+ * is n_words u32 counters, then each plane's rows in plane order:
+ *   words(owner, l, w)   the layer's counters (save);
+ *   rows(owner, w, n)    validate counters read from a blob and give each
+ *                        plane's row count (SIGMA_E_FORMAT if invalid);
+ *                        also used on save to count the rows;
+ *   check(owner, w, d)   optional: validate the rows' serialized bytes
+ *                        d[plane] (little-endian);
+ *   set(owner, l, w)     adopt the counters of a loaded layer.
+ * Load parses and validates the whole blob first, builds new buffers aside,
+ * and only then frees the old ones and calls set: a bad blob or a failed
+ * allocation leaves the strategy untouched. */
+#define SG_KV_PLANES_MAX 4
+#define SG_KV_WORDS_MAX 4
 
+typedef struct sg_kv_plane {
+    size_t n1, n2;          /* words per row in the two runs (n2 = 0: one run) */
+    uint32_t w1, w2;        /* their sizes in bytes: 1, 2 or 4 */
+    uint32_t heads;         /* > 1: head-major (n2 = 0, heads divides n1) */
+    size_t min_rows;        /* first allocation */
+    size_t max_rows;        /* capacity bound (rows never exceed it) */
+    size_t row;             /* bytes per row (set by sg_kv_store_init) */
+} sg_kv_plane;
+
+/* A position-major plane of n words of wsize bytes per row, no bounds. */
+sg_kv_plane sg_kv_plane_words(size_t n, uint32_t wsize);
+
+typedef void (*sg_kv_words_fn)(const void *owner, uint32_t layer, uint32_t *w);
+typedef int (*sg_kv_rows_fn)(const void *owner, const uint32_t *w, uint64_t *rows);
+typedef int (*sg_kv_check_fn)(const void *owner, const uint32_t *w, const uint8_t *const *data);
+typedef void (*sg_kv_set_fn)(void *owner, uint32_t layer, const uint32_t *w);
+
+typedef struct sg_kv_store {
+    const sg_kv_base *b;    /* allocator and layout (in the same heap state) */
+    uint32_t n_planes, n_words;
+    sg_kv_plane plane[SG_KV_PLANES_MAX];
+    uint8_t **buf;          /* [layer * n_planes + plane] */
+    size_t *cap;            /* rows allocated, same index */
+    void *owner;
+    sg_kv_words_fn words;
+    sg_kv_rows_fn rows;
+    sg_kv_check_fn check;   /* may be NULL */
+    sg_kv_set_fn set;
+} sg_kv_store;
+
+/* Set up an empty store (no rows allocated); SIGMA_E_NOMEM. Call
+ * sg_kv_store_free also after a failure. */
+int sg_kv_store_init(sg_kv_store *st, const sg_kv_base *b, const sg_kv_plane *planes,
+                     uint32_t n_planes, uint32_t n_words, void *owner, sg_kv_words_fn words,
+                     sg_kv_rows_fn rows, sg_kv_check_fn check, sg_kv_set_fn set);
+void sg_kv_store_free(sg_kv_store *st);
+/* Room for `need` rows in plane p of layer l, the first `used` rows (of
+ * every head) kept; SIGMA_E_NOMEM (nothing changed), SIGMA_E_INTERNAL if
+ * need > max_rows. sg_kv_store_reserve_all: every plane. */
+int sg_kv_store_reserve(sg_kv_store *st, uint32_t l, uint32_t p, size_t used, size_t need);
+int sg_kv_store_reserve_all(sg_kv_store *st, uint32_t l, size_t used, size_t need);
+/* Move n rows from row src to row dst (overlap allowed) in plane p, or in
+ * every plane (position-major planes). */
+void sg_kv_store_move(sg_kv_store *st, uint32_t l, uint32_t p, size_t dst, size_t src, size_t n);
+void sg_kv_store_move_all(sg_kv_store *st, uint32_t l, size_t dst, size_t src, size_t n);
+/* Bytes of the live rows (every layer and plane). */
+size_t sg_kv_store_bytes(const sg_kv_store *st);
+/* The layers (counters and rows) through w / from r->off to the end. */
+int sg_kv_store_save(const sg_kv_store *st, sg_kv_wr *w);
+int sg_kv_store_load(sg_kv_store *st, sg_kv_rd *r);
+/* A whole blob with the shared header (tag, options; n_old/old_vals as in
+ * sg_kv_r_header_compat, n_old = n_opts when the list never grew). */
+int sg_kv_store_save_tagged(const sg_kv_store *st, const char tag[4], const uint32_t *opts,
+                            uint32_t n_opts, sigma_write_fn wf, void *ctx);
+int sg_kv_store_load_tagged(sg_kv_store *st, const char tag[4], const uint32_t *opts,
+                            uint32_t n_opts, uint32_t n_old, const uint32_t *old_vals,
+                            const void *data, size_t size);
+
+/* Row r of plane p of layer l (position-major), and row r of head h
+ * (head-major). */
+static inline uint8_t *sg_kv_row(const sg_kv_store *st, uint32_t l, uint32_t p, size_t r) {
+    size_t i = (size_t)l * st->n_planes + p;
+    return st->buf[i] + r * st->plane[p].row;
+}
+static inline uint8_t *sg_kv_head_row(const sg_kv_store *st, uint32_t l, uint32_t p, uint32_t h,
+                                      size_t r) {
+    size_t i = (size_t)l * st->n_planes + p;
+    return st->buf[i] + ((size_t)h * st->cap[i] + r) * (st->plane[p].row / st->plane[p].heads);
+}
 
 #endif

@@ -11,8 +11,9 @@
  * strategy needs no knowledge of the model's RoPE and a window covering the
  * whole context is exactly dense attention).
  *
- * Storage per layer: one buffer of rows, the sinks first (positions
- * 0..sinks-1), then a run of consecutive positions run0..n_pos-1. Run
+ * Storage per layer (two planes of the row store, K and V rows in f32): the
+ * sinks first (positions 0..sinks-1), then a run of consecutive positions
+ * run0..n_pos-1. Run
  * rows no query can see any more are dropped when there are window/8 of
  * them (one move per window/8 tokens), so memory is bounded by
  * sinks + window + window/8 + n_batch rows (sinks + window + window/8 + 1
@@ -24,15 +25,16 @@
 #include "../core/core.h"
 #include "kv.h"
 
+enum { WIN_K, WIN_V };
+
 typedef struct window_state {
     sg_kv_base b;
+    sg_kv_store st;               /* planes WIN_K, WIN_V: f32 rows */
     uint32_t sinks, window, unbounded;
     size_t k_row, v_row;          /* floats per row */
     size_t slack;                 /* droppable rows tolerated before a move */
     size_t max_rows;              /* buffer bound */
     uint32_t *n_pos, *run0;       /* per layer */
-    uint8_t **k, **v;
-    size_t *kcap, *vcap;
     float *scratch;
     size_t per_thread;
 } window_state;
@@ -45,18 +47,40 @@ static size_t n_rows(const window_state *s, uint32_t l) {
     return n_sink_rows(s, l) + (s->n_pos[l] > s->sinks ? s->n_pos[l] - s->run0[l] : 0);
 }
 
+/* the row store's view of a layer: u32 n_pos, run0, rows; rows K and V rows */
+static void window_words(const void *owner, uint32_t l, uint32_t *w) {
+    const window_state *s = owner;
+    w[0] = s->n_pos[l];
+    w[1] = s->run0[l];
+    w[2] = (uint32_t)n_rows(s, l);
+}
+static int window_rows(const void *owner, const uint32_t *w, uint64_t *rows) {
+    const window_state *s = owner;
+    uint32_t n = w[0], run0 = w[1];
+    if (!s->unbounded && n > s->b.lay.n_ctx) return SIGMA_E_FORMAT;
+    if (n <= s->sinks) {
+        if (run0 != s->sinks || w[2] != n) return SIGMA_E_FORMAT;
+    } else {
+        uint64_t need = (uint64_t)n + 1 > s->window ? (uint64_t)n + 1 - s->window : 0;
+        if (need < s->sinks) need = s->sinks;
+        if (run0 < s->sinks || run0 > need || (uint64_t)w[2] != (uint64_t)s->sinks + (n - run0))
+            return SIGMA_E_FORMAT;
+    }
+    if (w[2] > s->max_rows) return SIGMA_E_FORMAT;
+    rows[WIN_K] = rows[WIN_V] = w[2];
+    return SIGMA_OK;
+}
+static void window_set(void *owner, uint32_t l, const uint32_t *w) {
+    window_state *s = owner;
+    s->n_pos[l] = w[0];
+    s->run0[l] = w[1];
+}
+
 static void window_destroy(void *state) {
     window_state *s = state;
     if (!s) return;
     sg_alloc a = s->b.alloc;
-    for (uint32_t l = 0; l < s->b.lay.n_layers; l++) {
-        if (s->k) sg_free(&a, s->k[l]);
-        if (s->v) sg_free(&a, s->v[l]);
-    }
-    sg_free(&a, s->k);
-    sg_free(&a, s->v);
-    sg_free(&a, s->kcap);
-    sg_free(&a, s->vcap);
+    sg_kv_store_free(&s->st);
     sg_free(&a, s->n_pos);
     sg_free(&a, s->run0);
     sg_free(&a, s->scratch);
@@ -89,12 +113,11 @@ static int window_create(void *user, const sigma_kv_layout *lay, const char *opt
     uint32_t L = lay->n_layers;
     s->n_pos = sg_calloc(&a, L, sizeof *s->n_pos);
     s->run0 = sg_calloc(&a, L, sizeof *s->run0);
-    s->k = sg_calloc(&a, L, sizeof *s->k);
-    s->v = sg_calloc(&a, L, sizeof *s->v);
-    s->kcap = sg_calloc(&a, L, sizeof *s->kcap);
-    s->vcap = sg_calloc(&a, L, sizeof *s->vcap);
     s->scratch = sg_calloc(&a, s->b.n_threads, s->per_thread * sizeof(float));
-    if (!s->n_pos || !s->run0 || !s->k || !s->v || !s->kcap || !s->vcap || !s->scratch) {
+    sg_kv_plane pl[2] = {sg_kv_plane_words(s->k_row, 4), sg_kv_plane_words(s->v_row, 4)};
+    pl[WIN_K].max_rows = pl[WIN_V].max_rows = s->max_rows;
+    st = sg_kv_store_init(&s->st, &s->b, pl, 2, 3, s, window_words, window_rows, NULL, window_set);
+    if (st != SIGMA_OK || !s->n_pos || !s->run0 || !s->scratch) {
         window_destroy(s);
         return SIGMA_E_NOMEM;
     }
@@ -137,7 +160,6 @@ static int window_append(void *state, uint32_t layer, uint32_t pos0, uint32_t n,
     if (end > UINT32_MAX || (!s->unbounded && end > s->b.lay.n_ctx)) return SIGMA_E_CONTEXT_FULL;
     if (!can_truncate(s, layer, pos0)) return SIGMA_E_UNSUPPORTED;
     do_truncate(s, layer, pos0);
-    size_t kb = s->k_row * sizeof(float), vb = s->v_row * sizeof(float);
     size_t rows = n_rows(s, layer);
     /* drop the run rows no future query needs once there are `slack` of
      * them (or the new rows would not fit) */
@@ -148,20 +170,17 @@ static int window_append(void *state, uint32_t layer, uint32_t pos0, uint32_t n,
             (need - s->run0[layer] >= s->slack || rows + n > s->max_rows)) {
             size_t drop = (size_t)(need - s->run0[layer]);
             size_t at = s->sinks, keep = rows - at - drop;
-            memmove(s->k[layer] + at * kb, s->k[layer] + (at + drop) * kb, keep * kb);
-            memmove(s->v[layer] + at * vb, s->v[layer] + (at + drop) * vb, keep * vb);
+            sg_kv_store_move_all(&s->st, layer, at, at + drop, keep);
             s->run0[layer] = (uint32_t)need;
             rows -= drop;
         }
     }
     if (rows + n > s->max_rows) return SIGMA_E_INTERNAL;
-    int st = sg_kv_reserve(&s->b.alloc, &s->k[layer], &s->kcap[layer], rows * kb, (rows + n) * kb);
-    if (st == SIGMA_OK)
-        st = sg_kv_reserve(&s->b.alloc, &s->v[layer], &s->vcap[layer], rows * vb, (rows + n) * vb);
+    int st = sg_kv_store_reserve_all(&s->st, layer, rows, rows + n);
     if (st != SIGMA_OK) return st;
     if (n) {
-        memcpy(s->k[layer] + rows * kb, k, (size_t)n * kb);
-        memcpy(s->v[layer] + rows * vb, v, (size_t)n * vb);
+        memcpy(sg_kv_row(&s->st, layer, WIN_K, rows), k, (size_t)n * s->k_row * sizeof(float));
+        memcpy(sg_kv_row(&s->st, layer, WIN_V, rows), v, (size_t)n * s->v_row * sizeof(float));
     }
     s->n_pos[layer] = (uint32_t)end;
     return SIGMA_OK;
@@ -179,14 +198,14 @@ static void window_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
     const sg_kernels *kern = s->b.exec->k;
     uint32_t layer = j->a->layer;
     float *sc = s->scratch + (size_t)tid * s->per_thread;
-    const float *kb = (const float *)(const void *)s->k[layer];
-    const float *vb = (const float *)(const void *)s->v[layer];
+    const float *kb = (const float *)(const void *)sg_kv_row(&s->st, layer, WIN_K, 0);
+    const float *vb = (const float *)(const void *)sg_kv_row(&s->st, layer, WIN_V, 0);
     uint32_t run0 = s->run0[layer];
     for (size_t t = begin; t < end; t++) {
         size_t qi = t / L->n_q_heads;
         uint32_t h = (uint32_t)(t % L->n_q_heads);
-        uint32_t kh = h / (L->n_q_heads / L->n_k_heads);
-        uint32_t vh = h / (L->n_q_heads / L->n_v_heads);
+        uint32_t kh = sg_head_map(h, L->n_q_heads, L->n_k_heads);
+        uint32_t vh = sg_head_map(h, L->n_q_heads, L->n_v_heads);
         const float *q = j->a->q + (qi * L->n_q_heads + h) * L->d_qk;
         float *out = j->a->out + (qi * L->n_q_heads + h) * L->d_v;
         const float *kh0 = kb + (size_t)kh * L->d_qk;
@@ -236,103 +255,24 @@ static int window_attend(void *state, const sigma_kv_attend_args *a) {
 
 static size_t window_bytes_used(void *state) {
     window_state *s = state;
-    if (!s) return 0;
-    size_t total = 0;
-    for (uint32_t l = 0; l < s->b.lay.n_layers; l++)
-        total += n_rows(s, l) * (s->k_row + s->v_row) * sizeof(float);
-    return total;
+    return s ? sg_kv_store_bytes(&s->st) : 0;
 }
 
 /* Format: header (tag "WIND", options: sinks, window, unbounded), then per
- * layer u32 n_pos, u32 run0, u32 rows, rows K rows and rows V rows (f32). */
+ * layer (the row store) u32 n_pos, u32 run0, u32 rows, rows K rows and rows
+ * V rows (f32). */
 static int window_save(void *state, sigma_write_fn wf, void *ctx) {
     window_state *s = state;
-    if (!s || !wf) return SIGMA_E_INVALID_ARG;
-    sg_kv_wr w = {wf, ctx, SIGMA_OK};
+    if (!s) return SIGMA_E_INVALID_ARG;
     uint32_t opts[3] = {s->sinks, s->window, s->unbounded};
-    sg_kv_w_header(&w, "WIND", &s->b.lay, opts, 3);
-    for (uint32_t l = 0; l < s->b.lay.n_layers; l++) {
-        size_t rows = n_rows(s, l);
-        sg_kv_w_u32(&w, s->n_pos[l]);
-        sg_kv_w_u32(&w, s->run0[l]);
-        sg_kv_w_u32(&w, (uint32_t)rows);
-        sg_kv_w_words(&w, s->k[l], rows * s->k_row, 4);
-        sg_kv_w_words(&w, s->v[l], rows * s->v_row, 4);
-    }
-    return w.st;
+    return sg_kv_store_save_tagged(&s->st, "WIND", opts, 3, wf, ctx);
 }
 
 static int window_load(void *state, const void *data, size_t size) {
     window_state *s = state;
-    if (!s || (!data && size)) return SIGMA_E_INVALID_ARG;
-    sg_kv_rd r = {data, size, 0, 0};
+    if (!s) return SIGMA_E_INVALID_ARG;
     uint32_t opts[3] = {s->sinks, s->window, s->unbounded};
-    int st = sg_kv_r_header(&r, "WIND", &s->b.lay, opts, 3);
-    if (st != SIGMA_OK) return st;
-    uint32_t L = s->b.lay.n_layers;
-    size_t hdr = r.off;
-    for (uint32_t l = 0; l < L; l++) {
-        uint32_t n = sg_kv_r_u32(&r), run0 = sg_kv_r_u32(&r), rows = sg_kv_r_u32(&r);
-        if (r.bad) return SIGMA_E_FORMAT;
-        if (!s->unbounded && n > s->b.lay.n_ctx) return SIGMA_E_FORMAT;
-        if (n <= s->sinks) {
-            if (run0 != s->sinks || rows != n) return SIGMA_E_FORMAT;
-        } else {
-            uint64_t need = (uint64_t)n + 1 > s->window ? (uint64_t)n + 1 - s->window : 0;
-            if (need < s->sinks) need = s->sinks;
-            if (run0 < s->sinks || run0 > need || (uint64_t)rows != (uint64_t)s->sinks + (n - run0))
-                return SIGMA_E_FORMAT;
-        }
-        if (rows > s->max_rows) return SIGMA_E_FORMAT;
-        sg_kv_r_bytes(&r, (uint64_t)rows * s->k_row, 4);
-        sg_kv_r_bytes(&r, (uint64_t)rows * s->v_row, 4);
-        if (r.bad) return SIGMA_E_FORMAT;
-    }
-    if (r.off != size) return SIGMA_E_FORMAT;
-    uint8_t **nk = sg_calloc(&s->b.alloc, L, sizeof *nk);
-    uint8_t **nv = sg_calloc(&s->b.alloc, L, sizeof *nv);
-    size_t *nkc = sg_calloc(&s->b.alloc, L, sizeof *nkc);
-    size_t *nvc = sg_calloc(&s->b.alloc, L, sizeof *nvc);
-    st = (nk && nv && nkc && nvc) ? SIGMA_OK : SIGMA_E_NOMEM;
-    r.off = hdr;
-    for (uint32_t l = 0; l < L && st == SIGMA_OK; l++) {
-        sg_kv_r_u32(&r);
-        sg_kv_r_u32(&r);
-        uint32_t rows = sg_kv_r_u32(&r);
-        const uint8_t *kp = sg_kv_r_bytes(&r, (uint64_t)rows * s->k_row, 4);
-        const uint8_t *vp = sg_kv_r_bytes(&r, (uint64_t)rows * s->v_row, 4);
-        size_t kbytes = (size_t)rows * s->k_row * 4, vbytes = (size_t)rows * s->v_row * 4;
-        st = sg_kv_reserve(&s->b.alloc, &nk[l], &nkc[l], 0, kbytes ? kbytes : 1);
-        if (st == SIGMA_OK) st = sg_kv_reserve(&s->b.alloc, &nv[l], &nvc[l], 0, vbytes ? vbytes : 1);
-        if (st != SIGMA_OK) break;
-        sg_kv_copy_words(nk[l], kp, (size_t)rows * s->k_row, 4);
-        sg_kv_copy_words(nv[l], vp, (size_t)rows * s->v_row, 4);
-    }
-    if (st == SIGMA_OK) {
-        r.off = hdr;
-        for (uint32_t l = 0; l < L; l++) {
-            uint32_t n = sg_kv_r_u32(&r), run0 = sg_kv_r_u32(&r), rows = sg_kv_r_u32(&r);
-            sg_kv_r_bytes(&r, (uint64_t)rows * (s->k_row + s->v_row), 4);
-            sg_free(&s->b.alloc, s->k[l]);
-            sg_free(&s->b.alloc, s->v[l]);
-            s->k[l] = nk[l];
-            s->v[l] = nv[l];
-            s->kcap[l] = nkc[l];
-            s->vcap[l] = nvc[l];
-            s->n_pos[l] = n;
-            s->run0[l] = run0;
-        }
-    } else {
-        for (uint32_t l = 0; nk && nv && l < L; l++) {
-            sg_free(&s->b.alloc, nk[l]);
-            sg_free(&s->b.alloc, nv[l]);
-        }
-    }
-    sg_free(&s->b.alloc, nk);
-    sg_free(&s->b.alloc, nv);
-    sg_free(&s->b.alloc, nkc);
-    sg_free(&s->b.alloc, nvc);
-    return st;
+    return sg_kv_store_load_tagged(&s->st, "WIND", opts, 3, 3, NULL, data, size);
 }
 
 void sg_kv_window_init(sigma_kv_strategy *k) {
