@@ -20,18 +20,26 @@ int sg_kv_check_layout(const char *strategy, const sigma_kv_layout *lay, char *e
     return SIGMA_OK;
 }
 
-void sg_kv_env_alloc(const void *user, sg_alloc *a) {
-    const sg_kv_env *env = user;
-    if (env && env->alloc)
-        *a = *env->alloc;
-    else
-        sg_alloc_init(a, NULL);
+int sg_kv_create_begin(const char *strategy, const sigma_kv_layout *lay, const char *options,
+                       sg_kv_opt *opts, const char *const *const *names, size_t n, void **state,
+                       char *err, size_t err_size) {
+    if (!state) return SIGMA_E_INVALID_ARG;
+    *state = NULL;
+    int st = sg_kv_check_layout(strategy, lay, err, err_size);
+    return st != SIGMA_OK ? st
+                          : sg_kv_parse_options_named(strategy, options, opts, names, n, err, err_size);
 }
 
-void sg_kv_base_init(sg_kv_base *b, const void *user, const sg_alloc *a,
-                     const sigma_kv_layout *lay) {
+void *sg_kv_state_new(void *user, const sigma_kv_layout *lay, size_t size) {
     const sg_kv_env *env = user;
-    b->alloc = *a;
+    sg_alloc a;
+    if (env && env->alloc)
+        a = *env->alloc;
+    else
+        sg_alloc_init(&a, NULL);
+    sg_kv_base *b = sg_calloc(&a, 1, size);
+    if (!b) return NULL;
+    b->alloc = a;
     b->lay = *lay;
     b->lay.struct_size = (uint32_t)sizeof b->lay;
     if (b->lay.n_batch == 0 || b->lay.n_batch > b->lay.n_ctx) b->lay.n_batch = b->lay.n_ctx;
@@ -44,6 +52,30 @@ void sg_kv_base_init(sg_kv_base *b, const void *user, const sg_alloc *a,
         b->exec = &b->exec_local;
     }
     b->n_threads = b->exec->n_threads ? b->exec->n_threads : 1;
+    return b;
+}
+
+int sg_kv_create_end(void *s, int ok, void **state, void (*destroy)(void *)) {
+    if (s && ok) {
+        *state = s;
+        return SIGMA_OK;
+    }
+    destroy(s);
+    return SIGMA_E_NOMEM;
+}
+
+void sg_kv_state_free(void *state, void *const *own, size_t n) {
+    sg_kv_base *b = state;
+    if (!b) return;
+    sg_alloc a = b->alloc;
+    sg_kv_store_free(&b->st);
+    for (size_t i = 0; i < n; i++) sg_free(&a, own[i]);
+    sg_free(&a, b);
+}
+
+size_t sg_kv_bytes_used(void *state) {
+    sg_kv_base *b = state;
+    return b ? sg_kv_store_bytes(&b->st) : 0;
 }
 
 /* ---- options ------------------------------------------------------------ */

@@ -23,7 +23,6 @@ enum { DENSE_K, DENSE_V };
 
 typedef struct dense_state {
     sg_kv_base b;
-    sg_kv_store st;              /* planes DENSE_K [n_k][cap][d_qk], DENSE_V [n_v][cap][d_v] */
     sg_kv_type type;
     size_t esize;                /* bytes per stored element */
     size_t k_row, v_row;         /* elements per token and layer */
@@ -47,33 +46,26 @@ static void dense_set(void *owner, uint32_t l, const uint32_t *w) {
 static void dense_destroy(void *state) {
     dense_state *s = state;
     if (!s) return;
-    sg_alloc a = s->b.alloc;
-    sg_kv_store_free(&s->st);
-    sg_free(&a, s->n_pos);
-    sg_free(&a, s);
+    void *own[1] = {s->n_pos};
+    sg_kv_state_free(s, own, 1);
 }
 
 static int dense_create(void *user, const sigma_kv_layout *lay, const char *options, void **state,
                         char *err, size_t err_size) {
-    if (!state) return SIGMA_E_INVALID_ARG;
-    *state = NULL;
-    int st = sg_kv_check_layout("dense", lay, err, err_size);
-    if (st != SIGMA_OK) return st;
     /* type: the index of its name is the sg_kv_type */
     static const char *const type_names[] = {"f32", "f16", "bf16", NULL};
     const char *const *const names[1] = {type_names};
     sg_kv_opt o[1] = {{"type", 0, 0, SG_KV_F32, 0, 0}};
-    if ((st = sg_kv_parse_options_named("dense", options, o, names, 1, err, err_size)) != SIGMA_OK)
-        return st;
-    sg_alloc a;
-    sg_kv_env_alloc(user, &a);
-    dense_state *s = sg_calloc(&a, 1, sizeof *s);
+    int st = sg_kv_create_begin("dense", lay, options, o, names, 1, state, err, err_size);
+    if (st != SIGMA_OK) return st;
+    dense_state *s = sg_kv_state_new(user, lay, sizeof *s);
     if (!s) return SIGMA_E_NOMEM;
-    sg_kv_base_init(&s->b, user, &a, lay);
     s->type = (sg_kv_type)o[0].val;
     s->esize = s->type == SG_KV_F32 ? 4 : 2;
     s->k_row = (size_t)lay->n_k_heads * lay->d_qk;
     s->v_row = (size_t)lay->n_v_heads * lay->d_v;
+    s->n_pos = sg_calloc(&s->b.alloc, lay->n_layers, sizeof *s->n_pos);
+    /* two head-major planes, 64 positions at first, at most n_ctx */
     sg_kv_plane pl[2] = {sg_kv_plane_words(s->k_row, (uint32_t)s->esize),
                          sg_kv_plane_words(s->v_row, (uint32_t)s->esize)};
     pl[DENSE_K].heads = lay->n_k_heads;
@@ -82,14 +74,8 @@ static int dense_create(void *user, const sigma_kv_layout *lay, const char *opti
         pl[i].min_rows = 64;
         pl[i].max_rows = lay->n_ctx;
     }
-    s->n_pos = sg_calloc(&a, lay->n_layers, sizeof *s->n_pos);
-    st = sg_kv_store_init(&s->st, &s->b, pl, 2, 1, s, dense_words, dense_rows, NULL, dense_set);
-    if (st != SIGMA_OK || !s->n_pos) {
-        dense_destroy(s);
-        return SIGMA_E_NOMEM;
-    }
-    *state = s;
-    return SIGMA_OK;
+    st = sg_kv_store_init(&s->b, pl, 2, 1, dense_words, dense_rows, NULL, dense_set);
+    return sg_kv_create_end(s, st == SIGMA_OK && s->n_pos, state, dense_destroy);
 }
 
 static void store(const dense_state *s, uint8_t *dst, const float *src, size_t n) {
@@ -102,10 +88,10 @@ static void store(const dense_state *s, uint8_t *dst, const float *src, size_t n
 
 /* Row of head h at position p in layer l (K or V). */
 static uint8_t *k_at(const dense_state *s, uint32_t l, uint32_t h, size_t p) {
-    return sg_kv_head_row(&s->st, l, DENSE_K, h, p);
+    return sg_kv_head_row(&s->b.st, l, DENSE_K, h, p);
 }
 static uint8_t *v_at(const dense_state *s, uint32_t l, uint32_t h, size_t p) {
-    return sg_kv_head_row(&s->st, l, DENSE_V, h, p);
+    return sg_kv_head_row(&s->b.st, l, DENSE_V, h, p);
 }
 
 static int dense_append(void *state, uint32_t layer, uint32_t pos0, uint32_t n, const float *k,
@@ -115,7 +101,7 @@ static int dense_append(void *state, uint32_t layer, uint32_t pos0, uint32_t n, 
     if (pos0 > s->n_pos[layer]) return SIGMA_E_INVALID_ARG; /* no holes */
     uint64_t end = (uint64_t)pos0 + n;
     if (end > s->b.lay.n_ctx) return SIGMA_E_CONTEXT_FULL;
-    int st = sg_kv_store_reserve_all(&s->st, layer, s->n_pos[layer], (size_t)end);
+    int st = sg_kv_store_reserve_all(&s->b.st, layer, s->n_pos[layer], (size_t)end);
     if (st != SIGMA_OK) return st;
     /* scatter each position's row into its heads */
     const sigma_kv_layout *L = &s->b.lay;
@@ -193,11 +179,6 @@ static int dense_truncate(void *state, uint32_t n_pos) {
     return SIGMA_OK;
 }
 
-static size_t dense_bytes_used(void *state) {
-    dense_state *s = state;
-    return s ? sg_kv_store_bytes(&s->st) : 0;
-}
-
 /* Serialized form (little-endian): "DKV1", u32 type, u32 n_layers,
  * u32 k_row, u32 v_row; then per layer (the row store): u32 n_pos, n_pos K
  * rows, n_pos V rows, in the stored element type (f16/bf16 as 2-byte
@@ -213,7 +194,7 @@ static int dense_save(void *state, sigma_write_fn wf, void *ctx) {
     sg_kv_w_u32(&w, s->b.lay.n_layers);
     sg_kv_w_u32(&w, (uint32_t)s->k_row);
     sg_kv_w_u32(&w, (uint32_t)s->v_row);
-    return sg_kv_store_save(&s->st, &w);
+    return sg_kv_store_save(&s->b.st, &w);
 }
 
 /* All-or-nothing (the row store validates everything before it swaps). */
@@ -228,21 +209,12 @@ static int dense_load(void *state, const void *data, size_t size) {
     if (type != (uint32_t)s->type || n_layers != s->b.lay.n_layers || k_row != s->k_row ||
         v_row != s->v_row)
         return SIGMA_E_MISMATCH;
-    return sg_kv_store_load(&s->st, &r);
+    return sg_kv_store_load(&s->b.st, &r);
 }
 
 void sg_kv_dense_init(sigma_kv_strategy *k) {
-    memset(k, 0, sizeof *k);
-    k->version = SIGMA_KV_STRATEGY_VERSION;
-    k->name = "dense";
-    k->unbounded = 0;
-    k->user = NULL;
-    k->create = dense_create;
-    k->destroy = dense_destroy;
-    k->append = dense_append;
-    k->attend = dense_attend;
-    k->truncate = dense_truncate;
-    k->bytes_used = dense_bytes_used;
-    k->save = dense_save;
-    k->load = dense_load;
+    *k = (sigma_kv_strategy){.version = SIGMA_KV_STRATEGY_VERSION, .name = "dense", .unbounded = 0,
+                             .create = dense_create, .destroy = dense_destroy, .append = dense_append,
+                             .attend = dense_attend, .truncate = dense_truncate,
+                             .bytes_used = sg_kv_bytes_used, .save = dense_save, .load = dense_load};
 }

@@ -31,7 +31,6 @@ enum { H2O_POS, H2O_ACC, H2O_K, H2O_V };
 
 typedef struct h2o_state {
     sg_kv_base b;
-    sg_kv_store st;               /* planes above, cap_rows rows per layer */
     uint32_t budget, recent;
     size_t k_row, v_row;
     size_t cap_rows;              /* budget + n_batch */
@@ -41,10 +40,10 @@ typedef struct h2o_state {
 
 /* position and accumulated attention of each row of layer l */
 static uint32_t *pos_of(const h2o_state *s, uint32_t l) {
-    return (uint32_t *)(void *)sg_kv_row(&s->st, l, H2O_POS, 0);
+    return (uint32_t *)(void *)sg_kv_row(&s->b.st, l, H2O_POS, 0);
 }
 static float *acc_of(const h2o_state *s, uint32_t l) {
-    return (float *)(void *)sg_kv_row(&s->st, l, H2O_ACC, 0);
+    return (float *)(void *)sg_kv_row(&s->b.st, l, H2O_ACC, 0);
 }
 
 /* the row store's view of a layer: u32 n_pos, n_rows, ordered; n_rows of
@@ -82,34 +81,23 @@ static void h2o_set(void *owner, uint32_t l, const uint32_t *w) {
 static void h2o_destroy(void *state) {
     h2o_state *s = state;
     if (!s) return;
-    sg_alloc a = s->b.alloc;
-    sg_kv_store_free(&s->st);
-    sg_free(&a, s->n_pos);
-    sg_free(&a, s->n_rows);
-    sg_free(&a, s->ordered);
-    sg_free(&a, s->w);
-    sg_free(&a, s);
+    void *own[4] = {s->n_pos, s->n_rows, s->ordered, s->w};
+    sg_kv_state_free(s, own, 4);
 }
 
 static int h2o_create(void *user, const sigma_kv_layout *lay, const char *options, void **state,
                       char *err, size_t err_size) {
-    if (!state) return SIGMA_E_INVALID_ARG;
-    *state = NULL;
-    int st = sg_kv_check_layout("h2o", lay, err, err_size);
-    if (st != SIGMA_OK) return st;
     sg_kv_opt o[2] = {{"budget", 1, 1u << 22, 256, 0, 0}, {"recent", 1, 1u << 22, 0, 0, 0}};
-    if ((st = sg_kv_parse_options("h2o", options, o, 2, err, err_size)) != SIGMA_OK) return st;
+    int st = sg_kv_create_begin("h2o", lay, options, o, NULL, 2, state, err, err_size);
+    if (st != SIGMA_OK) return st;
     if (!o[1].set) o[1].val = o[0].val / 2 ? o[0].val / 2 : 1;
     if (o[1].val > o[0].val) {
         if (err && err_size)
             snprintf(err, err_size, "h2o: recent=%u is larger than budget=%u", o[1].val, o[0].val);
         return SIGMA_E_INVALID_ARG;
     }
-    sg_alloc a;
-    sg_kv_env_alloc(user, &a);
-    h2o_state *s = sg_calloc(&a, 1, sizeof *s);
+    h2o_state *s = sg_kv_state_new(user, lay, sizeof *s);
     if (!s) return SIGMA_E_NOMEM;
-    sg_kv_base_init(&s->b, user, &a, lay);
     s->budget = o[0].val;
     s->recent = o[1].val;
     s->k_row = (size_t)lay->n_k_heads * lay->d_qk;
@@ -117,31 +105,26 @@ static int h2o_create(void *user, const sigma_kv_layout *lay, const char *option
     s->cap_rows = (size_t)s->budget + s->b.lay.n_batch;
     if (s->cap_rows > s->b.lay.n_ctx) s->cap_rows = s->b.lay.n_ctx;
     uint32_t L = lay->n_layers;
-    s->n_pos = sg_calloc(&a, L, sizeof *s->n_pos);
-    s->n_rows = sg_calloc(&a, L, sizeof *s->n_rows);
-    s->ordered = sg_calloc(&a, L, sizeof *s->ordered);
-    s->w = sg_calloc(&a, (size_t)lay->n_q_heads * s->cap_rows, sizeof(float));
+    s->n_pos = sg_calloc(&s->b.alloc, L, sizeof *s->n_pos);
+    s->n_rows = sg_calloc(&s->b.alloc, L, sizeof *s->n_rows);
+    s->ordered = sg_calloc(&s->b.alloc, L, sizeof *s->ordered);
+    s->w = sg_calloc(&s->b.alloc, (size_t)lay->n_q_heads * s->cap_rows, sizeof(float));
     /* every layer's cap_rows rows allocated up front: appends never allocate */
     sg_kv_plane pl[4] = {sg_kv_plane_words(1, 4), sg_kv_plane_words(1, 4),
                          sg_kv_plane_words(s->k_row, 4), sg_kv_plane_words(s->v_row, 4)};
     for (int p = 0; p < 4; p++) pl[p].min_rows = pl[p].max_rows = s->cap_rows;
-    st = sg_kv_store_init(&s->st, &s->b, pl, 4, 3, s, h2o_words, h2o_rows, h2o_check, h2o_set);
+    st = sg_kv_store_init(&s->b, pl, 4, 3, h2o_words, h2o_rows, h2o_check, h2o_set);
     int ok = st == SIGMA_OK && s->n_pos && s->n_rows && s->ordered && s->w;
     for (uint32_t l = 0; ok && l < L; l++) {
         s->ordered[l] = 1;
-        ok = sg_kv_store_reserve_all(&s->st, l, 0, s->cap_rows) == SIGMA_OK;
+        ok = sg_kv_store_reserve_all(&s->b.st, l, 0, s->cap_rows) == SIGMA_OK;
     }
-    if (!ok) {
-        h2o_destroy(s);
-        return SIGMA_E_NOMEM;
-    }
-    *state = s;
-    return SIGMA_OK;
+    return sg_kv_create_end(s, ok, state, h2o_destroy);
 }
 
 static void drop_row(h2o_state *s, uint32_t l, size_t r) {
     size_t last = (size_t)s->n_rows[l] - 1;
-    sg_kv_store_move_all(&s->st, l, r, last, 1);
+    sg_kv_store_move_all(&s->b.st, l, r, last, 1);
     s->ordered[l] = 0;
     s->n_rows[l]--;
 }
@@ -172,7 +155,7 @@ static void do_truncate(h2o_state *s, uint32_t l, uint32_t n) {
     const uint32_t *pos = pos_of(s, l);
     for (size_t r = 0; r < s->n_rows[l]; r++) {
         if (pos[r] >= n) continue;
-        sg_kv_store_move_all(&s->st, l, m, r, 1);
+        sg_kv_store_move_all(&s->b.st, l, m, r, 1);
         m++;
     }
     s->n_rows[l] = (uint32_t)m;
@@ -202,8 +185,8 @@ static int h2o_append(void *state, uint32_t layer, uint32_t pos0, uint32_t n, co
     if (s->n_rows[layer] + (size_t)n > s->cap_rows) return SIGMA_E_INTERNAL;
     size_t r0 = s->n_rows[layer];
     if (n) {
-        memcpy(sg_kv_row(&s->st, layer, H2O_K, r0), k, (size_t)n * s->k_row * 4);
-        memcpy(sg_kv_row(&s->st, layer, H2O_V, r0), v, (size_t)n * s->v_row * 4);
+        memcpy(sg_kv_row(&s->b.st, layer, H2O_K, r0), k, (size_t)n * s->k_row * 4);
+        memcpy(sg_kv_row(&s->b.st, layer, H2O_V, r0), v, (size_t)n * s->v_row * 4);
     }
     for (uint32_t i = 0; i < n; i++) {
         pos_of(s, layer)[r0 + i] = pos0 + i;
@@ -214,31 +197,22 @@ static int h2o_append(void *state, uint32_t layer, uint32_t pos0, uint32_t n, co
     return SIGMA_OK;
 }
 
-typedef struct h2o_job {
-    h2o_state *s;
-    const sigma_kv_attend_args *a;
-    size_t qi;
-} h2o_job;
-
 /* One query (j->qi), heads [begin, end). */
 static void h2o_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
-    const h2o_job *j = ctx;
+    const sg_kv_job *j = ctx;
     h2o_state *s = j->s;
     const sigma_kv_layout *L = &s->b.lay;
     const sg_kernels *kern = s->b.exec->k;
     uint32_t l = j->a->layer;
-    const float *kb = (const float *)(const void *)sg_kv_row(&s->st, l, H2O_K, 0);
-    const float *vb = (const float *)(const void *)sg_kv_row(&s->st, l, H2O_V, 0);
+    const float *kb = (const float *)(const void *)sg_kv_row(&s->b.st, l, H2O_K, 0);
+    const float *vb = (const float *)(const void *)sg_kv_row(&s->b.st, l, H2O_V, 0);
     const uint32_t *pos = pos_of(s, l);
     size_t rows = s->n_rows[l];
     uint64_t p = (uint64_t)j->a->pos0 + j->qi;
     for (size_t h = begin; h < end; h++) {
-        uint32_t kh = sg_head_map((uint32_t)h, L->n_q_heads, L->n_k_heads);
-        uint32_t vh = sg_head_map((uint32_t)h, L->n_q_heads, L->n_v_heads);
-        const float *q = j->a->q + (j->qi * L->n_q_heads + h) * L->d_qk;
-        float *out = j->a->out + (j->qi * L->n_q_heads + h) * L->d_v;
-        const float *kh0 = kb + (size_t)kh * L->d_qk;
-        const float *vh0 = vb + (size_t)vh * L->d_v;
+        sg_kv_qhead x = sg_kv_qhead_at(L, j->a, j->qi, (uint32_t)h);
+        const float *q = x.q, *kh0 = kb + (size_t)x.kh * L->d_qk, *vh0 = vb + (size_t)x.vh * L->d_v;
+        float *out = x.out;
         float *w = s->w + h * s->cap_rows;
         for (size_t r = 0; r < rows; r++)
             w[r] = pos[r] <= p ? kern->dot_f32(q, kh0 + r * s->k_row, L->d_qk) * j->a->scale
@@ -267,7 +241,7 @@ static int h2o_attend(void *state, const sigma_kv_attend_args *a) {
         uint64_t p = (uint64_t)a->pos0 + i;
         evict_to(s, l, s->budget, p);
         if (s->ordered[l] && s->n_rows[l] != s->n_pos[l]) return SIGMA_E_INTERNAL;
-        h2o_job j = {s, a, i};
+        sg_kv_job j = {s, a, i};
         sg_pool_run(s->b.exec->pool, s->b.lay.n_q_heads, 1, h2o_task, &j);
         /* accumulate in a fixed order (thread-count independent) */
         size_t rows = s->n_rows[l];
@@ -280,11 +254,6 @@ static int h2o_attend(void *state, const sigma_kv_attend_args *a) {
     return SIGMA_OK;
 }
 
-static size_t h2o_bytes_used(void *state) {
-    h2o_state *s = state;
-    return s ? sg_kv_store_bytes(&s->st) : 0;
-}
-
 /* Format: header (tag "H2O_", options: budget, recent), then per layer (the
  * row store) u32 n_pos, u32 n_rows, u32 ordered, n_rows u32 positions,
  * n_rows f32 scores, n_rows K rows, n_rows V rows (f32). */
@@ -292,26 +261,19 @@ static int h2o_save(void *state, sigma_write_fn wf, void *ctx) {
     h2o_state *s = state;
     if (!s) return SIGMA_E_INVALID_ARG;
     uint32_t opts[2] = {s->budget, s->recent};
-    return sg_kv_store_save_tagged(&s->st, "H2O_", opts, 2, wf, ctx);
+    return sg_kv_store_save_tagged(&s->b.st, "H2O_", opts, 2, wf, ctx);
 }
 
 static int h2o_load(void *state, const void *data, size_t size) {
     h2o_state *s = state;
     if (!s) return SIGMA_E_INVALID_ARG;
     uint32_t opts[2] = {s->budget, s->recent};
-    return sg_kv_store_load_tagged(&s->st, "H2O_", opts, 2, 2, NULL, data, size);
+    return sg_kv_store_load_tagged(&s->b.st, "H2O_", opts, 2, 2, NULL, data, size);
 }
 
 void sg_kv_h2o_init(sigma_kv_strategy *k) {
-    memset(k, 0, sizeof *k);
-    k->version = SIGMA_KV_STRATEGY_VERSION;
-    k->name = "h2o";
-    k->create = h2o_create;
-    k->destroy = h2o_destroy;
-    k->append = h2o_append;
-    k->attend = h2o_attend;
-    k->truncate = h2o_truncate;
-    k->bytes_used = h2o_bytes_used;
-    k->save = h2o_save;
-    k->load = h2o_load;
+    *k = (sigma_kv_strategy){.version = SIGMA_KV_STRATEGY_VERSION, .name = "h2o", .unbounded = 0,
+                             .create = h2o_create, .destroy = h2o_destroy, .append = h2o_append,
+                             .attend = h2o_attend, .truncate = h2o_truncate,
+                             .bytes_used = sg_kv_bytes_used, .save = h2o_save, .load = h2o_load};
 }

@@ -30,28 +30,40 @@ void sg_kv_window_init(sigma_kv_strategy *out);
 void sg_kv_h2o_init(sigma_kv_strategy *out);
 void sg_kv_topv_init(sigma_kv_strategy *out);
 
+/* ---- attention tasks ---------------------------------------------------- */
+
+/* The context of an attend task (sg_pool_run): the strategy state, the
+ * call, and the query for strategies that attend query by query. */
+typedef struct sg_kv_job {
+    void *s;
+    const sigma_kv_attend_args *a;
+    size_t qi;
+} sg_kv_job;
+
+/* Query qi, query head h of an attend call: its position, the K and V
+ * heads it reads (sg_head_map), its q row and out row. */
+typedef struct sg_kv_qhead {
+    uint64_t pos;
+    uint32_t kh, vh;
+    const float *q;
+    float *out;
+} sg_kv_qhead;
+
+static inline sg_kv_qhead sg_kv_qhead_at(const sigma_kv_layout *L, const sigma_kv_attend_args *a,
+                                         size_t qi, uint32_t h) {
+    sg_kv_qhead x;
+    x.pos = (uint64_t)a->pos0 + qi;
+    x.kh = sg_head_map(h, L->n_q_heads, L->n_k_heads);
+    x.vh = sg_head_map(h, L->n_q_heads, L->n_v_heads);
+    x.q = a->q + (qi * L->n_q_heads + h) * L->d_qk;
+    x.out = a->out + (qi * L->n_q_heads + h) * L->d_v;
+    return x;
+}
+
 /* ---- shared helpers (lib/kv/common.c) ------------------------------------ */
 
+typedef struct sg_kv_base sg_kv_base; /* below, after the row store */
 
-/* Allocator, kernels and threads of a strategy state. Lives inside the
- * (heap) state: `exec` may point at exec_local, so never copy it. */
-typedef struct sg_kv_base {
-    sg_alloc alloc;
-    const sg_exec *exec;
-    sg_kernels kern_local;
-    sg_exec exec_local;
-    sigma_kv_layout lay;
-    uint32_t n_threads;
-} sg_kv_base;
-
-/* Validate a layout (heads divide, dims bounded); message into err. */
-int sg_kv_check_layout(const char *strategy, const sigma_kv_layout *lay, char *err,
-                       size_t err_size);
-/* The allocator an env asks for (copied into *a). */
-void sg_kv_env_alloc(const void *user, sg_alloc *a);
-/* Fill b (already inside its heap state) from the env and layout. */
-void sg_kv_base_init(sg_kv_base *b, const void *user, const sg_alloc *a,
-                     const sigma_kv_layout *lay);
 
 /* One numeric option: key, accepted range, default (val on input), and
  * whether it must be a power of two. `set` is written 1 when given. */
@@ -62,6 +74,27 @@ typedef struct sg_kv_opt {
     int pow2;
     int set;
 } sg_kv_opt;
+
+/* Validate a layout (heads divide, dims bounded); message into err. */
+int sg_kv_check_layout(const char *strategy, const sigma_kv_layout *lay, char *err,
+                       size_t err_size);
+/* The start of every create: *state = NULL, the layout checked, the
+ * options parsed (names as in sg_kv_parse_options_named, may be NULL). */
+int sg_kv_create_begin(const char *strategy, const sigma_kv_layout *lay, const char *options,
+                       sg_kv_opt *opts, const char *const *const *names, size_t n, void **state,
+                       char *err, size_t err_size);
+/* A zeroed strategy state of `size` bytes whose first member is its
+ * sg_kv_base, filled from the env (`user`) and layout; NULL if out of
+ * memory. */
+void *sg_kv_state_new(void *user, const sigma_kv_layout *lay, size_t size);
+/* The end of every create: with ok, *state = s and SIGMA_OK; otherwise
+ * destroy(s) and SIGMA_E_NOMEM (s may be NULL). */
+int sg_kv_create_end(void *s, int ok, void **state, void (*destroy)(void *));
+/* Free such a state (NULL: nothing): its row store, the n arrays own[]
+ * (from its allocator, NULL allowed), then the state. */
+void sg_kv_state_free(void *state, void *const *own, size_t n);
+/* bytes_used of every built-in: the bytes of its live rows. */
+size_t sg_kv_bytes_used(void *state);
 
 /* Parse "key=value,key=value" (NULL or "" = defaults; empty items are
  * skipped). Unknown keys and out-of-range or malformed values fail with
@@ -131,9 +164,11 @@ void sg_kv_copy_words(void *dst, const uint8_t *src, size_t n, size_t wsize);
  * position-major rows. Capacity (rows, per layer and plane) grows through
  * sg_reserve_n (doubling), at least min_rows, at most max_rows.
  *
- * Which rows are live is the strategy's policy: it keeps its own per-layer
- * counters and tells the store through four callbacks. Serialized, a layer
- * is n_words u32 counters, then each plane's rows in plane order:
+ * Every strategy state starts with an sg_kv_base, which holds the store
+ * (b.st). Which rows are live is the strategy's policy: it keeps its own
+ * per-layer counters and tells the store through four callbacks, called
+ * with the state. Serialized, a layer is n_words u32 counters, then each
+ * plane's rows in plane order:
  *   words(owner, l, w)   the layer's counters (save);
  *   rows(owner, w, n)    validate counters read from a blob and give each
  *                        plane's row count (SIGMA_E_FORMAT if invalid);
@@ -165,23 +200,22 @@ typedef int (*sg_kv_check_fn)(const void *owner, const uint32_t *w, const uint8_
 typedef void (*sg_kv_set_fn)(void *owner, uint32_t layer, const uint32_t *w);
 
 typedef struct sg_kv_store {
-    const sg_kv_base *b;    /* allocator and layout (in the same heap state) */
+    sg_kv_base *b;          /* the state it is in: allocator, layout, callbacks' argument */
     uint32_t n_planes, n_words;
     sg_kv_plane plane[SG_KV_PLANES_MAX];
     uint8_t **buf;          /* [layer * n_planes + plane] */
     size_t *cap;            /* rows allocated, same index */
-    void *owner;
-    sg_kv_words_fn words;
+    sg_kv_words_fn words;   /* their owner argument: the strategy state (starts with b) */
     sg_kv_rows_fn rows;
     sg_kv_check_fn check;   /* may be NULL */
     sg_kv_set_fn set;
 } sg_kv_store;
 
-/* Set up an empty store (no rows allocated); SIGMA_E_NOMEM. Call
- * sg_kv_store_free also after a failure. */
-int sg_kv_store_init(sg_kv_store *st, const sg_kv_base *b, const sg_kv_plane *planes,
-                     uint32_t n_planes, uint32_t n_words, void *owner, sg_kv_words_fn words,
-                     sg_kv_rows_fn rows, sg_kv_check_fn check, sg_kv_set_fn set);
+/* Set up b->st, empty (no rows allocated); SIGMA_E_NOMEM. The callbacks
+ * get the state b starts. sg_kv_state_free frees it also after a failure. */
+int sg_kv_store_init(sg_kv_base *b, const sg_kv_plane *planes, uint32_t n_planes,
+                     uint32_t n_words, sg_kv_words_fn words, sg_kv_rows_fn rows,
+                     sg_kv_check_fn check, sg_kv_set_fn set);
 void sg_kv_store_free(sg_kv_store *st);
 /* Room for `need` rows in plane p of layer l, the first `used` rows (of
  * every head) kept; SIGMA_E_NOMEM (nothing changed), SIGMA_E_INTERNAL if
@@ -216,5 +250,18 @@ static inline uint8_t *sg_kv_head_row(const sg_kv_store *st, uint32_t l, uint32_
     size_t i = (size_t)l * st->n_planes + p;
     return st->buf[i] + ((size_t)h * st->cap[i] + r) * (st->plane[p].row / st->plane[p].heads);
 }
+
+/* What every strategy state starts with: allocator, kernels and threads,
+ * layout, and its rows. Lives inside the (heap) state: `exec` may point at
+ * exec_local and `st` points back at it, so never copy it. */
+struct sg_kv_base {
+    sg_alloc alloc;
+    const sg_exec *exec;
+    sg_kernels kern_local;
+    sg_exec exec_local;
+    sigma_kv_layout lay;
+    uint32_t n_threads;
+    sg_kv_store st;
+};
 
 #endif

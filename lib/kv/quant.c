@@ -35,7 +35,6 @@ enum { Q_KQ, Q_VQ, Q_KR, Q_VR };
 
 typedef struct quant_state {
     sg_kv_base b;
-    sg_kv_store st;               /* planes above */
     uint32_t kbits, vbits, group, residual;
     size_t k_row, v_row;
     size_t kcb, kblock;           /* K: code bytes per channel per block; bytes per block */
@@ -73,31 +72,20 @@ static void quant_set(void *owner, uint32_t l, const uint32_t *w) {
 static void quant_destroy(void *state) {
     quant_state *s = state;
     if (!s) return;
-    sg_alloc a = s->b.alloc;
-    sg_kv_store_free(&s->st);
-    sg_free(&a, s->n_pos);
-    sg_free(&a, s->nq);
-    sg_free(&a, s->res0);
-    sg_free(&a, s->scratch);
-    sg_free(&a, s);
+    void *own[4] = {s->n_pos, s->nq, s->res0, s->scratch};
+    sg_kv_state_free(s, own, 4);
 }
 
 static int quant_create(void *user, const sigma_kv_layout *lay, const char *options, void **state,
                         char *err, size_t err_size) {
-    if (!state) return SIGMA_E_INVALID_ARG;
-    *state = NULL;
-    int st = sg_kv_check_layout("quant", lay, err, err_size);
-    if (st != SIGMA_OK) return st;
     sg_kv_opt o[4] = {{"kbits", 2, 8, 8, 1, 0},
                       {"vbits", 2, 8, 8, 1, 0},
                       {"group", 8, 256, 32, 1, 0},
                       {"residual", 0, 1u << 20, 128, 0, 0}};
-    if ((st = sg_kv_parse_options("quant", options, o, 4, err, err_size)) != SIGMA_OK) return st;
-    sg_alloc a;
-    sg_kv_env_alloc(user, &a);
-    quant_state *s = sg_calloc(&a, 1, sizeof *s);
+    int st = sg_kv_create_begin("quant", lay, options, o, NULL, 4, state, err, err_size);
+    if (st != SIGMA_OK) return st;
+    quant_state *s = sg_kv_state_new(user, lay, sizeof *s);
     if (!s) return SIGMA_E_NOMEM;
-    sg_kv_base_init(&s->b, user, &a, lay);
     s->kbits = o[0].val;
     s->vbits = o[1].val;
     s->group = o[2].val;
@@ -112,10 +100,10 @@ static int quant_create(void *user, const sigma_kv_layout *lay, const char *opti
     s->vtok = lay->n_v_heads * (s->vcb + s->ngv * 4);
     s->per_thread = (size_t)lay->n_ctx;
     uint32_t L = lay->n_layers;
-    s->n_pos = sg_calloc(&a, L, sizeof *s->n_pos);
-    s->nq = sg_calloc(&a, L, sizeof *s->nq);
-    s->res0 = sg_calloc(&a, L, sizeof *s->res0);
-    s->scratch = sg_calloc(&a, s->b.n_threads, s->per_thread * sizeof(float));
+    s->n_pos = sg_calloc(&s->b.alloc, L, sizeof *s->n_pos);
+    s->nq = sg_calloc(&s->b.alloc, L, sizeof *s->nq);
+    s->res0 = sg_calloc(&s->b.alloc, L, sizeof *s->res0);
+    s->scratch = sg_calloc(&s->b.alloc, s->b.n_threads, s->per_thread * sizeof(float));
     /* a K block: codes (bytes), then 2 * k_row f16 words; a V token: codes, then 2 * n_v * ngv */
     sg_kv_plane pl[4] = {sg_kv_plane_words(s->k_row * s->kcb, 1),
                          sg_kv_plane_words((size_t)lay->n_v_heads * s->vcb, 1),
@@ -123,13 +111,9 @@ static int quant_create(void *user, const sigma_kv_layout *lay, const char *opti
     pl[Q_KQ].n2 = 2 * s->k_row;
     pl[Q_VQ].n2 = 2 * s->ngv * lay->n_v_heads;
     pl[Q_KQ].w2 = pl[Q_VQ].w2 = 2;
-    st = sg_kv_store_init(&s->st, &s->b, pl, 4, 3, s, quant_words, quant_rows, NULL, quant_set);
-    if (st != SIGMA_OK || !s->n_pos || !s->nq || !s->res0 || !s->scratch) {
-        quant_destroy(s);
-        return SIGMA_E_NOMEM;
-    }
-    *state = s;
-    return SIGMA_OK;
+    st = sg_kv_store_init(&s->b, pl, 4, 3, quant_words, quant_rows, NULL, quant_set);
+    return sg_kv_create_end(s, st == SIGMA_OK && s->n_pos && s->nq && s->res0 && s->scratch, state,
+                            quant_destroy);
 }
 
 /* Quantized-token boundary after p+1 tokens. */
@@ -140,23 +124,23 @@ static uint64_t bq(const quant_state *s, uint64_t p) {
 }
 
 static uint8_t *kcodes(const quant_state *s, uint32_t l, size_t blk, size_t c) {
-    return sg_kv_row(&s->st, l, Q_KQ, blk) + c * s->kcb;
+    return sg_kv_row(&s->b.st, l, Q_KQ, blk) + c * s->kcb;
 }
 static uint16_t *kparams(const quant_state *s, uint32_t l, size_t blk, size_t c) {
-    return (uint16_t *)(void *)(sg_kv_row(&s->st, l, Q_KQ, blk) + s->k_row * s->kcb) + 2 * c;
+    return (uint16_t *)(void *)(sg_kv_row(&s->b.st, l, Q_KQ, blk) + s->k_row * s->kcb) + 2 * c;
 }
 static uint8_t *vcodes(const quant_state *s, uint32_t l, size_t t, size_t h) {
-    return sg_kv_row(&s->st, l, Q_VQ, t) + h * s->vcb;
+    return sg_kv_row(&s->b.st, l, Q_VQ, t) + h * s->vcb;
 }
 static uint16_t *vparams(const quant_state *s, uint32_t l, size_t t, size_t h) {
-    return (uint16_t *)(void *)(sg_kv_row(&s->st, l, Q_VQ, t) + s->b.lay.n_v_heads * s->vcb) +
+    return (uint16_t *)(void *)(sg_kv_row(&s->b.st, l, Q_VQ, t) + s->b.lay.n_v_heads * s->vcb) +
            2 * h * s->ngv;
 }
 static float *krow(const quant_state *s, uint32_t l, size_t pos) {
-    return (float *)(void *)sg_kv_row(&s->st, l, Q_KR, pos - s->res0[l]);
+    return (float *)(void *)sg_kv_row(&s->b.st, l, Q_KR, pos - s->res0[l]);
 }
 static float *vrow(const quant_state *s, uint32_t l, size_t pos) {
-    return (float *)(void *)sg_kv_row(&s->st, l, Q_VR, pos - s->res0[l]);
+    return (float *)(void *)sg_kv_row(&s->b.st, l, Q_VR, pos - s->res0[l]);
 }
 
 /* Quantize tokens [from, to) (whole blocks, all in the residual rows). */
@@ -183,8 +167,8 @@ static void quantize_range(quant_state *s, uint32_t l, size_t from, size_t to) {
 static void compact(quant_state *s, uint32_t l) {
     if (s->res0[l] >= s->nq[l]) return;
     size_t drop = s->nq[l] - s->res0[l], keep = s->n_pos[l] - s->nq[l];
-    sg_kv_store_move(&s->st, l, Q_KR, 0, drop, keep);
-    sg_kv_store_move(&s->st, l, Q_VR, 0, drop, keep);
+    sg_kv_store_move(&s->b.st, l, Q_KR, 0, drop, keep);
+    sg_kv_store_move(&s->b.st, l, Q_VR, 0, drop, keep);
     s->res0[l] = s->nq[l];
 }
 
@@ -193,8 +177,8 @@ static void compact(quant_state *s, uint32_t l) {
 static int prepare_truncate(quant_state *s, uint32_t l, uint32_t n) {
     if (n >= s->n_pos[l] || n >= s->res0[l]) return SIGMA_OK;
     size_t m = n - n / s->group * s->group;
-    int st = sg_kv_store_reserve(&s->st, l, Q_KR, 0, m);
-    return st == SIGMA_OK ? sg_kv_store_reserve(&s->st, l, Q_VR, 0, m) : st;
+    int st = sg_kv_store_reserve(&s->b.st, l, Q_KR, 0, m);
+    return st == SIGMA_OK ? sg_kv_store_reserve(&s->b.st, l, Q_VR, 0, m) : st;
 }
 
 static void do_truncate(quant_state *s, uint32_t l, uint32_t n) {
@@ -214,8 +198,8 @@ static void do_truncate(quant_state *s, uint32_t l, uint32_t n) {
         uint32_t nq2 = n / s->group * s->group;
         size_t m = n - nq2, blk = nq2 / G;
         float col[256];
-        float *kr = (float *)(void *)sg_kv_row(&s->st, l, Q_KR, 0);
-        float *vr = (float *)(void *)sg_kv_row(&s->st, l, Q_VR, 0);
+        float *kr = (float *)(void *)sg_kv_row(&s->b.st, l, Q_KR, 0);
+        float *vr = (float *)(void *)sg_kv_row(&s->b.st, l, Q_VR, 0);
         for (size_t c = 0; m && c < s->k_row; c++) {
             sigma_kernel_dequantize(col, kcodes(s, l, blk, c), kparams(s, l, blk, c), G, G,
                                     (int)s->kbits);
@@ -258,10 +242,10 @@ static int quant_append(void *state, uint32_t layer, uint32_t pos0, uint32_t n, 
     if (nq_new < s->nq[layer]) nq_new = s->nq[layer];
     size_t rows = (size_t)(end - s->res0[layer]), used = s->n_pos[layer] - s->res0[layer];
     size_t nblk = (size_t)nq_new / s->group, nqold = s->nq[layer];
-    if ((st = sg_kv_store_reserve(&s->st, layer, Q_KR, used, rows)) != SIGMA_OK ||
-        (st = sg_kv_store_reserve(&s->st, layer, Q_VR, used, rows)) != SIGMA_OK ||
-        (st = sg_kv_store_reserve(&s->st, layer, Q_KQ, nqold / s->group, nblk)) != SIGMA_OK ||
-        (st = sg_kv_store_reserve(&s->st, layer, Q_VQ, nqold, (size_t)nq_new)) != SIGMA_OK)
+    if ((st = sg_kv_store_reserve(&s->b.st, layer, Q_KR, used, rows)) != SIGMA_OK ||
+        (st = sg_kv_store_reserve(&s->b.st, layer, Q_VR, used, rows)) != SIGMA_OK ||
+        (st = sg_kv_store_reserve(&s->b.st, layer, Q_KQ, nqold / s->group, nblk)) != SIGMA_OK ||
+        (st = sg_kv_store_reserve(&s->b.st, layer, Q_VQ, nqold, (size_t)nq_new)) != SIGMA_OK)
         return st;
     memcpy(krow(s, layer, pos0), k, (size_t)n * s->k_row * 4);
     memcpy(vrow(s, layer, pos0), v, (size_t)n * s->v_row * 4);
@@ -271,13 +255,8 @@ static int quant_append(void *state, uint32_t layer, uint32_t pos0, uint32_t n, 
     return SIGMA_OK;
 }
 
-typedef struct quant_job {
-    quant_state *s;
-    const sigma_kv_attend_args *a;
-} quant_job;
-
 static void quant_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
-    const quant_job *j = ctx;
+    const sg_kv_job *j = ctx;
     quant_state *s = j->s;
     const sigma_kv_layout *L = &s->b.lay;
     const sg_kernels *kern = s->b.exec->k;
@@ -285,13 +264,11 @@ static void quant_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
     const size_t G = s->group;
     float *sc = s->scratch + (size_t)tid * s->per_thread;
     for (size_t t = begin; t < end; t++) {
-        size_t qi = t / L->n_q_heads;
-        uint32_t h = (uint32_t)(t % L->n_q_heads);
-        uint32_t kh = sg_head_map(h, L->n_q_heads, L->n_k_heads);
-        uint32_t vh = sg_head_map(h, L->n_q_heads, L->n_v_heads);
-        const float *q = j->a->q + (qi * L->n_q_heads + h) * L->d_qk;
-        float *out = j->a->out + (qi * L->n_q_heads + h) * L->d_v;
-        uint64_t p = (uint64_t)j->a->pos0 + qi;
+        sg_kv_qhead x = sg_kv_qhead_at(L, j->a, t / L->n_q_heads, (uint32_t)(t % L->n_q_heads));
+        const float *q = x.q;
+        float *out = x.out;
+        uint32_t kh = x.kh, vh = x.vh;
+        uint64_t p = x.pos;
         uint64_t b = bq(s, p);
         if (b < s->res0[l]) b = s->res0[l];
         if (b > s->nq[l]) b = s->nq[l];
@@ -330,14 +307,9 @@ static int quant_attend(void *state, const sigma_kv_attend_args *a) {
         return SIGMA_E_INVALID_ARG;
     if (a->n_queries == 0) return SIGMA_OK;
     if ((uint64_t)a->pos0 + a->n_queries > s->n_pos[a->layer]) return SIGMA_E_INVALID_ARG;
-    quant_job j = {s, a};
+    sg_kv_job j = {s, a, 0};
     sg_pool_run(s->b.exec->pool, (size_t)a->n_queries * s->b.lay.n_q_heads, 1, quant_task, &j);
     return SIGMA_OK;
-}
-
-static size_t quant_bytes_used(void *state) {
-    quant_state *s = state;
-    return s ? sg_kv_store_bytes(&s->st) : 0;
 }
 
 /* Format: header (tag "QUAN", options: kbits, vbits, group, residual),
@@ -348,26 +320,19 @@ static int quant_save(void *state, sigma_write_fn wf, void *ctx) {
     quant_state *s = state;
     if (!s) return SIGMA_E_INVALID_ARG;
     uint32_t opts[4] = {s->kbits, s->vbits, s->group, s->residual};
-    return sg_kv_store_save_tagged(&s->st, "QUAN", opts, 4, wf, ctx);
+    return sg_kv_store_save_tagged(&s->b.st, "QUAN", opts, 4, wf, ctx);
 }
 
 static int quant_load(void *state, const void *data, size_t size) {
     quant_state *s = state;
     if (!s) return SIGMA_E_INVALID_ARG;
     uint32_t opts[4] = {s->kbits, s->vbits, s->group, s->residual};
-    return sg_kv_store_load_tagged(&s->st, "QUAN", opts, 4, 4, NULL, data, size);
+    return sg_kv_store_load_tagged(&s->b.st, "QUAN", opts, 4, 4, NULL, data, size);
 }
 
 void sg_kv_quant_init(sigma_kv_strategy *k) {
-    memset(k, 0, sizeof *k);
-    k->version = SIGMA_KV_STRATEGY_VERSION;
-    k->name = "quant";
-    k->create = quant_create;
-    k->destroy = quant_destroy;
-    k->append = quant_append;
-    k->attend = quant_attend;
-    k->truncate = quant_truncate;
-    k->bytes_used = quant_bytes_used;
-    k->save = quant_save;
-    k->load = quant_load;
+    *k = (sigma_kv_strategy){.version = SIGMA_KV_STRATEGY_VERSION, .name = "quant", .unbounded = 0,
+                             .create = quant_create, .destroy = quant_destroy, .append = quant_append,
+                             .attend = quant_attend, .truncate = quant_truncate,
+                             .bytes_used = sg_kv_bytes_used, .save = quant_save, .load = quant_load};
 }

@@ -17,9 +17,10 @@ sg_kv_plane sg_kv_plane_words(size_t n, uint32_t wsize) {
     return p;
 }
 
-int sg_kv_store_init(sg_kv_store *st, const sg_kv_base *b, const sg_kv_plane *planes,
-                     uint32_t n_planes, uint32_t n_words, void *owner, sg_kv_words_fn words,
-                     sg_kv_rows_fn rows, sg_kv_check_fn check, sg_kv_set_fn set) {
+int sg_kv_store_init(sg_kv_base *b, const sg_kv_plane *planes, uint32_t n_planes,
+                     uint32_t n_words, sg_kv_words_fn words, sg_kv_rows_fn rows,
+                     sg_kv_check_fn check, sg_kv_set_fn set) {
+    sg_kv_store *st = &b->st;
     memset(st, 0, sizeof *st);
     st->b = b;
     if (n_planes > SG_KV_PLANES_MAX || n_words > SG_KV_WORDS_MAX) return SIGMA_E_INTERNAL;
@@ -34,7 +35,6 @@ int sg_kv_store_init(sg_kv_store *st, const sg_kv_base *b, const sg_kv_plane *pl
             return SIGMA_E_INTERNAL;
         pl->row = a + c;
     }
-    st->owner = owner;
     st->words = words;
     st->rows = rows;
     st->check = check;
@@ -110,8 +110,8 @@ size_t sg_kv_store_bytes(const sg_kv_store *st) {
     for (uint32_t l = 0; l < st->b->lay.n_layers; l++) {
         uint32_t w[SG_KV_WORDS_MAX];
         uint64_t rows[SG_KV_PLANES_MAX];
-        st->words(st->owner, l, w);
-        if (st->rows(st->owner, w, rows) != SIGMA_OK) continue;
+        st->words(st->b, l, w);
+        if (st->rows(st->b, w, rows) != SIGMA_OK) continue;
         for (uint32_t p = 0; p < st->n_planes; p++) total += (size_t)rows[p] * st->plane[p].row;
     }
     return total;
@@ -143,8 +143,8 @@ int sg_kv_store_save(const sg_kv_store *st, sg_kv_wr *w) {
     for (uint32_t l = 0; l < st->b->lay.n_layers && w->st == SIGMA_OK; l++) {
         uint32_t wd[SG_KV_WORDS_MAX];
         uint64_t rows[SG_KV_PLANES_MAX];
-        st->words(st->owner, l, wd);
-        if (st->rows(st->owner, wd, rows) != SIGMA_OK) return SIGMA_E_INTERNAL;
+        st->words(st->b, l, wd);
+        if (st->rows(st->b, wd, rows) != SIGMA_OK) return SIGMA_E_INTERNAL;
         for (uint32_t i = 0; i < st->n_words; i++) sg_kv_w_u32(w, wd[i]);
         for (uint32_t p = 0; p < st->n_planes && w->st == SIGMA_OK; p++) {
             const sg_kv_plane *pl = &st->plane[p];
@@ -182,14 +182,14 @@ static int read_layer(const sg_kv_store *st, sg_kv_rd *r, uint32_t *w, uint64_t 
                       const uint8_t **data) {
     for (uint32_t i = 0; i < st->n_words; i++) w[i] = sg_kv_r_u32(r);
     if (r->bad) return SIGMA_E_FORMAT;
-    int rc = st->rows(st->owner, w, rows);
+    int rc = st->rows(st->b, w, rows);
     if (rc != SIGMA_OK) return rc;
     for (uint32_t p = 0; p < st->n_planes; p++) {
         if (rows[p] > st->plane[p].max_rows) return SIGMA_E_FORMAT;
         data[p] = sg_kv_r_bytes(r, rows[p], st->plane[p].row);
     }
     if (r->bad) return SIGMA_E_FORMAT;
-    return st->check ? st->check(st->owner, w, data) : SIGMA_OK;
+    return st->check ? st->check(st->b, w, data) : SIGMA_OK;
 }
 
 /* n serialized rows of plane pl from src into a buffer of cap rows */
@@ -250,7 +250,7 @@ int sg_kv_store_load(sg_kv_store *st, sg_kv_rd *r) {
     r->off = body;
     for (uint32_t l = 0; l < L; l++) {
         read_layer(st, r, w, rows, data);
-        st->set(st->owner, l, w);
+        st->set(st->b, l, w);
     }
     return SIGMA_OK;
 }

@@ -70,7 +70,6 @@ typedef struct topv_state {
     double *dscratch;             /* tail: per thread, d_v doubles */
     size_t k_row, v_row;          /* floats per token and layer */
     uint32_t *n_pos;              /* per layer */
-    sg_kv_store st;               /* planes TOPV_K, TOPV_V: f32 rows 0..n_pos-1 */
     float *scratch;               /* per thread: per_thread floats */
     uint32_t unit_heads;          /* query heads scored by one task (before parts) */
     uint32_t set_heads;           /* query heads reading one set of V rows */
@@ -80,27 +79,19 @@ typedef struct topv_state {
 static void topv_destroy(void *state) {
     topv_state *s = state;
     if (!s) return;
-    sg_alloc a = s->b.alloc;
     for (uint32_t l = 0; l < s->b.lay.n_layers; l++) {
-        if (s->vsum) sg_free(&a, s->vsum[l]);
-        if (s->base) sg_free(&a, s->base[l]);
+        if (s->vsum) sg_free(&s->b.alloc, s->vsum[l]);
+        if (s->base) sg_free(&s->b.alloc, s->base[l]);
     }
-    sg_kv_store_free(&s->st);
-    sg_free(&a, s->vsum);
-    sg_free(&a, s->base);
-    sg_free(&a, s->base_pos);
-    sg_free(&a, s->pre);
-    sg_free(&a, s->dscratch);
-    sg_free(&a, s->n_pos);
-    sg_free(&a, s->scratch);
-    sg_free(&a, s);
+    void *own[7] = {s->vsum, s->base, s->base_pos, s->pre, s->dscratch, s->n_pos, s->scratch};
+    sg_kv_state_free(s, own, 7);
 }
 
 static const float *k_rows(const topv_state *s, uint32_t layer) {
-    return (const float *)(const void *)sg_kv_row(&s->st, layer, TOPV_K, 0);
+    return (const float *)(const void *)sg_kv_row(&s->b.st, layer, TOPV_K, 0);
 }
 static const float *v_rows(const topv_state *s, uint32_t layer) {
-    return (const float *)(const void *)sg_kv_row(&s->st, layer, TOPV_V, 0);
+    return (const float *)(const void *)sg_kv_row(&s->b.st, layer, TOPV_V, 0);
 }
 
 static void resum(topv_state *s, uint32_t layer);
@@ -127,10 +118,6 @@ static void topv_set(void *owner, uint32_t l, const uint32_t *w) {
 
 static int topv_create(void *user, const sigma_kv_layout *lay, const char *options, void **state,
                        char *err, size_t err_size) {
-    if (!state) return SIGMA_E_INVALID_ARG;
-    *state = NULL;
-    int st = sg_kv_check_layout("topv", lay, err, err_size);
-    if (st != SIGMA_OK) return st;
     sg_kv_opt o[6] = {{"k", 1, 1u << 24, 100, 0, 0},
                       {"sinks", 0, 1u << 24, 0, 0, 0},
                       {"recent", 0, 1u << 24, 0, 0, 0},
@@ -140,8 +127,8 @@ static int topv_create(void *user, const sigma_kv_layout *lay, const char *optio
     static const char *const prefill_names[] = {"topk", "exact", NULL};
     static const char *const select_names[] = {"head", "vhead", NULL};
     const char *const *const names[6] = {NULL, NULL, NULL, NULL, prefill_names, select_names};
-    if ((st = sg_kv_parse_options_named("topv", options, o, names, 6, err, err_size)) != SIGMA_OK)
-        return st;
+    int st = sg_kv_create_begin("topv", lay, options, o, names, 6, state, err, err_size);
+    if (st != SIGMA_OK) return st;
     if ((uint64_t)o[1].val + o[2].val + o[3].val > o[0].val) {
         if (err && err_size)
             snprintf(err, err_size,
@@ -149,11 +136,9 @@ static int topv_create(void *user, const sigma_kv_layout *lay, const char *optio
                      o[1].val, o[2].val, o[3].val ? " + 1 (tail)" : "", o[0].val);
         return SIGMA_E_INVALID_ARG;
     }
-    sg_alloc a;
-    sg_kv_env_alloc(user, &a);
-    topv_state *s = sg_calloc(&a, 1, sizeof *s);
+    topv_state *s = sg_kv_state_new(user, lay, sizeof *s);
     if (!s) return SIGMA_E_NOMEM;
-    sg_kv_base_init(&s->b, user, &a, lay);
+    const sg_alloc *a = &s->b.alloc;
     s->topk = o[0].val;
     s->sinks = o[1].val;
     s->recent = o[2].val;
@@ -177,33 +162,27 @@ static int topv_create(void *user, const sigma_kv_layout *lay, const char *optio
     s->per_thread = ((size_t)s->unit_heads + 1) * lay->n_ctx + 3 * set_rows + s->set_heads +
                     (lay->n_ctx + 3) / 4;
     uint32_t L = lay->n_layers;
-    s->n_pos = sg_calloc(&a, L, sizeof *s->n_pos);
-    s->scratch = sg_calloc(&a, s->b.n_threads, s->per_thread * sizeof(float));
+    s->n_pos = sg_calloc(a, L, sizeof *s->n_pos);
+    s->scratch = sg_calloc(a, s->b.n_threads, s->per_thread * sizeof(float));
     sg_kv_plane pl[2] = {sg_kv_plane_words(s->k_row, 4), sg_kv_plane_words(s->v_row, 4)};
     pl[TOPV_K].max_rows = pl[TOPV_V].max_rows = lay->n_ctx;
-    int ok = sg_kv_store_init(&s->st, &s->b, pl, 2, 1, s, topv_words, topv_rows, NULL, topv_set) ==
-                 SIGMA_OK &&
-             s->n_pos && s->scratch;
+    st = sg_kv_store_init(&s->b, pl, 2, 1, topv_words, topv_rows, NULL, topv_set);
+    int ok = st == SIGMA_OK && s->n_pos && s->scratch;
     if (ok && s->tail) {
         uint32_t nb = lay->n_batch ? lay->n_batch : 1;
-        s->vsum = sg_calloc(&a, L, sizeof *s->vsum);
-        s->base = sg_calloc(&a, L, sizeof *s->base);
-        s->base_pos = sg_calloc(&a, L, sizeof *s->base_pos);
-        s->pre = sg_calloc(&a, (size_t)nb * s->v_row, sizeof *s->pre);
-        s->dscratch = sg_calloc(&a, s->b.n_threads, (size_t)lay->d_v * sizeof *s->dscratch);
+        s->vsum = sg_calloc(a, L, sizeof *s->vsum);
+        s->base = sg_calloc(a, L, sizeof *s->base);
+        s->base_pos = sg_calloc(a, L, sizeof *s->base_pos);
+        s->pre = sg_calloc(a, (size_t)nb * s->v_row, sizeof *s->pre);
+        s->dscratch = sg_calloc(a, s->b.n_threads, (size_t)lay->d_v * sizeof *s->dscratch);
         ok = s->vsum && s->base && s->base_pos && s->pre && s->dscratch;
         for (uint32_t l = 0; ok && l < L; l++) {
-            s->vsum[l] = sg_calloc(&a, s->v_row, sizeof **s->vsum);
-            s->base[l] = sg_calloc(&a, s->v_row, sizeof **s->base);
+            s->vsum[l] = sg_calloc(a, s->v_row, sizeof **s->vsum);
+            s->base[l] = sg_calloc(a, s->v_row, sizeof **s->base);
             ok = s->vsum[l] && s->base[l];
         }
     }
-    if (!ok) {
-        topv_destroy(s);
-        return SIGMA_E_NOMEM;
-    }
-    *state = s;
-    return SIGMA_OK;
+    return sg_kv_create_end(s, ok, state, topv_destroy);
 }
 
 /* tail: sum[0..v_row) = the sum of the V rows p0..p1-1 of a layer added
@@ -230,15 +209,15 @@ static int topv_append(void *state, uint32_t layer, uint32_t pos0, uint32_t n, c
     if (pos0 > s->n_pos[layer]) return SIGMA_E_INVALID_ARG;
     uint64_t end = (uint64_t)pos0 + n;
     if (end > s->b.lay.n_ctx) return SIGMA_E_CONTEXT_FULL;
-    int st = sg_kv_store_reserve_all(&s->st, layer, pos0, (size_t)end);
+    int st = sg_kv_store_reserve_all(&s->b.st, layer, pos0, (size_t)end);
     if (st != SIGMA_OK) return st;
     if (s->tail && pos0 < s->n_pos[layer]) { /* overwriting: the sum of rows < pos0 */
         s->n_pos[layer] = pos0;
         resum(s, layer);
     }
     if (n) {
-        memcpy(sg_kv_row(&s->st, layer, TOPV_K, pos0), k, (size_t)n * s->k_row * sizeof(float));
-        memcpy(sg_kv_row(&s->st, layer, TOPV_V, pos0), v, (size_t)n * s->v_row * sizeof(float));
+        memcpy(sg_kv_row(&s->b.st, layer, TOPV_K, pos0), k, (size_t)n * s->k_row * sizeof(float));
+        memcpy(sg_kv_row(&s->b.st, layer, TOPV_V, pos0), v, (size_t)n * s->v_row * sizeof(float));
     }
     if (s->tail) {
         memcpy(s->base[layer], s->vsum[layer], s->v_row * sizeof(double));
@@ -523,11 +502,6 @@ static int topv_truncate(void *state, uint32_t n_pos) {
     return SIGMA_OK;
 }
 
-static size_t topv_bytes_used(void *state) {
-    topv_state *s = state;
-    return s ? sg_kv_store_bytes(&s->st) : 0;
-}
-
 /* Format: header (tag "TOPV", options: k, sinks, recent, tail, prefill (0 = topk,
  * 1 = exact), select (0 = head, 1 = vhead)), then per layer (the row store)
  * u32 n_pos, n_pos K rows and n_pos V rows of f32. select=head is saved
@@ -539,7 +513,7 @@ static int topv_save(void *state, sigma_write_fn wf, void *ctx) {
     topv_state *s = state;
     if (!s) return SIGMA_E_INVALID_ARG;
     uint32_t opts[6] = {s->topk, s->sinks, s->recent, s->tail, s->prefill, s->select};
-    return sg_kv_store_save_tagged(&s->st, "TOPV", opts, s->select == TOPV_SELECT_HEAD ? 5 : 6, wf,
+    return sg_kv_store_save_tagged(&s->b.st, "TOPV", opts, s->select == TOPV_SELECT_HEAD ? 5 : 6, wf,
                                    ctx);
 }
 
@@ -548,19 +522,12 @@ static int topv_load(void *state, const void *data, size_t size) {
     if (!s) return SIGMA_E_INVALID_ARG;
     uint32_t opts[6] = {s->topk, s->sinks, s->recent, s->tail, s->prefill, s->select};
     static const uint32_t older[2] = {TOPV_PREFILL_TOPK, TOPV_SELECT_HEAD};
-    return sg_kv_store_load_tagged(&s->st, "TOPV", opts, 6, 4, older, data, size);
+    return sg_kv_store_load_tagged(&s->b.st, "TOPV", opts, 6, 4, older, data, size);
 }
 
 void sg_kv_topv_init(sigma_kv_strategy *k) {
-    memset(k, 0, sizeof *k);
-    k->version = SIGMA_KV_STRATEGY_VERSION;
-    k->name = "topv";
-    k->create = topv_create;
-    k->destroy = topv_destroy;
-    k->append = topv_append;
-    k->attend = topv_attend;
-    k->truncate = topv_truncate;
-    k->bytes_used = topv_bytes_used;
-    k->save = topv_save;
-    k->load = topv_load;
+    *k = (sigma_kv_strategy){.version = SIGMA_KV_STRATEGY_VERSION, .name = "topv", .unbounded = 0,
+                             .create = topv_create, .destroy = topv_destroy, .append = topv_append,
+                             .attend = topv_attend, .truncate = topv_truncate,
+                             .bytes_used = sg_kv_bytes_used, .save = topv_save, .load = topv_load};
 }

@@ -29,7 +29,6 @@ enum { WIN_K, WIN_V };
 
 typedef struct window_state {
     sg_kv_base b;
-    sg_kv_store st;               /* planes WIN_K, WIN_V: f32 rows */
     uint32_t sinks, window, unbounded;
     size_t k_row, v_row;          /* floats per row */
     size_t slack;                 /* droppable rows tolerated before a move */
@@ -79,29 +78,19 @@ static void window_set(void *owner, uint32_t l, const uint32_t *w) {
 static void window_destroy(void *state) {
     window_state *s = state;
     if (!s) return;
-    sg_alloc a = s->b.alloc;
-    sg_kv_store_free(&s->st);
-    sg_free(&a, s->n_pos);
-    sg_free(&a, s->run0);
-    sg_free(&a, s->scratch);
-    sg_free(&a, s);
+    void *own[3] = {s->n_pos, s->run0, s->scratch};
+    sg_kv_state_free(s, own, 3);
 }
 
 static int window_create(void *user, const sigma_kv_layout *lay, const char *options, void **state,
                          char *err, size_t err_size) {
-    if (!state) return SIGMA_E_INVALID_ARG;
-    *state = NULL;
-    int st = sg_kv_check_layout("window", lay, err, err_size);
-    if (st != SIGMA_OK) return st;
     sg_kv_opt o[3] = {{"sinks", 0, 1u << 20, 4, 0, 0},
                       {"window", 1, 1u << 22, 256, 0, 0},
                       {"unbounded", 0, 1, 1, 0, 0}};
-    if ((st = sg_kv_parse_options("window", options, o, 3, err, err_size)) != SIGMA_OK) return st;
-    sg_alloc a;
-    sg_kv_env_alloc(user, &a);
-    window_state *s = sg_calloc(&a, 1, sizeof *s);
+    int st = sg_kv_create_begin("window", lay, options, o, NULL, 3, state, err, err_size);
+    if (st != SIGMA_OK) return st;
+    window_state *s = sg_kv_state_new(user, lay, sizeof *s);
     if (!s) return SIGMA_E_NOMEM;
-    sg_kv_base_init(&s->b, user, &a, lay);
     s->sinks = o[0].val;
     s->window = o[1].val;
     s->unbounded = o[2].val;
@@ -111,19 +100,15 @@ static int window_create(void *user, const sigma_kv_layout *lay, const char *opt
     s->max_rows = (size_t)s->sinks + s->window + s->slack + s->b.lay.n_batch;
     s->per_thread = (size_t)s->sinks + s->window;
     uint32_t L = lay->n_layers;
-    s->n_pos = sg_calloc(&a, L, sizeof *s->n_pos);
-    s->run0 = sg_calloc(&a, L, sizeof *s->run0);
-    s->scratch = sg_calloc(&a, s->b.n_threads, s->per_thread * sizeof(float));
+    s->n_pos = sg_calloc(&s->b.alloc, L, sizeof *s->n_pos);
+    s->run0 = sg_calloc(&s->b.alloc, L, sizeof *s->run0);
+    s->scratch = sg_calloc(&s->b.alloc, s->b.n_threads, s->per_thread * sizeof(float));
     sg_kv_plane pl[2] = {sg_kv_plane_words(s->k_row, 4), sg_kv_plane_words(s->v_row, 4)};
     pl[WIN_K].max_rows = pl[WIN_V].max_rows = s->max_rows;
-    st = sg_kv_store_init(&s->st, &s->b, pl, 2, 3, s, window_words, window_rows, NULL, window_set);
-    if (st != SIGMA_OK || !s->n_pos || !s->run0 || !s->scratch) {
-        window_destroy(s);
-        return SIGMA_E_NOMEM;
-    }
-    for (uint32_t l = 0; l < L; l++) s->run0[l] = s->sinks;
-    *state = s;
-    return SIGMA_OK;
+    st = sg_kv_store_init(&s->b, pl, 2, 3, window_words, window_rows, NULL, window_set);
+    int ok = st == SIGMA_OK && s->n_pos && s->run0 && s->scratch;
+    for (uint32_t l = 0; ok && l < L; l++) s->run0[l] = s->sinks;
+    return sg_kv_create_end(s, ok, state, window_destroy);
 }
 
 /* Can layer l be cut back to n positions? Queries from n on need the run
@@ -170,47 +155,37 @@ static int window_append(void *state, uint32_t layer, uint32_t pos0, uint32_t n,
             (need - s->run0[layer] >= s->slack || rows + n > s->max_rows)) {
             size_t drop = (size_t)(need - s->run0[layer]);
             size_t at = s->sinks, keep = rows - at - drop;
-            sg_kv_store_move_all(&s->st, layer, at, at + drop, keep);
+            sg_kv_store_move_all(&s->b.st, layer, at, at + drop, keep);
             s->run0[layer] = (uint32_t)need;
             rows -= drop;
         }
     }
     if (rows + n > s->max_rows) return SIGMA_E_INTERNAL;
-    int st = sg_kv_store_reserve_all(&s->st, layer, rows, rows + n);
+    int st = sg_kv_store_reserve_all(&s->b.st, layer, rows, rows + n);
     if (st != SIGMA_OK) return st;
     if (n) {
-        memcpy(sg_kv_row(&s->st, layer, WIN_K, rows), k, (size_t)n * s->k_row * sizeof(float));
-        memcpy(sg_kv_row(&s->st, layer, WIN_V, rows), v, (size_t)n * s->v_row * sizeof(float));
+        memcpy(sg_kv_row(&s->b.st, layer, WIN_K, rows), k, (size_t)n * s->k_row * sizeof(float));
+        memcpy(sg_kv_row(&s->b.st, layer, WIN_V, rows), v, (size_t)n * s->v_row * sizeof(float));
     }
     s->n_pos[layer] = (uint32_t)end;
     return SIGMA_OK;
 }
 
-typedef struct window_job {
-    window_state *s;
-    const sigma_kv_attend_args *a;
-} window_job;
-
 static void window_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
-    const window_job *j = ctx;
+    const sg_kv_job *j = ctx;
     window_state *s = j->s;
     const sigma_kv_layout *L = &s->b.lay;
     const sg_kernels *kern = s->b.exec->k;
     uint32_t layer = j->a->layer;
     float *sc = s->scratch + (size_t)tid * s->per_thread;
-    const float *kb = (const float *)(const void *)sg_kv_row(&s->st, layer, WIN_K, 0);
-    const float *vb = (const float *)(const void *)sg_kv_row(&s->st, layer, WIN_V, 0);
+    const float *kb = (const float *)(const void *)sg_kv_row(&s->b.st, layer, WIN_K, 0);
+    const float *vb = (const float *)(const void *)sg_kv_row(&s->b.st, layer, WIN_V, 0);
     uint32_t run0 = s->run0[layer];
     for (size_t t = begin; t < end; t++) {
-        size_t qi = t / L->n_q_heads;
-        uint32_t h = (uint32_t)(t % L->n_q_heads);
-        uint32_t kh = sg_head_map(h, L->n_q_heads, L->n_k_heads);
-        uint32_t vh = sg_head_map(h, L->n_q_heads, L->n_v_heads);
-        const float *q = j->a->q + (qi * L->n_q_heads + h) * L->d_qk;
-        float *out = j->a->out + (qi * L->n_q_heads + h) * L->d_v;
-        const float *kh0 = kb + (size_t)kh * L->d_qk;
-        const float *vh0 = vb + (size_t)vh * L->d_v;
-        uint64_t p = (uint64_t)j->a->pos0 + qi;
+        sg_kv_qhead x = sg_kv_qhead_at(L, j->a, t / L->n_q_heads, (uint32_t)(t % L->n_q_heads));
+        const float *q = x.q, *kh0 = kb + (size_t)x.kh * L->d_qk, *vh0 = vb + (size_t)x.vh * L->d_v;
+        float *out = x.out;
+        uint64_t p = x.pos;
         uint64_t lo = p + 1 > s->window ? p + 1 - s->window : 0;
         if (lo < s->sinks) lo = s->sinks;
         if (lo < run0) lo = run0; /* defensive: dropped rows are gone */
@@ -248,14 +223,9 @@ static int window_attend(void *state, const sigma_kv_attend_args *a) {
         if (lo < s->sinks) lo = s->sinks;
         if (lo < s->run0[l]) return SIGMA_E_INVALID_ARG;
     }
-    window_job j = {s, a};
+    sg_kv_job j = {s, a, 0};
     sg_pool_run(s->b.exec->pool, (size_t)a->n_queries * s->b.lay.n_q_heads, 1, window_task, &j);
     return SIGMA_OK;
-}
-
-static size_t window_bytes_used(void *state) {
-    window_state *s = state;
-    return s ? sg_kv_store_bytes(&s->st) : 0;
 }
 
 /* Format: header (tag "WIND", options: sinks, window, unbounded), then per
@@ -265,29 +235,21 @@ static int window_save(void *state, sigma_write_fn wf, void *ctx) {
     window_state *s = state;
     if (!s) return SIGMA_E_INVALID_ARG;
     uint32_t opts[3] = {s->sinks, s->window, s->unbounded};
-    return sg_kv_store_save_tagged(&s->st, "WIND", opts, 3, wf, ctx);
+    return sg_kv_store_save_tagged(&s->b.st, "WIND", opts, 3, wf, ctx);
 }
 
 static int window_load(void *state, const void *data, size_t size) {
     window_state *s = state;
     if (!s) return SIGMA_E_INVALID_ARG;
     uint32_t opts[3] = {s->sinks, s->window, s->unbounded};
-    return sg_kv_store_load_tagged(&s->st, "WIND", opts, 3, 3, NULL, data, size);
+    return sg_kv_store_load_tagged(&s->b.st, "WIND", opts, 3, 3, NULL, data, size);
 }
 
 void sg_kv_window_init(sigma_kv_strategy *k) {
-    memset(k, 0, sizeof *k);
-    k->version = SIGMA_KV_STRATEGY_VERSION;
-    k->name = "window";
-    /* lets the session go past n_ctx; append enforces n_ctx when the
-     * session was created with unbounded=0 */
-    k->unbounded = 1;
-    k->create = window_create;
-    k->destroy = window_destroy;
-    k->append = window_append;
-    k->attend = window_attend;
-    k->truncate = window_truncate;
-    k->bytes_used = window_bytes_used;
-    k->save = window_save;
-    k->load = window_load;
+    /* unbounded: lets the session go past n_ctx; append enforces n_ctx when
+     * the session was created with unbounded=0 */
+    *k = (sigma_kv_strategy){.version = SIGMA_KV_STRATEGY_VERSION, .name = "window", .unbounded = 1,
+                             .create = window_create, .destroy = window_destroy, .append = window_append,
+                             .attend = window_attend, .truncate = window_truncate,
+                             .bytes_used = sg_kv_bytes_used, .save = window_save, .load = window_load};
 }
