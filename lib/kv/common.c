@@ -27,7 +27,7 @@ int sg_kv_create_begin(const char *strategy, const sigma_kv_layout *lay, const c
     *state = NULL;
     int st = sg_kv_check_layout(strategy, lay, err, err_size);
     return st != SIGMA_OK ? st
-                          : sg_kv_parse_options_named(strategy, options, opts, names, n, err, err_size);
+                          : sg_kv_parse_options(strategy, options, opts, names, n, err, err_size);
 }
 
 void *sg_kv_state_new(void *user, const sigma_kv_layout *lay, size_t size) {
@@ -80,12 +80,7 @@ size_t sg_kv_bytes_used(void *state) {
 
 /* ---- options ------------------------------------------------------------ */
 
-int sg_kv_parse_options(const char *strategy, const char *options, sg_kv_opt *opts, size_t n,
-                        char *err, size_t err_size) {
-    return sg_kv_parse_options_named(strategy, options, opts, NULL, n, err, err_size);
-}
-
-int sg_kv_parse_options_named(const char *strategy, const char *options, sg_kv_opt *opts,
+int sg_kv_parse_options(const char *strategy, const char *options, sg_kv_opt *opts,
                               const char *const *const *names, size_t n, char *err,
                               size_t err_size) {
     if (!options) return SIGMA_OK;
@@ -215,11 +210,6 @@ const uint8_t *sg_kv_r_bytes(sg_kv_rd *r, uint64_t n, uint64_t elem) {
     const uint8_t *p = r->p + r->off;
     r->off += (size_t)bytes;
     return p;
-}
-
-int sg_kv_r_header(sg_kv_rd *r, const char tag[4], const sigma_kv_layout *lay,
-                   const uint32_t *opts, uint32_t n_opts) {
-    return sg_kv_r_header_compat(r, tag, lay, opts, n_opts, n_opts, NULL);
 }
 
 int sg_kv_r_header_compat(sg_kv_rd *r, const char tag[4], const sigma_kv_layout *lay,

@@ -79,7 +79,7 @@ typedef struct sg_kv_opt {
 int sg_kv_check_layout(const char *strategy, const sigma_kv_layout *lay, char *err,
                        size_t err_size);
 /* The start of every create: *state = NULL, the layout checked, the
- * options parsed (names as in sg_kv_parse_options_named, may be NULL). */
+ * options parsed (names as in sg_kv_parse_options, may be NULL). */
 int sg_kv_create_begin(const char *strategy, const sigma_kv_layout *lay, const char *options,
                        sg_kv_opt *opts, const char *const *const *names, size_t n, void **state,
                        char *err, size_t err_size);
@@ -98,13 +98,11 @@ size_t sg_kv_bytes_used(void *state);
 
 /* Parse "key=value,key=value" (NULL or "" = defaults; empty items are
  * skipped). Unknown keys and out-of-range or malformed values fail with
- * SIGMA_E_INVALID_ARG and a message naming the strategy. */
-int sg_kv_parse_options(const char *strategy, const char *options, sg_kv_opt *opts, size_t n,
-                        char *err, size_t err_size);
-/* The same with named values: names[i] (names may be NULL) is NULL for a
- * numeric option or a NULL-terminated list of the words option i accepts;
- * its value is then the index of the word given (min/max/pow2 unused). */
-int sg_kv_parse_options_named(const char *strategy, const char *options, sg_kv_opt *opts,
+ * SIGMA_E_INVALID_ARG and a message naming the strategy and quoting the
+ * item. names[i] (names may be NULL) is NULL for a numeric option or a
+ * NULL-terminated list of the words option i accepts; its value is then the
+ * index of the word given (min/max/pow2 unused). */
+int sg_kv_parse_options(const char *strategy, const char *options, sg_kv_opt *opts,
                               const char *const *const *names, size_t n, char *err,
                               size_t err_size);
 
@@ -113,7 +111,6 @@ int sg_kv_parse_options_named(const char *strategy, const char *options, sg_kv_o
  *   "SGKV", tag[4], u32 format version (1), u32 n_layers, n_q, n_k, n_v,
  *   d_qk, d_v, u32 n_opts, n_opts u32 option values; then the row store's
  *   layers (below). dense keeps its own "DKV1" header. */
-#define SG_KV_HDR_FIXED 40u
 
 /* A writer that remembers the first error. */
 typedef struct sg_kv_wr {
@@ -137,14 +134,13 @@ uint32_t sg_kv_r_u32(sg_kv_rd *r);
 /* n elements of `elem` bytes (overflow-checked), or NULL. */
 const uint8_t *sg_kv_r_bytes(sg_kv_rd *r, uint64_t n, uint64_t elem);
 /* Check the header: SIGMA_E_FORMAT for a wrong magic/tag/version or a
- * truncated header, SIGMA_E_MISMATCH for another layout or other options. */
-int sg_kv_r_header(sg_kv_rd *r, const char tag[4], const sigma_kv_layout *lay,
-                   const uint32_t *opts, uint32_t n_opts);
-/* The same for a strategy whose option list grew from n_old to n_opts
- * options (n_old <= n_opts): a header with any count c in n_old..n_opts
- * (written before the later options existed, or by a strategy that leaves
- * trailing options at their old values out) is accepted and read as if
- * options c..n_opts-1 had the values old_vals[c-n_old .. n_opts-n_old). */
+ * truncated header, SIGMA_E_MISMATCH for another layout or other options.
+ * For a strategy whose option list grew from n_old to n_opts options
+ * (n_old <= n_opts; n_old = n_opts when it never grew): a header with any
+ * count c in n_old..n_opts (written before the later options existed, or by
+ * a strategy that leaves trailing options at their old values out) is
+ * accepted and read as if options c..n_opts-1 had the values
+ * old_vals[c-n_old .. n_opts-n_old). */
 int sg_kv_r_header_compat(sg_kv_rd *r, const char tag[4], const sigma_kv_layout *lay,
                           const uint32_t *opts, uint32_t n_opts, uint32_t n_old,
                           const uint32_t *old_vals);
