@@ -81,8 +81,8 @@ size_t sg_kv_bytes_used(void *state) {
 /* ---- options ------------------------------------------------------------ */
 
 int sg_kv_parse_options(const char *strategy, const char *options, sg_kv_opt *opts,
-                              const char *const *const *names, size_t n, char *err,
-                              size_t err_size) {
+                        const char *const *const *names, size_t n, char *err,
+                        size_t err_size) {
     if (!options) return SIGMA_OK;
     const char *p = options;
     while (*p) {

@@ -103,8 +103,8 @@ size_t sg_kv_bytes_used(void *state);
  * NULL-terminated list of the words option i accepts; its value is then the
  * index of the word given (min/max/pow2 unused). */
 int sg_kv_parse_options(const char *strategy, const char *options, sg_kv_opt *opts,
-                              const char *const *const *names, size_t n, char *err,
-                              size_t err_size);
+                        const char *const *const *names, size_t n, char *err,
+                        size_t err_size);
 
 /* Serialization, little-endian through the base codec (sg_put_le32 ...).
  * Header shared by quant/window/h2o/topv:

@@ -38,7 +38,8 @@ typedef struct quant_state {
     uint32_t kbits, vbits, group, residual;
     size_t k_row, v_row;
     size_t kcb, kblock;           /* K: code bytes per channel per block; bytes per block */
-    size_t vqb, vcb, ngv, vtok;   /* V: code bytes per head (unpadded, padded), groups per head, bytes per token */
+    size_t vqb, vcb;              /* V: code bytes per head, unpadded and padded to even */
+    size_t ngv, vtok;             /* V: groups per head, bytes per token */
     uint32_t *n_pos, *nq, *res0;  /* per layer */
     float *scratch;
     size_t per_thread;
