@@ -11,13 +11,21 @@
  * and are committed. The test loads every blob with the current code, checks
  * that save() reproduces the blob byte for byte (or, for a legacy TOPV
  * header, the blob of the current form) and that the attention is bitwise
- * the stored one. */
+ * the stored one.
+ *
+ * <case>.session is a session file (docs/session-format.md) of the tiny
+ * sigma DiffQKV test model (tests/common/tiny_model.c, kind 1) after 61
+ * tokens, written by the same earlier code (--generate writes them too): it
+ * loads into a session with the same strategy and saves again byte for
+ * byte. (Regenerate these if the tiny model changes: its fingerprint is in
+ * the file.) */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kv/kv.h"
+#include "tiny_model.h"
 
 /* 2 layers, n_q/n_k/n_v = 4/1/2, d_qk 8, d_v 4, n_ctx 64, n_batch 16 */
 static const sigma_kv_layout LAY = {sizeof(sigma_kv_layout), 2, 4, 1, 2, 8, 4, 64, 16};
@@ -53,6 +61,23 @@ static const fx_case CASES[] = {
     {"topv_opts4", "topv", "k=6,prefill=topk,select=head", "topv_topk_head", 4},
 };
 #define N_CASES (sizeof CASES / sizeof CASES[0])
+
+/* session files: the tiny sigma model, 61 tokens in chunks of 9 */
+typedef struct fx_session {
+    const char *name, *kv, *opts;
+} fx_session;
+
+static const fx_session SESSIONS[] = {
+    {"session_dense", "dense", NULL},
+    {"session_dense_bf16", "dense", "type=bf16"},
+    {"session_topv_head", "topv", "k=16,select=head"},
+    {"session_topv_vhead_tail", "topv", "k=16,select=vhead,tail=1,prefill=topk"},
+    {"session_window", "window", "sinks=2,window=24"},
+    {"session_h2o", "h2o", "budget=20,recent=5"},
+    {"session_quant", "quant", "group=8,residual=8,kbits=4,vbits=2"},
+};
+#define N_SESSIONS (sizeof SESSIONS / sizeof SESSIONS[0])
+#define S_TOKENS 61u
 
 static uint64_t rng_state;
 static float rnd(void) {
@@ -202,6 +227,59 @@ START_TEST(test_generate) {
 }
 END_TEST
 
+static sigma_session *open_session(const sigma_model *m, const fx_session *c) {
+    sigma_session_params p;
+    sigma_session_params_init(&p, sizeof p);
+    p.n_ctx = 128;
+    p.n_batch = 16;
+    p.n_threads = 1;
+    p.kv_strategy = c->kv;
+    p.kv_options = c->opts;
+    sigma_session *s = NULL;
+    ck_assert_int_eq(sigma_session_open(m, &p, &s), SIGMA_OK);
+    return s;
+}
+
+static blob save_session(sigma_session *s) {
+    size_t len = 0;
+    ck_assert_int_eq(sigma_session_save_memory(s, NULL, 0, &len), SIGMA_E_BUFFER_TOO_SMALL);
+    blob b = {malloc(len), len};
+    ck_assert_int_eq(sigma_session_save_memory(s, b.data, len, &b.len), SIGMA_OK);
+    return b;
+}
+
+static sigma_model *tiny_sigma(uint8_t **mem) {
+    size_t size;
+    ck_assert_int_eq(tm_build(1, mem, &size), 0);
+    sigma_model *m = NULL;
+    ck_assert_int_eq(sigma_model_open_memory(*mem, size, NULL, &m), SIGMA_OK);
+    return m;
+}
+
+START_TEST(test_generate_sessions) {
+    uint8_t *mem;
+    sigma_model *m = tiny_sigma(&mem);
+    for (size_t ci = 0; ci < N_SESSIONS; ci++) {
+        sigma_session *s = open_session(m, &SESSIONS[ci]);
+        sigma_token t[9];
+        for (uint32_t i = 0; i < S_TOKENS; i += 9) {
+            uint32_t n = S_TOKENS - i < 9 ? S_TOKENS - i : 9;
+            for (uint32_t j = 0; j < n; j++) t[j] = (sigma_token)(((i + j) * 7919u + 5u) % TM_VOCAB);
+            ck_assert_int_eq(sigma_session_eval(s, t, n), SIGMA_OK);
+        }
+        blob b = save_session(s);
+        char p[1024];
+        path(p, sizeof p, gen_dir, SESSIONS[ci].name, "session");
+        write_file(p, b.data, b.len);
+        printf("%s: %zu bytes\n", p, b.len);
+        free(b.data);
+        sigma_session_close(s);
+    }
+    sigma_model_close(m);
+    free(mem);
+}
+END_TEST
+
 static const char *fixture_dir(char *buf, size_t n) {
     const char *root = getenv("SIGMA_SOURCE_ROOT");
     snprintf(buf, n, "%s/tests/fixtures/kv", root ? root : ".");
@@ -253,14 +331,44 @@ START_TEST(test_fixture) {
 }
 END_TEST
 
+START_TEST(test_session_fixture) {
+    const fx_session *c = &SESSIONS[_i];
+    char dir[900], p[1024];
+    fixture_dir(dir, sizeof dir);
+    path(p, sizeof p, dir, c->name, "session");
+    blob b = read_file(p);
+    uint8_t *mem;
+    sigma_model *m = tiny_sigma(&mem);
+    sigma_session *s = open_session(m, c);
+    int st = sigma_session_load_memory(s, b.data, b.len);
+    ck_assert_msg(st == SIGMA_OK, "%s: %s", c->name, sigma_session_last_error(s));
+    uint32_t pos;
+    sigma_session_position(s, &pos);
+    ck_assert_uint_eq(pos, S_TOKENS);
+    blob again = save_session(s);
+    ck_assert_uint_eq(again.len, b.len);
+    ck_assert_msg(memcmp(again.data, b.data, b.len) == 0, "%s: session saves other bytes", c->name);
+    /* and it goes on */
+    sigma_token t = 3;
+    ck_assert_int_eq(sigma_session_eval(s, &t, 1), SIGMA_OK);
+    free(again.data);
+    sigma_session_close(s);
+    sigma_model_close(m);
+    free(mem);
+    free(b.data);
+}
+END_TEST
+
 int main(int argc, char **argv) {
     Suite *s = suite_create("kv-fixtures");
     TCase *tc = tcase_create("fixtures");
     if (argc == 3 && strcmp(argv[1], "--generate") == 0) {
         gen_dir = argv[2];
         tcase_add_test(tc, test_generate);
+        tcase_add_test(tc, test_generate_sessions);
     } else {
         tcase_add_loop_test(tc, test_fixture, 0, (int)N_CASES);
+        tcase_add_loop_test(tc, test_session_fixture, 0, (int)N_SESSIONS);
     }
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
