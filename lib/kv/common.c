@@ -1,5 +1,6 @@
 /* Helpers shared by the built-in KV strategies: layout checks, the
- * environment, option parsing, serialization and buffer growth. */
+ * environment, option parsing and the serialization primitives (header,
+ * bounded reader, little-endian word arrays through the base codec). */
 #include <stdio.h>
 #include <string.h>
 
@@ -19,18 +20,26 @@ int sg_kv_check_layout(const char *strategy, const sigma_kv_layout *lay, char *e
     return SIGMA_OK;
 }
 
-void sg_kv_env_alloc(const void *user, sg_alloc *a) {
-    const sg_kv_env *env = user;
-    if (env && env->alloc)
-        *a = *env->alloc;
-    else
-        sg_alloc_init(a, NULL);
+int sg_kv_create_begin(const char *strategy, const sigma_kv_layout *lay, const char *options,
+                       sg_kv_opt *opts, const char *const *const *names, size_t n, void **state,
+                       char *err, size_t err_size) {
+    if (!state) return SIGMA_E_INVALID_ARG;
+    *state = NULL;
+    int st = sg_kv_check_layout(strategy, lay, err, err_size);
+    return st != SIGMA_OK ? st
+                          : sg_kv_parse_options(strategy, options, opts, names, n, err, err_size);
 }
 
-void sg_kv_base_init(sg_kv_base *b, const void *user, const sg_alloc *a,
-                     const sigma_kv_layout *lay) {
+void *sg_kv_state_new(void *user, const sigma_kv_layout *lay, size_t size) {
     const sg_kv_env *env = user;
-    b->alloc = *a;
+    sg_alloc a;
+    if (env && env->alloc)
+        a = *env->alloc;
+    else
+        sg_alloc_init(&a, NULL);
+    sg_kv_base *b = sg_calloc(&a, 1, size);
+    if (!b) return NULL;
+    b->alloc = a;
     b->lay = *lay;
     b->lay.struct_size = (uint32_t)sizeof b->lay;
     if (b->lay.n_batch == 0 || b->lay.n_batch > b->lay.n_ctx) b->lay.n_batch = b->lay.n_ctx;
@@ -43,18 +52,37 @@ void sg_kv_base_init(sg_kv_base *b, const void *user, const sg_alloc *a,
         b->exec = &b->exec_local;
     }
     b->n_threads = b->exec->n_threads ? b->exec->n_threads : 1;
+    return b;
+}
+
+int sg_kv_create_end(void *s, int ok, void **state, void (*destroy)(void *)) {
+    if (s && ok) {
+        *state = s;
+        return SIGMA_OK;
+    }
+    destroy(s);
+    return SIGMA_E_NOMEM;
+}
+
+void sg_kv_state_free(void *state, void *const *own, size_t n) {
+    sg_kv_base *b = state;
+    if (!b) return;
+    sg_alloc a = b->alloc;
+    sg_kv_store_free(&b->st);
+    for (size_t i = 0; i < n; i++) sg_free(&a, own[i]);
+    sg_free(&a, b);
+}
+
+size_t sg_kv_bytes_used(void *state) {
+    sg_kv_base *b = state;
+    return b ? sg_kv_store_bytes(&b->st) : 0;
 }
 
 /* ---- options ------------------------------------------------------------ */
 
-int sg_kv_parse_options(const char *strategy, const char *options, sg_kv_opt *opts, size_t n,
-                        char *err, size_t err_size) {
-    return sg_kv_parse_options_named(strategy, options, opts, NULL, n, err, err_size);
-}
-
-int sg_kv_parse_options_named(const char *strategy, const char *options, sg_kv_opt *opts,
-                              const char *const *const *names, size_t n, char *err,
-                              size_t err_size) {
+int sg_kv_parse_options(const char *strategy, const char *options, sg_kv_opt *opts,
+                        const char *const *const *names, size_t n, char *err,
+                        size_t err_size) {
     if (!options) return SIGMA_OK;
     const char *p = options;
     while (*p) {
@@ -106,16 +134,17 @@ int sg_kv_parse_options_named(const char *strategy, const char *options, sg_kv_o
                 if (ok && o->pow2 && (val & (val - 1))) ok = 0;
             }
             if (!ok) {
+                /* the whole item is quoted: "dense: bad value 'type=q3' (expected type=f32|f16|bf16)" */
                 if (err && err_size) {
-                    int w = snprintf(err, err_size, "%s: bad value '%.*s' for %s (expected ", strategy,
-                                     (int)(vlen > 32 ? 32 : vlen), v, o->key);
+                    int w = snprintf(err, err_size, "%s: bad value '%.*s' (expected %s=", strategy,
+                                     (int)(len > 48 ? 48 : len), p, o->key);
                     if (vn) {
                         for (size_t i = 0; vn[i] && w >= 0 && (size_t)w < err_size; i++)
                             w += snprintf(err + w, err_size - (size_t)w, "%s%s", i ? "|" : "", vn[i]);
                         if (w >= 0 && (size_t)w < err_size) snprintf(err + w, err_size - (size_t)w, ")");
                     } else if (w >= 0 && (size_t)w < err_size) {
-                        snprintf(err + w, err_size - (size_t)w, "%s%u..%u)",
-                                 o->pow2 ? "a power of two in " : "", o->min, o->max);
+                        snprintf(err + w, err_size - (size_t)w, "%u..%u%s)", o->min, o->max,
+                                 o->pow2 ? ", a power of two" : "");
                     }
                 }
                 return SIGMA_E_INVALID_ARG;
@@ -131,21 +160,13 @@ int sg_kv_parse_options_named(const char *strategy, const char *options, sg_kv_o
 
 /* ---- serialization ------------------------------------------------------ */
 
-void sg_kv_put32(uint8_t *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-uint32_t sg_kv_get32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 void sg_kv_w_bytes(sg_kv_wr *w, const void *p, size_t n) {
     if (w->st == SIGMA_OK && n) w->st = w->w(w->ctx, p, n);
 }
 
 void sg_kv_w_u32(sg_kv_wr *w, uint32_t v) {
     uint8_t b[4];
-    sg_kv_put32(b, v);
+    sg_put_le32(b, v);
     sg_kv_w_bytes(w, b, 4);
 }
 
@@ -175,7 +196,7 @@ uint32_t sg_kv_r_u32(sg_kv_rd *r) {
         r->bad = 1;
         return 0;
     }
-    uint32_t v = sg_kv_get32(r->p + r->off);
+    uint32_t v = sg_get_le32(r->p + r->off);
     r->off += 4;
     return v;
 }
@@ -189,11 +210,6 @@ const uint8_t *sg_kv_r_bytes(sg_kv_rd *r, uint64_t n, uint64_t elem) {
     const uint8_t *p = r->p + r->off;
     r->off += (size_t)bytes;
     return p;
-}
-
-int sg_kv_r_header(sg_kv_rd *r, const char tag[4], const sigma_kv_layout *lay,
-                   const uint32_t *opts, uint32_t n_opts) {
-    return sg_kv_r_header_compat(r, tag, lay, opts, n_opts, n_opts, NULL);
 }
 
 int sg_kv_r_header_compat(sg_kv_rd *r, const char tag[4], const sigma_kv_layout *lay,
@@ -220,22 +236,6 @@ int sg_kv_r_header_compat(sg_kv_rd *r, const char tag[4], const sigma_kv_layout 
     return mismatch ? SIGMA_E_MISMATCH : SIGMA_OK;
 }
 
-/* ---- buffers -------------------------------------------------------------- */
-
-int sg_kv_reserve(const sg_alloc *a, uint8_t **buf, size_t *cap, size_t used, size_t bytes) {
-    if (bytes <= *cap) return SIGMA_OK;
-    size_t ncap = *cap > SIZE_MAX / 2 ? SIZE_MAX : *cap * 2;
-    if (ncap < 4096) ncap = 4096;
-    if (ncap < bytes) ncap = bytes;
-    uint8_t *nb = sg_malloc(a, ncap);
-    if (!nb) return SIGMA_E_NOMEM;
-    if (used) memcpy(nb, *buf, used);
-    sg_free(a, *buf);
-    *buf = nb;
-    *cap = ncap;
-    return SIGMA_OK;
-}
-
 /* ---- little-endian word arrays ------------------------------------------- */
 
 static int host_is_le(void) {
@@ -243,6 +243,35 @@ static int host_is_le(void) {
     uint8_t b;
     memcpy(&b, &one, 1);
     return b == 1;
+}
+
+/* One word of wsize bytes (1, 2 or 4) from host order to little-endian and back. */
+static void word_to_le(uint8_t *dst, const uint8_t *src, size_t wsize) {
+    uint16_t h;
+    uint32_t u;
+    if (wsize == 2) {
+        memcpy(&h, src, 2);
+        sg_put_le16(dst, h);
+    } else if (wsize == 4) {
+        memcpy(&u, src, 4);
+        sg_put_le32(dst, u);
+    } else {
+        *dst = *src;
+    }
+}
+
+static void word_from_le(uint8_t *dst, const uint8_t *src, size_t wsize) {
+    uint16_t h;
+    uint32_t u;
+    if (wsize == 2) {
+        h = sg_get_le16(src);
+        memcpy(dst, &h, 2);
+    } else if (wsize == 4) {
+        u = sg_get_le32(src);
+        memcpy(dst, &u, 4);
+    } else {
+        *dst = *src;
+    }
 }
 
 void sg_kv_w_words(sg_kv_wr *w, const void *p, size_t n, size_t wsize) {
@@ -260,8 +289,7 @@ void sg_kv_w_words(sg_kv_wr *w, const void *p, size_t n, size_t wsize) {
     size_t per = sizeof buf / wsize;
     for (size_t i = 0; i < n && w->st == SIGMA_OK; i += per) {
         size_t m = n - i < per ? n - i : per;
-        for (size_t j = 0; j < m; j++)
-            for (size_t b = 0; b < wsize; b++) buf[j * wsize + b] = s[(i + j) * wsize + wsize - 1 - b];
+        for (size_t j = 0; j < m; j++) word_to_le(buf + j * wsize, s + (i + j) * wsize, wsize);
         sg_kv_w_bytes(w, buf, m * wsize);
     }
 }
@@ -272,6 +300,5 @@ void sg_kv_copy_words(void *dst, const uint8_t *src, size_t n, size_t wsize) {
         return;
     }
     uint8_t *d = dst;
-    for (size_t i = 0; i < n; i++)
-        for (size_t b = 0; b < wsize; b++) d[i * wsize + b] = src[i * wsize + wsize - 1 - b];
+    for (size_t i = 0; i < n; i++) word_from_le(d + i * wsize, src + i * wsize, wsize);
 }

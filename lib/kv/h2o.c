@@ -17,7 +17,8 @@
  *     softmax per head); while nothing has been evicted the output is the
  *     dense computation (bitwise equal to `dense` type=f32);
  *   - an evicted position is gone: rewinding behind it does not restore it.
- * Rows are f32; a dropped row is replaced by the last row (no ordering). */
+ * Rows are f32, in four planes of the row store (position, score, K row, V
+ * row); a dropped row is replaced by the last row (no ordering). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,58 +26,78 @@
 #include "../core/core.h"
 #include "kv.h"
 
+/* planes, in their serialized order */
+enum { H2O_POS, H2O_ACC, H2O_K, H2O_V };
+
 typedef struct h2o_state {
     sg_kv_base b;
     uint32_t budget, recent;
     size_t k_row, v_row;
     size_t cap_rows;              /* budget + n_batch */
     uint32_t *n_pos, *n_rows, *ordered; /* per layer */
-    uint8_t **k, **v;             /* per layer, cap_rows rows */
-    uint32_t **pos;               /* per layer, position of each row */
-    float **acc;                  /* per layer, accumulated attention */
     float *w;                     /* [n_q][cap_rows] weights of the current query */
 } h2o_state;
+
+/* position and accumulated attention of each row of layer l */
+static uint32_t *pos_of(const h2o_state *s, uint32_t l) {
+    return (uint32_t *)(void *)sg_kv_row(&s->b.st, l, H2O_POS, 0);
+}
+static float *acc_of(const h2o_state *s, uint32_t l) {
+    return (float *)(void *)sg_kv_row(&s->b.st, l, H2O_ACC, 0);
+}
+
+/* the row store's view of a layer: u32 n_pos, n_rows, ordered; n_rows of
+ * each plane */
+static void h2o_words(const void *owner, uint32_t l, uint32_t *w) {
+    const h2o_state *s = owner;
+    w[0] = s->n_pos[l];
+    w[1] = s->n_rows[l];
+    w[2] = s->ordered[l];
+}
+static int h2o_rows(const void *owner, const uint32_t *w, uint64_t *rows) {
+    const h2o_state *s = owner;
+    uint32_t n = w[0], nr = w[1], ord = w[2];
+    if (n > s->b.lay.n_ctx || nr > n || nr > s->cap_rows || ord > 1 || (ord && nr != n))
+        return SIGMA_E_FORMAT;
+    for (int p = 0; p < 4; p++) rows[p] = nr;
+    return SIGMA_OK;
+}
+/* every position before n_pos; ordered rows hold positions 0..n-1 */
+static int h2o_check(const void *owner, const uint32_t *w, const uint8_t *const *data) {
+    (void)owner;
+    for (uint32_t i = 0; i < w[1]; i++) {
+        uint32_t ps = sg_get_le32(data[H2O_POS] + 4 * (size_t)i);
+        if (ps >= w[0] || (w[2] && ps != i)) return SIGMA_E_FORMAT;
+    }
+    return SIGMA_OK;
+}
+static void h2o_set(void *owner, uint32_t l, const uint32_t *w) {
+    h2o_state *s = owner;
+    s->n_pos[l] = w[0];
+    s->n_rows[l] = w[1];
+    s->ordered[l] = w[2];
+}
 
 static void h2o_destroy(void *state) {
     h2o_state *s = state;
     if (!s) return;
-    sg_alloc a = s->b.alloc;
-    for (uint32_t l = 0; l < s->b.lay.n_layers; l++) {
-        if (s->k) sg_free(&a, s->k[l]);
-        if (s->v) sg_free(&a, s->v[l]);
-        if (s->pos) sg_free(&a, s->pos[l]);
-        if (s->acc) sg_free(&a, s->acc[l]);
-    }
-    sg_free(&a, s->k);
-    sg_free(&a, s->v);
-    sg_free(&a, s->pos);
-    sg_free(&a, s->acc);
-    sg_free(&a, s->n_pos);
-    sg_free(&a, s->n_rows);
-    sg_free(&a, s->ordered);
-    sg_free(&a, s->w);
-    sg_free(&a, s);
+    void *own[4] = {s->n_pos, s->n_rows, s->ordered, s->w};
+    sg_kv_state_free(s, own, 4);
 }
 
 static int h2o_create(void *user, const sigma_kv_layout *lay, const char *options, void **state,
                       char *err, size_t err_size) {
-    if (!state) return SIGMA_E_INVALID_ARG;
-    *state = NULL;
-    int st = sg_kv_check_layout("h2o", lay, err, err_size);
-    if (st != SIGMA_OK) return st;
     sg_kv_opt o[2] = {{"budget", 1, 1u << 22, 256, 0, 0}, {"recent", 1, 1u << 22, 0, 0, 0}};
-    if ((st = sg_kv_parse_options("h2o", options, o, 2, err, err_size)) != SIGMA_OK) return st;
+    int st = sg_kv_create_begin("h2o", lay, options, o, NULL, 2, state, err, err_size);
+    if (st != SIGMA_OK) return st;
     if (!o[1].set) o[1].val = o[0].val / 2 ? o[0].val / 2 : 1;
     if (o[1].val > o[0].val) {
         if (err && err_size)
             snprintf(err, err_size, "h2o: recent=%u is larger than budget=%u", o[1].val, o[0].val);
         return SIGMA_E_INVALID_ARG;
     }
-    sg_alloc a;
-    sg_kv_env_alloc(user, &a);
-    h2o_state *s = sg_calloc(&a, 1, sizeof *s);
+    h2o_state *s = sg_kv_state_new(user, lay, sizeof *s);
     if (!s) return SIGMA_E_NOMEM;
-    sg_kv_base_init(&s->b, user, &a, lay);
     s->budget = o[0].val;
     s->recent = o[1].val;
     s->k_row = (size_t)lay->n_k_heads * lay->d_qk;
@@ -84,39 +105,26 @@ static int h2o_create(void *user, const sigma_kv_layout *lay, const char *option
     s->cap_rows = (size_t)s->budget + s->b.lay.n_batch;
     if (s->cap_rows > s->b.lay.n_ctx) s->cap_rows = s->b.lay.n_ctx;
     uint32_t L = lay->n_layers;
-    s->n_pos = sg_calloc(&a, L, sizeof *s->n_pos);
-    s->n_rows = sg_calloc(&a, L, sizeof *s->n_rows);
-    s->ordered = sg_calloc(&a, L, sizeof *s->ordered);
-    s->k = sg_calloc(&a, L, sizeof *s->k);
-    s->v = sg_calloc(&a, L, sizeof *s->v);
-    s->pos = sg_calloc(&a, L, sizeof *s->pos);
-    s->acc = sg_calloc(&a, L, sizeof *s->acc);
-    s->w = sg_calloc(&a, (size_t)lay->n_q_heads * s->cap_rows, sizeof(float));
-    int ok = s->n_pos && s->n_rows && s->ordered && s->k && s->v && s->pos && s->acc && s->w;
+    s->n_pos = sg_calloc(&s->b.alloc, L, sizeof *s->n_pos);
+    s->n_rows = sg_calloc(&s->b.alloc, L, sizeof *s->n_rows);
+    s->ordered = sg_calloc(&s->b.alloc, L, sizeof *s->ordered);
+    s->w = sg_calloc(&s->b.alloc, (size_t)lay->n_q_heads * s->cap_rows, sizeof(float));
+    /* every layer's cap_rows rows allocated up front: appends never allocate */
+    sg_kv_plane pl[4] = {sg_kv_plane_words(1, 4), sg_kv_plane_words(1, 4),
+                         sg_kv_plane_words(s->k_row, 4), sg_kv_plane_words(s->v_row, 4)};
+    for (int p = 0; p < 4; p++) pl[p].min_rows = pl[p].max_rows = s->cap_rows;
+    st = sg_kv_store_init(&s->b, pl, 4, 3, h2o_words, h2o_rows, h2o_check, h2o_set);
+    int ok = st == SIGMA_OK && s->n_pos && s->n_rows && s->ordered && s->w;
     for (uint32_t l = 0; ok && l < L; l++) {
         s->ordered[l] = 1;
-        s->k[l] = sg_malloc(&a, s->cap_rows * s->k_row * sizeof(float));
-        s->v[l] = sg_malloc(&a, s->cap_rows * s->v_row * sizeof(float));
-        s->pos[l] = sg_malloc(&a, s->cap_rows * sizeof(uint32_t));
-        s->acc[l] = sg_malloc(&a, s->cap_rows * sizeof(float));
-        ok = s->k[l] && s->v[l] && s->pos[l] && s->acc[l];
+        ok = sg_kv_store_reserve_all(&s->b.st, l, 0, s->cap_rows) == SIGMA_OK;
     }
-    if (!ok) {
-        h2o_destroy(s);
-        return SIGMA_E_NOMEM;
-    }
-    *state = s;
-    return SIGMA_OK;
+    return sg_kv_create_end(s, ok, state, h2o_destroy);
 }
 
 static void drop_row(h2o_state *s, uint32_t l, size_t r) {
     size_t last = (size_t)s->n_rows[l] - 1;
-    if (r != last) {
-        memcpy(s->k[l] + r * s->k_row * 4, s->k[l] + last * s->k_row * 4, s->k_row * 4);
-        memcpy(s->v[l] + r * s->v_row * 4, s->v[l] + last * s->v_row * 4, s->v_row * 4);
-        s->pos[l][r] = s->pos[l][last];
-        s->acc[l][r] = s->acc[l][last];
-    }
+    sg_kv_store_move_all(&s->b.st, l, r, last, 1);
     s->ordered[l] = 0;
     s->n_rows[l]--;
 }
@@ -124,15 +132,16 @@ static void drop_row(h2o_state *s, uint32_t l, size_t r) {
 /* Evict until at most `limit` rows have a position <= p, choosing among
  * positions <= p - recent the lowest score (ties: the older). */
 static void evict_to(h2o_state *s, uint32_t l, size_t limit, uint64_t p) {
+    const uint32_t *pos = pos_of(s, l);
+    const float *acc = acc_of(s, l);
     for (;;) {
         size_t count = 0, best = SIZE_MAX;
         for (size_t r = 0; r < s->n_rows[l]; r++) {
-            uint32_t ps = s->pos[l][r];
+            uint32_t ps = pos[r];
             if (ps > p) continue;
             count++;
             if ((uint64_t)ps + s->recent > p) continue;
-            if (best == SIZE_MAX || s->acc[l][r] < s->acc[l][best] ||
-                (s->acc[l][r] == s->acc[l][best] && ps < s->pos[l][best]))
+            if (best == SIZE_MAX || acc[r] < acc[best] || (acc[r] == acc[best] && ps < pos[best]))
                 best = r;
         }
         if (count <= limit || best == SIZE_MAX) return;
@@ -143,14 +152,10 @@ static void evict_to(h2o_state *s, uint32_t l, size_t limit, uint64_t p) {
 static void do_truncate(h2o_state *s, uint32_t l, uint32_t n) {
     if (n >= s->n_pos[l]) return;
     size_t m = 0;
+    const uint32_t *pos = pos_of(s, l);
     for (size_t r = 0; r < s->n_rows[l]; r++) {
-        if (s->pos[l][r] >= n) continue;
-        if (m != r) {
-            memcpy(s->k[l] + m * s->k_row * 4, s->k[l] + r * s->k_row * 4, s->k_row * 4);
-            memcpy(s->v[l] + m * s->v_row * 4, s->v[l] + r * s->v_row * 4, s->v_row * 4);
-            s->pos[l][m] = s->pos[l][r];
-            s->acc[l][m] = s->acc[l][r];
-        }
+        if (pos[r] >= n) continue;
+        sg_kv_store_move_all(&s->b.st, l, m, r, 1);
         m++;
     }
     s->n_rows[l] = (uint32_t)m;
@@ -180,43 +185,34 @@ static int h2o_append(void *state, uint32_t layer, uint32_t pos0, uint32_t n, co
     if (s->n_rows[layer] + (size_t)n > s->cap_rows) return SIGMA_E_INTERNAL;
     size_t r0 = s->n_rows[layer];
     if (n) {
-        memcpy(s->k[layer] + r0 * s->k_row * 4, k, (size_t)n * s->k_row * 4);
-        memcpy(s->v[layer] + r0 * s->v_row * 4, v, (size_t)n * s->v_row * 4);
+        memcpy(sg_kv_row(&s->b.st, layer, H2O_K, r0), k, (size_t)n * s->k_row * 4);
+        memcpy(sg_kv_row(&s->b.st, layer, H2O_V, r0), v, (size_t)n * s->v_row * 4);
     }
     for (uint32_t i = 0; i < n; i++) {
-        s->pos[layer][r0 + i] = pos0 + i;
-        s->acc[layer][r0 + i] = 0.0f;
+        pos_of(s, layer)[r0 + i] = pos0 + i;
+        acc_of(s, layer)[r0 + i] = 0.0f;
     }
     s->n_rows[layer] += n;
     s->n_pos[layer] = (uint32_t)end;
     return SIGMA_OK;
 }
 
-typedef struct h2o_job {
-    h2o_state *s;
-    const sigma_kv_attend_args *a;
-    size_t qi;
-} h2o_job;
-
 /* One query (j->qi), heads [begin, end). */
 static void h2o_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
-    const h2o_job *j = ctx;
+    const sg_kv_job *j = ctx;
     h2o_state *s = j->s;
     const sigma_kv_layout *L = &s->b.lay;
     const sg_kernels *kern = s->b.exec->k;
     uint32_t l = j->a->layer;
-    const float *kb = (const float *)(const void *)s->k[l];
-    const float *vb = (const float *)(const void *)s->v[l];
-    const uint32_t *pos = s->pos[l];
+    const float *kb = (const float *)(const void *)sg_kv_row(&s->b.st, l, H2O_K, 0);
+    const float *vb = (const float *)(const void *)sg_kv_row(&s->b.st, l, H2O_V, 0);
+    const uint32_t *pos = pos_of(s, l);
     size_t rows = s->n_rows[l];
     uint64_t p = (uint64_t)j->a->pos0 + j->qi;
     for (size_t h = begin; h < end; h++) {
-        uint32_t kh = (uint32_t)h / (L->n_q_heads / L->n_k_heads);
-        uint32_t vh = (uint32_t)h / (L->n_q_heads / L->n_v_heads);
-        const float *q = j->a->q + (j->qi * L->n_q_heads + h) * L->d_qk;
-        float *out = j->a->out + (j->qi * L->n_q_heads + h) * L->d_v;
-        const float *kh0 = kb + (size_t)kh * L->d_qk;
-        const float *vh0 = vb + (size_t)vh * L->d_v;
+        sg_kv_qhead x = sg_kv_qhead_at(L, j->a, j->qi, (uint32_t)h);
+        const float *q = x.q, *kh0 = kb + (size_t)x.kh * L->d_qk, *vh0 = vb + (size_t)x.vh * L->d_v;
+        float *out = x.out;
         float *w = s->w + h * s->cap_rows;
         for (size_t r = 0; r < rows; r++)
             w[r] = pos[r] <= p ? kern->dot_f32(q, kh0 + r * s->k_row, L->d_qk) * j->a->scale
@@ -245,100 +241,39 @@ static int h2o_attend(void *state, const sigma_kv_attend_args *a) {
         uint64_t p = (uint64_t)a->pos0 + i;
         evict_to(s, l, s->budget, p);
         if (s->ordered[l] && s->n_rows[l] != s->n_pos[l]) return SIGMA_E_INTERNAL;
-        h2o_job j = {s, a, i};
+        sg_kv_job j = {s, a, i};
         sg_pool_run(s->b.exec->pool, s->b.lay.n_q_heads, 1, h2o_task, &j);
         /* accumulate in a fixed order (thread-count independent) */
         size_t rows = s->n_rows[l];
+        float *acc = acc_of(s, l);
         for (size_t h = 0; h < s->b.lay.n_q_heads; h++) {
             const float *w = s->w + h * s->cap_rows;
-            for (size_t r = 0; r < rows; r++) s->acc[l][r] += w[r];
+            for (size_t r = 0; r < rows; r++) acc[r] += w[r];
         }
     }
     return SIGMA_OK;
 }
 
-static size_t h2o_bytes_used(void *state) {
-    h2o_state *s = state;
-    if (!s) return 0;
-    size_t total = 0;
-    for (uint32_t l = 0; l < s->b.lay.n_layers; l++)
-        total += (size_t)s->n_rows[l] * ((s->k_row + s->v_row) * sizeof(float) + 8);
-    return total;
-}
-
-/* Format: header (tag "H2O_", options: budget, recent), then per layer
- * u32 n_pos, u32 n_rows, u32 ordered, n_rows u32 positions, n_rows f32
- * scores, n_rows K rows, n_rows V rows (f32). */
+/* Format: header (tag "H2O_", options: budget, recent), then per layer (the
+ * row store) u32 n_pos, u32 n_rows, u32 ordered, n_rows u32 positions,
+ * n_rows f32 scores, n_rows K rows, n_rows V rows (f32). */
 static int h2o_save(void *state, sigma_write_fn wf, void *ctx) {
     h2o_state *s = state;
-    if (!s || !wf) return SIGMA_E_INVALID_ARG;
-    sg_kv_wr w = {wf, ctx, SIGMA_OK};
+    if (!s) return SIGMA_E_INVALID_ARG;
     uint32_t opts[2] = {s->budget, s->recent};
-    sg_kv_w_header(&w, "H2O_", &s->b.lay, opts, 2);
-    for (uint32_t l = 0; l < s->b.lay.n_layers; l++) {
-        size_t rows = s->n_rows[l];
-        sg_kv_w_u32(&w, s->n_pos[l]);
-        sg_kv_w_u32(&w, (uint32_t)rows);
-        sg_kv_w_u32(&w, s->ordered[l]);
-        sg_kv_w_words(&w, s->pos[l], rows, 4);
-        sg_kv_w_words(&w, s->acc[l], rows, 4);
-        sg_kv_w_words(&w, s->k[l], rows * s->k_row, 4);
-        sg_kv_w_words(&w, s->v[l], rows * s->v_row, 4);
-    }
-    return w.st;
+    return sg_kv_store_save_tagged(&s->b.st, "H2O_", opts, 2, wf, ctx);
 }
 
-/* Validate everything first; the copy into the preallocated buffers
- * cannot fail. */
 static int h2o_load(void *state, const void *data, size_t size) {
     h2o_state *s = state;
-    if (!s || (!data && size)) return SIGMA_E_INVALID_ARG;
-    sg_kv_rd r = {data, size, 0, 0};
+    if (!s) return SIGMA_E_INVALID_ARG;
     uint32_t opts[2] = {s->budget, s->recent};
-    int st = sg_kv_r_header(&r, "H2O_", &s->b.lay, opts, 2);
-    if (st != SIGMA_OK) return st;
-    uint32_t L = s->b.lay.n_layers;
-    size_t hdr = r.off;
-    for (uint32_t l = 0; l < L; l++) {
-        uint32_t n = sg_kv_r_u32(&r), rows = sg_kv_r_u32(&r), ord = sg_kv_r_u32(&r);
-        if (r.bad || n > s->b.lay.n_ctx || rows > n || rows > s->cap_rows || ord > 1 ||
-            (ord && rows != n))
-            return SIGMA_E_FORMAT;
-        const uint8_t *pp = sg_kv_r_bytes(&r, rows, 4);
-        sg_kv_r_bytes(&r, rows, 4);
-        sg_kv_r_bytes(&r, (uint64_t)rows * s->k_row, 4);
-        sg_kv_r_bytes(&r, (uint64_t)rows * s->v_row, 4);
-        if (r.bad) return SIGMA_E_FORMAT;
-        for (uint32_t i = 0; i < rows; i++) {
-            uint32_t ps = sg_kv_get32(pp + 4 * (size_t)i);
-            if (ps >= n || (ord && ps != i)) return SIGMA_E_FORMAT;
-        }
-    }
-    if (r.off != size) return SIGMA_E_FORMAT;
-    r.off = hdr;
-    for (uint32_t l = 0; l < L; l++) {
-        s->n_pos[l] = sg_kv_r_u32(&r);
-        uint32_t rows = sg_kv_r_u32(&r);
-        s->n_rows[l] = rows;
-        s->ordered[l] = sg_kv_r_u32(&r);
-        sg_kv_copy_words(s->pos[l], sg_kv_r_bytes(&r, rows, 4), rows, 4);
-        sg_kv_copy_words(s->acc[l], sg_kv_r_bytes(&r, rows, 4), rows, 4);
-        sg_kv_copy_words(s->k[l], sg_kv_r_bytes(&r, (uint64_t)rows * s->k_row, 4), rows * s->k_row, 4);
-        sg_kv_copy_words(s->v[l], sg_kv_r_bytes(&r, (uint64_t)rows * s->v_row, 4), rows * s->v_row, 4);
-    }
-    return SIGMA_OK;
+    return sg_kv_store_load_tagged(&s->b.st, "H2O_", opts, 2, 2, NULL, data, size);
 }
 
 void sg_kv_h2o_init(sigma_kv_strategy *k) {
-    memset(k, 0, sizeof *k);
-    k->version = SIGMA_KV_STRATEGY_VERSION;
-    k->name = "h2o";
-    k->create = h2o_create;
-    k->destroy = h2o_destroy;
-    k->append = h2o_append;
-    k->attend = h2o_attend;
-    k->truncate = h2o_truncate;
-    k->bytes_used = h2o_bytes_used;
-    k->save = h2o_save;
-    k->load = h2o_load;
+    *k = (sigma_kv_strategy){.version = SIGMA_KV_STRATEGY_VERSION, .name = "h2o", .unbounded = 0,
+                             .create = h2o_create, .destroy = h2o_destroy, .append = h2o_append,
+                             .attend = h2o_attend, .truncate = h2o_truncate,
+                             .bytes_used = sg_kv_bytes_used, .save = h2o_save, .load = h2o_load};
 }

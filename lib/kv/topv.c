@@ -44,6 +44,8 @@
 enum { TOPV_PREFILL_TOPK = 0, TOPV_PREFILL_EXACT = 1 };
 /* select option values (also their serialized form) */
 enum { TOPV_SELECT_HEAD = 0, TOPV_SELECT_VHEAD = 1 };
+/* planes of the row store */
+enum { TOPV_K, TOPV_V };
 
 static uint32_t gcd_u32(uint32_t a, uint32_t b) {
     while (b) {
@@ -68,8 +70,6 @@ typedef struct topv_state {
     double *dscratch;             /* tail: per thread, d_v doubles */
     size_t k_row, v_row;          /* floats per token and layer */
     uint32_t *n_pos;              /* per layer */
-    uint8_t **k, **v;             /* per layer, f32 rows */
-    size_t *kcap, *vcap;          /* bytes allocated */
     float *scratch;               /* per thread: per_thread floats */
     uint32_t unit_heads;          /* query heads scored by one task (before parts) */
     uint32_t set_heads;           /* query heads reading one set of V rows */
@@ -79,33 +79,45 @@ typedef struct topv_state {
 static void topv_destroy(void *state) {
     topv_state *s = state;
     if (!s) return;
-    sg_alloc a = s->b.alloc;
     for (uint32_t l = 0; l < s->b.lay.n_layers; l++) {
-        if (s->k) sg_free(&a, s->k[l]);
-        if (s->v) sg_free(&a, s->v[l]);
-        if (s->vsum) sg_free(&a, s->vsum[l]);
-        if (s->base) sg_free(&a, s->base[l]);
+        if (s->vsum) sg_free(&s->b.alloc, s->vsum[l]);
+        if (s->base) sg_free(&s->b.alloc, s->base[l]);
     }
-    sg_free(&a, s->vsum);
-    sg_free(&a, s->base);
-    sg_free(&a, s->base_pos);
-    sg_free(&a, s->pre);
-    sg_free(&a, s->dscratch);
-    sg_free(&a, s->k);
-    sg_free(&a, s->v);
-    sg_free(&a, s->kcap);
-    sg_free(&a, s->vcap);
-    sg_free(&a, s->n_pos);
-    sg_free(&a, s->scratch);
-    sg_free(&a, s);
+    void *own[7] = {s->vsum, s->base, s->base_pos, s->pre, s->dscratch, s->n_pos, s->scratch};
+    sg_kv_state_free(s, own, 7);
+}
+
+static const float *k_rows(const topv_state *s, uint32_t layer) {
+    return (const float *)(const void *)sg_kv_row(&s->b.st, layer, TOPV_K, 0);
+}
+static const float *v_rows(const topv_state *s, uint32_t layer) {
+    return (const float *)(const void *)sg_kv_row(&s->b.st, layer, TOPV_V, 0);
+}
+
+static void resum(topv_state *s, uint32_t layer);
+
+/* the row store's view of a layer: u32 n_pos, then n_pos K and V rows (the
+ * tail's running sum is recomputed on load, not stored) */
+static void topv_words(const void *owner, uint32_t l, uint32_t *w) {
+    w[0] = ((const topv_state *)owner)->n_pos[l];
+}
+static int topv_rows(const void *owner, const uint32_t *w, uint64_t *rows) {
+    const topv_state *s = owner;
+    if (w[0] > s->b.lay.n_ctx) return SIGMA_E_FORMAT;
+    rows[TOPV_K] = rows[TOPV_V] = w[0];
+    return SIGMA_OK;
+}
+static void topv_set(void *owner, uint32_t l, const uint32_t *w) {
+    topv_state *s = owner;
+    s->n_pos[l] = w[0];
+    if (s->tail) {
+        resum(s, l);
+        s->base_pos[l] = UINT32_MAX;
+    }
 }
 
 static int topv_create(void *user, const sigma_kv_layout *lay, const char *options, void **state,
                        char *err, size_t err_size) {
-    if (!state) return SIGMA_E_INVALID_ARG;
-    *state = NULL;
-    int st = sg_kv_check_layout("topv", lay, err, err_size);
-    if (st != SIGMA_OK) return st;
     sg_kv_opt o[6] = {{"k", 1, 1u << 24, 100, 0, 0},
                       {"sinks", 0, 1u << 24, 0, 0, 0},
                       {"recent", 0, 1u << 24, 0, 0, 0},
@@ -115,8 +127,8 @@ static int topv_create(void *user, const sigma_kv_layout *lay, const char *optio
     static const char *const prefill_names[] = {"topk", "exact", NULL};
     static const char *const select_names[] = {"head", "vhead", NULL};
     const char *const *const names[6] = {NULL, NULL, NULL, NULL, prefill_names, select_names};
-    if ((st = sg_kv_parse_options_named("topv", options, o, names, 6, err, err_size)) != SIGMA_OK)
-        return st;
+    int st = sg_kv_create_begin("topv", lay, options, o, names, 6, state, err, err_size);
+    if (st != SIGMA_OK) return st;
     if ((uint64_t)o[1].val + o[2].val + o[3].val > o[0].val) {
         if (err && err_size)
             snprintf(err, err_size,
@@ -124,11 +136,9 @@ static int topv_create(void *user, const sigma_kv_layout *lay, const char *optio
                      o[1].val, o[2].val, o[3].val ? " + 1 (tail)" : "", o[0].val);
         return SIGMA_E_INVALID_ARG;
     }
-    sg_alloc a;
-    sg_kv_env_alloc(user, &a);
-    topv_state *s = sg_calloc(&a, 1, sizeof *s);
+    topv_state *s = sg_kv_state_new(user, lay, sizeof *s);
     if (!s) return SIGMA_E_NOMEM;
-    sg_kv_base_init(&s->b, user, &a, lay);
+    const sg_alloc *a = &s->b.alloc;
     s->topk = o[0].val;
     s->sinks = o[1].val;
     s->recent = o[2].val;
@@ -152,40 +162,34 @@ static int topv_create(void *user, const sigma_kv_layout *lay, const char *optio
     s->per_thread = ((size_t)s->unit_heads + 1) * lay->n_ctx + 3 * set_rows + s->set_heads +
                     (lay->n_ctx + 3) / 4;
     uint32_t L = lay->n_layers;
-    s->n_pos = sg_calloc(&a, L, sizeof *s->n_pos);
-    s->k = sg_calloc(&a, L, sizeof *s->k);
-    s->v = sg_calloc(&a, L, sizeof *s->v);
-    s->kcap = sg_calloc(&a, L, sizeof *s->kcap);
-    s->vcap = sg_calloc(&a, L, sizeof *s->vcap);
-    s->scratch = sg_calloc(&a, s->b.n_threads, s->per_thread * sizeof(float));
-    int ok = s->n_pos && s->k && s->v && s->kcap && s->vcap && s->scratch;
+    s->n_pos = sg_calloc(a, L, sizeof *s->n_pos);
+    s->scratch = sg_calloc(a, s->b.n_threads, s->per_thread * sizeof(float));
+    sg_kv_plane pl[2] = {sg_kv_plane_words(s->k_row, 4), sg_kv_plane_words(s->v_row, 4)};
+    pl[TOPV_K].max_rows = pl[TOPV_V].max_rows = lay->n_ctx;
+    st = sg_kv_store_init(&s->b, pl, 2, 1, topv_words, topv_rows, NULL, topv_set);
+    int ok = st == SIGMA_OK && s->n_pos && s->scratch;
     if (ok && s->tail) {
         uint32_t nb = lay->n_batch ? lay->n_batch : 1;
-        s->vsum = sg_calloc(&a, L, sizeof *s->vsum);
-        s->base = sg_calloc(&a, L, sizeof *s->base);
-        s->base_pos = sg_calloc(&a, L, sizeof *s->base_pos);
-        s->pre = sg_calloc(&a, (size_t)nb * s->v_row, sizeof *s->pre);
-        s->dscratch = sg_calloc(&a, s->b.n_threads, (size_t)lay->d_v * sizeof *s->dscratch);
+        s->vsum = sg_calloc(a, L, sizeof *s->vsum);
+        s->base = sg_calloc(a, L, sizeof *s->base);
+        s->base_pos = sg_calloc(a, L, sizeof *s->base_pos);
+        s->pre = sg_calloc(a, (size_t)nb * s->v_row, sizeof *s->pre);
+        s->dscratch = sg_calloc(a, s->b.n_threads, (size_t)lay->d_v * sizeof *s->dscratch);
         ok = s->vsum && s->base && s->base_pos && s->pre && s->dscratch;
         for (uint32_t l = 0; ok && l < L; l++) {
-            s->vsum[l] = sg_calloc(&a, s->v_row, sizeof **s->vsum);
-            s->base[l] = sg_calloc(&a, s->v_row, sizeof **s->base);
+            s->vsum[l] = sg_calloc(a, s->v_row, sizeof **s->vsum);
+            s->base[l] = sg_calloc(a, s->v_row, sizeof **s->base);
             ok = s->vsum[l] && s->base[l];
         }
     }
-    if (!ok) {
-        topv_destroy(s);
-        return SIGMA_E_NOMEM;
-    }
-    *state = s;
-    return SIGMA_OK;
+    return sg_kv_create_end(s, ok, state, topv_destroy);
 }
 
 /* tail: sum[0..v_row) = the sum of the V rows p0..p1-1 of a layer added
  * to it, in position order (the one order used everywhere, so equal states
  * give bitwise equal sums). */
 static void add_rows(const topv_state *s, uint32_t layer, double *sum, size_t p0, size_t p1) {
-    const float *vb = (const float *)(const void *)s->v[layer];
+    const float *vb = v_rows(s, layer);
     for (size_t p = p0; p < p1; p++) {
         const float *row = vb + p * s->v_row;
         for (size_t i = 0; i < s->v_row; i++) sum[i] += row[i];
@@ -205,20 +209,15 @@ static int topv_append(void *state, uint32_t layer, uint32_t pos0, uint32_t n, c
     if (pos0 > s->n_pos[layer]) return SIGMA_E_INVALID_ARG;
     uint64_t end = (uint64_t)pos0 + n;
     if (end > s->b.lay.n_ctx) return SIGMA_E_CONTEXT_FULL;
-    size_t kb = s->k_row * sizeof(float), vb = s->v_row * sizeof(float);
-    int st = sg_kv_reserve(&s->b.alloc, &s->k[layer], &s->kcap[layer], (size_t)pos0 * kb,
-                           (size_t)end * kb);
-    if (st == SIGMA_OK)
-        st = sg_kv_reserve(&s->b.alloc, &s->v[layer], &s->vcap[layer], (size_t)pos0 * vb,
-                           (size_t)end * vb);
+    int st = sg_kv_store_reserve_all(&s->b.st, layer, pos0, (size_t)end);
     if (st != SIGMA_OK) return st;
     if (s->tail && pos0 < s->n_pos[layer]) { /* overwriting: the sum of rows < pos0 */
         s->n_pos[layer] = pos0;
         resum(s, layer);
     }
     if (n) {
-        memcpy(s->k[layer] + (size_t)pos0 * kb, k, (size_t)n * kb);
-        memcpy(s->v[layer] + (size_t)pos0 * vb, v, (size_t)n * vb);
+        memcpy(sg_kv_row(&s->b.st, layer, TOPV_K, pos0), k, (size_t)n * s->k_row * sizeof(float));
+        memcpy(sg_kv_row(&s->b.st, layer, TOPV_V, pos0), v, (size_t)n * s->v_row * sizeof(float));
     }
     if (s->tail) {
         memcpy(s->base[layer], s->vsum[layer], s->v_row * sizeof(double));
@@ -321,9 +320,8 @@ static void topv_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
     uint32_t *idx = (uint32_t *)(void *)(mx + s->set_heads); /* each head's rows, kk apart */
     uint32_t *uni = idx + set_rows;                      /* the set's rows (vhead) */
     uint8_t *mark = (uint8_t *)(void *)(uni + set_rows); /* nc bytes, all 0 between uses */
-    const float *kb = (const float *)(const void *)s->k[layer];
-    const float *vb = (const float *)(const void *)s->v[layer];
-    const uint32_t group = L->n_q_heads / L->n_k_heads, per_v = L->n_q_heads / L->n_v_heads;
+    const float *kb = k_rows(s, layer);
+    const float *vb = v_rows(s, layer);
     const uint32_t n_units = L->n_q_heads / s->unit_heads, gh = s->unit_heads / j->parts;
     for (size_t t = begin; t < end; t++) {
         size_t qi = j->q0 + t / ((size_t)n_units * j->parts);
@@ -333,20 +331,23 @@ static void topv_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
         if (n <= s->topk) { /* every row is read: dense */
             for (uint32_t h = h0; h < h0 + gh; h++)
                 sg_attn_head(kern, j->a->q + (qi * L->n_q_heads + h) * L->d_qk,
-                             kb + (size_t)(h / group) * L->d_qk, s->k_row,
-                             vb + (size_t)(h / per_v) * L->d_v, s->v_row, SG_KV_F32, n, L->d_qk,
+                             kb + (size_t)sg_head_map(h, L->n_q_heads, L->n_k_heads) * L->d_qk, s->k_row,
+                             vb + (size_t)sg_head_map(h, L->n_q_heads, L->n_v_heads) * L->d_v, s->v_row,
+                             SG_KV_F32, n, L->d_qk,
                              L->d_v, j->a->scale, j->a->out + (qi * L->n_q_heads + h) * L->d_v);
             continue;
         }
         for (uint32_t r = h0; r < h0 + gh;) { /* runs of heads sharing a K head */
-            uint32_t kh = r / group, r1 = (kh + 1) * group < h0 + gh ? (kh + 1) * group : h0 + gh;
+            uint32_t kh = sg_head_map(r, L->n_q_heads, L->n_k_heads);
+            uint32_t r1 = sg_head_first_q(kh + 1, L->n_q_heads, L->n_k_heads);
+            if (r1 > h0 + gh) r1 = h0 + gh;
             sg_attn_scores(kern, r1 - r, j->a->q + (qi * L->n_q_heads + r) * L->d_qk, L->d_qk,
                            kb + (size_t)kh * L->d_qk, s->k_row, SG_KV_F32, n, L->d_qk, j->a->scale,
                            sc_all + (size_t)(r - h0) * nc, nc);
             r = r1;
         }
         for (uint32_t g0 = h0; g0 < h0 + gh; g0 += s->set_heads) {
-            uint32_t vh = g0 / per_v;
+            uint32_t vh = sg_head_map(g0, L->n_q_heads, L->n_v_heads);
             const float *vh0 = vb + (size_t)vh * L->d_v;
             size_t m = 0;
             const uint32_t *rows = idx;
@@ -413,19 +414,20 @@ static void exact_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
     const topv_job *j = ctx;
     const topv_state *s = j->s;
     const sigma_kv_layout *L = &s->b.lay;
-    uint32_t group = L->n_q_heads / L->n_k_heads, per_v = L->n_q_heads / L->n_v_heads;
+    uint32_t group = L->n_q_heads / L->n_k_heads;
     const void *vb[SG_ATTN_GROUP_MAX];
     (void)tid;
     for (size_t t = begin; t < end; t++) {
         size_t qi = t / L->n_k_heads;
         uint32_t kh = (uint32_t)(t % L->n_k_heads);
-        const float *kb = (const float *)(const void *)s->k[j->a->layer] + (size_t)kh * L->d_qk;
-        const float *v0 = (const float *)(const void *)s->v[j->a->layer];
+        const float *kb = k_rows(s, j->a->layer) + (size_t)kh * L->d_qk;
+        const float *v0 = v_rows(s, j->a->layer);
         size_t n_pos = (size_t)j->a->pos0 + qi + 1;
         for (uint32_t c = 0; c < group; c += SG_ATTN_GROUP_MAX) {
             uint32_t nh = group - c < SG_ATTN_GROUP_MAX ? group - c : SG_ATTN_GROUP_MAX;
-            uint32_t h0 = kh * group + c;
-            for (uint32_t i = 0; i < nh; i++) vb[i] = v0 + (size_t)((h0 + i) / per_v) * L->d_v;
+            uint32_t h0 = sg_head_first_q(kh, L->n_q_heads, L->n_k_heads) + c;
+            for (uint32_t i = 0; i < nh; i++)
+                vb[i] = v0 + (size_t)sg_head_map(h0 + i, L->n_q_heads, L->n_v_heads) * L->d_v;
             size_t hq = qi * L->n_q_heads + h0;
             sg_attn_group(s->b.exec->k, nh, j->a->q + hq * L->d_qk, L->d_qk, kb, s->k_row,
                           vb, s->v_row, SG_KV_F32, n_pos, L->d_qk, L->d_v,
@@ -500,113 +502,32 @@ static int topv_truncate(void *state, uint32_t n_pos) {
     return SIGMA_OK;
 }
 
-static size_t topv_bytes_used(void *state) {
-    topv_state *s = state;
-    if (!s) return 0;
-    size_t total = 0;
-    for (uint32_t l = 0; l < s->b.lay.n_layers; l++)
-        total += (size_t)s->n_pos[l] * (s->k_row + s->v_row) * sizeof(float);
-    return total;
-}
-
 /* Format: header (tag "TOPV", options: k, sinks, recent, tail, prefill (0 = topk,
- * 1 = exact), select (0 = head, 1 = vhead)), then per layer u32 n_pos, n_pos
- * K rows and n_pos V rows of f32. select=head is saved without the sixth
- * word (the bytes of before `select` existed). A header with the first four
- * options only (written before `prefill` existed, when every call was
- * approximated) loads as prefill=topk, select=head; one with five as
- * select=head. */
+ * 1 = exact), select (0 = head, 1 = vhead)), then per layer (the row store)
+ * u32 n_pos, n_pos K rows and n_pos V rows of f32. select=head is saved
+ * without the sixth word (the bytes of before `select` existed). A header
+ * with the first four options only (written before `prefill` existed, when
+ * every call was approximated) loads as prefill=topk, select=head; one with
+ * five as select=head. */
 static int topv_save(void *state, sigma_write_fn wf, void *ctx) {
     topv_state *s = state;
-    if (!s || !wf) return SIGMA_E_INVALID_ARG;
-    sg_kv_wr w = {wf, ctx, SIGMA_OK};
+    if (!s) return SIGMA_E_INVALID_ARG;
     uint32_t opts[6] = {s->topk, s->sinks, s->recent, s->tail, s->prefill, s->select};
-    sg_kv_w_header(&w, "TOPV", &s->b.lay, opts, s->select == TOPV_SELECT_HEAD ? 5 : 6);
-    for (uint32_t l = 0; l < s->b.lay.n_layers; l++) {
-        sg_kv_w_u32(&w, s->n_pos[l]);
-        sg_kv_w_words(&w, s->k[l], (size_t)s->n_pos[l] * s->k_row, 4);
-        sg_kv_w_words(&w, s->v[l], (size_t)s->n_pos[l] * s->v_row, 4);
-    }
-    return w.st;
+    return sg_kv_store_save_tagged(&s->b.st, "TOPV", opts, s->select == TOPV_SELECT_HEAD ? 5 : 6, wf,
+                                   ctx);
 }
 
 static int topv_load(void *state, const void *data, size_t size) {
     topv_state *s = state;
-    if (!s || (!data && size)) return SIGMA_E_INVALID_ARG;
-    sg_kv_rd r = {data, size, 0, 0};
+    if (!s) return SIGMA_E_INVALID_ARG;
     uint32_t opts[6] = {s->topk, s->sinks, s->recent, s->tail, s->prefill, s->select};
     static const uint32_t older[2] = {TOPV_PREFILL_TOPK, TOPV_SELECT_HEAD};
-    int st = sg_kv_r_header_compat(&r, "TOPV", &s->b.lay, opts, 6, 4, older);
-    if (st != SIGMA_OK) return st;
-    uint32_t L = s->b.lay.n_layers;
-    size_t hdr = r.off;
-    /* pass 1: validate */
-    for (uint32_t l = 0; l < L; l++) {
-        uint32_t n = sg_kv_r_u32(&r);
-        if (r.bad || n > s->b.lay.n_ctx) return SIGMA_E_FORMAT;
-        sg_kv_r_bytes(&r, (uint64_t)n * s->k_row, 4);
-        sg_kv_r_bytes(&r, (uint64_t)n * s->v_row, 4);
-        if (r.bad) return SIGMA_E_FORMAT;
-    }
-    if (r.off != size) return SIGMA_E_FORMAT;
-    /* pass 2: allocate aside */
-    uint8_t **nk = sg_calloc(&s->b.alloc, L, sizeof *nk);
-    uint8_t **nv = sg_calloc(&s->b.alloc, L, sizeof *nv);
-    size_t *nkc = sg_calloc(&s->b.alloc, L, sizeof *nkc);
-    size_t *nvc = sg_calloc(&s->b.alloc, L, sizeof *nvc);
-    uint32_t *npos = sg_calloc(&s->b.alloc, L, sizeof *npos);
-    st = (nk && nv && nkc && nvc && npos) ? SIGMA_OK : SIGMA_E_NOMEM;
-    r.off = hdr;
-    for (uint32_t l = 0; l < L && st == SIGMA_OK; l++) {
-        uint32_t n = sg_kv_r_u32(&r);
-        const uint8_t *kp = sg_kv_r_bytes(&r, (uint64_t)n * s->k_row, 4);
-        const uint8_t *vp = sg_kv_r_bytes(&r, (uint64_t)n * s->v_row, 4);
-        size_t kbytes = (size_t)n * s->k_row * 4, vbytes = (size_t)n * s->v_row * 4;
-        st = sg_kv_reserve(&s->b.alloc, &nk[l], &nkc[l], 0, kbytes ? kbytes : 1);
-        if (st == SIGMA_OK) st = sg_kv_reserve(&s->b.alloc, &nv[l], &nvc[l], 0, vbytes ? vbytes : 1);
-        if (st != SIGMA_OK) break;
-        sg_kv_copy_words(nk[l], kp, (size_t)n * s->k_row, 4);
-        sg_kv_copy_words(nv[l], vp, (size_t)n * s->v_row, 4);
-        npos[l] = n;
-    }
-    if (st == SIGMA_OK) {
-        for (uint32_t l = 0; l < L; l++) {
-            sg_free(&s->b.alloc, s->k[l]);
-            sg_free(&s->b.alloc, s->v[l]);
-            s->k[l] = nk[l];
-            s->v[l] = nv[l];
-            s->kcap[l] = nkc[l];
-            s->vcap[l] = nvc[l];
-            s->n_pos[l] = npos[l];
-            if (s->tail) {
-                resum(s, l);
-                s->base_pos[l] = UINT32_MAX;
-            }
-        }
-    } else {
-        for (uint32_t l = 0; nk && nv && l < L; l++) {
-            sg_free(&s->b.alloc, nk[l]);
-            sg_free(&s->b.alloc, nv[l]);
-        }
-    }
-    sg_free(&s->b.alloc, nk);
-    sg_free(&s->b.alloc, nv);
-    sg_free(&s->b.alloc, nkc);
-    sg_free(&s->b.alloc, nvc);
-    sg_free(&s->b.alloc, npos);
-    return st;
+    return sg_kv_store_load_tagged(&s->b.st, "TOPV", opts, 6, 4, older, data, size);
 }
 
 void sg_kv_topv_init(sigma_kv_strategy *k) {
-    memset(k, 0, sizeof *k);
-    k->version = SIGMA_KV_STRATEGY_VERSION;
-    k->name = "topv";
-    k->create = topv_create;
-    k->destroy = topv_destroy;
-    k->append = topv_append;
-    k->attend = topv_attend;
-    k->truncate = topv_truncate;
-    k->bytes_used = topv_bytes_used;
-    k->save = topv_save;
-    k->load = topv_load;
+    *k = (sigma_kv_strategy){.version = SIGMA_KV_STRATEGY_VERSION, .name = "topv", .unbounded = 0,
+                             .create = topv_create, .destroy = topv_destroy, .append = topv_append,
+                             .attend = topv_attend, .truncate = topv_truncate,
+                             .bytes_used = sg_kv_bytes_used, .save = topv_save, .load = topv_load};
 }

@@ -738,9 +738,9 @@ START_TEST(test_topv_blob_compat) {
     blob b = {NULL, 0};
     ck_assert_int_eq(k.save(st, blob_write, &b), SIGMA_OK);
     /* header: magic, tag, version, 6 layout words, n_opts at 36, options at 40 */
-    ck_assert_uint_eq(sg_kv_get32(b.data + 36), 5);
-    ck_assert_uint_eq(sg_kv_get32(b.data + 40), 10);
-    ck_assert_uint_eq(sg_kv_get32(b.data + 56), 0); /* prefill=topk */
+    ck_assert_uint_eq(sg_get_le32(b.data + 36), 5);
+    ck_assert_uint_eq(sg_get_le32(b.data + 40), 10);
+    ck_assert_uint_eq(sg_get_le32(b.data + 56), 0); /* prefill=topk */
     float o1[16], o2[16];
     probe(&k, st, 90, o1);
     /* the legacy form: 4 options */
@@ -748,7 +748,7 @@ START_TEST(test_topv_blob_compat) {
     unsigned char *old = malloc(ol + 1);
     memcpy(old, b.data, 56);
     memcpy(old + 56, b.data + 60, b.len - 60);
-    sg_kv_put32(old + 36, 4);
+    sg_put_le32(old + 36, 4);
     ck_assert_int_eq(k.create(NULL, &LAY, "k=10,prefill=topk,select=head", &st2, err, sizeof err),
                      SIGMA_OK);
     for (size_t len = 0; len < ol; len += (len < 100 ? 1 : 37))
@@ -769,24 +769,24 @@ START_TEST(test_topv_blob_compat) {
     /* an unknown prefill value */
     unsigned char *c = malloc(b.len);
     memcpy(c, b.data, b.len);
-    sg_kv_put32(c + 56, 2);
+    sg_put_le32(c + 56, 2);
     ck_assert_int_eq(k.load(st2, c, b.len), SIGMA_E_MISMATCH);
     /* other option counts: 3 (a legacy count short by one) and 7; 6 with
      * the K rows' first word read as `select` (0.0f = 0 = head: what the
      * five options meant, then one word short) */
     memcpy(c, b.data, b.len);
-    sg_kv_put32(c + 36, 3);
+    sg_put_le32(c + 36, 3);
     ck_assert_int_eq(k.load(st2, c, b.len), SIGMA_E_FORMAT);
-    sg_kv_put32(c + 36, 7);
+    sg_put_le32(c + 36, 7);
     ck_assert_int_ne(k.load(st2, c, b.len), SIGMA_OK);
-    sg_kv_put32(c + 36, 6);
+    sg_put_le32(c + 36, 6);
     ck_assert_int_ne(k.load(st2, c, b.len), SIGMA_OK);
     /* another version */
     memcpy(c, b.data, b.len);
-    sg_kv_put32(c + 8, 2);
+    sg_put_le32(c + 8, 2);
     ck_assert_int_eq(k.load(st2, c, b.len), SIGMA_E_UNSUPPORTED);
     memcpy(c, old, ol);
-    sg_kv_put32(c + 8, 2);
+    sg_put_le32(c + 8, 2);
     ck_assert_int_eq(k.load(st2, c, ol), SIGMA_E_UNSUPPORTED);
     ck_assert_uint_eq(k.bytes_used(st2), 0);
     /* an extra byte after the legacy form */
@@ -811,8 +811,8 @@ START_TEST(test_topv_blob_compat) {
     feed(&k, st3, 0, 90);
     blob b6 = {NULL, 0};
     ck_assert_int_eq(k.save(st3, blob_write, &b6), SIGMA_OK);
-    ck_assert_uint_eq(sg_kv_get32(b6.data + 36), 6);
-    ck_assert_uint_eq(sg_kv_get32(b6.data + 60), 1); /* select=vhead */
+    ck_assert_uint_eq(sg_get_le32(b6.data + 36), 6);
+    ck_assert_uint_eq(sg_get_le32(b6.data + 60), 1); /* select=vhead */
     ck_assert_uint_eq(b6.len, b.len + 4);
     ck_assert_int_eq(k.load(st2, b6.data, b6.len), SIGMA_OK);
     probe(&k, st3, 90, o1);
