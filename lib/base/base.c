@@ -114,13 +114,17 @@ void sg_params_merge(void *dst, size_t dst_size, const void *src, uint32_t src_s
 
 /* ---- growable buffers ----------------------------------------------------- */
 
-int sg_reserve(const sg_alloc *a, void **buf, size_t *cap, size_t used, size_t need) {
+/* Doubling from 4096 bytes up to `max` bytes (need <= max). */
+static int reserve_bytes(const sg_alloc *a, void **buf, size_t *cap, size_t used, size_t need,
+                         size_t max) {
     if (need <= *cap) return SIGMA_OK;
+    if (need > max) return SIGMA_E_NOMEM;
     size_t nc = *cap ? *cap : 4096;
     while (nc < need) {
         if (nc > SIZE_MAX / 2) return SIGMA_E_NOMEM;
         nc *= 2;
     }
+    if (nc > max) nc = max;
     void *p = sg_malloc(a, nc);
     if (!p) return SIGMA_E_NOMEM;
     if (used && *buf) memcpy(p, *buf, used);
@@ -130,15 +134,25 @@ int sg_reserve(const sg_alloc *a, void **buf, size_t *cap, size_t used, size_t n
     return SIGMA_OK;
 }
 
-int sg_reserve_n(const sg_alloc *a, void **buf, size_t *cap_elems, size_t used_elems,
-                 size_t need_elems, size_t elem) {
-    size_t cap_b, used_b, need_b;
+int sg_reserve(const sg_alloc *a, void **buf, size_t *cap, size_t used, size_t need) {
+    return reserve_bytes(a, buf, cap, used, need, SIZE_MAX);
+}
+
+int sg_reserve_n_max(const sg_alloc *a, void **buf, size_t *cap_elems, size_t used_elems,
+                     size_t need_elems, size_t elem, size_t max_elems) {
+    size_t cap_b, used_b, need_b, max_b;
     if (!elem || !sg_mul_size(*cap_elems, elem, &cap_b) || !sg_mul_size(used_elems, elem, &used_b) ||
         !sg_mul_size(need_elems, elem, &need_b))
         return SIGMA_E_NOMEM;
-    int st = sg_reserve(a, buf, &cap_b, used_b, need_b);
+    if (!sg_mul_size(max_elems, elem, &max_b)) max_b = SIZE_MAX;
+    int st = reserve_bytes(a, buf, &cap_b, used_b, need_b, max_b);
     if (st == SIGMA_OK) *cap_elems = cap_b / elem;
     return st;
+}
+
+int sg_reserve_n(const sg_alloc *a, void **buf, size_t *cap_elems, size_t used_elems,
+                 size_t need_elems, size_t elem) {
+    return sg_reserve_n_max(a, buf, cap_elems, used_elems, need_elems, elem, SIZE_MAX);
 }
 
 int sg_buf_append(sg_buf *b, const void *data, size_t n) {

@@ -120,6 +120,10 @@ int sg_reserve(const sg_alloc *a, void **buf, size_t *cap, size_t used, size_t n
 /* The same counted in elements of `elem` bytes (overflow-checked). */
 int sg_reserve_n(const sg_alloc *a, void **buf, size_t *cap_elems, size_t used_elems,
                  size_t need_elems, size_t elem);
+/* The same for a buffer that never holds more than max_elems (>= need):
+ * the doubling stops at exactly max_elems, so a full buffer wastes nothing. */
+int sg_reserve_n_max(const sg_alloc *a, void **buf, size_t *cap_elems, size_t used_elems,
+                     size_t need_elems, size_t elem, size_t max_elems);
 
 /* An append-only byte buffer; `failed` remembers the first failure so a
  * sequence of appends can be checked once. */

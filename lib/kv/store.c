@@ -61,8 +61,8 @@ void sg_kv_store_free(sg_kv_store *st) {
 }
 
 /* Grow one buffer of plane pl to `need` rows, keeping `used` rows (of
- * every head): doubling through sg_reserve_n, at least min_rows, capacity
- * counted up to max_rows. A head-major buffer is grown whole and each
+ * every head): doubling through sg_reserve_n_max, at least min_rows, never
+ * past max_rows (a full buffer is exactly max_rows). A head-major buffer is grown whole and each
  * head's rows then move to their new place (last head first: every head
  * moves up, past the heads below it). */
 static int grow(const sg_kv_store *st, const sg_kv_plane *pl, uint8_t **buf, size_t *cap,
@@ -72,9 +72,9 @@ static int grow(const sg_kv_store *st, const sg_kv_plane *pl, uint8_t **buf, siz
     if (need < pl->min_rows) need = pl->min_rows < pl->max_rows ? pl->min_rows : pl->max_rows;
     size_t oc = *cap, nc = oc;
     void *p = *buf;
-    int rc = sg_reserve_n(&st->b->alloc, &p, &nc, pl->heads > 1 ? oc : used, need, pl->row);
+    int rc = sg_reserve_n_max(&st->b->alloc, &p, &nc, pl->heads > 1 ? oc : used, need, pl->row,
+                              pl->max_rows);
     if (rc != SIGMA_OK) return rc;
-    if (nc > pl->max_rows) nc = pl->max_rows;
     if (pl->heads > 1 && used) {
         size_t hb = pl->row / pl->heads;
         for (uint32_t h = pl->heads - 1; h > 0; h--)

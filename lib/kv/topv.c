@@ -2,12 +2,12 @@
  * Every position's K and V rows are kept (f32). A query head computes its
  * scores against all K rows and reads at most k V rows (option k, default
  * 100): softmax renormalised over the rows it read. Choices:
- *   - select=head (default): selection is per query head (heads sharing a
- *     V head under GQA may pick different rows); select=vhead: the heads
- *     sharing a V head each pick their rows as above and all of them read
+ *   - select=vhead (default): the heads sharing a V head each pick their
+ *     rows (their own top-k) and all of them read
  *     the union (at most per_v * k rows, read once for the V head: never
  *     more V rows than select=head reads for those heads), each with its
- *     softmax renormalised over the union;
+ *     softmax renormalised over the union; select=head: selection is per
+ *     query head (heads sharing a V head under GQA may pick different rows);
  *   - the rows read are: the first `sinks` positions, the `recent` newest
  *     positions (the query's own included), and the largest scores among
  *     the others, sinks + recent counted within k (defaults 0 and 0: plain
@@ -24,7 +24,7 @@
  *   - with k >= the number of positions nothing is dropped and the result
  *     is the dense computation (the same kernel, bitwise equal to `dense`
  *     with type=f32);
- *   - prefill=exact (default): SIGMA.md describes the method as a decode-time
+ *   - prefill=exact (default): docs/sigma.md §3 describes the method as a decode-time
  *     approximation, so an attend call with more than one query (a prompt,
  *     or a part of one) attends exactly over all rows, as `dense` f32 does
  *     (bitwise equal), and only single-query calls (decoding) read top-k V
