@@ -124,7 +124,7 @@ static void feed(const sigma_kv_strategy *k, void *st) {
             rnd_fill(vv, (size_t)n * 8);
             rnd_fill(q, (size_t)n * 32);
             ck_assert_int_eq(k->append(st, l, p, n, kk, vv), SIGMA_OK);
-            sigma_kv_attend_args a = {sizeof a, l, p, n, q, o, 0.35f};
+            sigma_kv_attend_args a = {.struct_size = sizeof a, .layer = l, .pos0 = p, .n_queries = n, .q = q, .out = o, .scale = 0.35f};
             ck_assert_int_eq(k->attend(st, &a), SIGMA_OK);
         }
     }
@@ -136,13 +136,13 @@ static void probe(const sigma_kv_strategy *k, void *st, float *out) {
     rng_state = 0x13198A2E03707344ull;
     for (uint32_t l = 0; l < LAY.n_layers; l++) {
         rnd_fill(q, sizeof q / sizeof *q);
-        sigma_kv_attend_args a = {sizeof a, l, N_POS - 1, 1, q, out, 0.3f};
+        sigma_kv_attend_args a = {.struct_size = sizeof a, .layer = l, .pos0 = N_POS - 1, .n_queries = 1, .q = q, .out = out, .scale = 0.3f};
         ck_assert_int_eq(k->attend(st, &a), SIGMA_OK);
         out += 16;
     }
     for (uint32_t l = 0; l < LAY.n_layers; l++) {
         rnd_fill(q, sizeof q / sizeof *q);
-        sigma_kv_attend_args a = {sizeof a, l, N_POS - 3, 3, q, out, 0.3f};
+        sigma_kv_attend_args a = {.struct_size = sizeof a, .layer = l, .pos0 = N_POS - 3, .n_queries = 3, .q = q, .out = out, .scale = 0.3f};
         ck_assert_int_eq(k->attend(st, &a), SIGMA_OK);
         out += 48;
     }
