@@ -215,61 +215,135 @@ SG_T_AVX2 void sg_q8_quantize_avx2(const float *x, size_t n, uint8_t *dst) {
     }
 }
 
-/* One tile of RW weight rows x RA activation rows, one block per step. */
+/* The 4 f16 scales at blk + k*bs + off (k < nbk; zero for the others) as
+ * floats. */
+#  ifndef SG_PF_DIST
+#    define SG_PF_DIST(RW, ws, bs) ((size_t)4096)
+#  endif
+SG_INLINE SG_T_AVX2 __m128 scales4_avx2(const uint8_t *blk, size_t bs, size_t off, const int nbk) {
+    uint16_t h[4];
+    for (int k = 0; k < 4; k++) {
+        if (k < nbk) memcpy(&h[k], blk + (size_t)k * bs + off, 2);
+        else h[k] = 0;
+    }
+    __m128i v = _mm_cvtsi32_si128(h[0]);
+    v = _mm_insert_epi16(v, h[1], 1);
+    v = _mm_insert_epi16(v, h[2], 2);
+    v = _mm_insert_epi16(v, h[3], 3);
+    return _mm_cvtph_ps(v);
+}
+
+/* Blocks b0 and b1 (b1 may be absent: zero) of a weight row unpacked into
+ * the activation layout: *lo = values 0..15 of b0 | of b1, *hi = 16..31;
+ * 4-bit types as unsigned nibbles, Q8_0 as signed bytes. */
+SG_INLINE SG_T_AVX2 void pair_w_avx2(uint32_t type, const uint8_t *b0, const uint8_t *b1,
+                                     __m256i *lo, __m256i *hi) {
+    if (type == SG_TYPE_Q8_0) {
+        __m128i l1 = b1 ? _mm_loadu_si128((const __m128i *)(const void *)(b1 + 2)) : _mm_setzero_si128();
+        __m128i h1 = b1 ? _mm_loadu_si128((const __m128i *)(const void *)(b1 + 18)) : _mm_setzero_si128();
+        *lo = _mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(b0 + 2))), l1, 1);
+        *hi = _mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(b0 + 18))), h1, 1);
+        return;
+    }
+    const size_t off = type == SG_TYPE_Q4_1 ? 4 : 2;
+    __m128i q1 = b1 ? _mm_loadu_si128((const __m128i *)(const void *)(b1 + off)) : _mm_setzero_si128();
+    __m256i v = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(b0 + off))), q1, 1);
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    *lo = _mm256_and_si256(v, m4);
+    *hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+}
+
+/* One tile of RW weight rows x RA activation rows. Per step a pair of
+ * blocks: a 256-bit load at the activation group's lo/hi gives values
+ * 0..15 / 16..31 of two blocks (one per 128-bit lane), the two weight blocks
+ * are unpacked side by side, and vpmaddubsw + vpmaddwd leave 4 exact int32
+ * partial sums per block (Q4_0's -8 added from the activation's c8 lanes,
+ * Q8_0 through the sign trick); then one convert and one fma per pair with
+ * [dw0 x4, dw1 x4] * [dx0 x4, dx1 x4] (Q4_1: and one fma for the minimums).
+ * The 4 weight scales of a group come from one vcvtph2ps. */
 SG_INLINE SG_T_AVX2 void tile_q8_avx2(uint32_t type, const uint8_t *w, size_t ws, const int RW,
                                       const uint8_t *a, size_t as, const int RA, size_t nb,
                                       float *y, size_t ldy) {
-    __m256 acc[2][4];
-    for (int i = 0; i < RW; i++)
-        for (int j = 0; j < RA; j++) acc[i][j] = _mm256_setzero_ps();
-    const __m256i lo4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
-    const __m256i c80 = _mm256_set1_epi8((char)0x80), c8 = _mm256_set1_epi8(8);
+    __m256 acc[4][4];
+    SG_UNROLL4 for (int i = 0; i < RW; i++)
+        SG_UNROLL4 for (int j = 0; j < RA; j++) acc[i][j] = _mm256_setzero_ps();
+    const __m256i ones = _mm256_set1_epi16(1);
+    const __m256i pidx0 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
+    const __m256i pidx1 = _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3);
     const size_t bs = type == SG_TYPE_Q4_0 ? 18 : type == SG_TYPE_Q4_1 ? 20 : 34;
-    for (size_t b = 0; b < nb; b++) {
-        __m256i wv[2], wc[2];
-        __m256 dw[2], mw[2];
-        for (int i = 0; i < RW; i++) {
-            const uint8_t *blk = w + (size_t)i * ws + b * bs;
-            dw[i] = _mm256_set1_ps(_cvtsh_ss(rd16(blk)));
-            if (type == SG_TYPE_Q8_0) {
-                wv[i] = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 2));
+    const size_t ng = (nb + 3) / 4, nfull = nb / 4;
+    for (size_t gi = 0; gi < ng; gi++) {
+        const int nbk = gi < nfull ? 4 : (int)(nb - gi * 4);
+        __m256 dws[4][2], mws[4][2];
+        SG_UNROLL4 for (int i = 0; i < RW; i++) {
+            const uint8_t *blk = w + (size_t)i * ws + gi * 4 * bs;
+            __m128 d4, m4 = _mm_setzero_ps();
+            if (nbk == 4) {
+#  ifndef SG_GEMM_NO_PREFETCH
+                /* decode streams short rows: fetch the same place of the
+                 * rows RW further on (the next tile), so a tile's rows
+                 * arrive while the previous tile runs */
+                const uint8_t *pf = blk + SG_PF_DIST(RW, ws, bs);
+                _mm_prefetch((const char *)pf, _MM_HINT_T0);
+                _mm_prefetch((const char *)(pf + 64), _MM_HINT_T0);
+                if (type == SG_TYPE_Q8_0) _mm_prefetch((const char *)(pf + 128), _MM_HINT_T0);
+#  endif
+                d4 = scales4_avx2(blk, bs, 0, 4);
+                if (type == SG_TYPE_Q4_1) m4 = scales4_avx2(blk, bs, 2, 4);
             } else {
-                __m128i q = _mm_loadu_si128((const __m128i *)(const void *)(blk + (type == SG_TYPE_Q4_0 ? 2 : 4)));
-                wv[i] = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), lo4);
-                if (type == SG_TYPE_Q4_0) {
-                    wv[i] = _mm256_sub_epi8(wv[i], c8);
-                    wc[i] = _mm256_madd_epi16(_mm256_maddubs_epi16(c80, wv[i]), ones);
-                } else {
-                    /* m only in lane 0: the lanes are summed at the end */
-                    mw[i] = _mm256_setr_ps(_cvtsh_ss(rd16(blk + 2)), 0, 0, 0, 0, 0, 0, 0);
+                d4 = scales4_avx2(blk, bs, 0, nbk);
+                if (type == SG_TYPE_Q4_1) m4 = scales4_avx2(blk, bs, 2, nbk);
+            }
+            __m256 d8 = _mm256_castps128_ps256(d4), m8 = _mm256_castps128_ps256(m4);
+            dws[i][0] = _mm256_permutevar8x32_ps(d8, pidx0);
+            dws[i][1] = _mm256_permutevar8x32_ps(d8, pidx1);
+            if (type == SG_TYPE_Q4_1) {
+                mws[i][0] = _mm256_permutevar8x32_ps(m8, pidx0);
+                mws[i][1] = _mm256_permutevar8x32_ps(m8, pidx1);
+            } else {
+                mws[i][0] = mws[i][1] = _mm256_setzero_ps();
+            }
+        }
+        for (int p = 0; p < 2; p++) {
+            if (2 * p >= nbk) break;
+            __m256i lo[4], hi[4];
+            SG_UNROLL4 for (int i = 0; i < RW; i++) {
+                const uint8_t *b0 = w + (size_t)i * ws + (gi * 4 + 2 * (size_t)p) * bs;
+                pair_w_avx2(type, b0, 2 * p + 1 < nbk ? b0 + bs : NULL, &lo[i], &hi[i]);
+            }
+            SG_UNROLL4 for (int j = 0; j < RA; j++) {
+                const uint8_t *g = a + (size_t)j * as + gi * QG;
+                __m256i xl = _mm256_loadu_si256((const __m256i *)(const void *)(g + 32 * p));
+                __m256i xh = _mm256_loadu_si256((const __m256i *)(const void *)(g + 64 + 32 * p));
+                __m256 dx = _mm256_loadu_ps((const float *)(const void *)(g + 128 + 32 * p));
+                SG_UNROLL4 for (int i = 0; i < RW; i++) {
+                    __m256i dot;
+                    if (type == SG_TYPE_Q8_0) {
+                        __m256i pl = _mm256_maddubs_epi16(_mm256_abs_epi8(lo[i]), _mm256_sign_epi8(xl, lo[i]));
+                        __m256i ph = _mm256_maddubs_epi16(_mm256_abs_epi8(hi[i]), _mm256_sign_epi8(xh, hi[i]));
+                        dot = _mm256_add_epi32(_mm256_madd_epi16(pl, ones), _mm256_madd_epi16(ph, ones));
+                    } else {
+                        __m256i s16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo[i], xl),
+                                                       _mm256_maddubs_epi16(hi[i], xh));
+                        dot = _mm256_madd_epi16(s16, ones);
+                        if (type == SG_TYPE_Q4_0)
+                            dot = _mm256_add_epi32(
+                                dot, _mm256_loadu_si256((const __m256i *)(const void *)(g + 256 + 32 * p)));
+                    }
+                    acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(dws[i][p], dx), acc[i][j]);
+                    if (type == SG_TYPE_Q4_1)
+                        acc[i][j] = _mm256_fmadd_ps(
+                            mws[i][p], _mm256_loadu_ps((const float *)(const void *)(g + 192 + 32 * p)),
+                            acc[i][j]);
                 }
             }
         }
-        for (int j = 0; j < RA; j++) {
-            const uint8_t *g = a + (size_t)j * as + (b / 4) * QG;
-            __m256i x = _mm256_loadu2_m128i((const __m128i *)(const void *)(g + 64 + (b % 4) * 16),
-                                            (const __m128i *)(const void *)(g + (b % 4) * 16));
-            __m256 dx = _mm256_broadcast_ss((const float *)(const void *)(g + 128 + 16 * (b % 4)));
-            __m256i xu = _mm256_xor_si256(x, c80);
-            for (int i = 0; i < RW; i++) {
-                __m256i dot;
-                if (type == SG_TYPE_Q4_0)
-                    dot = _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(xu, wv[i]), ones), wc[i]);
-                else if (type == SG_TYPE_Q4_1)
-                    dot = _mm256_madd_epi16(_mm256_maddubs_epi16(wv[i], x), ones);
-                else
-                    dot = _mm256_madd_epi16(
-                        _mm256_maddubs_epi16(_mm256_abs_epi8(wv[i]), _mm256_sign_epi8(x, wv[i])), ones);
-                acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(dw[i], dx), acc[i][j]);
-                if (type == SG_TYPE_Q4_1)
-                    acc[i][j] = _mm256_fmadd_ps(
-                        mw[i], _mm256_broadcast_ss((const float *)(const void *)(g + 192 + 16 * (b % 4))),
-                        acc[i][j]);
-            }
-        }
     }
-    for (int i = 0; i < RW; i++)
-        for (int j = 0; j < RA; j++) {
+    SG_UNROLL4 for (int i = 0; i < RW; i++)
+        SG_UNROLL4 for (int j = 0; j < RA; j++) {
             __m256 s = acc[i][j];
             __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
             h = _mm_add_ps(h, _mm_movehl_ps(h, h));
@@ -343,15 +417,27 @@ SG_INLINE SG_T_AVX2 void tile_f_avx2(uint32_t type, const uint8_t *w, size_t ws,
                 (const uint8_t *)g->a + j * g->a_stride, g->a_stride, RA_, g->n,         \
                 g->y + j * g->ldy + i, g->ldy)
 
+/* decode (one activation row): 4 weight rows at a time (4 streams, 4
+ * accumulators); batches: tiles of 2 weight rows x up to 4 activation rows
+ * (8 accumulators, the unpacked pair of blocks of 2 rows in registers) */
 SG_INLINE SG_T_AVX2 void q8_tiles_avx2(const sg_gemm *g, uint32_t T, size_t nb) {
-    for (size_t i = 0; i < g->nr; i += 2) {
-        int rw = g->nr - i < 2 ? (int)(g->nr - i) : 2;
-        for (size_t j = 0; j < g->na; j += 2) {
-            int ra = g->na - j < 2 ? (int)(g->na - j) : 2;
-            if (rw == 1 && ra == 1) CALL_Q8_AVX2(T, 1, 1);
-            else if (rw == 1) CALL_Q8_AVX2(T, 1, 2);
-            else if (ra == 1) CALL_Q8_AVX2(T, 2, 1);
-            else CALL_Q8_AVX2(T, 2, 2);
+    const int RWM = g->na == 1 ? 4 : 2;
+    for (size_t i = 0; i < g->nr; i += (size_t)RWM) {
+        int rw = g->nr - i < (size_t)RWM ? (int)(g->nr - i) : RWM;
+        for (size_t j = 0; j < g->na; j += 4) {
+            int ra = g->na - j < 4 ? (int)(g->na - j) : 4;
+            switch (rw * 8 + ra) {
+            case 8 * 1 + 1: CALL_Q8_AVX2(T, 1, 1); break;
+            case 8 * 2 + 1: CALL_Q8_AVX2(T, 2, 1); break;
+            case 8 * 3 + 1: CALL_Q8_AVX2(T, 3, 1); break;
+            case 8 * 4 + 1: CALL_Q8_AVX2(T, 4, 1); break;
+            case 8 * 1 + 2: CALL_Q8_AVX2(T, 1, 2); break;
+            case 8 * 1 + 3: CALL_Q8_AVX2(T, 1, 3); break;
+            case 8 * 1 + 4: CALL_Q8_AVX2(T, 1, 4); break;
+            case 8 * 2 + 2: CALL_Q8_AVX2(T, 2, 2); break;
+            case 8 * 2 + 3: CALL_Q8_AVX2(T, 2, 3); break;
+            default: CALL_Q8_AVX2(T, 2, 4); break;
+            }
         }
     }
 }
