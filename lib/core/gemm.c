@@ -759,40 +759,44 @@ SG_INLINE SG_T_AVX2 void tile_k_avx2(uint32_t type, const uint8_t *w, size_t ws,
                 (const uint8_t *)g->a + j * g->a_stride, g->a_stride, RA_, nsb,          \
                 g->y + j * g->ldy + i, g->ldy)
 
-/* decode: 4 weight rows at a time; batches: 2 rows x up to 2 activation rows
- * (RWB x RAB, wider with the 32 registers of AVX-512) */
-SG_INLINE SG_T_AVX2 void k_tiles_avx2(const sg_gemm *g, uint32_t T, size_t nsb) {
+/* decode: 4 weight rows at a time; batches: 2 rows x up to RAB activation
+ * rows (2 with the 16 vector registers of AVX2, 4 with the 32 of AVX-512) */
+SG_INLINE SG_T_AVX2 void k_tiles_avx2(const sg_gemm *g, uint32_t T, size_t nsb, const int RAB) {
     const int RWM = g->na == 1 ? 4 : 2;
     for (size_t i = 0; i < g->nr; i += (size_t)RWM) {
         int rw = g->nr - i < (size_t)RWM ? (int)(g->nr - i) : RWM;
-        for (size_t j = 0; j < g->na; j += 2) {
-            int ra = g->na - j < 2 ? (int)(g->na - j) : 2;
+        for (size_t j = 0; j < g->na; j += (size_t)RAB) {
+            int ra = g->na - j < (size_t)RAB ? (int)(g->na - j) : RAB;
             switch (rw * 8 + ra) {
             case 8 * 1 + 1: CALL_K_AVX2(T, 1, 1); break;
             case 8 * 2 + 1: CALL_K_AVX2(T, 2, 1); break;
             case 8 * 3 + 1: CALL_K_AVX2(T, 3, 1); break;
             case 8 * 4 + 1: CALL_K_AVX2(T, 4, 1); break;
             case 8 * 1 + 2: CALL_K_AVX2(T, 1, 2); break;
-            default: CALL_K_AVX2(T, 2, 2); break;
+            case 8 * 2 + 2: CALL_K_AVX2(T, 2, 2); break;
+            case 8 * 1 + 3: if (RAB > 2) CALL_K_AVX2(T, 1, 3); break;
+            case 8 * 2 + 3: if (RAB > 2) CALL_K_AVX2(T, 2, 3); break;
+            case 8 * 1 + 4: if (RAB > 2) CALL_K_AVX2(T, 1, 4); break;
+            default: if (RAB > 2) CALL_K_AVX2(T, 2, 4); break;
             }
         }
     }
 }
 
-SG_INLINE SG_T_AVX2 int k_gemm_avx2(const sg_gemm *g) {
+SG_INLINE SG_T_AVX2 int k_gemm_avx2(const sg_gemm *g, const int RAB) {
     if (g->n % 256) return -1;
     size_t nsb = g->n / 256;
     switch (g->type) {
-    case SG_TYPE_Q4_K: k_tiles_avx2(g, SG_TYPE_Q4_K, nsb); break;
-    case SG_TYPE_Q5_K: k_tiles_avx2(g, SG_TYPE_Q5_K, nsb); break;
-    default: k_tiles_avx2(g, SG_TYPE_Q6_K, nsb); break;
+    case SG_TYPE_Q4_K: k_tiles_avx2(g, SG_TYPE_Q4_K, nsb, RAB); break;
+    case SG_TYPE_Q5_K: k_tiles_avx2(g, SG_TYPE_Q5_K, nsb, RAB); break;
+    default: k_tiles_avx2(g, SG_TYPE_Q6_K, nsb, RAB); break;
     }
     return 0;
 }
 
 SG_T_AVX2 int sg_gemm_avx2(const sg_gemm *g) {
     if (g->n == 0) return -1;
-    if (sg_type_q8k_act(g->type)) return k_gemm_avx2(g);
+    if (sg_type_q8k_act(g->type)) return k_gemm_avx2(g, 2);
     if (sg_type_q8_act(g->type)) {
         if (g->n % 32) return -1;
         size_t nb = g->n / 32;
@@ -1097,7 +1101,7 @@ SG_INLINE SG_T_512 void f_tiles_512(const sg_gemm *g, uint32_t T) {
 
 SG_T_512 int sg_gemm_avx512(const sg_gemm *g) {
     if (g->n == 0) return -1;
-    if (sg_type_q8k_act(g->type)) return k_gemm_avx2(g);
+    if (sg_type_q8k_act(g->type)) return k_gemm_avx2(g, 4);
     if (sg_type_q8_act(g->type)) {
         if (g->n % 32) return -1;
         size_t nb = g->n / 32;
