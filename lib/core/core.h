@@ -29,7 +29,8 @@ typedef int (*sg_to_f32_fn)(uint32_t type, const void *src, float *dst, uint64_t
 /* One call of a matrix-product kernel: y[j*ldy + i] = w_row(i) . a_row(j)
  * for i < nr weight rows (w_stride bytes apart) and j < na activation rows
  * (a_stride bytes apart) of n values. For Q4_0/Q4_1/Q8_0 weights the
- * activation rows are sg_q8 rows (sg_q8_quantize), otherwise f32. */
+ * activation rows are sg_q8 rows (sg_q8_quantize), for Q4_K/Q5_K/Q6_K
+ * sg_q8k rows (sg_q8k_quantize), otherwise f32. */
 typedef struct sg_gemm {
     uint32_t type;
     const uint8_t *w;
@@ -63,8 +64,10 @@ typedef struct sg_kernels {
      * (n % 32 == 0) into sg_q8_row_bytes(n) bytes, and the blocked product
      * (returns 0, or -1 for a type it does not handle). */
     void (*quantize_q8)(const float *x, size_t n, uint8_t *dst);
+    /* the same for K-quant weights: n % 256 == 0, sg_q8k_row_bytes(n) */
+    void (*quantize_q8k)(const float *x, size_t n, uint8_t *dst);
     int (*gemm)(const sg_gemm *g);
-    /* 1: Q4_0/Q4_1/Q8_0 weights are multiplied with 8-bit activations
+    /* 1: Q4_0/Q4_1/Q8_0 and Q4_K/Q5_K/Q6_K weights are multiplied with 8-bit activations
      * (fast, llama.cpp-like accuracy); 0: f32 activations ("exact"). */
     int act_q8;
     /* Attention over a block of nb <= SG_ATTN_BLOCK cached rows (attnk.c).
@@ -119,6 +122,11 @@ size_t sg_q8_row_bytes(size_t n);
 /* Does `type` take sg_q8 activation rows in k->gemm? */
 int sg_type_q8_act(uint32_t type);
 void sg_q8_quantize_generic(const float *x, size_t n, uint8_t *dst);
+/* K-quant activation rows (256-value super-blocks): bytes of a row of n
+ * values (0 if n % 256), which types take them, the quantizer. */
+size_t sg_q8k_row_bytes(size_t n);
+int sg_type_q8k_act(uint32_t type);
+void sg_q8k_quantize_generic(const float *x, size_t n, uint8_t *dst);
 int sg_gemm_generic(const sg_gemm *g);
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__)) && \
     !defined(SG_FORCE_GENERIC)

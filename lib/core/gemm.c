@@ -93,6 +93,115 @@ void sg_q8_quantize_generic(const float *x, size_t n, uint8_t *dst) {
     }
 }
 
+/* ---- K-quant activation rows ---------------------------------------------- */
+
+/* Q4_K, Q5_K and Q6_K weights take activation rows quantized per super-block
+ * of 256 values (QKB bytes each):
+ *   float d         max|x|/127 (bytes 4..31 zero)
+ *   int16 bs[16]    at 32: sum of q over each 16 values
+ *   int8  q[256]    at 64: round(x / d)
+ * Each weight sub-block's product with q is an exact integer; the scales
+ * and minimums of the super-block are applied in integers too (the sums
+ * bs give the K-quant minimums and Q6_K's -32), so a super-block's result
+ * is two integers and kernels differ only in float summation order. */
+#define QKB 320
+
+size_t sg_q8k_row_bytes(size_t n) {
+    if (n == 0 || n % 256) return 0;
+    return n / 256 * QKB;
+}
+
+int sg_type_q8k_act(uint32_t type) {
+    return type == SG_TYPE_Q4_K || type == SG_TYPE_Q5_K || type == SG_TYPE_Q6_K;
+}
+
+void sg_q8k_quantize_generic(const float *x, size_t n, uint8_t *dst) {
+    for (size_t sb = 0; sb < n / 256; sb++, x += 256, dst += QKB) {
+        float amax = 0.0f;
+        for (int j = 0; j < 256; j++) {
+            float a = fabsf(x[j]);
+            amax = a > amax ? a : amax;
+        }
+        float id = amax > 0.0f ? 127.0f / amax : 0.0f, d = amax / 127.0f;
+        memset(dst, 0, 64);
+        memcpy(dst, &d, 4);
+        int8_t *q = (int8_t *)(dst + 64);
+        int16_t bs[16];
+        for (int k = 0; k < 16; k++) {
+            int s = 0;
+            for (int l = 0; l < 16; l++) {
+                int v = (int)nearbyintf(x[16 * k + l] * id);
+                q[16 * k + l] = (int8_t)v;
+                s += v;
+            }
+            bs[k] = (int16_t)s;
+        }
+        memcpy(dst + 32, bs, sizeof bs);
+    }
+}
+
+/* The 6-bit scale and minimum of sub-block j of a Q4_K/Q5_K super-block. */
+static inline void k_scale_min(const uint8_t *s, int j, int *sc, int *mn) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *mn = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4);
+        *mn = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
+/* Portable reference: one weight row . one activation row of nsb
+ * super-blocks. */
+static float dot_k_generic(uint32_t type, const uint8_t *w, const uint8_t *a, size_t nsb) {
+    float acc = 0.0f;
+    for (size_t sb = 0; sb < nsb; sb++, a += QKB) {
+        float dx;
+        memcpy(&dx, a, 4);
+        int16_t bs[16];
+        memcpy(bs, a + 32, sizeof bs);
+        const int8_t *x = (const int8_t *)(a + 64);
+        if (type == SG_TYPE_Q6_K) {
+            const uint8_t *ql = w, *qh = w + 128;
+            const int8_t *sc = (const int8_t *)(w + 192);
+            int32_t isum = 0;
+            for (int k = 0; k < 16; k++) {
+                int s = 0;
+                for (int l = 0; l < 16; l++) {
+                    int v = 16 * k + l, h = v / 128, r = v % 128, part = r / 32, li = r % 32;
+                    int lo = part & 1 ? ql[64 * h + 32 + li] : ql[64 * h + li];
+                    int q = (part < 2 ? lo & 15 : lo >> 4) | (((qh[32 * h + li] >> (2 * part)) & 3) << 4);
+                    s += q * x[v];
+                }
+                isum += sc[k] * (s - 32 * bs[k]);
+            }
+            acc += (sg_f16_to_f32(rd16(w + 208)) * dx) * (float)isum;
+            w += 210;
+            continue;
+        }
+        const int q5 = type == SG_TYPE_Q5_K;
+        const uint8_t *qs = w + (q5 ? 48 : 16), *qh = w + 16;
+        int32_t isum = 0, imin = 0;
+        for (int j = 0; j < 8; j++) {
+            int sc, mn;
+            k_scale_min(w + 4, j, &sc, &mn);
+            int s = 0;
+            for (int l = 0; l < 32; l++) {
+                int b = qs[32 * (j / 2) + l];
+                int q = j & 1 ? b >> 4 : b & 15;
+                if (q5) q |= ((qh[l] >> j) & 1) << 4;
+                s += q * x[32 * j + l];
+            }
+            isum += sc * s;
+            imin += mn * (bs[2 * j] + bs[2 * j + 1]);
+        }
+        acc += (sg_f16_to_f32(rd16(w)) * dx) * (float)isum;
+        acc -= (sg_f16_to_f32(rd16(w + 2)) * dx) * (float)imin;
+        w += q5 ? 176 : 144;
+    }
+    return acc;
+}
+
 /* ---- portable kernels ------------------------------------------------------ */
 
 static float dot_q8_generic(uint32_t type, const uint8_t *w, const uint8_t *a, size_t nb) {
@@ -155,6 +264,14 @@ static float dot_f_generic(uint32_t type, const uint8_t *w, const float *x, size
 
 int sg_gemm_generic(const sg_gemm *g) {
     if (g->n == 0) return -1;
+    if (sg_type_q8k_act(g->type)) {
+        if (g->n % 256) return -1;
+        for (size_t j = 0; j < g->na; j++)
+            for (size_t i = 0; i < g->nr; i++)
+                g->y[j * g->ldy + i] = dot_k_generic(g->type, g->w + i * g->w_stride,
+                                                     (const uint8_t *)g->a + j * g->a_stride, g->n / 256);
+        return 0;
+    }
     if (sg_type_q8_act(g->type)) {
         if (g->n % 32) return -1;
         size_t nb = g->n / 32;
@@ -215,61 +332,135 @@ SG_T_AVX2 void sg_q8_quantize_avx2(const float *x, size_t n, uint8_t *dst) {
     }
 }
 
-/* One tile of RW weight rows x RA activation rows, one block per step. */
+/* The 4 f16 scales at blk + k*bs + off (k < nbk; zero for the others) as
+ * floats. */
+#  ifndef SG_PF_DIST
+#    define SG_PF_DIST(RW, ws, bs) ((size_t)4096)
+#  endif
+SG_INLINE SG_T_AVX2 __m128 scales4_avx2(const uint8_t *blk, size_t bs, size_t off, const int nbk) {
+    uint16_t h[4];
+    for (int k = 0; k < 4; k++) {
+        if (k < nbk) memcpy(&h[k], blk + (size_t)k * bs + off, 2);
+        else h[k] = 0;
+    }
+    __m128i v = _mm_cvtsi32_si128(h[0]);
+    v = _mm_insert_epi16(v, h[1], 1);
+    v = _mm_insert_epi16(v, h[2], 2);
+    v = _mm_insert_epi16(v, h[3], 3);
+    return _mm_cvtph_ps(v);
+}
+
+/* Blocks b0 and b1 (b1 may be absent: zero) of a weight row unpacked into
+ * the activation layout: *lo = values 0..15 of b0 | of b1, *hi = 16..31;
+ * 4-bit types as unsigned nibbles, Q8_0 as signed bytes. */
+SG_INLINE SG_T_AVX2 void pair_w_avx2(uint32_t type, const uint8_t *b0, const uint8_t *b1,
+                                     __m256i *lo, __m256i *hi) {
+    if (type == SG_TYPE_Q8_0) {
+        __m128i l1 = b1 ? _mm_loadu_si128((const __m128i *)(const void *)(b1 + 2)) : _mm_setzero_si128();
+        __m128i h1 = b1 ? _mm_loadu_si128((const __m128i *)(const void *)(b1 + 18)) : _mm_setzero_si128();
+        *lo = _mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(b0 + 2))), l1, 1);
+        *hi = _mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(b0 + 18))), h1, 1);
+        return;
+    }
+    const size_t off = type == SG_TYPE_Q4_1 ? 4 : 2;
+    __m128i q1 = b1 ? _mm_loadu_si128((const __m128i *)(const void *)(b1 + off)) : _mm_setzero_si128();
+    __m256i v = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(b0 + off))), q1, 1);
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    *lo = _mm256_and_si256(v, m4);
+    *hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+}
+
+/* One tile of RW weight rows x RA activation rows. Per step a pair of
+ * blocks: a 256-bit load at the activation group's lo/hi gives values
+ * 0..15 / 16..31 of two blocks (one per 128-bit lane), the two weight blocks
+ * are unpacked side by side, and vpmaddubsw + vpmaddwd leave 4 exact int32
+ * partial sums per block (Q4_0's -8 added from the activation's c8 lanes,
+ * Q8_0 through the sign trick); then one convert and one fma per pair with
+ * [dw0 x4, dw1 x4] * [dx0 x4, dx1 x4] (Q4_1: and one fma for the minimums).
+ * The 4 weight scales of a group come from one vcvtph2ps. */
 SG_INLINE SG_T_AVX2 void tile_q8_avx2(uint32_t type, const uint8_t *w, size_t ws, const int RW,
                                       const uint8_t *a, size_t as, const int RA, size_t nb,
                                       float *y, size_t ldy) {
-    __m256 acc[2][4];
-    for (int i = 0; i < RW; i++)
-        for (int j = 0; j < RA; j++) acc[i][j] = _mm256_setzero_ps();
-    const __m256i lo4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
-    const __m256i c80 = _mm256_set1_epi8((char)0x80), c8 = _mm256_set1_epi8(8);
+    __m256 acc[4][4];
+    SG_UNROLL4 for (int i = 0; i < RW; i++)
+        SG_UNROLL4 for (int j = 0; j < RA; j++) acc[i][j] = _mm256_setzero_ps();
+    const __m256i ones = _mm256_set1_epi16(1);
+    const __m256i pidx0 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
+    const __m256i pidx1 = _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3);
     const size_t bs = type == SG_TYPE_Q4_0 ? 18 : type == SG_TYPE_Q4_1 ? 20 : 34;
-    for (size_t b = 0; b < nb; b++) {
-        __m256i wv[2], wc[2];
-        __m256 dw[2], mw[2];
-        for (int i = 0; i < RW; i++) {
-            const uint8_t *blk = w + (size_t)i * ws + b * bs;
-            dw[i] = _mm256_set1_ps(_cvtsh_ss(rd16(blk)));
-            if (type == SG_TYPE_Q8_0) {
-                wv[i] = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 2));
+    const size_t ng = (nb + 3) / 4, nfull = nb / 4;
+    for (size_t gi = 0; gi < ng; gi++) {
+        const int nbk = gi < nfull ? 4 : (int)(nb - gi * 4);
+        __m256 dws[4][2], mws[4][2];
+        SG_UNROLL4 for (int i = 0; i < RW; i++) {
+            const uint8_t *blk = w + (size_t)i * ws + gi * 4 * bs;
+            __m128 d4, m4 = _mm_setzero_ps();
+            if (nbk == 4) {
+#  ifndef SG_GEMM_NO_PREFETCH
+                /* decode streams short rows: fetch the same place of the
+                 * rows RW further on (the next tile), so a tile's rows
+                 * arrive while the previous tile runs */
+                const uint8_t *pf = blk + SG_PF_DIST(RW, ws, bs);
+                _mm_prefetch((const char *)pf, _MM_HINT_T0);
+                _mm_prefetch((const char *)(pf + 64), _MM_HINT_T0);
+                if (type == SG_TYPE_Q8_0) _mm_prefetch((const char *)(pf + 128), _MM_HINT_T0);
+#  endif
+                d4 = scales4_avx2(blk, bs, 0, 4);
+                if (type == SG_TYPE_Q4_1) m4 = scales4_avx2(blk, bs, 2, 4);
             } else {
-                __m128i q = _mm_loadu_si128((const __m128i *)(const void *)(blk + (type == SG_TYPE_Q4_0 ? 2 : 4)));
-                wv[i] = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), lo4);
-                if (type == SG_TYPE_Q4_0) {
-                    wv[i] = _mm256_sub_epi8(wv[i], c8);
-                    wc[i] = _mm256_madd_epi16(_mm256_maddubs_epi16(c80, wv[i]), ones);
-                } else {
-                    /* m only in lane 0: the lanes are summed at the end */
-                    mw[i] = _mm256_setr_ps(_cvtsh_ss(rd16(blk + 2)), 0, 0, 0, 0, 0, 0, 0);
+                d4 = scales4_avx2(blk, bs, 0, nbk);
+                if (type == SG_TYPE_Q4_1) m4 = scales4_avx2(blk, bs, 2, nbk);
+            }
+            __m256 d8 = _mm256_castps128_ps256(d4), m8 = _mm256_castps128_ps256(m4);
+            dws[i][0] = _mm256_permutevar8x32_ps(d8, pidx0);
+            dws[i][1] = _mm256_permutevar8x32_ps(d8, pidx1);
+            if (type == SG_TYPE_Q4_1) {
+                mws[i][0] = _mm256_permutevar8x32_ps(m8, pidx0);
+                mws[i][1] = _mm256_permutevar8x32_ps(m8, pidx1);
+            } else {
+                mws[i][0] = mws[i][1] = _mm256_setzero_ps();
+            }
+        }
+        for (int p = 0; p < 2; p++) {
+            if (2 * p >= nbk) break;
+            __m256i lo[4], hi[4];
+            SG_UNROLL4 for (int i = 0; i < RW; i++) {
+                const uint8_t *b0 = w + (size_t)i * ws + (gi * 4 + 2 * (size_t)p) * bs;
+                pair_w_avx2(type, b0, 2 * p + 1 < nbk ? b0 + bs : NULL, &lo[i], &hi[i]);
+            }
+            SG_UNROLL4 for (int j = 0; j < RA; j++) {
+                const uint8_t *g = a + (size_t)j * as + gi * QG;
+                __m256i xl = _mm256_loadu_si256((const __m256i *)(const void *)(g + 32 * p));
+                __m256i xh = _mm256_loadu_si256((const __m256i *)(const void *)(g + 64 + 32 * p));
+                __m256 dx = _mm256_loadu_ps((const float *)(const void *)(g + 128 + 32 * p));
+                SG_UNROLL4 for (int i = 0; i < RW; i++) {
+                    __m256i dot;
+                    if (type == SG_TYPE_Q8_0) {
+                        __m256i pl = _mm256_maddubs_epi16(_mm256_abs_epi8(lo[i]), _mm256_sign_epi8(xl, lo[i]));
+                        __m256i ph = _mm256_maddubs_epi16(_mm256_abs_epi8(hi[i]), _mm256_sign_epi8(xh, hi[i]));
+                        dot = _mm256_add_epi32(_mm256_madd_epi16(pl, ones), _mm256_madd_epi16(ph, ones));
+                    } else {
+                        __m256i s16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo[i], xl),
+                                                       _mm256_maddubs_epi16(hi[i], xh));
+                        dot = _mm256_madd_epi16(s16, ones);
+                        if (type == SG_TYPE_Q4_0)
+                            dot = _mm256_add_epi32(
+                                dot, _mm256_loadu_si256((const __m256i *)(const void *)(g + 256 + 32 * p)));
+                    }
+                    acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(dws[i][p], dx), acc[i][j]);
+                    if (type == SG_TYPE_Q4_1)
+                        acc[i][j] = _mm256_fmadd_ps(
+                            mws[i][p], _mm256_loadu_ps((const float *)(const void *)(g + 192 + 32 * p)),
+                            acc[i][j]);
                 }
             }
         }
-        for (int j = 0; j < RA; j++) {
-            const uint8_t *g = a + (size_t)j * as + (b / 4) * QG;
-            __m256i x = _mm256_loadu2_m128i((const __m128i *)(const void *)(g + 64 + (b % 4) * 16),
-                                            (const __m128i *)(const void *)(g + (b % 4) * 16));
-            __m256 dx = _mm256_broadcast_ss((const float *)(const void *)(g + 128 + 16 * (b % 4)));
-            __m256i xu = _mm256_xor_si256(x, c80);
-            for (int i = 0; i < RW; i++) {
-                __m256i dot;
-                if (type == SG_TYPE_Q4_0)
-                    dot = _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(xu, wv[i]), ones), wc[i]);
-                else if (type == SG_TYPE_Q4_1)
-                    dot = _mm256_madd_epi16(_mm256_maddubs_epi16(wv[i], x), ones);
-                else
-                    dot = _mm256_madd_epi16(
-                        _mm256_maddubs_epi16(_mm256_abs_epi8(wv[i]), _mm256_sign_epi8(x, wv[i])), ones);
-                acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(dw[i], dx), acc[i][j]);
-                if (type == SG_TYPE_Q4_1)
-                    acc[i][j] = _mm256_fmadd_ps(
-                        mw[i], _mm256_broadcast_ss((const float *)(const void *)(g + 192 + 16 * (b % 4))),
-                        acc[i][j]);
-            }
-        }
     }
-    for (int i = 0; i < RW; i++)
-        for (int j = 0; j < RA; j++) {
+    SG_UNROLL4 for (int i = 0; i < RW; i++)
+        SG_UNROLL4 for (int j = 0; j < RA; j++) {
             __m256 s = acc[i][j];
             __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
             h = _mm_add_ps(h, _mm_movehl_ps(h, h));
@@ -343,15 +534,27 @@ SG_INLINE SG_T_AVX2 void tile_f_avx2(uint32_t type, const uint8_t *w, size_t ws,
                 (const uint8_t *)g->a + j * g->a_stride, g->a_stride, RA_, g->n,         \
                 g->y + j * g->ldy + i, g->ldy)
 
+/* decode (one activation row): 4 weight rows at a time (4 streams, 4
+ * accumulators); batches: tiles of 2 weight rows x up to 4 activation rows
+ * (8 accumulators, the unpacked pair of blocks of 2 rows in registers) */
 SG_INLINE SG_T_AVX2 void q8_tiles_avx2(const sg_gemm *g, uint32_t T, size_t nb) {
-    for (size_t i = 0; i < g->nr; i += 2) {
-        int rw = g->nr - i < 2 ? (int)(g->nr - i) : 2;
-        for (size_t j = 0; j < g->na; j += 2) {
-            int ra = g->na - j < 2 ? (int)(g->na - j) : 2;
-            if (rw == 1 && ra == 1) CALL_Q8_AVX2(T, 1, 1);
-            else if (rw == 1) CALL_Q8_AVX2(T, 1, 2);
-            else if (ra == 1) CALL_Q8_AVX2(T, 2, 1);
-            else CALL_Q8_AVX2(T, 2, 2);
+    const int RWM = g->na == 1 ? 4 : 2;
+    for (size_t i = 0; i < g->nr; i += (size_t)RWM) {
+        int rw = g->nr - i < (size_t)RWM ? (int)(g->nr - i) : RWM;
+        for (size_t j = 0; j < g->na; j += 4) {
+            int ra = g->na - j < 4 ? (int)(g->na - j) : 4;
+            switch (rw * 8 + ra) {
+            case 8 * 1 + 1: CALL_Q8_AVX2(T, 1, 1); break;
+            case 8 * 2 + 1: CALL_Q8_AVX2(T, 2, 1); break;
+            case 8 * 3 + 1: CALL_Q8_AVX2(T, 3, 1); break;
+            case 8 * 4 + 1: CALL_Q8_AVX2(T, 4, 1); break;
+            case 8 * 1 + 2: CALL_Q8_AVX2(T, 1, 2); break;
+            case 8 * 1 + 3: CALL_Q8_AVX2(T, 1, 3); break;
+            case 8 * 1 + 4: CALL_Q8_AVX2(T, 1, 4); break;
+            case 8 * 2 + 2: CALL_Q8_AVX2(T, 2, 2); break;
+            case 8 * 2 + 3: CALL_Q8_AVX2(T, 2, 3); break;
+            default: CALL_Q8_AVX2(T, 2, 4); break;
+            }
         }
     }
 }
@@ -380,8 +583,220 @@ SG_INLINE SG_T_AVX2 void f_tiles_avx2(const sg_gemm *g, uint32_t T) {
     }
 }
 
+
+/* ---- K-quants (AVX2; the AVX-512 table runs the same code with its 32
+ * vector registers) ---- */
+
+/* Scales of a Q4_K/Q5_K super-block: sc and min bytes j = 0..7 (the
+ * k_scale_min layout, 4 at a time in 32-bit words). */
+SG_INLINE void k_scales8(const uint8_t *s, uint64_t *sc, uint64_t *mn) {
+    uint32_t a, b, c;
+    memcpy(&a, s, 4);
+    memcpy(&b, s + 4, 4);
+    memcpy(&c, s + 8, 4);
+    uint32_t sl = a & 0x3f3f3f3fu, ml = b & 0x3f3f3f3fu;
+    uint32_t sh = (c & 0x0f0f0f0fu) | ((a >> 2) & 0x30303030u);
+    uint32_t mh = ((c >> 4) & 0x0f0f0f0fu) | ((b >> 2) & 0x30303030u);
+    *sc = (uint64_t)sl | ((uint64_t)sh << 32);
+    *mn = (uint64_t)ml | ((uint64_t)mh << 32);
+}
+
+/* word w of each 128-bit lane of v in all 8 words of the lane: vpshufb mask */
+#  define KW(w0, w1) _mm256_setr_m128i(_mm_set1_epi16((short)((2 * (w0) + 1) << 8 | 2 * (w0))), \
+                                       _mm_set1_epi16((short)((2 * (w1) + 1) << 8 | 2 * (w1))))
+
+static inline size_t k_bytes(uint32_t type) {
+    return type == SG_TYPE_Q4_K ? 144 : type == SG_TYPE_Q5_K ? 176 : 210;
+}
+
+/* One tile of RW weight rows x RA activation rows over nsb super-blocks.
+ * Per super-block and pair: an int32 accumulator of 8 lanes, each
+ * sub-block as vpmaddubsw (unsigned weights 0..63 x int8) then vpmaddwd by
+ * its scale (exact); Q6_K's -32 and the Q4_K/Q5_K minimums from the
+ * activation's 16-value sums (vpmaddwd); then converted and scaled by
+ * d_w * d_x (and dmin_w * d_x) into a float accumulator. */
+SG_INLINE SG_T_AVX2 void tile_k_avx2(uint32_t type, const uint8_t *w, size_t ws, const int RW,
+                                     const uint8_t *a, size_t as, const int RA, size_t nsb,
+                                     float *y, size_t ldy) {
+    __m256 acc[4][4];
+    SG_UNROLL4 for (int i = 0; i < RW; i++)
+        SG_UNROLL4 for (int j = 0; j < RA; j++) acc[i][j] = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m30 = _mm256_set1_epi8(0x30), m10 = _mm256_set1_epi8(0x10);
+    const size_t bs = k_bytes(type);
+    for (size_t sb = 0; sb < nsb; sb++) {
+        __m256i iacc[4][4], scw[4];
+        __m256i mins[4];
+        float dw[4], dmw[4];
+        SG_UNROLL4 for (int i = 0; i < RW; i++) {
+            const uint8_t *wb = w + (size_t)i * ws + sb * bs;
+#  ifndef SG_GEMM_NO_PREFETCH
+            const uint8_t *pf = wb + SG_PF_DIST(RW, ws, bs);
+            _mm_prefetch((const char *)pf, _MM_HINT_T0);
+            _mm_prefetch((const char *)(pf + 64), _MM_HINT_T0);
+            _mm_prefetch((const char *)(pf + 128), _MM_HINT_T0);
+            if (type != SG_TYPE_Q4_K) _mm_prefetch((const char *)(pf + 192), _MM_HINT_T0);
+#  endif
+            if (type == SG_TYPE_Q6_K) {
+                uint16_t h;
+                memcpy(&h, wb + 208, 2);
+                dw[i] = _cvtsh_ss(h);
+                dmw[i] = 0.0f;
+                /* int16 scales 0..7 | 8..15 */
+                scw[i] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(wb + 192)));
+                mins[i] = scw[i];
+            } else {
+                uint16_t h[2];
+                memcpy(h, wb, 4);
+                dw[i] = _cvtsh_ss(h[0]);
+                dmw[i] = _cvtsh_ss(h[1]);
+                uint64_t sc, mn;
+                k_scales8(wb + 4, &sc, &mn);
+                /* scales as int16 in both lanes; minimums twice each */
+                scw[i] = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc)));
+                __m128i m8 = _mm_cvtsi64_si128((long long)mn);
+                mins[i] = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
+            }
+            SG_UNROLL4 for (int j = 0; j < RA; j++) iacc[i][j] = _mm256_setzero_si256();
+        }
+        if (type == SG_TYPE_Q6_K) {
+            for (int h = 0; h < 2; h++) {
+                __m256i scl[4];
+                SG_UNROLL4 for (int i = 0; i < RW; i++) {
+                    __m128i half = h ? _mm256_extracti128_si256(scw[i], 1) : _mm256_castsi256_si128(scw[i]);
+                    scl[i] = _mm256_broadcastsi128_si256(half);
+                }
+                for (int k = 0; k < 4; k++) {
+                    __m256i q[4];
+                    SG_UNROLL4 for (int i = 0; i < RW; i++) {
+                        const uint8_t *wb = w + (size_t)i * ws + sb * bs;
+                        __m256i ql = _mm256_loadu_si256((const __m256i *)(const void *)(wb + 64 * h + 32 * (k & 1)));
+                        __m256i qh = _mm256_loadu_si256((const __m256i *)(const void *)(wb + 128 + 32 * h));
+                        __m256i lo = k < 2 ? _mm256_and_si256(ql, m4) : _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4);
+                        __m256i hb = k == 0   ? _mm256_slli_epi16(qh, 4)
+                                     : k == 1 ? _mm256_slli_epi16(qh, 2)
+                                     : k == 2 ? qh
+                                              : _mm256_srli_epi16(qh, 2);
+                        q[i] = _mm256_or_si256(lo, _mm256_and_si256(hb, m30));
+                    }
+                    SG_UNROLL4 for (int j = 0; j < RA; j++) {
+                        const uint8_t *ab = a + (size_t)j * as + sb * QKB + 64;
+                        __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)(ab + 128 * h + 32 * k));
+                        SG_UNROLL4 for (int i = 0; i < RW; i++) {
+                            __m256i sv = _mm256_shuffle_epi8(scl[i], KW(2 * k, 2 * k + 1));
+                            iacc[i][j] = _mm256_add_epi32(
+                                iacc[i][j], _mm256_madd_epi16(_mm256_maddubs_epi16(q[i], x), sv));
+                        }
+                    }
+                }
+            }
+        } else {
+            __m256i qh[4];
+            if (type == SG_TYPE_Q5_K)
+                SG_UNROLL4 for (int i = 0; i < RW; i++) qh[i] = _mm256_loadu_si256(
+                    (const __m256i *)(const void *)(w + (size_t)i * ws + sb * bs + 16));
+            for (int c = 0; c < 4; c++) {
+                __m256i lo[4], hi[4];
+                SG_UNROLL4 for (int i = 0; i < RW; i++) {
+                    const uint8_t *qs = w + (size_t)i * ws + sb * bs + (type == SG_TYPE_Q5_K ? 48 : 16) + 32 * c;
+                    __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)qs);
+                    lo[i] = _mm256_and_si256(v, m4);
+                    hi[i] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+                    if (type == SG_TYPE_Q5_K) {
+                        /* bit 2c / 2c+1 of qh to bit 4 */
+                        __m256i b0 = 2 * c <= 4 ? _mm256_slli_epi16(qh[i], 4 - 2 * c) : _mm256_srli_epi16(qh[i], 2 * c - 4);
+                        __m256i b1 = 2 * c + 1 <= 4 ? _mm256_slli_epi16(qh[i], 3 - 2 * c)
+                                                    : _mm256_srli_epi16(qh[i], 2 * c - 3);
+                        lo[i] = _mm256_or_si256(lo[i], _mm256_and_si256(b0, m10));
+                        hi[i] = _mm256_or_si256(hi[i], _mm256_and_si256(b1, m10));
+                    }
+                }
+                SG_UNROLL4 for (int j = 0; j < RA; j++) {
+                    const uint8_t *ab = a + (size_t)j * as + sb * QKB + 64 + 64 * c;
+                    __m256i x0 = _mm256_loadu_si256((const __m256i *)(const void *)ab);
+                    __m256i x1 = _mm256_loadu_si256((const __m256i *)(const void *)(ab + 32));
+                    SG_UNROLL4 for (int i = 0; i < RW; i++) {
+                        __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo[i], x0),
+                                                       _mm256_shuffle_epi8(scw[i], KW(2 * c, 2 * c)));
+                        __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi[i], x1),
+                                                       _mm256_shuffle_epi8(scw[i], KW(2 * c + 1, 2 * c + 1)));
+                        iacc[i][j] = _mm256_add_epi32(iacc[i][j], _mm256_add_epi32(p0, p1));
+                    }
+                }
+            }
+        }
+        SG_UNROLL4 for (int j = 0; j < RA; j++) {
+            const uint8_t *ab = a + (size_t)j * as + sb * QKB;
+            float dx;
+            memcpy(&dx, ab, 4);
+            __m256i bsum = _mm256_loadu_si256((const __m256i *)(const void *)(ab + 32));
+            SG_UNROLL4 for (int i = 0; i < RW; i++) {
+                /* Q6_K: sum_k sc_k * 32 * bs_k; Q4_K/Q5_K: sum_j m_j * (bs_2j + bs_2j+1) */
+                __m256i corr = _mm256_madd_epi16(bsum, mins[i]);
+                if (type == SG_TYPE_Q6_K) {
+                    __m256i t = _mm256_sub_epi32(iacc[i][j], _mm256_slli_epi32(corr, 5));
+                    acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t), _mm256_set1_ps(dw[i] * dx), acc[i][j]);
+                } else {
+                    acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[i][j]), _mm256_set1_ps(dw[i] * dx),
+                                                acc[i][j]);
+                    acc[i][j] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(corr), _mm256_set1_ps(dmw[i] * dx),
+                                                 acc[i][j]);
+                }
+            }
+        }
+    }
+    SG_UNROLL4 for (int i = 0; i < RW; i++)
+        SG_UNROLL4 for (int j = 0; j < RA; j++) {
+            __m256 s = acc[i][j];
+            __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+            h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+            h = _mm_add_ss(h, _mm_movehdup_ps(h));
+            y[(size_t)j * ldy + i] = _mm_cvtss_f32(h);
+        }
+}
+
+#  define CALL_K_AVX2(T, RW_, RA_)                                                       \
+    tile_k_avx2(T, g->w + i * g->w_stride, g->w_stride, RW_,                             \
+                (const uint8_t *)g->a + j * g->a_stride, g->a_stride, RA_, nsb,          \
+                g->y + j * g->ldy + i, g->ldy)
+
+/* decode: 4 weight rows at a time; batches: 2 rows x up to RAB activation
+ * rows (2 with the 16 vector registers of AVX2, 4 with the 32 of AVX-512) */
+SG_INLINE SG_T_AVX2 void k_tiles_avx2(const sg_gemm *g, uint32_t T, size_t nsb, const int RAB) {
+    const int RWM = g->na == 1 ? 4 : 2;
+    for (size_t i = 0; i < g->nr; i += (size_t)RWM) {
+        int rw = g->nr - i < (size_t)RWM ? (int)(g->nr - i) : RWM;
+        for (size_t j = 0; j < g->na; j += (size_t)RAB) {
+            int ra = g->na - j < (size_t)RAB ? (int)(g->na - j) : RAB;
+            switch (rw * 8 + ra) {
+            case 8 * 1 + 1: CALL_K_AVX2(T, 1, 1); break;
+            case 8 * 2 + 1: CALL_K_AVX2(T, 2, 1); break;
+            case 8 * 3 + 1: CALL_K_AVX2(T, 3, 1); break;
+            case 8 * 4 + 1: CALL_K_AVX2(T, 4, 1); break;
+            case 8 * 1 + 2: CALL_K_AVX2(T, 1, 2); break;
+            case 8 * 2 + 2: CALL_K_AVX2(T, 2, 2); break;
+            case 8 * 1 + 3: if (RAB > 2) CALL_K_AVX2(T, 1, 3); break;
+            case 8 * 2 + 3: if (RAB > 2) CALL_K_AVX2(T, 2, 3); break;
+            case 8 * 1 + 4: if (RAB > 2) CALL_K_AVX2(T, 1, 4); break;
+            default: if (RAB > 2) CALL_K_AVX2(T, 2, 4); break;
+            }
+        }
+    }
+}
+
+SG_INLINE SG_T_AVX2 int k_gemm_avx2(const sg_gemm *g, const int RAB) {
+    if (g->n % 256) return -1;
+    size_t nsb = g->n / 256;
+    switch (g->type) {
+    case SG_TYPE_Q4_K: k_tiles_avx2(g, SG_TYPE_Q4_K, nsb, RAB); break;
+    case SG_TYPE_Q5_K: k_tiles_avx2(g, SG_TYPE_Q5_K, nsb, RAB); break;
+    default: k_tiles_avx2(g, SG_TYPE_Q6_K, nsb, RAB); break;
+    }
+    return 0;
+}
+
 SG_T_AVX2 int sg_gemm_avx2(const sg_gemm *g) {
     if (g->n == 0) return -1;
+    if (sg_type_q8k_act(g->type)) return k_gemm_avx2(g, 2);
     if (sg_type_q8_act(g->type)) {
         if (g->n % 32) return -1;
         size_t nb = g->n / 32;
@@ -686,6 +1101,7 @@ SG_INLINE SG_T_512 void f_tiles_512(const sg_gemm *g, uint32_t T) {
 
 SG_T_512 int sg_gemm_avx512(const sg_gemm *g) {
     if (g->n == 0) return -1;
+    if (sg_type_q8k_act(g->type)) return k_gemm_avx2(g, 4);
     if (sg_type_q8_act(g->type)) {
         if (g->n % 32) return -1;
         size_t nb = g->n / 32;

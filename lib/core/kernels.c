@@ -400,6 +400,7 @@ static void kernels_fill(sg_kernels *k, int level) {
     k->to_f32 = sg_to_f32_generic;
     k->dot_row = NULL;
     k->quantize_q8 = sg_q8_quantize_generic;
+    k->quantize_q8k = sg_q8k_quantize_generic;
     k->gemm = sg_gemm_generic;
     k->act_q8 = 1;
     sg_attn_kernels_fill(k, 0);

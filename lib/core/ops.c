@@ -34,7 +34,7 @@ size_t sg_kernel_row_bytes(uint32_t type, uint64_t n) {
  * by one kernel call in an order that does not depend on the split. */
 #define MM_GROUP 8
 
-enum { MM_LEGACY = 0, MM_FLOAT = 1, MM_Q8 = 2 };
+enum { MM_LEGACY = 0, MM_FLOAT = 1, MM_Q8 = 2, MM_Q8K = 3 };
 
 typedef struct mm_job {
     const sg_exec *e;
@@ -48,6 +48,8 @@ typedef struct mm_job {
     const float *x;
     const uint8_t *qa;          /* quantized activations (MM_Q8) */
     size_t qa_stride;
+    const uint8_t *qk;          /* K-quant activations (MM_Q8K) */
+    size_t qk_stride;
     size_t n, in;
     atomic_int failed;          /* set when a conversion fails */
 } mm_job;
@@ -93,6 +95,9 @@ static void mm_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
             if (j->mode[m] == MM_Q8) {
                 gg.a = j->qa;
                 gg.a_stride = j->qa_stride;
+            } else if (j->mode[m] == MM_Q8K) {
+                gg.a = j->qk;
+                gg.a_stride = j->qk_stride;
             } else {
                 gg.a = j->x;
                 gg.a_stride = j->in * sizeof(float);
@@ -126,8 +131,14 @@ int sg_matmul_multi(const sg_exec *e, size_t n_mats, const sg_tensor *const *w, 
     j.n = n;
     j.in = (size_t)w[0]->ne[0];
     if (j.in == 0 || j.in > e->scratch_per_thread) return SIGMA_E_INTERNAL;
-    size_t qrow = sg_q8_row_bytes(j.in);
-    int need_q8 = 0;
+    size_t qrow = sg_q8_row_bytes(j.in), krow = sg_q8k_row_bytes(j.in);
+    /* the 8-bit activation rows of both kinds share e->qbuf: q8 rows first */
+    int need_q8 = 0, want_k = 0;
+    for (size_t m = 0; m < n_mats; m++)
+        if (sg_type_q8_act(w[m]->type)) need_q8 = 1;
+    size_t q8_bytes = need_q8 && qrow && e->qbuf && n <= e->qbuf_bytes / qrow ? n * qrow : 0;
+    int k_fits = krow && e->qbuf && e->k->quantize_q8k && n <= (e->qbuf_bytes - q8_bytes) / krow;
+    need_q8 = 0;
     for (size_t m = 0; m < n_mats; m++) {
         if (w[m]->ne[0] != j.in) return SIGMA_E_INTERNAL;
         j.row_bytes[m] = sg_kernel_row_bytes(w[m]->type, j.in);
@@ -139,10 +150,12 @@ int sg_matmul_multi(const sg_exec *e, size_t n_mats, const sg_tensor *const *w, 
             j.mode[m] = MM_LEGACY;
         } else if (t == SG_TYPE_F32 || t == SG_TYPE_F16 || t == SG_TYPE_BF16) {
             j.mode[m] = MM_FLOAT;
-        } else if (sg_type_q8_act(t) && e->k->act_q8 && e->k->quantize_q8 && qrow && e->qbuf &&
-                   n <= e->qbuf_bytes / qrow) {
+        } else if (sg_type_q8_act(t) && e->k->act_q8 && e->k->quantize_q8 && q8_bytes) {
             j.mode[m] = MM_Q8;
             need_q8 = 1;
+        } else if (sg_type_q8k_act(t) && e->k->act_q8 && k_fits) {
+            j.mode[m] = MM_Q8K;
+            want_k = 1;
         } else {
             j.mode[m] = MM_LEGACY;
         }
@@ -152,6 +165,12 @@ int sg_matmul_multi(const sg_exec *e, size_t n_mats, const sg_tensor *const *w, 
         for (size_t t = 0; t < n; t++) e->k->quantize_q8(x + t * j.in, j.in, e->qbuf + t * qrow);
         j.qa = e->qbuf;
         j.qa_stride = qrow;
+    }
+    if (want_k) {
+        uint8_t *qk = e->qbuf + q8_bytes;
+        for (size_t t = 0; t < n; t++) e->k->quantize_q8k(x + t * j.in, j.in, qk + t * krow);
+        j.qk = qk;
+        j.qk_stride = krow;
     }
     size_t total = j.grp_start[n_mats];
     /* chunks of groups: enough work per chunk to hide scheduling costs */

@@ -38,6 +38,10 @@ static uint16_t to_half(float f) {
 }
 static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
 
+/* The SIMD table under test: the best level, or the one SIGMA_KERNELS caps
+ * it at (the core-avx2 test entry runs this file with SIGMA_KERNELS=avx2). */
+static void simd_table(sg_kernels *k) { sg_kernels_init_spec(k, 1, getenv("SIGMA_KERNELS")); }
+
 /* ---- conversions ----------------------------------------------------------------- */
 
 START_TEST(test_f16_roundtrip) {
@@ -98,7 +102,7 @@ END_TEST
 START_TEST(test_dot_axpy) {
     sg_kernels ks[2];
     sg_kernels_init(&ks[0], 0);
-    sg_kernels_init(&ks[1], 1);
+    simd_table(&ks[1]);
     for (size_t n = 0; n < 300; n += 7) {
         float a[300], b[300], y[300], y2[300];
         double ref = 0, mag = 0;
@@ -234,7 +238,7 @@ static int ref_dequant(uint32_t type, const uint8_t *p, double *y, size_t n) {
 START_TEST(test_dequant_types) {
     sg_kernels ks[2];
     sg_kernels_init(&ks[0], 0);
-    sg_kernels_init(&ks[1], 1);
+    simd_table(&ks[1]);
     const size_t n = 512;
     for (size_t t = 0; t < N_QTYPES; t++) {
         uint32_t type = qtypes[t].type;
@@ -276,7 +280,8 @@ START_TEST(test_matmul_types) {
     ck_assert_int_eq(sg_pool_create(&al, 3, &pool3), SIGMA_OK);
     for (int simd = 0; simd < 2; simd++) {
         sg_kernels k;
-        sg_kernels_init(&k, simd);
+        if (simd) simd_table(&k);
+        else sg_kernels_init(&k, 0);
         for (size_t t = 0; t < N_QTYPES; t++) {
             uint32_t type = qtypes[t].type;
             size_t rb = sg_kernel_row_bytes(type, in);
@@ -417,21 +422,78 @@ START_TEST(test_q8_quantize) {
 }
 END_TEST
 
+/* Decoded K-quant activation row (gemm.c: per 256 values 320 bytes: float
+ * d, zero to 32, int16 sums of 16 at 32, int8 q[256] at 64). */
+static void q8k_decode(const uint8_t *row, size_t n, double *out) {
+    for (size_t sb = 0; sb < n / 256; sb++) {
+        const uint8_t *b = row + sb * 320;
+        float d;
+        memcpy(&d, b, 4);
+        for (int i = 4; i < 32; i++) ck_assert_int_eq(b[i], 0);
+        const int8_t *q = (const int8_t *)(b + 64);
+        for (int k = 0; k < 16; k++) {
+            int16_t bs;
+            memcpy(&bs, b + 32 + 2 * k, 2);
+            int sum = 0;
+            for (int l = 0; l < 16; l++) sum += q[16 * k + l];
+            ck_assert_int_eq(bs, sum);
+        }
+        for (int l = 0; l < 256; l++) out[sb * 256 + l] = (double)q[l] * d;
+    }
+}
+
+START_TEST(test_q8k_quantize) {
+    sg_kernels ks[3];
+    int nk = gemm_tables(ks);
+    for (size_t n = 256; n <= 768; n += 256) {
+        float x[768];
+        for (size_t i = 0; i < n; i++) x[i] = rndf() * (i % 512 < 256 ? 3.0f : 0.01f);
+        if (n == 512) memset(x + 256, 0, 256 * sizeof(float)); /* an all-zero super-block */
+        size_t rb = sg_q8k_row_bytes(n);
+        ck_assert_uint_eq(rb, n / 256 * 320);
+        uint8_t *r0 = malloc(rb), *r1 = malloc(rb);
+        memset(r0, 0x55, rb);
+        ks[0].quantize_q8k(x, n, r0);
+        double dec[768];
+        q8k_decode(r0, n, dec);
+        for (size_t i = 0; i < n; i++) {
+            float amax = 0;
+            for (size_t j = i / 256 * 256; j < i / 256 * 256 + 256; j++) amax = fmaxf(amax, fabsf(x[j]));
+            ck_assert(fabs(dec[i] - x[i]) <= 0.5001 * amax / 127.0 + 1e-30);
+        }
+        for (int k = 1; k < nk; k++) {
+            memset(r1, 0xaa, rb);
+            ks[k].quantize_q8k(x, n, r1);
+            ck_assert_msg(memcmp(r0, r1, rb) == 0, "%s K quantization differs from generic", ks[k].name);
+        }
+        free(r0);
+        free(r1);
+    }
+    ck_assert_uint_eq(sg_q8k_row_bytes(128), 0);
+    ck_assert(sg_type_q8k_act(SG_TYPE_Q4_K) && sg_type_q8k_act(SG_TYPE_Q5_K) && sg_type_q8k_act(SG_TYPE_Q6_K));
+    ck_assert(!sg_type_q8k_act(SG_TYPE_Q4_0));
+}
+END_TEST
+
 /* every table's gemm vs a double reference on the same quantized inputs,
  * for all tile shapes (rows and activation counts 1..9), odd block counts */
 START_TEST(test_gemm_kernels) {
-    static const uint32_t types[] = {SG_TYPE_Q4_0, SG_TYPE_Q4_1, SG_TYPE_Q8_0,
-                                     SG_TYPE_F32,  SG_TYPE_F16,  SG_TYPE_BF16};
+    static const uint32_t types[] = {SG_TYPE_Q4_0, SG_TYPE_Q4_1, SG_TYPE_Q8_0, SG_TYPE_F32,
+                                     SG_TYPE_F16,  SG_TYPE_BF16, SG_TYPE_Q4_K, SG_TYPE_Q5_K,
+                                     SG_TYPE_Q6_K};
     sg_kernels ks[3];
     int nk = gemm_tables(ks);
-    /* 1, 3, 8, 13 blocks: partial and whole groups of 4 blocks */
-    const size_t ins[] = {32, 96, 256, 200, 416};
+    /* 1, 3, 8, 13 blocks: partial and whole groups of 4 blocks; K-quants:
+     * 1, 2, 3, 5 super-blocks */
+    const size_t ins[] = {32, 96, 256, 200, 416, 512, 768, 1280};
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         uint32_t type = types[ti];
-        int q8 = sg_type_q8_act(type);
+        int q8 = sg_type_q8_act(type), qk = sg_type_q8k_act(type);
         for (size_t ii = 0; ii < sizeof ins / sizeof ins[0]; ii++) {
             size_t in = ins[ii];
-            if (q8 && in % 32) continue;
+            if (q8 && (in % 32 || in > 416)) continue;
+            if (qk && in % 256) continue;
+            if (!q8 && !qk && in > 416) continue;
             size_t rb = sg_kernel_row_bytes(type, in);
             const size_t nr = 9, na = 9;
             uint8_t *w = malloc(rb * nr);
@@ -442,11 +504,14 @@ START_TEST(test_gemm_kernels) {
             }
             float *x = malloc(sizeof(float) * in * na);
             for (size_t i = 0; i < in * na; i++) x[i] = rndf();
-            size_t ab = q8 ? sg_q8_row_bytes(in) : in * sizeof(float);
+            size_t ab = q8 ? sg_q8_row_bytes(in) : qk ? sg_q8k_row_bytes(in) : in * sizeof(float);
             uint8_t *a = malloc(ab * na);
             double *ad = malloc(sizeof(double) * in * na);
             for (size_t j = 0; j < na; j++) {
-                if (q8) {
+                if (qk) {
+                    ks[0].quantize_q8k(x + j * in, in, a + j * ab);
+                    q8k_decode(a + j * ab, in, ad + j * in);
+                } else if (q8) {
                     ks[0].quantize_q8(x + j * in, in, a + j * ab);
                     q8_decode(a + j * ab, in, ad + j * in);
                 } else {
@@ -538,8 +603,9 @@ END_TEST
 /* matmul through quantized activations: 1 vs 3 threads bitwise, close to
  * the f32-activation result */
 START_TEST(test_matmul_q8) {
-    static const uint32_t types[] = {SG_TYPE_Q4_0, SG_TYPE_Q4_1, SG_TYPE_Q8_0, SG_TYPE_F16};
-    const size_t in = 256, out = 77, n = 6;
+    static const uint32_t types[] = {SG_TYPE_Q4_0, SG_TYPE_Q4_1, SG_TYPE_Q8_0, SG_TYPE_F16,
+                                     SG_TYPE_Q4_K, SG_TYPE_Q5_K, SG_TYPE_Q6_K};
+    const size_t in = 512, out = 77, n = 6;
     sg_alloc al;
     sg_alloc_init(&al, NULL);
     sg_pool *pool3;
@@ -547,12 +613,12 @@ START_TEST(test_matmul_q8) {
     sg_kernels ks[3];
     int nk = gemm_tables(ks);
     for (int k = 0; k < nk; k++)
-        for (size_t ti = 0; ti < 4; ti++) {
+        for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
             uint32_t type = types[ti];
             size_t rb = sg_kernel_row_bytes(type, in);
             uint8_t *w = malloc(rb * out);
             for (size_t r = 0; r < out; r++) random_row(type, w + r * rb, in);
-            float x[6 * 256], y1[6 * 77], y3[6 * 77], ye[6 * 77];
+            float x[6 * 512], y1[6 * 77], y3[6 * 77], ye[6 * 77], y1b[77];
             for (size_t i = 0; i < n * in; i++) x[i] = rndf();
             sg_tensor ten = {.name = "w", .type = type, .n_dims = 2, .ne = {in, out, 1, 1}, .data = w,
                              .nbytes = rb * out};
@@ -572,8 +638,15 @@ START_TEST(test_matmul_q8) {
                 mag = fmax(mag, fabs((double)ye[i]));
             }
             /* 8-bit activations: relative error well under 2% of the largest output */
-            ck_assert_msg(err <= (sg_type_q8_act(type) ? 0.02 : 1e-5) * mag, "%s type %u: err %g of %g",
+            int act8 = sg_type_q8_act(type) || sg_type_q8k_act(type);
+            ck_assert_msg(err <= (act8 ? 0.02 : 1e-5) * mag, "%s type %u: err %g of %g",
                           ks[k].name, type, err, mag);
+            /* the 8-bit path was taken (it differs from f32 activations) */
+            if (act8) ck_assert_msg(err > 0, "%s type %u: 8-bit path not taken", ks[k].name, type);
+            /* decode (one row) equals the same row of the batch, bitwise */
+            ck_assert_int_eq(sg_matmul(&e3, &ten, x + 3 * in, 1, y1b), SIGMA_OK);
+            ck_assert_msg(memcmp(y1b, y1 + 3 * out, sizeof y1b) == 0, "%s type %u: n=1 differs",
+                          ks[k].name, type);
             free(w); free(scratch); free(qbuf);
         }
     sg_pool_destroy(pool3);
@@ -645,7 +718,7 @@ START_TEST(test_rmsnorm) {
     for (int i = 0; i < 120; i++) x[i] = rndf() * 3;
     for (int i = 0; i < 40; i++) w[i] = rndf();
     sg_kernels k;
-    sg_kernels_init(&k, 1);
+    simd_table(&k);
     sg_exec e = {&k, NULL, 1, NULL, 0, NULL, 0};
     sg_tensor wt = {.name = "n", .type = SG_TYPE_F32, .n_dims = 1, .ne = {40, 1, 1, 1}, .data = w};
     ck_assert_int_eq(sg_rmsnorm(&e, x, &wt, 1e-5f, 3, 40, out, tmp), SIGMA_OK);
@@ -713,7 +786,7 @@ END_TEST
 
 START_TEST(test_embed) {
     sg_kernels k;
-    sg_kernels_init(&k, 1);
+    simd_table(&k);
     const size_t d = 64, rows = 7;
     size_t rb = sg_kernel_row_bytes(SG_TYPE_Q8_0, d);
     uint8_t *w = malloc(rb * rows);
@@ -809,6 +882,7 @@ int main(void) {
     tcase_add_test(tc, test_dequant_types);
     tcase_add_test(tc, test_matmul_types);
     tcase_add_test(tc, test_q8_quantize);
+    tcase_add_test(tc, test_q8k_quantize);
     tcase_add_test(tc, test_gemm_kernels);
     tcase_add_test(tc, test_gemm_long_batch);
     tcase_add_test(tc, test_matmul_q8);
