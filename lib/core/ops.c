@@ -161,23 +161,45 @@ int sg_matmul_multi(const sg_exec *e, size_t n_mats, const sg_tensor *const *w, 
         }
     }
     if (n == 0) return SIGMA_OK;
+    /* Numeric policy (docs/model-format.md): the 8-bit quantizers never see
+     * a NaN or an infinity (converting one to an integer is undefined). A
+     * row holding one is quantized as zeros and its outputs are set to NaN
+     * after the kernels ran, so non-finite values propagate as NaN. The scan
+     * reads the activations once, next to the whole weight matrix. */
+    size_t n_bad = 0;
+    const float *zero = NULL;
+    if (need_q8 || want_k) {
+        for (size_t t = 0; t < n; t++)
+            if (sg_first_nonfinite(x + t * j.in, j.in) < j.in) n_bad++;
+        if (n_bad) { /* thread 0's scratch, free until the kernels run */
+            memset(e->scratch, 0, j.in * sizeof(float));
+            zero = e->scratch;
+        }
+    }
+#define ACT_ROW(t) (n_bad && sg_first_nonfinite(x + (t) * j.in, j.in) < j.in ? zero : x + (t) * j.in)
     if (need_q8) {
-        for (size_t t = 0; t < n; t++) e->k->quantize_q8(x + t * j.in, j.in, e->qbuf + t * qrow);
+        for (size_t t = 0; t < n; t++) e->k->quantize_q8(ACT_ROW(t), j.in, e->qbuf + t * qrow);
         j.qa = e->qbuf;
         j.qa_stride = qrow;
     }
     if (want_k) {
         uint8_t *qk = e->qbuf + q8_bytes;
-        for (size_t t = 0; t < n; t++) e->k->quantize_q8k(x + t * j.in, j.in, qk + t * krow);
+        for (size_t t = 0; t < n; t++) e->k->quantize_q8k(ACT_ROW(t), j.in, qk + t * krow);
         j.qk = qk;
         j.qk_stride = krow;
     }
+#undef ACT_ROW
     size_t total = j.grp_start[n_mats];
     /* chunks of groups: enough work per chunk to hide scheduling costs */
     size_t grain = total / ((size_t)e->n_threads * 8);
     if (grain < 1) grain = 1;
     sg_pool_run(e->pool, total, grain, mm_task, &j);
-    return atomic_load(&j.failed) ? SIGMA_E_UNSUPPORTED : SIGMA_OK;
+    if (atomic_load(&j.failed)) return SIGMA_E_UNSUPPORTED;
+    for (size_t t = 0; n_bad && t < n; t++)
+        if (sg_first_nonfinite(x + t * j.in, j.in) < j.in)
+            for (size_t m = 0; m < n_mats; m++)
+                for (size_t r = 0; r < j.rows[m]; r++) y[m][t * j.rows[m] + r] = NAN;
+    return SIGMA_OK;
 }
 
 int sg_matmul(const sg_exec *e, const sg_tensor *w, const float *x, size_t n, float *y) {
