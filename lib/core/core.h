@@ -211,6 +211,10 @@ void sg_rope_apply(float *x, size_t n, uint32_t n_heads, uint32_t hd, uint32_t n
 
 /* a[i] = silu(a[i]) * b[i] */
 void sg_swiglu(float *a, const float *b, size_t n);
+/* a[i] = gelu_tanh(a[i]) * b[i], gelu_tanh(x) = x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+void sg_geglu_tanh(float *a, const float *b, size_t n);
+/* Soft-capping: x[i] = cap * tanh(x[i] / cap) (cap > 0). */
+void sg_softcap(float *x, size_t n, float cap);
 /* In-place softmax over n values (max-subtracted, double sum). */
 void sg_softmax(float *x, size_t n);
 /* Row `id` of an embedding table (ne = (d, n_rows), any type) as f32. */

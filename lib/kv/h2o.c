@@ -240,6 +240,7 @@ static int h2o_attend(void *state, const sigma_kv_attend_args *a) {
         return SIGMA_E_INVALID_ARG;
     uint32_t l = a->layer;
     if ((uint64_t)a->pos0 + a->n_queries > s->n_pos[l]) return SIGMA_E_INVALID_ARG;
+    if (a->window || a->softcap != 0.0f) return SIGMA_E_UNSUPPORTED; /* not yet */
     /* every query's own row must be there (the recent ones are kept) */
     for (uint32_t i = 0; i < a->n_queries; i++) {
         uint64_t p = (uint64_t)a->pos0 + i;

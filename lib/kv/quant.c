@@ -313,6 +313,7 @@ static int quant_attend(void *state, const sigma_kv_attend_args *a) {
         return SIGMA_E_INVALID_ARG;
     if (a->n_queries == 0) return SIGMA_OK;
     if ((uint64_t)a->pos0 + a->n_queries > s->n_pos[a->layer]) return SIGMA_E_INVALID_ARG;
+    if (a->window || a->softcap != 0.0f) return SIGMA_E_UNSUPPORTED; /* not yet */
     quant_job j = {s, a};
     sg_pool_run(s->b.exec->pool, (size_t)a->n_queries * s->b.lay.n_q_heads, 1, quant_task, &j);
     return SIGMA_OK;

@@ -440,6 +440,7 @@ static int topv_attend(void *state, const sigma_kv_attend_args *a) {
         return SIGMA_E_INVALID_ARG;
     if (a->n_queries == 0) return SIGMA_OK;
     if ((uint64_t)a->pos0 + a->n_queries > s->n_pos[a->layer]) return SIGMA_E_INVALID_ARG;
+    if (a->window || a->softcap != 0.0f) return SIGMA_E_UNSUPPORTED; /* not yet */
     if (s->prefill == TOPV_PREFILL_EXACT && a->n_queries > 1) {
         topv_job j = {s, a, 0, 1};
         sg_pool_run(s->b.exec->pool, (size_t)a->n_queries * s->b.lay.n_k_heads, 1, exact_task, &j);

@@ -223,6 +223,7 @@ static int window_attend(void *state, const sigma_kv_attend_args *a) {
     if (a->n_queries == 0) return SIGMA_OK;
     uint32_t l = a->layer;
     if ((uint64_t)a->pos0 + a->n_queries > s->n_pos[l]) return SIGMA_E_INVALID_ARG;
+    if (a->window || a->softcap != 0.0f) return SIGMA_E_UNSUPPORTED; /* not yet */
     /* the first query's window must still be there */
     if (a->pos0 >= s->sinks) {
         uint64_t lo = (uint64_t)a->pos0 + 1 > s->window ? (uint64_t)a->pos0 + 1 - s->window : 0;
