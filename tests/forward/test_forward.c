@@ -115,6 +115,19 @@ static void check_fixture(const char *name, double tol) {
 
 START_TEST(test_llama_gqa_f32) { check_fixture("llama_gqa_f32", 1e-4); }
 END_TEST
+/* Other architectures (make_fixtures.py ARCH_SHAPES, llama.cpp converter
+ * layout): qwen2 Q/K/V biases, tied; qwen3 Q/K head norms, d_qk 32 != n_embd/n_q;
+ * gemma3 6 layers (5 windowed of 5 positions, RoPE base 10000 there, 1e6 on
+ * layer 5), post-norms, GeGLU, embedding scale, Q/K norms; phi3 fused QKV and
+ * gate/up, every layer windowed (6). */
+START_TEST(test_qwen2_f32) { check_fixture("qwen2_f32", 1e-4); }
+END_TEST
+START_TEST(test_qwen3_f32) { check_fixture("qwen3_f32", 1e-4); }
+END_TEST
+START_TEST(test_gemma3_f32) { check_fixture("gemma3_f32", 1e-4); }
+END_TEST
+START_TEST(test_phi3_f32) { check_fixture("phi3_f32", 1e-4); }
+END_TEST
 START_TEST(test_sigma_augq_f32) { check_fixture("sigma_augq_f32", 1e-4); }
 END_TEST
 START_TEST(test_sigma_dqk_ne_dv_f32) { check_fixture("sigma_dqk16_dv8_f32", 1e-4); }
@@ -389,6 +402,10 @@ int main(void) {
     TCase *tc = tcase_create("reference");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_llama_gqa_f32);
+    tcase_add_test(tc, test_qwen2_f32);
+    tcase_add_test(tc, test_qwen3_f32);
+    tcase_add_test(tc, test_gemma3_f32);
+    tcase_add_test(tc, test_phi3_f32);
     tcase_add_test(tc, test_sigma_augq_f32);
     tcase_add_test(tc, test_sigma_dqk_ne_dv_f32);
     tcase_add_test(tc, test_sigma_augq_f16);
