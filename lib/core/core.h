@@ -260,6 +260,12 @@ void sg_attn_group(const sg_kernels *k, uint32_t n_heads, const float *q, size_t
                    const void *kbase, size_t k_stride, const void *const *vbase, size_t v_stride,
                    sg_kv_type type, size_t n_pos, uint32_t d_qk, uint32_t d_v, float scale,
                    float *out, size_t out_stride);
+/* The same with the scores soft-capped (cap > 0: s = cap * tanh(s / cap)
+ * before the softmax; cap = 0: sg_attn_group exactly). */
+void sg_attn_group_capped(const sg_kernels *k, uint32_t n_heads, const float *q, size_t q_stride,
+                          const void *kbase, size_t k_stride, const void *const *vbase,
+                          size_t v_stride, sg_kv_type type, size_t n_pos, uint32_t d_qk,
+                          uint32_t d_v, float scale, float cap, float *out, size_t out_stride);
 
 /* Scores of n_heads query heads (q + h*q_stride) against n_pos K rows:
  * s[h*s_stride + p] = scale * (q_h . K_p), the same values sg_attn_group

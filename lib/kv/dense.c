@@ -230,9 +230,9 @@ static void attend_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
             for (uint32_t i = 0; i < nh; i++)
                 vb[i] = v_at(s, j->layer, (h0 + c + i) / per_v, first);
             size_t hq = qi * L->n_q_heads + h0 + c;
-            sg_attn_group(s->exec->k, nh, j->a->q + hq * L->d_qk, L->d_qk, kb, L->d_qk, vb, L->d_v,
-                          s->type, n_pos, L->d_qk, L->d_v, j->a->scale, j->a->out + hq * L->d_v,
-                          L->d_v);
+            sg_attn_group_capped(s->exec->k, nh, j->a->q + hq * L->d_qk, L->d_qk, kb, L->d_qk, vb,
+                                 L->d_v, s->type, n_pos, L->d_qk, L->d_v, j->a->scale,
+                                 j->a->softcap, j->a->out + hq * L->d_v, L->d_v);
         }
     }
 }
@@ -242,7 +242,7 @@ static int dense_attend(void *state, const sigma_kv_attend_args *a) {
     if (!s || !a || a->struct_size < sizeof *a || a->layer >= s->lay.n_layers || !a->q || !a->out)
         return SIGMA_E_INVALID_ARG;
     if ((uint64_t)a->pos0 + a->n_queries > s->n_pos[a->layer]) return SIGMA_E_INVALID_ARG;
-    if (a->softcap != 0.0f) return SIGMA_E_UNSUPPORTED;
+    if (a->softcap < 0.0f) return SIGMA_E_INVALID_ARG;
     /* Enough tasks to keep every thread busy: split each group of query
      * heads into more parts only when there are few (query, K head) pairs
      * (decode). Per-head results do not depend on the split. */

@@ -128,6 +128,10 @@ START_TEST(test_gemma3_f32) { check_fixture("gemma3_f32", 1e-4); }
 END_TEST
 START_TEST(test_phi3_f32) { check_fixture("phi3_f32", 1e-4); }
 END_TEST
+/* gemma2: attention soft-capping 2 and final soft-capping 5 (small, so that
+ * they change the logits), layers 0 windowed (5) and 1 global */
+START_TEST(test_gemma2_f32) { check_fixture("gemma2_f32", 1e-4); }
+END_TEST
 START_TEST(test_sigma_augq_f32) { check_fixture("sigma_augq_f32", 1e-4); }
 END_TEST
 START_TEST(test_sigma_dqk_ne_dv_f32) { check_fixture("sigma_dqk16_dv8_f32", 1e-4); }
@@ -406,6 +410,7 @@ int main(void) {
     tcase_add_test(tc, test_qwen3_f32);
     tcase_add_test(tc, test_gemma3_f32);
     tcase_add_test(tc, test_phi3_f32);
+    tcase_add_test(tc, test_gemma2_f32);
     tcase_add_test(tc, test_sigma_augq_f32);
     tcase_add_test(tc, test_sigma_dqk_ne_dv_f32);
     tcase_add_test(tc, test_sigma_augq_f16);

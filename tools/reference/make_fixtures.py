@@ -103,7 +103,7 @@ def make_arch_weights(arch, seed, sh):
     # HF Gemma norms hold w with the scale 1 + w; the file holds 1 + w
     norm = (lambda n: 1.0 + 0.1 * rng.normal(size=n)) if not gemma else \
            (lambda n: 1.0 + 0.1 * rng.normal(size=n))
-    W = {"token_embd.weight": rng.normal(0, 0.25 if not gemma else 0.05, (VOCAB, E)),
+    W = {"token_embd.weight": rng.normal(0, 0.5, (VOCAB, E)),
          "output_norm.weight": norm(E)}
     if not sh.get("tied"):
         W["output.weight"] = rng.normal(0, 0.3, (VOCAB, E))
