@@ -258,6 +258,18 @@ START_TEST(test_llama3mini_exact) {
 }
 END_TEST
 
+/* qwen2 pre-tokenizer (digits one at a time), merges applied: ids from HF
+ * tokenizers (gen_fixtures.py --only qwen2) */
+START_TEST(test_qwen2mini_exact) {
+    sigma_model *m = open_fixture("qwen2mini.gguf");
+    expect_ids(m, "sample.txt", "qwen2mini_sample.ids", 0);
+    expect_ids(m, "specials.txt", "qwen2mini_specials.ids", SIGMA_TOKENIZE_PARSE_SPECIAL);
+    roundtrip_file(m, "sample.txt");
+    roundtrip_file(m, "specials.txt");
+    model_free(m);
+}
+END_TEST
+
 START_TEST(test_spmmini_exact) {
     sigma_model *m = open_fixture("spmmini.gguf");
     expect_ids(m, "sample.txt", "spmmini_sample.ids", 0);
@@ -804,6 +816,7 @@ int main(int argc, char **argv) {
         tcase_add_test(tc, test_utf8_decode);
         tcase_add_test(tc, test_smolmini_exact);
         tcase_add_test(tc, test_llama3mini_exact);
+        tcase_add_test(tc, test_qwen2mini_exact);
         tcase_add_test(tc, test_spmmini_exact);
         tcase_add_test(tc, test_specials);
         tcase_add_test(tc, test_buffer_protocol);
