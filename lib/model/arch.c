@@ -15,15 +15,19 @@
  * and key names are those llama.cpp's converter writes. */
 static const sg_arch_desc ARCHS[] = {
     /* arch, name, diffqkv, halves, bias, qk_norm, post, fqkv, fgu, act, embd_scale, softcap,
-     * swa_pattern, swa_optional, tied_only, swa_theta */
-    {SIGMA_ARCH_LLAMA, "llama", 0, 0, 0, 0, 0, 0, 0, SG_ACT_SWIGLU, 0, 0, 0, 0, 0, 0.0f},
-    {SIGMA_ARCH_SIGMA, "sigma", 1, 1, 0, 0, 0, 0, 0, SG_ACT_SWIGLU, 0, 0, 0, 0, 0, 0.0f},
-    {SIGMA_ARCH_QWEN2, "qwen2", 0, 1, 1, 0, 0, 0, 0, SG_ACT_SWIGLU, 0, 0, 0, 0, 0, 0.0f},
-    {SIGMA_ARCH_QWEN3, "qwen3", 0, 1, 0, 1, 0, 0, 0, SG_ACT_SWIGLU, 0, 0, 0, 0, 0, 0.0f},
+     * swa_pattern, swa_optional, tied_only, swa_theta, chat_hint */
+    {SIGMA_ARCH_LLAMA, "llama", 0, 0, 0, 0, 0, 0, 0, SG_ACT_SWIGLU, 0, 0, 0, 0, 0, 0.0f, NULL},
+    {SIGMA_ARCH_SIGMA, "sigma", 1, 1, 0, 0, 0, 0, 0, SG_ACT_SWIGLU, 0, 0, 0, 0, 0, 0.0f, NULL},
+    {SIGMA_ARCH_QWEN2, "qwen2", 0, 1, 1, 0, 0, 0, 0, SG_ACT_SWIGLU, 0, 0, 0, 0, 0, 0.0f,
+     "<|im_start|>"},
+    {SIGMA_ARCH_QWEN3, "qwen3", 0, 1, 0, 1, 0, 0, 0, SG_ACT_SWIGLU, 0, 0, 0, 0, 0, 0.0f,
+     "<|im_start|>"},
     {SIGMA_ARCH_GEMMA3, "gemma3", 0, 1, 0, 1, 1, 0, 0, SG_ACT_GEGLU_TANH, 1, 0, 6, 0, 1,
-     10000.0f},
-    {SIGMA_ARCH_GEMMA2, "gemma2", 0, 1, 0, 0, 1, 0, 0, SG_ACT_GEGLU_TANH, 1, 1, 2, 0, 1, 0.0f},
-    {SIGMA_ARCH_PHI3, "phi3", 0, 1, 0, 0, 0, 1, 1, SG_ACT_SWIGLU, 0, 0, 1, 1, 0, 0.0f},
+     10000.0f, "<start_of_turn>"},
+    {SIGMA_ARCH_GEMMA2, "gemma2", 0, 1, 0, 0, 1, 0, 0, SG_ACT_GEGLU_TANH, 1, 1, 2, 0, 1, 0.0f,
+     "<start_of_turn>"},
+    {SIGMA_ARCH_PHI3, "phi3", 0, 1, 0, 0, 0, 1, 1, SG_ACT_SWIGLU, 0, 0, 1, 1, 0, 0.0f,
+     "<|user|><|end|>"},
 };
 
 const sg_arch_desc *sg_arch_table(size_t *n) {

@@ -46,6 +46,8 @@ typedef struct sg_arch_desc {
     uint8_t swa_optional;      /* the window key may be absent (then no window) */
     uint8_t tied_only;         /* output.weight must be absent (lm_head = token_embd) */
     float swa_rope_theta;      /* RoPE base of the windowed layers, 0 = the global one */
+    const char *chat_hint;     /* chat template marker assumed when the file has no
+                                * tokenizer.chat_template (lib/text/chat.c), or NULL */
 } sg_arch_desc;
 
 /* The row of `general.architecture` = name (len bytes), or NULL. */

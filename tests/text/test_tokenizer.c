@@ -270,6 +270,41 @@ START_TEST(test_qwen2mini_exact) {
 }
 END_TEST
 
+/* Chat formats of the new architectures through the public API, on the
+ * tiny files of tests/fixtures (no tokenizer.chat_template: the
+ * architecture's default) */
+static void expect_chat(const char *file, const char *want) {
+    char path[4096], buf[512];
+    const char *root = getenv("SIGMA_SOURCE_ROOT");
+    snprintf(path, sizeof path, "%s/tests/fixtures/%s", root ? root : ".", file);
+    sigma_model *m = NULL;
+    ck_assert_int_eq(sigma_model_open(path, NULL, &m), SIGMA_OK);
+    sigma_chat_message msgs[] = {{"system", "Be brief. "}, {"user", " Hi!"},
+                                 {"assistant", "Hello."}, {"user", "Capital of France?"}};
+    size_t len = 0;
+    ck_assert_int_eq(sigma_chat_render(m, msgs, 4, 1, buf, sizeof buf, &len), SIGMA_OK);
+    ck_assert_msg(strcmp(buf, want) == 0, "%s: got\n%s\nwant\n%s", file, buf, want);
+    ck_assert_uint_eq(len, strlen(want));
+    sigma_model_close(m);
+}
+
+START_TEST(test_arch_chat_formats) {
+    expect_chat("gemma3_f32.gguf",
+                "<start_of_turn>user\nBe brief.\n\nHi!<end_of_turn>\n"
+                "<start_of_turn>model\nHello.<end_of_turn>\n"
+                "<start_of_turn>user\nCapital of France?<end_of_turn>\n"
+                "<start_of_turn>model\n");
+    expect_chat("phi3_f32.gguf",
+                "<|system|>\nBe brief. <|end|>\n<|user|>\n Hi!<|end|>\n"
+                "<|assistant|>\nHello.<|end|>\n<|user|>\nCapital of France?<|end|>\n"
+                "<|assistant|>\n");
+    expect_chat("qwen2_f32.gguf",
+                "<|im_start|>system\nBe brief. <|im_end|>\n<|im_start|>user\n Hi!<|im_end|>\n"
+                "<|im_start|>assistant\nHello.<|im_end|>\n"
+                "<|im_start|>user\nCapital of France?<|im_end|>\n<|im_start|>assistant\n");
+}
+END_TEST
+
 START_TEST(test_spmmini_exact) {
     sigma_model *m = open_fixture("spmmini.gguf");
     expect_ids(m, "sample.txt", "spmmini_sample.ids", 0);
@@ -817,6 +852,7 @@ int main(int argc, char **argv) {
         tcase_add_test(tc, test_smolmini_exact);
         tcase_add_test(tc, test_llama3mini_exact);
         tcase_add_test(tc, test_qwen2mini_exact);
+        tcase_add_test(tc, test_arch_chat_formats);
         tcase_add_test(tc, test_spmmini_exact);
         tcase_add_test(tc, test_specials);
         tcase_add_test(tc, test_buffer_protocol);
