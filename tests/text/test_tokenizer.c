@@ -744,6 +744,25 @@ END_TEST
 
 /* ---- the real SmolLM2 vocabulary ----------------------------------------- */
 
+/* Gemma 3's 262k SentencePiece vocabulary (byte fallback, no space
+ * prefix, user-defined whitespace pieces): ids from sentencepiece
+ * (gen_gemma3.py), on the real file (SIGMA_TEST_GEMMA3) */
+START_TEST(test_gemma3_real) {
+    const char *path = getenv("SIGMA_TEST_GEMMA3");
+    ck_assert_ptr_nonnull(path);
+    sigma_model *m;
+    sg_err err = {{0}};
+    ck_assert_msg(open_file(path, &m, &err) == SIGMA_OK, "%s", err.msg);
+    ck_assert_ptr_nonnull(m->tok);
+    ck_assert_uint_eq(sg_tok_n_vocab(m), 262144);
+    expect_ids(m, "sample.txt", "gemma3_sample.ids", 0);
+    expect_ids(m, "specials.txt", "gemma3_specials.ids", SIGMA_TOKENIZE_PARSE_SPECIAL);
+    roundtrip_file(m, "sample.txt");
+    roundtrip_file(m, "specials.txt");
+    model_free(m);
+}
+END_TEST
+
 START_TEST(test_smollm2_real) {
     const char *path = getenv("SIGMA_TEST_MODEL");
     ck_assert_ptr_nonnull(path);
@@ -839,6 +858,10 @@ int main(int argc, char **argv) {
         printf("SKIP: SIGMA_TEST_LLAMA3_DIR is not set (see tests/text/gen_llama3_real.py)\n");
         return 77;
     }
+    if (argc > 1 && strcmp(argv[1], "gemma3") == 0 && !getenv("SIGMA_TEST_GEMMA3")) {
+        printf("SKIP: SIGMA_TEST_GEMMA3 is not set (tools/fetch-gemma3.sh)\n");
+        return 77;
+    }
     Suite *s = suite_create("tokenizer");
     TCase *tc = tcase_create("tokenizer");
     tcase_set_timeout(tc, 120);
@@ -846,6 +869,8 @@ int main(int argc, char **argv) {
         tcase_add_test(tc, test_smollm2_real);
     } else if (argc > 1 && strcmp(argv[1], "llama3") == 0) {
         tcase_add_test(tc, test_llama3_real);
+    } else if (argc > 1 && strcmp(argv[1], "gemma3") == 0) {
+        tcase_add_test(tc, test_gemma3_real);
     } else {
         tcase_add_test(tc, test_unicode_classes);
         tcase_add_test(tc, test_utf8_decode);
