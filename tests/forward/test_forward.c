@@ -375,10 +375,12 @@ static double smol_compare(const sigma_model *m, const int32_t *tok, uint32_t n_
     return worst;
 }
 
-START_TEST(test_smollm2) {
-    const char *path = getenv("SIGMA_TEST_MODEL");
+/* The real-model checks: open `path`, skip unless general.name and
+ * general.file_type are as recorded, compare with tests/fixtures/REF.ref. */
+static void check_real(const char *what, const char *path, const char *want_name,
+                       const char *want_ftype, const char *ref) {
     if (!path || !*path) {
-        printf("SIGMA_TEST_MODEL not set: SmolLM2 reference check skipped\n");
+        printf("%s: model not set, reference check skipped\n", what);
         return;
     }
     sigma_model_params mp;
@@ -388,14 +390,13 @@ START_TEST(test_smollm2) {
     char name[128] = "", ftype[16] = "";
     sigma_model_meta_get(m, "general.name", name, sizeof name, NULL);
     sigma_model_meta_get(m, "general.file_type", ftype, sizeof ftype, NULL);
-    if (strcmp(name, "Smollm2 135M 8k Lc100K Mix1 Ep2") || strcmp(ftype, "3")) {
-        printf("SIGMA_TEST_MODEL is not SmolLM2-135M-Instruct Q4_1 (%s, file_type %s): skipped\n",
-               name, ftype);
+    if (strcmp(name, want_name) || strcmp(ftype, want_ftype)) {
+        printf("%s: not the recorded file (%s, file_type %s): skipped\n", what, name, ftype);
         sigma_model_close(m);
         return;
     }
     char p[4096];
-    path_of(p, sizeof p, "smollm2-q4_1", "ref");
+    path_of(p, sizeof p, ref, "ref");
     FILE *f = fopen(p, "r");
     ck_assert_msg(f != NULL, "cannot open %s", p);
     char line[512];
@@ -423,12 +424,27 @@ START_TEST(test_smollm2) {
     double d1 = smol_compare(m, tok, n_tok, n_vocab, top_k, lse, ids, vals, n_tok);
     double d2 = smol_compare(m, tok, n_tok, n_vocab, top_k, lse, ids, vals, 1);
     double d3 = smol_compare(m, tok, n_tok, n_vocab, top_k, lse, ids, vals, 5);
-    printf("SmolLM2 Q4_1 vs reference: whole %.3g  token-by-token %.3g  chunks of 5 %.3g "
-           "(tol %.0e)\n", d1, d2, d3, SMOL_TOL);
-    ck_assert_msg(d1 <= SMOL_TOL, "SmolLM2 whole prompt: max |diff| %g", d1);
-    ck_assert_msg(d2 <= SMOL_TOL, "SmolLM2 token by token: max |diff| %g", d2);
-    ck_assert_msg(d3 <= SMOL_TOL, "SmolLM2 chunks of 5: max |diff| %g", d3);
+    printf("%s vs reference: whole %.3g  token-by-token %.3g  chunks of 5 %.3g (tol %.0e)\n",
+           what, d1, d2, d3, SMOL_TOL);
+    ck_assert_msg(d1 <= SMOL_TOL, "%s whole prompt: max |diff| %g", what, d1);
+    ck_assert_msg(d2 <= SMOL_TOL, "%s token by token: max |diff| %g", what, d2);
+    ck_assert_msg(d3 <= SMOL_TOL, "%s chunks of 5: max |diff| %g", what, d3);
     sigma_model_close(m);
+}
+
+START_TEST(test_smollm2) {
+    check_real("SmolLM2 Q4_1", getenv("SIGMA_TEST_MODEL"), "Smollm2 135M 8k Lc100K Mix1 Ep2", "3",
+               "smollm2-q4_1");
+}
+END_TEST
+
+/* Gemma 3 270M Q4_K_M (SIGMA_TEST_GEMMA3): BOS + "The capital of France is"
+ * and the reference's own 10 greedy tokens (" the capital of the country of
+ * France. It is"), so the argmax check pins the greedy continuation too
+ * (make_fixtures.py --gemma3) */
+START_TEST(test_gemma3_real) {
+    check_real("Gemma 3 270M Q4_K_M", getenv("SIGMA_TEST_GEMMA3"), "Gemma 3 270m", "15",
+               "gemma3-270m-q4_k_m");
 }
 END_TEST
 
@@ -455,6 +471,7 @@ int main(void) {
     tcase_add_test(tc, test_threads_bitwise);
     tcase_add_test(tc, test_fixture_tokenizer);
     tcase_add_test(tc, test_smollm2);
+    tcase_add_test(tc, test_gemma3_real);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -4,6 +4,7 @@ all-position logits (*.logits) computed by sigma_ref.py in float64.
 
     python3 tools/reference/make_fixtures.py [OUT_DIR]
     python3 tools/reference/make_fixtures.py --smollm2 SmolLM2-135M-Instruct.Q4_1.gguf [OUT_DIR]
+    python3 tools/reference/make_fixtures.py --gemma3 gemma-3-270m-q4_k_m.gguf [OUT_DIR]
 
 .logits format (little-endian): u32 n_tokens, u32 n_vocab,
 i32 tokens[n_tokens], f32 logits[n_tokens][n_vocab].
@@ -260,19 +261,36 @@ SMOL_TOKENS = [25165, 101, 4574, 1116, 198, 1717, 198, 198, 44611, 33015, 198, 1
 SMOL_TOP = 64
 
 
-def smollm2_reference(model, path):
-    """Reference logits of SmolLM2 (Q4_1/Q8_0 weights dequantized here, float64)
-    for SMOL_TOKENS, stored compactly as text: per position the log-sum-exp of
-    all logits and the SMOL_TOP largest logits with their ids."""
+# Gemma 3 270M Q4_K_M (tools/fetch-gemma3.sh): BOS + "The capital of France
+# is" as its tokenizer gives them (exact against sentencepiece, tests/text),
+# then GEMMA_GREEDY tokens chosen greedily by the reference itself.
+GEMMA_PROMPT = [2, 818, 5279, 529, 7001, 563]
+GEMMA_GREEDY = 10
+
+
+def gemma3_reference(model, path):
     m = sigma_ref.Model(model)
-    lg = sigma_ref.forward(m, SMOL_TOKENS)
+    toks = list(GEMMA_PROMPT)
+    for _ in range(GEMMA_GREEDY):
+        toks.append(int(np.argmax(sigma_ref.forward(m, toks)[-1])))
+    print("greedy continuation:", toks[len(GEMMA_PROMPT):])
+    smollm2_reference(model, path, toks, m)
+
+
+def smollm2_reference(model, path, tokens=SMOL_TOKENS, m=None):
+    """Reference logits of SmolLM2 (Q4_1/Q8_0 weights dequantized here, float64)
+    for SMOL_TOKENS (or another real model and tokens), stored compactly as
+    text: per position the log-sum-exp of all logits and the SMOL_TOP largest
+    logits with their ids."""
+    m = m or sigma_ref.Model(model)
+    lg = sigma_ref.forward(m, tokens)
     with open(path, "w") as f:
         f.write(f"# sigma_ref.py logits of {os.path.basename(model)} (general.name "
                 f"{m.kv.get('general.name')!r}), float64 from dequantized weights\n")
         f.write("# line 2: n_tokens n_vocab top_k; line 3: tokens; then per position:\n")
         f.write("# logsumexp(logits), then top_k pairs id:logit (largest first)\n")
-        f.write(f"{len(SMOL_TOKENS)} {lg.shape[1]} {SMOL_TOP}\n")
-        f.write(" ".join(map(str, SMOL_TOKENS)) + "\n")
+        f.write(f"{len(tokens)} {lg.shape[1]} {SMOL_TOP}\n")
+        f.write(" ".join(map(str, tokens)) + "\n")
         for row in lg:
             mx = row.max()
             lse = mx + np.log(np.exp(row - mx).sum())
@@ -282,6 +300,11 @@ def smollm2_reference(model, path):
 
 
 def main():
+    if len(sys.argv) > 2 and sys.argv[1] == "--gemma3":
+        out = sys.argv[3] if len(sys.argv) > 3 else os.path.join(
+            os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "fixtures")
+        gemma3_reference(sys.argv[2], os.path.join(out, "gemma3-270m-q4_k_m.ref"))
+        return
     if len(sys.argv) > 2 and sys.argv[1] == "--smollm2":
         out = sys.argv[3] if len(sys.argv) > 3 else os.path.join(
             os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "fixtures")
