@@ -129,11 +129,12 @@ END_TEST
  * strategies that honour sigma_kv_attend_args.window/softcap: `quant` with
  * everything in its f32 residual (exact), `window` (StreamingLLM) with a
  * window covering the 20 tokens (exact: only the model's window hides
- * rows), and `quant` quantizing all but the last 8 positions (8-bit K and V:
+ * rows), `h2o` with a budget covering them (exact), and `quant` quantizing all but the last 8 positions (8-bit K and V:
  * approximate, measured 0.0065, bound 0.02 — ignoring the model's window moves logits by 3-14). */
 static void check_strategies(const char *name) {
     static const char *const kv[][3] = {{"quant", NULL, "1e-4"},
                                         {"window", "sinks=2,window=64", "1e-4"},
+                                        {"h2o", "budget=64", "1e-4"},
                                         {"quant", "residual=8,group=8", "0.02"}};
     for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++) {
         g_kv = kv[i][0];
@@ -148,6 +149,13 @@ START_TEST(test_window_strategies) {
     check_strategies("gemma3_f32");
     check_strategies("gemma2_f32");
     check_strategies("phi3_f32");
+    /* h2o evicting (budget 12, recent 6): phi3's layers all have a window
+     * of 6, so what h2o keeps covers every row they may read: exact */
+    g_kv = "h2o";
+    g_kv_opt = "budget=12";
+    printf("  kv h2o budget=12: ");
+    check_fixture("phi3_f32", 1e-4);
+    g_kv = g_kv_opt = NULL;
 }
 END_TEST
 
