@@ -129,12 +129,14 @@ END_TEST
  * strategies that honour sigma_kv_attend_args.window/softcap: `quant` with
  * everything in its f32 residual (exact), `window` (StreamingLLM) with a
  * window covering the 20 tokens (exact: only the model's window hides
- * rows), `h2o` with a budget covering them (exact), and `quant` quantizing all but the last 8 positions (8-bit K and V:
+ * rows), `h2o` with a budget covering them (exact), `topv` with k = 100
+ * (exact), and `quant` quantizing all but the last 8 positions (8-bit K and V:
  * approximate, measured 0.0065, bound 0.02 — ignoring the model's window moves logits by 3-14). */
 static void check_strategies(const char *name) {
     static const char *const kv[][3] = {{"quant", NULL, "1e-4"},
                                         {"window", "sinks=2,window=64", "1e-4"},
                                         {"h2o", "budget=64", "1e-4"},
+                                        {"topv", NULL, "1e-4"},
                                         {"quant", "residual=8,group=8", "0.02"}};
     for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++) {
         g_kv = kv[i][0];
@@ -154,6 +156,12 @@ START_TEST(test_window_strategies) {
     g_kv = "h2o";
     g_kv_opt = "budget=12";
     printf("  kv h2o budget=12: ");
+    check_fixture("phi3_f32", 1e-4);
+    /* topv reading fewer rows than there are (k=8): windowed layers are
+     * read exactly (phi3: exact), global ones approximately */
+    g_kv = "topv";
+    g_kv_opt = "k=8,prefill=topk";
+    printf("  kv topv k=8,prefill=topk: ");
     check_fixture("phi3_f32", 1e-4);
     g_kv = g_kv_opt = NULL;
 }
