@@ -1,6 +1,6 @@
 #!/bin/sh
 # Perplexity of Gemma 3 270M Q4_K_M (tools/fetch-gemma3.sh) with
-# sigma-perplexity -c 512 over tests/fixtures/persuasion-100k.txt, compared
+# sigma-perplexity -c 512 (or a later -c) over tests/fixtures/persuasion-100k.txt, compared
 # with the numpy reference's value (tools/reference/sigma_ref.py --ppl,
 # float64 from the dequantized weights, same tokens).
 #   check_ppl_gemma3.sh SIGMA_PERPLEXITY TEXT EXPECTED_PPL REL_TOL [EXTRA ARGS...]
