@@ -14,20 +14,22 @@
 /* One row per architecture, in the order of the sigma_arch values. Tensor
  * and key names are those llama.cpp's converter writes. */
 static const sg_arch_desc ARCHS[] = {
-    /* arch, name, diffqkv, halves, bias, qk_norm, post, fqkv, fgu, act, embd_scale, softcap,
-     * swa_pattern, swa_optional, tied_only, swa_theta, chat_hint */
-    {SIGMA_ARCH_LLAMA, "llama", 0, 0, 0, 0, 0, 0, 0, SG_ACT_SWIGLU, 0, 0, 0, 0, 0, 0.0f, NULL},
-    {SIGMA_ARCH_SIGMA, "sigma", 1, 1, 0, 0, 0, 0, 0, SG_ACT_SWIGLU, 0, 0, 0, 0, 0, 0.0f, NULL},
-    {SIGMA_ARCH_QWEN2, "qwen2", 0, 1, 1, 0, 0, 0, 0, SG_ACT_SWIGLU, 0, 0, 0, 0, 0, 0.0f,
-     "<|im_start|>"},
-    {SIGMA_ARCH_QWEN3, "qwen3", 0, 1, 0, 1, 0, 0, 0, SG_ACT_SWIGLU, 0, 0, 0, 0, 0, 0.0f,
-     "<|im_start|>"},
-    {SIGMA_ARCH_GEMMA3, "gemma3", 0, 1, 0, 1, 1, 0, 0, SG_ACT_GEGLU_TANH, 1, 0, 6, 0, 1,
-     10000.0f, "<start_of_turn>"},
-    {SIGMA_ARCH_GEMMA2, "gemma2", 0, 1, 0, 0, 1, 0, 0, SG_ACT_GEGLU_TANH, 1, 1, 2, 0, 1, 0.0f,
-     "<start_of_turn>"},
-    {SIGMA_ARCH_PHI3, "phi3", 0, 1, 0, 0, 0, 1, 1, SG_ACT_SWIGLU, 0, 0, 1, 1, 0, 0.0f,
-     "<|user|><|end|>"},
+    {.arch = SIGMA_ARCH_LLAMA, .name = "llama", .act = SG_ACT_SWIGLU},
+    {.arch = SIGMA_ARCH_SIGMA, .name = "sigma", .diffqkv_keys = 1, .rope_halves = 1,
+     .act = SG_ACT_SWIGLU},
+    {.arch = SIGMA_ARCH_QWEN2, .name = "qwen2", .rope_halves = 1, .qkv_bias = 1,
+     .act = SG_ACT_SWIGLU, .chat_hint = "<|im_start|>"},
+    {.arch = SIGMA_ARCH_QWEN3, .name = "qwen3", .rope_halves = 1, .qk_norm = 1,
+     .act = SG_ACT_SWIGLU, .chat_hint = "<|im_start|>"},
+    {.arch = SIGMA_ARCH_GEMMA3, .name = "gemma3", .rope_halves = 1, .qk_norm = 1,
+     .post_norms = 1, .act = SG_ACT_GEGLU_TANH, .embd_scale = 1, .swa_pattern = 6,
+     .tied_only = 1, .swa_rope_theta = 10000.0f, .chat_hint = "<start_of_turn>"},
+    {.arch = SIGMA_ARCH_GEMMA2, .name = "gemma2", .rope_halves = 1, .post_norms = 1,
+     .act = SG_ACT_GEGLU_TANH, .embd_scale = 1, .softcap_keys = 1, .swa_pattern = 2,
+     .tied_only = 1, .chat_hint = "<start_of_turn>"},
+    {.arch = SIGMA_ARCH_PHI3, .name = "phi3", .rope_halves = 1, .fused_qkv = 1,
+     .fused_gate_up = 1, .act = SG_ACT_SWIGLU, .swa_pattern = 1, .swa_optional = 1,
+     .chat_hint = "<|user|><|end|>"},
 };
 
 const sg_arch_desc *sg_arch_table(size_t *n) {
