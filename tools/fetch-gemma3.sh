@@ -6,7 +6,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir="$root/.cache/gemma3"
 model="$dir/gemma-3-270m-q4_k_m.gguf"
-want=a5fd3b62
+want=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
 if [ ! -s "$model" ]; then
   mkdir -p "$dir"
   py=$(command -v python3)
@@ -33,9 +33,9 @@ with open(out, "wb") as f:
                     break
                 f.write(b)
 PY
-  sum=$(sha256sum "$model.tmp" | cut -c1-8)
+  sum=$(sha256sum "$model.tmp" | cut -c1-64)
   if [ "$sum" != "$want" ]; then
-    echo "fetch-gemma3: sha256 $sum..., expected $want..." >&2
+    echo "fetch-gemma3: sha256 $sum, expected $want" >&2
     rm -f "$model.tmp"
     exit 1
   fi
