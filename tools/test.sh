@@ -36,6 +36,13 @@ else
   cat "$out/fetch.log" >&2 || true
 fi
 
+if gemma=$(bash tools/fetch-gemma3.sh 2>>"$out/fetch.log"); then
+  export SIGMA_TEST_GEMMA3="$gemma"
+  echo "Gemma 3 model: $SIGMA_TEST_GEMMA3"
+else
+  echo "warning: could not fetch Gemma 3 270M; its perplexity test will be skipped" >&2
+fi
+
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 export TSAN_OPTIONS=halt_on_second_race=0:exitcode=66

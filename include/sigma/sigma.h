@@ -201,13 +201,19 @@ SIGMA_API int sigma_model_last_error(const sigma_model *model, char *buf, size_t
 
 typedef enum sigma_arch {
     SIGMA_ARCH_LLAMA = 1,
-    SIGMA_ARCH_SIGMA = 2
+    SIGMA_ARCH_SIGMA = 2,
+    SIGMA_ARCH_QWEN2 = 3,      /**< Qwen2, Qwen2.5 */
+    SIGMA_ARCH_QWEN3 = 4,      /**< Qwen3 (dense) */
+    SIGMA_ARCH_GEMMA3 = 5,     /**< Gemma 3 (text) */
+    SIGMA_ARCH_GEMMA2 = 6,
+    SIGMA_ARCH_PHI3 = 7
 } sigma_arch;
 
 typedef struct sigma_model_info {
     uint32_t struct_size;      /**< set by the caller: sizeof(sigma_model_info) */
     sigma_arch arch;
-    const char *arch_name;     /**< "llama" or "sigma"; valid while the model is open */
+    const char *arch_name;     /**< general.architecture ("llama", "sigma", "qwen2", ...);
+                                    valid while the model is open */
     const char *name;          /**< general.name or ""; valid while the model is open */
     uint32_t n_layers;
     uint32_t n_embd;           /**< hidden size */
@@ -280,7 +286,9 @@ typedef struct sigma_kv_layout {
 
 /** One attention call: `n_queries` consecutive query tokens at positions
  *  pos0 .. pos0+n_queries-1; query j attends causally to every kept position
- *  <= pos0+j (their K/V rows were appended before this call). Query head i
+ *  <= pos0+j (their K/V rows were appended before this call), and, when
+ *  `window` is set, > pos0+j-window. A strategy that cannot honour `window`
+ *  or `softcap` must return SIGMA_E_UNSUPPORTED rather than ignore them. Query head i
  *  uses K head i*n_k/n_q and V head i*n_v/n_q. */
 typedef struct sigma_kv_attend_args {
     uint32_t struct_size;
@@ -289,7 +297,12 @@ typedef struct sigma_kv_attend_args {
     uint32_t n_queries;
     const float *q;            /**< [n_queries][n_q*d_qk], RoPE applied */
     float *out;                /**< [n_queries][n_q*d_v] */
-    float scale;               /**< 1/sqrt(d_qk) */
+    float scale;               /**< 1/sqrt(d_qk), or the architecture's attention scale */
+    /* Appended fields (struct_size covers them): */
+    uint32_t window;           /**< 0: every kept position; else query at position p reads
+                                    only positions p-window+1 .. p (a sliding-window layer) */
+    float softcap;             /**< 0: none; else every score s (after scale) becomes
+                                    softcap*tanh(s/softcap) before the softmax (Gemma 2) */
 } sigma_kv_attend_args;
 
 /** Serialization sink: write `n` bytes; return 0 or a negative status. */

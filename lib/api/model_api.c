@@ -78,7 +78,7 @@ static int model_open_common(const char *path, const void *data, size_t size,
         return st;
     }
     sg_logf(&m->log, SIGMA_LOG_INFO, "opened %s model '%s': %u layers, %.1f ms",
-            m->hp.arch == SIGMA_ARCH_SIGMA ? "sigma" : "llama", m->name, m->hp.n_layer,
+            m->hp.desc ? m->hp.desc->name : "?", m->name, m->hp.n_layer,
             sg_now_ms() - t0);
     *out = m;
     return SIGMA_OK;

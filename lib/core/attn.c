@@ -40,9 +40,17 @@ void sg_attn_group(const sg_kernels *k, uint32_t n_heads, const float *q, size_t
                    const void *kbase, size_t k_stride, const void *const *vbase, size_t v_stride,
                    sg_kv_type type, size_t n_pos, uint32_t d_qk, uint32_t d_v, float scale,
                    float *out, size_t out_stride) {
+    sg_attn_group_capped(k, n_heads, q, q_stride, kbase, k_stride, vbase, v_stride, type, n_pos,
+                         d_qk, d_v, scale, 0.0f, out, out_stride);
+}
+
+void sg_attn_group_capped(const sg_kernels *k, uint32_t n_heads, const float *q, size_t q_stride,
+                          const void *kbase, size_t k_stride, const void *const *vbase,
+                          size_t v_stride, sg_kv_type type, size_t n_pos, uint32_t d_qk,
+                          uint32_t d_v, float scale, float cap, float *out, size_t out_stride) {
     while (n_heads > SG_ATTN_GROUP_MAX) {
-        sg_attn_group(k, SG_ATTN_GROUP_MAX, q, q_stride, kbase, k_stride, vbase, v_stride, type,
-                      n_pos, d_qk, d_v, scale, out, out_stride);
+        sg_attn_group_capped(k, SG_ATTN_GROUP_MAX, q, q_stride, kbase, k_stride, vbase, v_stride,
+                             type, n_pos, d_qk, d_v, scale, cap, out, out_stride);
         n_heads -= SG_ATTN_GROUP_MAX;
         q += SG_ATTN_GROUP_MAX * q_stride;
         vbase += SG_ATTN_GROUP_MAX;
@@ -64,6 +72,9 @@ void sg_attn_group(const sg_kernels *k, uint32_t n_heads, const float *q, size_t
         size_t nb = n_pos - p0 < SG_ATTN_BLOCK ? n_pos - p0 : SG_ATTN_BLOCK;
         k->attn_scores(q, q_stride, n_heads, (const uint8_t *)kbase + p0 * k_stride * esize, k_stride,
                        (uint32_t)type, nb, d_qk, scale, s);
+        if (cap > 0.0f) /* soft-capping (Gemma 2): s = cap * tanh(s / cap) */
+            for (uint32_t h = 0; h < n_heads; h++)
+                sg_softcap(s + (size_t)h * SG_ATTN_BLOCK, nb, cap);
         /* per head: block max, rescale, weights; then the V sums of the
          * heads with weights, SG_ATTN_ACCUM_HEADS at a time */
         uint32_t na = 0;

@@ -221,6 +221,10 @@ void sg_rope_apply(float *x, size_t n, uint32_t n_heads, uint32_t hd, uint32_t n
 void sg_swiglu(float *a, const float *b, size_t n);
 /* Index of the first element of x[0..n-1] that is NaN or infinite, or n. */
 size_t sg_first_nonfinite(const float *x, size_t n);
+/* a[i] = gelu_tanh(a[i]) * b[i], gelu_tanh(x) = x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+void sg_geglu_tanh(float *a, const float *b, size_t n);
+/* Soft-capping: x[i] = cap * tanh(x[i] / cap) (cap > 0). */
+void sg_softcap(float *x, size_t n, float cap);
 /* In-place softmax over n values (max-subtracted, double sum). */
 void sg_softmax(float *x, size_t n);
 /* Row `id` of an embedding table (ne = (d, n_rows), any type) as f32. */
@@ -266,6 +270,12 @@ void sg_attn_group(const sg_kernels *k, uint32_t n_heads, const float *q, size_t
                    const void *kbase, size_t k_stride, const void *const *vbase, size_t v_stride,
                    sg_kv_type type, size_t n_pos, uint32_t d_qk, uint32_t d_v, float scale,
                    float *out, size_t out_stride);
+/* The same with the scores soft-capped (cap > 0: s = cap * tanh(s / cap)
+ * before the softmax; cap = 0: sg_attn_group exactly). */
+void sg_attn_group_capped(const sg_kernels *k, uint32_t n_heads, const float *q, size_t q_stride,
+                          const void *kbase, size_t k_stride, const void *const *vbase,
+                          size_t v_stride, sg_kv_type type, size_t n_pos, uint32_t d_qk,
+                          uint32_t d_v, float scale, float cap, float *out, size_t out_stride);
 
 /* Scores of n_heads query heads (q + h*q_stride) against n_pos K rows:
  * s[h*s_stride + p] = scale * (q_h . K_p), the same values sg_attn_group

@@ -235,6 +235,19 @@ void sg_swiglu(float *a, const float *b, size_t n) {
     }
 }
 
+void sg_geglu_tanh(float *a, const float *b, size_t n) {
+    const double c = 0.7978845608028654; /* sqrt(2/pi) */
+    for (size_t i = 0; i < n; i++) {
+        double g = a[i];
+        a[i] = (float)(0.5 * g * (1.0 + tanh(c * (g + 0.044715 * g * g * g)))) * b[i];
+    }
+}
+
+void sg_softcap(float *x, size_t n, float cap) {
+    double inv = 1.0 / (double)cap;
+    for (size_t i = 0; i < n; i++) x[i] = (float)((double)cap * tanh((double)x[i] * inv));
+}
+
 void sg_softmax(float *x, size_t n) {
     if (n == 0) return;
     float mx = x[0];

@@ -1,12 +1,16 @@
-/* The forward pass: embed -> layers (pre-norm attention, pre-norm SwiGLU MLP)
+/* The forward pass: embed -> layers (pre-norm attention, pre-norm gated MLP)
  * -> final norm -> lm_head, for a batch of n tokens.
  *
- *     x = embed(tokens)
+ *     x = embed(tokens) * embd_scale                     (Gemma: sqrt(n_embd))
  *     for each layer:
- *         x += attention(rmsnorm(x))          sg_attention, below
- *         x += down(silu(gate(h)) * up(h)),   h = rmsnorm(x)
- *     logits = output(rmsnorm(x))             only for the rows asked for
- */
+ *         x += post_norm?(attention(rmsnorm(x)))         sg_attention, below
+ *         x += post_norm?(down(act(gate(h)) * up(h))),   h = rmsnorm(x)
+ *     logits = softcap?(output(rmsnorm(x)))              only for the rows asked for
+ *
+ * The optional steps (post-norms, Q/K biases and norms, fused tensors, the
+ * activation, soft-capping, sliding windows) are the architecture's row in
+ * lib/model/arch.c; the loader turns it into the layer's tensors (NULL when
+ * absent) and hparams, which is all this file looks at. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +51,8 @@ int sg_fwd_init(sg_fwd *f, const sigma_model *m, sg_pool *pool, uint32_t n_batch
     uint64_t KD = (uint64_t)hp->n_k * hp->d_qk, VD = (uint64_t)hp->n_v * hp->d_v;
     uint64_t AD = (uint64_t)hp->n_q * hp->d_v, DA = hp->d_aug;
     uint64_t widest = E;
+    if (KD > widest) widest = KD;
+    if (VD > widest) widest = VD;
     if (F > widest) widest = F;
     if (QD > widest) widest = QD;
     if (AD > widest) widest = AD;
@@ -60,11 +66,19 @@ int sg_fwd_init(sg_fwd *f, const sigma_model *m, sg_pool *pool, uint32_t n_batch
     f->ffn_u = fwd_alloc(f, n_batch, F, &ok);
     f->norm_w = fwd_alloc(f, 1, E, &ok);
     f->rope_cs = fwd_alloc(f, n_batch, hp->n_rot ? hp->n_rot : 2, &ok);
+    const sg_layer *L0 = &m->layers[0];
+    int fused_qkv = L0->wqkv != NULL, fused_gu = L0->w_gate == NULL, two_bases = 0;
+    for (uint32_t l = 0; l < hp->n_layer; l++)
+        if (m->layers[l].rope_theta != hp->rope_theta) two_bases = 1;
+    if (two_bases) f->rope_cs_swa = fwd_alloc(f, n_batch, hp->n_rot ? hp->n_rot : 2, &ok);
+    if (fused_qkv) f->qkv = fwd_alloc(f, n_batch, QD + KD + VD, &ok);
+    if (fused_gu) f->ffn_gu = fwd_alloc(f, n_batch, 2 * F, &ok);
     /* per-thread scratch: a converted weight row, or the batched matmul
      * kernels' expanded weight rows (sg_gemm_work_bytes) */
     uint64_t spt = (sg_gemm_work_bytes((size_t)widest) + 3) / 4;
     if (spt < widest) spt = widest;
     f->scratch = fwd_alloc(f, nt, spt, &ok);
+    f->vec = fwd_alloc(f, 1, widest, &ok);
     f->ab.q = fwd_alloc(f, n_batch, QD, &ok);
     f->ab.k = fwd_alloc(f, n_batch, KD, &ok);
     f->ab.v = fwd_alloc(f, n_batch, VD, &ok);
@@ -128,20 +142,55 @@ static void add_rows(float *x, const float *d, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] += d[i];
 }
 
+/* x[r][0..d) += b for n rows, b a bias tensor of d values converted into tmp */
+static int add_bias(const sg_exec *e, float *x, size_t n, size_t d, const sg_tensor *b,
+                    float *tmp) {
+    if (e->k->to_f32(b->type, b->data, tmp, d) != 0) return SIGMA_E_UNSUPPORTED;
+    for (size_t t = 0; t < n; t++) add_rows(x + t * d, tmp, d);
+    return SIGMA_OK;
+}
+
 /* ---- attention (docs/sigma.md, "DiffQKV attention") ------------------------
- * Q, K and V come from their own projections with their own head counts; an
- * AugQ model passes q0 through a SwiGLU (gate/up/down) to get Q. K and Q are
- * rotated, the new K/V rows go to the cache strategy, which attends. */
-int sg_attention(const sg_exec *e, const sg_hparams *hp, const sg_layer *L, uint32_t layer,
-                 const sigma_kv_strategy *kv, void *kv_state, const float *xn, size_t n,
-                 uint32_t pos0, const sg_attn_bufs *b, float *out, sg_err *err) {
+ * Q, K and V come from their own projections (or one fused projection) with
+ * their own head counts, plus biases when the layer has them; an AugQ model
+ * passes q0 through a SwiGLU (gate/up/down) to get Q. Q/K heads are
+ * RMS-normalised when the layer has Q/K norms, then rotated; the new K/V rows
+ * go to the cache strategy, which attends (over the layer's window, if any). */
+typedef struct attn_extra {
+    float *qkv;  /* fused QKV output, or NULL */
+    float *vec;  /* a bias or norm weight as f32, or NULL */
+} attn_extra;
+
+static int attention(const sg_exec *e, const sg_hparams *hp, const sg_layer *L, uint32_t layer,
+                     const sigma_kv_strategy *kv, void *kv_state, const float *xn, size_t n,
+                     uint32_t pos0, const sg_attn_bufs *b, const attn_extra *x, float *out,
+                     sg_err *err) {
     int st;
+    if ((L->wqkv && !x->qkv) || ((L->bq || L->q_norm) && !x->vec))
+        return sg_error(err, SIGMA_E_INTERNAL, "layer %u: attention buffers missing", layer);
+    const size_t QD = (size_t)hp->n_q * hp->d_qk, KD = (size_t)hp->n_k * hp->d_qk;
+    const size_t VD = (size_t)hp->n_v * hp->d_v;
     /* projections: q (or q0 for AugQ), k and v share the input */
     float *qdst = hp->d_aug ? b->q0 : b->q;
-    const sg_tensor *w3[3] = {L->wq, L->wk, L->wv};
-    float *y3[3] = {qdst, b->k, b->v};
-    if ((st = sg_matmul_multi(e, 3, w3, xn, n, y3)) != SIGMA_OK)
-        return sg_error(err, st, "layer %u: q/k/v projection failed", layer);
+    if (L->wqkv) {
+        if ((st = sg_matmul(e, L->wqkv, xn, n, x->qkv)) != SIGMA_OK)
+            return sg_error(err, st, "layer %u: fused qkv projection failed", layer);
+        for (size_t t = 0; t < n; t++) {
+            const float *r = x->qkv + t * (QD + KD + VD);
+            memcpy(qdst + t * QD, r, QD * sizeof *r);
+            memcpy(b->k + t * KD, r + QD, KD * sizeof *r);
+            memcpy(b->v + t * VD, r + QD + KD, VD * sizeof *r);
+        }
+    } else {
+        const sg_tensor *w3[3] = {L->wq, L->wk, L->wv};
+        float *y3[3] = {qdst, b->k, b->v};
+        if ((st = sg_matmul_multi(e, 3, w3, xn, n, y3)) != SIGMA_OK)
+            return sg_error(err, st, "layer %u: q/k/v projection failed", layer);
+    }
+    if (L->bq && ((st = add_bias(e, qdst, n, QD, L->bq, x->vec)) != SIGMA_OK ||
+                  (st = add_bias(e, b->k, n, KD, L->bk, x->vec)) != SIGMA_OK ||
+                  (st = add_bias(e, b->v, n, VD, L->bv, x->vec)) != SIGMA_OK))
+        return sg_error(err, st, "layer %u: q/k/v bias failed", layer);
     if (hp->d_aug) {
         /* AugQ: q = q_down(silu(q_gate(q0)) * q_up(q0)) */
         const sg_tensor *w2[2] = {L->wq_gate, L->wq_up};
@@ -152,6 +201,10 @@ int sg_attention(const sg_exec *e, const sg_hparams *hp, const sg_layer *L, uint
         if ((st = sg_matmul(e, L->wq_down, b->aug_g, n, b->q)) != SIGMA_OK)
             return sg_error(err, st, "layer %u: AugQ down failed", layer);
     }
+    if (L->q_norm &&
+        ((st = sg_rmsnorm(e, b->q, L->q_norm, hp->norm_eps, n * hp->n_q, hp->d_qk, b->q, x->vec)) ||
+         (st = sg_rmsnorm(e, b->k, L->k_norm, hp->norm_eps, n * hp->n_k, hp->d_qk, b->k, x->vec))))
+        return sg_error(err, st, "layer %u: q/k norm failed", layer);
     sg_rope_pairs pairs =
         hp->rope_layout == SG_ROPE_HALVES ? SG_ROPE_PAIRS_HALVES : SG_ROPE_PAIRS_ADJACENT;
     sg_rope_apply(b->q, n, hp->n_q, hp->d_qk, hp->n_rot, pairs, b->rope_cs);
@@ -167,11 +220,85 @@ int sg_attention(const sg_exec *e, const sg_hparams *hp, const sg_layer *L, uint
     a.n_queries = (uint32_t)n;
     a.q = b->q;
     a.out = b->att;
-    a.scale = (float)(1.0 / sqrt((double)hp->d_qk));
+    a.scale = hp->attn_scale > 0.0f ? hp->attn_scale : (float)(1.0 / sqrt((double)hp->d_qk));
+    a.window = L->window;
+    a.softcap = hp->attn_softcap;
     if ((st = kv->attend(kv_state, &a)) != SIGMA_OK)
-        return sg_error(err, st, "layer %u: KV strategy '%s' attend failed", layer, kv->name);
+        return sg_error(err, st, "layer %u: KV strategy '%s' attend failed%s", layer, kv->name,
+                        st == SIGMA_E_UNSUPPORTED && (a.window || a.softcap != 0.0f)
+                            ? " (it does not support this layer's sliding window or soft-capping)"
+                            : "");
     if ((st = sg_matmul(e, L->wo, b->att, n, out)) != SIGMA_OK)
         return sg_error(err, st, "layer %u: output projection failed", layer);
+    return SIGMA_OK;
+}
+
+int sg_attention(const sg_exec *e, const sg_hparams *hp, const sg_layer *L, uint32_t layer,
+                 const sigma_kv_strategy *kv, void *kv_state, const float *xn, size_t n,
+                 uint32_t pos0, const sg_attn_bufs *b, float *out, sg_err *err) {
+    attn_extra none = {NULL, NULL};
+    return attention(e, hp, L, layer, kv, kv_state, xn, n, pos0, b, &none, out, err);
+}
+
+/* ---- the MLP: down(act(gate(h)) * up(h)), gate/up separate or fused -------- */
+static int mlp(sg_fwd *f, const sg_layer *L, uint32_t l, size_t n, sg_err *err) {
+    const sg_exec *e = &f->exec;
+    const sg_hparams *hp = &f->model->hp;
+    const size_t F = hp->n_ff;
+    int st;
+    if (L->w_gate) {
+        const sg_tensor *w2[2] = {L->w_gate, L->w_up};
+        float *y2[2] = {f->ffn_g, f->ffn_u};
+        if ((st = sg_matmul_multi(e, 2, w2, f->xn, n, y2)))
+            return sg_error(err, st, "layer %u: ffn gate/up failed", l);
+    } else {
+        /* fused: each row is [gate (F) | up (F)] */
+        if ((st = sg_matmul(e, L->w_up, f->xn, n, f->ffn_gu)))
+            return sg_error(err, st, "layer %u: ffn fused gate/up failed", l);
+        for (size_t t = 0; t < n; t++) {
+            memcpy(f->ffn_g + t * F, f->ffn_gu + t * 2 * F, F * sizeof(float));
+            memcpy(f->ffn_u + t * F, f->ffn_gu + t * 2 * F + F, F * sizeof(float));
+        }
+    }
+    if (hp->act == SG_ACT_GEGLU_TANH)
+        sg_geglu_tanh(f->ffn_g, f->ffn_u, n * F);
+    else
+        sg_swiglu(f->ffn_g, f->ffn_u, n * F);
+    if ((st = sg_matmul(e, L->w_down, f->ffn_g, n, f->delta)))
+        return sg_error(err, st, "layer %u: ffn_down failed", l);
+    return SIGMA_OK;
+}
+
+/* One layer: x += post?(attention(norm(x))); x += post?(mlp(norm(x))). */
+static int layer_forward(sg_fwd *f, uint32_t l, size_t n, uint32_t pos0, sg_err *err) {
+    const sigma_model *m = f->model;
+    const sg_hparams *hp = &m->hp;
+    const sg_exec *e = &f->exec;
+    const sg_layer *L = &m->layers[l];
+    const size_t E = hp->n_embd;
+    int st;
+    /* attention block; a layer with its own RoPE base uses the second table */
+    sg_attn_bufs ab = f->ab;
+    if (f->rope_cs_swa && L->rope_theta != hp->rope_theta) ab.rope_cs = f->rope_cs_swa;
+    if ((st = sg_rmsnorm(e, f->x, L->attn_norm, hp->norm_eps, n, E, f->xn, f->norm_w)))
+        return sg_error(err, st, "layer %u: attn_norm failed", l);
+    attn_extra ax = {f->qkv, f->vec};
+    if ((st = attention(e, hp, L, l, f->kv, f->kv_state, f->xn, n, pos0, &ab, &ax, f->delta, err)))
+        return st;
+    if (L->post_attn_norm &&
+        (st = sg_rmsnorm(e, f->delta, L->post_attn_norm, hp->norm_eps, n, E, f->delta, f->norm_w)))
+        return sg_error(err, st, "layer %u: post_attention_norm failed", l);
+    add_rows(f->x, f->delta, n * E);
+    if ((st = check_finite(f->x, n, E, "attention", (int)l, err))) return st;
+    /* MLP block */
+    if ((st = sg_rmsnorm(e, f->x, L->ffn_norm, hp->norm_eps, n, E, f->xn, f->norm_w)))
+        return sg_error(err, st, "layer %u: ffn_norm failed", l);
+    if ((st = mlp(f, L, l, n, err))) return st;
+    if (L->post_ffn_norm &&
+        (st = sg_rmsnorm(e, f->delta, L->post_ffn_norm, hp->norm_eps, n, E, f->delta, f->norm_w)))
+        return sg_error(err, st, "layer %u: post_ffw_norm failed", l);
+    add_rows(f->x, f->delta, n * E);
+    if ((st = check_finite(f->x, n, E, "ffn", (int)l, err))) return st;
     return SIGMA_OK;
 }
 
@@ -180,41 +307,30 @@ int sg_forward(sg_fwd *f, const sigma_token *tokens, size_t n, uint32_t pos0, si
     const sigma_model *m = f->model;
     const sg_hparams *hp = &m->hp;
     const sg_exec *e = &f->exec;
-    const size_t E = hp->n_embd, F = hp->n_ff;
+    const size_t E = hp->n_embd;
     int st;
     if (n == 0 || n > f->n_batch || !f->kv) return sg_error(err, SIGMA_E_INTERNAL, "bad forward call");
 
     for (size_t t = 0; t < n; t++)
         if ((st = sg_embed_row(e->k, m->tok_embd, (uint32_t)tokens[t], f->x + t * E)) != SIGMA_OK)
             return sg_error(err, st, "cannot read the embedding of token %d", tokens[t]);
+    if (hp->embd_scale != 1.0f && hp->embd_scale != 0.0f)
+        for (size_t i = 0; i < n * E; i++) f->x[i] *= hp->embd_scale;
     if ((st = check_finite(f->x, n, E, "token embedding", -1, err))) return st;
-    if (hp->n_rot)
+    if (hp->n_rot) {
         sg_rope_table_scaled(f->rope_cs, pos0, n, hp->n_rot, hp->rope_theta, hp->rope_freq_scale,
                              m->rope_factors);
+        /* windowed layers with their own base (Gemma 3's local layers): unscaled */
+        for (uint32_t l = 0; f->rope_cs_swa && l < hp->n_layer; l++)
+            if (m->layers[l].rope_theta != hp->rope_theta) {
+                sg_rope_table(f->rope_cs_swa, pos0, n, hp->n_rot, m->layers[l].rope_theta);
+                break;
+            }
+    }
 
     for (uint32_t l = 0; l < hp->n_layer; l++) {
-        const sg_layer *L = &m->layers[l];
         if (cancel && cancel(cancel_user)) return sg_error(err, SIGMA_E_CANCELLED, "cancelled");
-        /* attention block */
-        if ((st = sg_rmsnorm(e, f->x, L->attn_norm, hp->norm_eps, n, E, f->xn, f->norm_w)))
-            return sg_error(err, st, "layer %u: attn_norm failed", l);
-        if ((st = sg_attention(e, hp, L, l, f->kv, f->kv_state, f->xn, n, pos0, &f->ab, f->delta,
-                               err)))
-            return st;
-        add_rows(f->x, f->delta, n * E);
-        if ((st = check_finite(f->x, n, E, "attention", (int)l, err))) return st;
-        /* MLP block */
-        if ((st = sg_rmsnorm(e, f->x, L->ffn_norm, hp->norm_eps, n, E, f->xn, f->norm_w)))
-            return sg_error(err, st, "layer %u: ffn_norm failed", l);
-        const sg_tensor *w2[2] = {L->w_gate, L->w_up};
-        float *y2[2] = {f->ffn_g, f->ffn_u};
-        if ((st = sg_matmul_multi(e, 2, w2, f->xn, n, y2)))
-            return sg_error(err, st, "layer %u: ffn gate/up failed", l);
-        sg_swiglu(f->ffn_g, f->ffn_u, n * F);
-        if ((st = sg_matmul(e, L->w_down, f->ffn_g, n, f->delta)))
-            return sg_error(err, st, "layer %u: ffn_down failed", l);
-        add_rows(f->x, f->delta, n * E);
-        if ((st = check_finite(f->x, n, E, "ffn", (int)l, err))) return st;
+        if ((st = layer_forward(f, l, n, pos0, err))) return st;
     }
     if (cancel && cancel(cancel_user)) return sg_error(err, SIGMA_E_CANCELLED, "cancelled");
 
@@ -225,6 +341,7 @@ int sg_forward(sg_fwd *f, const sigma_token *tokens, size_t n, uint32_t pos0, si
             return sg_error(err, st, "output_norm failed");
         if ((st = sg_matmul(e, m->output, f->xn, nr, logits)))
             return sg_error(err, st, "lm_head failed");
+        if (hp->final_softcap > 0.0f) sg_softcap(logits, nr * hp->n_vocab, hp->final_softcap);
         if ((st = check_finite(logits, nr, hp->n_vocab, "output (logits)", -1, err))) return st;
     }
     return SIGMA_OK;

@@ -1,5 +1,6 @@
 /* forward: one forward pass of a model over a batch of tokens: every
- * layer's DiffQKV attention and FFN (lib/forward/forward.c). Talks to the
+ * layer's DiffQKV attention and FFN, with the steps the model's architecture
+ * row asks for (lib/forward/forward.c). Talks to the
  * KV cache only through the public sigma_kv_strategy table. */
 #ifndef SG_FORWARD_H
 #define SG_FORWARD_H
@@ -16,12 +17,13 @@ typedef struct sg_attn_bufs {
     float *k;      /* [n][n_k*d_qk] */
     float *v;      /* [n][n_v*d_v] */
     float *att;    /* [n][n_q*d_v] */
-    const float *rope_cs; /* sg_rope_table for positions pos0..pos0+n-1 */
+    const float *rope_cs; /* sg_rope_table for positions pos0..pos0+n-1 (this layer's base) */
 } sg_attn_bufs;
 
 /* The attention block of one layer for n tokens at positions pos0..:
  * out[n][n_embd] = o_proj(attend(rope(q(xn)), cache + rope(k(xn)), v(xn))).
- * Appends this layer's K/V rows to the strategy first. */
+ * Appends this layer's K/V rows to the strategy first. For layers without
+ * fused QKV, biases or Q/K norms (sg_forward passes their buffers itself). */
 int sg_attention(const sg_exec *e, const sg_hparams *hp, const sg_layer *L, uint32_t layer,
                  const sigma_kv_strategy *kv, void *kv_state, const float *xn, size_t n,
                  uint32_t pos0, const sg_attn_bufs *b, float *out, sg_err *err);
@@ -41,9 +43,13 @@ typedef struct sg_fwd {
     float *ffn_g, *ffn_u;          /* [n_batch][n_ff] */
     float *norm_w;                 /* [n_embd] */
     float *rope_cs;                /* [n_batch][n_rot] */
+    float *rope_cs_swa;            /* the same for windowed layers' base, or NULL */
+    float *ffn_gu;                 /* [n_batch][2*n_ff], fused gate/up only */
+    float *qkv;                    /* [n_batch][QD+KD+VD], fused QKV only */
+    float *vec;                    /* [widest]: a bias or a Q/K norm weight as f32 */
     float *scratch;                /* exec.scratch */
     sg_attn_bufs ab;
-    float *bufs[20];               /* every allocation above, for freeing */
+    float *bufs[24];               /* every allocation above, for freeing */
     size_t n_bufs;
 } sg_fwd;
 

@@ -137,16 +137,19 @@ static void attend_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
         uint32_t r = (uint32_t)(t % ((size_t)L->n_k_heads * j->splits));
         uint32_t kh = r / j->splits;
         uint32_t h0 = sg_head_first_q(kh, L->n_q_heads, L->n_k_heads) + (r % j->splits) * sub;
-        const uint8_t *kb = k_at(s, j->layer, kh, 0);
         size_t n_pos = (size_t)j->a->pos0 + qi + 1;
+        /* a sliding-window layer reads only the last `window` positions */
+        size_t first = j->a->window && n_pos > j->a->window ? n_pos - j->a->window : 0;
+        const uint8_t *kb = k_at(s, j->layer, kh, first);
+        n_pos -= first;
         for (uint32_t c = 0; c < sub; c += SG_ATTN_GROUP_MAX) {
             uint32_t nh = sub - c < SG_ATTN_GROUP_MAX ? sub - c : SG_ATTN_GROUP_MAX;
             for (uint32_t i = 0; i < nh; i++)
-                vb[i] = v_at(s, j->layer, sg_head_map(h0 + c + i, L->n_q_heads, L->n_v_heads), 0);
+                vb[i] = v_at(s, j->layer, sg_head_map(h0 + c + i, L->n_q_heads, L->n_v_heads), first);
             size_t hq = qi * L->n_q_heads + h0 + c;
-            sg_attn_group(s->b.exec->k, nh, j->a->q + hq * L->d_qk, L->d_qk, kb, L->d_qk, vb, L->d_v,
-                          s->type, n_pos, L->d_qk, L->d_v, j->a->scale, j->a->out + hq * L->d_v,
-                          L->d_v);
+            sg_attn_group_capped(s->b.exec->k, nh, j->a->q + hq * L->d_qk, L->d_qk, kb, L->d_qk, vb,
+                                 L->d_v, s->type, n_pos, L->d_qk, L->d_v, j->a->scale,
+                                 j->a->softcap, j->a->out + hq * L->d_v, L->d_v);
         }
     }
 }
@@ -156,6 +159,7 @@ static int dense_attend(void *state, const sigma_kv_attend_args *a) {
     if (!s || !a || a->struct_size < sizeof *a || a->layer >= s->b.lay.n_layers || !a->q || !a->out)
         return SIGMA_E_INVALID_ARG;
     if ((uint64_t)a->pos0 + a->n_queries > s->n_pos[a->layer]) return SIGMA_E_INVALID_ARG;
+    if (a->softcap < 0.0f) return SIGMA_E_INVALID_ARG;
     /* Enough tasks to keep every thread busy: split each group of query
      * heads into more parts only when there are few (query, K head) pairs
      * (decode). Per-head results do not depend on the split. */

@@ -209,23 +209,32 @@ static void h2o_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
     const uint32_t *pos = pos_of(s, l);
     size_t rows = s->n_rows[l];
     uint64_t p = (uint64_t)j->a->pos0 + j->qi;
+    /* the model's sliding window (a->window) hides positions < pw */
+    uint64_t pw = j->a->window && p + 1 > j->a->window ? p + 1 - j->a->window : 0;
+    float cap = j->a->softcap;
     for (size_t h = begin; h < end; h++) {
         sg_kv_qhead x = sg_kv_qhead_at(L, j->a, j->qi, (uint32_t)h);
         const float *q = x.q, *kh0 = kb + (size_t)x.kh * L->d_qk, *vh0 = vb + (size_t)x.vh * L->d_v;
         float *out = x.out;
         float *w = s->w + h * s->cap_rows;
-        for (size_t r = 0; r < rows; r++)
-            w[r] = pos[r] <= p ? kern->dot_f32(q, kh0 + r * s->k_row, L->d_qk) * j->a->scale
-                               : -INFINITY;
+        for (size_t r = 0; r < rows; r++) {
+            w[r] = pos[r] <= p && pos[r] >= pw
+                       ? kern->dot_f32(q, kh0 + r * s->k_row, L->d_qk) * j->a->scale
+                       : -INFINITY;
+            if (cap > 0.0f && w[r] > -INFINITY) sg_softcap(&w[r], 1, cap);
+        }
         sigma_kernel_softmax_f32(w, rows);
         if (s->ordered[l]) {
             /* rows 0..p hold positions 0..p: the dense computation */
-            sg_attn_head(kern, q, kh0, s->k_row, vh0, s->v_row, SG_KV_F32, (size_t)p + 1, L->d_qk,
-                         L->d_v, j->a->scale, out);
+            const void *vr = vh0 + (size_t)pw * s->v_row;
+            sg_attn_group_capped(kern, 1, q, 0, kh0 + (size_t)pw * s->k_row, s->k_row, &vr,
+                                 s->v_row, SG_KV_F32, (size_t)(p + 1 - pw), L->d_qk, L->d_v,
+                                 j->a->scale, cap, out, 0);
         } else {
             memset(out, 0, (size_t)L->d_v * sizeof(float));
             for (size_t r = 0; r < rows; r++)
-                if (pos[r] <= p) kern->axpy_f32(out, w[r], vh0 + r * s->v_row, L->d_v);
+                if (pos[r] <= p && pos[r] >= pw)
+                    kern->axpy_f32(out, w[r], vh0 + r * s->v_row, L->d_v);
         }
     }
 }
@@ -236,6 +245,7 @@ static int h2o_attend(void *state, const sigma_kv_attend_args *a) {
         return SIGMA_E_INVALID_ARG;
     uint32_t l = a->layer;
     if ((uint64_t)a->pos0 + a->n_queries > s->n_pos[l]) return SIGMA_E_INVALID_ARG;
+    if (a->softcap < 0.0f) return SIGMA_E_INVALID_ARG;
     /* every query's own row must be there (the recent ones are kept) */
     for (uint32_t i = 0; i < a->n_queries; i++) {
         uint64_t p = (uint64_t)a->pos0 + i;

@@ -273,11 +273,14 @@ static void quant_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
         uint64_t b = bq(s, p);
         if (b < s->res0[l]) b = s->res0[l];
         if (b > s->nq[l]) b = s->nq[l];
+        /* a sliding-window layer reads positions first..p only */
+        size_t first = j->a->window && p + 1 > j->a->window ? (size_t)(p + 1 - j->a->window) : 0;
         if (b == 0) {
-            /* all f32, rows 0..p: the dense computation */
-            sg_attn_head(kern, q, krow(s, l, 0) + (size_t)kh * L->d_qk, s->k_row,
-                         vrow(s, l, 0) + (size_t)vh * L->d_v, s->v_row, SG_KV_F32, (size_t)p + 1,
-                         L->d_qk, L->d_v, j->a->scale, out);
+            /* all f32, rows first..p: the dense computation */
+            const void *vb = vrow(s, l, first) + (size_t)vh * L->d_v;
+            sg_attn_group_capped(kern, 1, q, 0, krow(s, l, first) + (size_t)kh * L->d_qk, s->k_row,
+                                 &vb, s->v_row, SG_KV_F32, (size_t)p + 1 - first, L->d_qk, L->d_v,
+                                 j->a->scale, j->a->softcap, out, 0);
             continue;
         }
         for (size_t blk = 0; blk < b / G; blk++) {
@@ -292,6 +295,8 @@ static void quant_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
         }
         for (size_t ps = (size_t)b; ps <= p; ps++)
             sc[ps] = kern->dot_f32(q, krow(s, l, ps) + (size_t)kh * L->d_qk, L->d_qk) * j->a->scale;
+        for (size_t ps = 0; ps < first; ps++) sc[ps] = -INFINITY;
+        if (j->a->softcap > 0.0f) sg_softcap(sc + first, (size_t)p + 1 - first, j->a->softcap);
         sigma_kernel_softmax_f32(sc, (size_t)p + 1);
         memset(out, 0, (size_t)L->d_v * sizeof(float));
         for (size_t ps = 0; ps < b; ps++)
@@ -308,6 +313,7 @@ static int quant_attend(void *state, const sigma_kv_attend_args *a) {
         return SIGMA_E_INVALID_ARG;
     if (a->n_queries == 0) return SIGMA_OK;
     if ((uint64_t)a->pos0 + a->n_queries > s->n_pos[a->layer]) return SIGMA_E_INVALID_ARG;
+    if (a->softcap < 0.0f) return SIGMA_E_INVALID_ARG;
     sg_kv_job j = {s, a, 0};
     sg_pool_run(s->b.exec->pool, (size_t)a->n_queries * s->b.lay.n_q_heads, 1, quant_task, &j);
     return SIGMA_OK;

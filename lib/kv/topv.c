@@ -329,12 +329,14 @@ static void topv_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
         uint32_t h0 = unit * s->unit_heads + (uint32_t)(t % j->parts) * gh;
         size_t n = (size_t)j->a->pos0 + qi + 1;
         if (n <= s->topk) { /* every row is read: dense */
-            for (uint32_t h = h0; h < h0 + gh; h++)
-                sg_attn_head(kern, j->a->q + (qi * L->n_q_heads + h) * L->d_qk,
-                             kb + (size_t)sg_head_map(h, L->n_q_heads, L->n_k_heads) * L->d_qk, s->k_row,
-                             vb + (size_t)sg_head_map(h, L->n_q_heads, L->n_v_heads) * L->d_v, s->v_row,
-                             SG_KV_F32, n, L->d_qk,
-                             L->d_v, j->a->scale, j->a->out + (qi * L->n_q_heads + h) * L->d_v);
+            for (uint32_t h = h0; h < h0 + gh; h++) {
+                const void *vr = vb + (size_t)sg_head_map(h, L->n_q_heads, L->n_v_heads) * L->d_v;
+                sg_attn_group_capped(kern, 1, j->a->q + (qi * L->n_q_heads + h) * L->d_qk, 0,
+                                     kb + (size_t)sg_head_map(h, L->n_q_heads, L->n_k_heads) * L->d_qk,
+                                     s->k_row, &vr, s->v_row, SG_KV_F32, n, L->d_qk, L->d_v,
+                                     j->a->scale, j->a->softcap,
+                                     j->a->out + (qi * L->n_q_heads + h) * L->d_v, 0);
+            }
             continue;
         }
         for (uint32_t r = h0; r < h0 + gh;) { /* runs of heads sharing a K head */
@@ -344,6 +346,9 @@ static void topv_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
             sg_attn_scores(kern, r1 - r, j->a->q + (qi * L->n_q_heads + r) * L->d_qk, L->d_qk,
                            kb + (size_t)kh * L->d_qk, s->k_row, SG_KV_F32, n, L->d_qk, j->a->scale,
                            sc_all + (size_t)(r - h0) * nc, nc);
+            if (j->a->softcap > 0.0f) /* soft-capping is monotonic: the same rows are picked */
+                for (uint32_t i = r; i < r1; i++)
+                    sg_softcap(sc_all + (size_t)(i - h0) * nc, n, j->a->softcap);
             r = r1;
         }
         for (uint32_t g0 = h0; g0 < h0 + gh; g0 += s->set_heads) {
@@ -423,15 +428,20 @@ static void exact_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
         const float *kb = k_rows(s, j->a->layer) + (size_t)kh * L->d_qk;
         const float *v0 = v_rows(s, j->a->layer);
         size_t n_pos = (size_t)j->a->pos0 + qi + 1;
+        /* a sliding-window layer reads only its last `window` rows */
+        size_t first = j->a->window && n_pos > j->a->window ? n_pos - j->a->window : 0;
+        n_pos -= first;
+        kb += first * s->k_row;
+        v0 += first * s->v_row;
         for (uint32_t c = 0; c < group; c += SG_ATTN_GROUP_MAX) {
             uint32_t nh = group - c < SG_ATTN_GROUP_MAX ? group - c : SG_ATTN_GROUP_MAX;
             uint32_t h0 = sg_head_first_q(kh, L->n_q_heads, L->n_k_heads) + c;
             for (uint32_t i = 0; i < nh; i++)
                 vb[i] = v0 + (size_t)sg_head_map(h0 + i, L->n_q_heads, L->n_v_heads) * L->d_v;
             size_t hq = qi * L->n_q_heads + h0;
-            sg_attn_group(s->b.exec->k, nh, j->a->q + hq * L->d_qk, L->d_qk, kb, s->k_row,
-                          vb, s->v_row, SG_KV_F32, n_pos, L->d_qk, L->d_v,
-                          j->a->scale, j->a->out + hq * L->d_v, L->d_v);
+            sg_attn_group_capped(s->b.exec->k, nh, j->a->q + hq * L->d_qk, L->d_qk, kb, s->k_row,
+                                 vb, s->v_row, SG_KV_F32, n_pos, L->d_qk, L->d_v, j->a->scale,
+                                 j->a->softcap, j->a->out + hq * L->d_v, L->d_v);
         }
     }
 }
@@ -442,7 +452,9 @@ static int topv_attend(void *state, const sigma_kv_attend_args *a) {
         return SIGMA_E_INVALID_ARG;
     if (a->n_queries == 0) return SIGMA_OK;
     if ((uint64_t)a->pos0 + a->n_queries > s->n_pos[a->layer]) return SIGMA_E_INVALID_ARG;
-    if (s->prefill == TOPV_PREFILL_EXACT && a->n_queries > 1) {
+    if (a->softcap < 0.0f) return SIGMA_E_INVALID_ARG;
+    /* a sliding-window layer is read exactly: its window bounds the rows */
+    if (a->window || (s->prefill == TOPV_PREFILL_EXACT && a->n_queries > 1)) {
         topv_job j = {s, a, 0, 1};
         sg_pool_run(s->b.exec->pool, (size_t)a->n_queries * s->b.lay.n_k_heads, 1, exact_task, &j);
         return SIGMA_OK;

@@ -189,23 +189,31 @@ static void window_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
         uint64_t lo = p + 1 > s->window ? p + 1 - s->window : 0;
         if (lo < s->sinks) lo = s->sinks;
         if (lo < run0) lo = run0; /* defensive: dropped rows are gone */
+        /* the model's sliding window (a->window) hides positions < pw,
+         * sinks included */
+        uint64_t pw = j->a->window && p + 1 > j->a->window ? p + 1 - j->a->window : 0;
+        if (lo < pw) lo = pw;
+        size_t s0 = pw < s->sinks ? (size_t)pw : s->sinks;
         if (p < s->sinks || (run0 == s->sinks && lo == s->sinks)) {
-            /* contiguous rows 0..p: exactly dense attention */
-            sg_attn_head(kern, q, kh0, s->k_row, vh0, s->v_row, SG_KV_F32, (size_t)p + 1, L->d_qk,
-                         L->d_v, j->a->scale, out);
+            /* contiguous rows pw..p: exactly dense attention */
+            const void *vr = vh0 + (size_t)pw * s->v_row;
+            sg_attn_group_capped(kern, 1, q, 0, kh0 + (size_t)pw * s->k_row, s->k_row, &vr,
+                                 s->v_row, SG_KV_F32, (size_t)(p + 1 - pw), L->d_qk, L->d_v,
+                                 j->a->scale, j->a->softcap, out, 0);
             continue;
         }
-        /* sink rows 0..sinks-1, then run rows for positions lo..p */
+        /* sink rows s0..sinks-1, then run rows for positions lo..p */
         size_t r0 = s->sinks + (size_t)(lo - run0), r1 = s->sinks + (size_t)(p - run0) + 1;
         size_t m = 0;
-        for (size_t r = 0; r < s->sinks; r++)
+        for (size_t r = s0; r < s->sinks; r++)
             sc[m++] = kern->dot_f32(q, kh0 + r * s->k_row, L->d_qk) * j->a->scale;
         for (size_t r = r0; r < r1; r++)
             sc[m++] = kern->dot_f32(q, kh0 + r * s->k_row, L->d_qk) * j->a->scale;
+        if (j->a->softcap > 0.0f) sg_softcap(sc, m, j->a->softcap);
         sigma_kernel_softmax_f32(sc, m);
         memset(out, 0, (size_t)L->d_v * sizeof(float));
         m = 0;
-        for (size_t r = 0; r < s->sinks; r++) kern->axpy_f32(out, sc[m++], vh0 + r * s->v_row, L->d_v);
+        for (size_t r = s0; r < s->sinks; r++) kern->axpy_f32(out, sc[m++], vh0 + r * s->v_row, L->d_v);
         for (size_t r = r0; r < r1; r++) kern->axpy_f32(out, sc[m++], vh0 + r * s->v_row, L->d_v);
     }
 }
@@ -217,6 +225,7 @@ static int window_attend(void *state, const sigma_kv_attend_args *a) {
     if (a->n_queries == 0) return SIGMA_OK;
     uint32_t l = a->layer;
     if ((uint64_t)a->pos0 + a->n_queries > s->n_pos[l]) return SIGMA_E_INVALID_ARG;
+    if (a->softcap < 0.0f) return SIGMA_E_INVALID_ARG;
     /* the first query's window must still be there */
     if (a->pos0 >= s->sinks) {
         uint64_t lo = (uint64_t)a->pos0 + 1 > s->window ? (uint64_t)a->pos0 + 1 - s->window : 0;

@@ -1,6 +1,7 @@
-/* Architecture loading: turn a validated GGUF file of architecture `llama`
- * or `sigma` into hyperparameters, tensor pointers and layers, checking
- * every key's type and range and every tensor's exact shape and type. */
+/* Architecture loading: turn a validated GGUF file of one of the
+ * architectures of the table below into hyperparameters, tensor pointers
+ * and layers, checking every key's type and range and every tensor's exact
+ * shape and type. The table row says which keys and tensors to expect. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,10 +11,43 @@
 #define DIM_LIMIT (1u << 24)       /* any single size or head product */
 #define CTX_LIMIT (1u << 28)       /* trained context length */
 
+/* One row per architecture, in the order of the sigma_arch values. Tensor
+ * and key names are those llama.cpp's converter writes. */
+static const sg_arch_desc ARCHS[] = {
+    {.arch = SIGMA_ARCH_LLAMA, .name = "llama", .act = SG_ACT_SWIGLU},
+    {.arch = SIGMA_ARCH_SIGMA, .name = "sigma", .diffqkv_keys = 1, .rope_halves = 1,
+     .act = SG_ACT_SWIGLU},
+    {.arch = SIGMA_ARCH_QWEN2, .name = "qwen2", .rope_halves = 1, .qkv_bias = 1,
+     .act = SG_ACT_SWIGLU, .chat_hint = "<|im_start|>"},
+    {.arch = SIGMA_ARCH_QWEN3, .name = "qwen3", .rope_halves = 1, .qk_norm = 1,
+     .act = SG_ACT_SWIGLU, .chat_hint = "<|im_start|>"},
+    {.arch = SIGMA_ARCH_GEMMA3, .name = "gemma3", .rope_halves = 1, .qk_norm = 1,
+     .post_norms = 1, .act = SG_ACT_GEGLU_TANH, .embd_scale = 1, .swa_pattern = 6,
+     .tied_only = 1, .swa_rope_theta = 10000.0f, .chat_hint = "<start_of_turn>"},
+    {.arch = SIGMA_ARCH_GEMMA2, .name = "gemma2", .rope_halves = 1, .post_norms = 1,
+     .act = SG_ACT_GEGLU_TANH, .embd_scale = 1, .softcap_keys = 1, .swa_pattern = 2,
+     .tied_only = 1, .chat_hint = "<start_of_turn>"},
+    {.arch = SIGMA_ARCH_PHI3, .name = "phi3", .rope_halves = 1, .fused_qkv = 1,
+     .fused_gate_up = 1, .act = SG_ACT_SWIGLU, .swa_pattern = 1, .swa_optional = 1,
+     .chat_hint = "<|user|><|end|>"},
+};
+
+const sg_arch_desc *sg_arch_table(size_t *n) {
+    *n = sizeof ARCHS / sizeof ARCHS[0];
+    return ARCHS;
+}
+
+const sg_arch_desc *sg_arch_find(const char *name, size_t len) {
+    for (size_t i = 0; i < sizeof ARCHS / sizeof ARCHS[0]; i++)
+        if (strlen(ARCHS[i].name) == len && memcmp(ARCHS[i].name, name, len) == 0) return &ARCHS[i];
+    return NULL;
+}
+
 typedef struct loader {
     sigma_model *m;
     const sg_gguf *g;
-    const char *arch;              /* key prefix: "llama" or "sigma" */
+    const char *arch;              /* key prefix: the architecture's name */
+    const sg_arch_desc *d;
     sg_err *err;
 } loader;
 
@@ -53,7 +87,8 @@ static int check_dim(loader *L, const char *what, uint64_t v) {
 
 static int read_hparams(loader *L, sg_hparams *hp) {
     int st;
-    bool sigma = hp->arch == SIGMA_ARCH_SIGMA;
+    const sg_arch_desc *D = L->d;
+    bool sigma = D->diffqkv_keys;
 #define TRY(x) do { if ((st = (x)) != SIGMA_OK) return st; } while (0)
     TRY(key_u32(L, "context_length", true, 0, &hp->n_ctx_train));
     TRY(key_u32(L, "embedding_length", true, 0, &hp->n_embd));
@@ -127,7 +162,37 @@ static int read_hparams(loader *L, sg_hparams *hp) {
     if (!isfinite(hp->rope_theta) || hp->rope_theta <= 0.0f)
         return sg_error(L->err, SIGMA_E_FORMAT, "%s.rope.freq_base = %g must be positive",
                         L->arch, (double)hp->rope_theta);
-    hp->rope_layout = sigma ? SG_ROPE_HALVES : SG_ROPE_ADJACENT;
+    hp->rope_layout = D->rope_halves ? SG_ROPE_HALVES : SG_ROPE_ADJACENT;
+    hp->act = (sg_act)D->act;
+    hp->embd_scale = D->embd_scale ? (float)sqrt((double)hp->n_embd) : 1.0f;
+    hp->attn_scale = (float)(1.0 / sqrt((double)hp->d_qk));
+    TRY(key_f32(L, "attention.scale", false, hp->attn_scale, &hp->attn_scale));
+    if (!isfinite(hp->attn_scale) || hp->attn_scale <= 0.0f)
+        return sg_error(L->err, SIGMA_E_FORMAT, "%s.attention.scale = %g must be positive",
+                        L->arch, (double)hp->attn_scale);
+    if (D->softcap_keys) {
+        TRY(key_f32(L, "final_logit_softcapping", false, 0.0f, &hp->final_softcap));
+        TRY(key_f32(L, "attn_logit_softcapping", false, 0.0f, &hp->attn_softcap));
+        if (!isfinite(hp->final_softcap) || hp->final_softcap < 0.0f)
+            return sg_error(L->err, SIGMA_E_FORMAT,
+                            "%s.final_logit_softcapping = %g must be positive or 0", L->arch,
+                            (double)hp->final_softcap);
+        if (!isfinite(hp->attn_softcap) || hp->attn_softcap < 0.0f)
+            return sg_error(L->err, SIGMA_E_FORMAT,
+                            "%s.attn_logit_softcapping = %g must be positive or 0", L->arch,
+                            (double)hp->attn_softcap);
+    }
+    if (D->swa_pattern) {
+        TRY(key_u32(L, "attention.sliding_window", !D->swa_optional, 0, &hp->n_swa));
+        if (!D->swa_optional && hp->n_swa == 0)
+            return sg_error(L->err, SIGMA_E_FORMAT, "%s.attention.sliding_window = 0", L->arch);
+        if (D->swa_optional && hp->n_swa >= hp->n_ctx_train) hp->n_swa = 0; /* never reached */
+        if (hp->n_swa > hp->n_ctx_train)
+            return sg_error(L->err, SIGMA_E_FORMAT,
+                            "%s.attention.sliding_window = %u is larger than the context "
+                            "length %u",
+                            L->arch, hp->n_swa, hp->n_ctx_train);
+    }
 #undef TRY
     return SIGMA_OK;
 }
@@ -220,6 +285,11 @@ static int load_tensors(loader *L) {
     TRY(want_tensor(L, &m->tok_embd, false, T_MATRIX, E, V, "token_embd.weight"));
     TRY(want_tensor(L, &m->out_norm, false, T_NORM, E, 0, "output_norm.weight"));
     TRY(want_tensor(L, &m->output, true, T_MATRIX, E, V, "output.weight"));
+    if (m->output && L->d->tied_only)
+        return sg_error(L->err, SIGMA_E_FORMAT,
+                        "tensor 'output.weight' is present but %s ties the output to "
+                        "token_embd.weight",
+                        L->arch);
     m->hp.tied_output = m->output == NULL;
     if (!m->output) m->output = m->tok_embd;
 
@@ -243,27 +313,47 @@ static int load_tensors(loader *L) {
 
     uint64_t np = n_elems(m->tok_embd) + n_elems(m->out_norm) +
                   (hp->tied_output ? 0 : n_elems(m->output));
+    const sg_arch_desc *D = L->d;
     for (uint32_t i = 0; i < hp->n_layer; i++) {
         sg_layer *l = &m->layers[i];
 #define T(field, kind, a, b, suffix)                                          \
         do {                                                                  \
-            snprintf(nm, sizeof nm, "blk.%u." suffix ".weight", i);           \
+            snprintf(nm, sizeof nm, "blk.%u." suffix, i);                     \
             TRY(want_tensor(L, &l->field, false, kind, a, b, nm));            \
             np += n_elems(l->field);                                          \
         } while (0)
-        T(attn_norm, T_NORM, E, 0, "attn_norm");
-        T(wq, T_MATRIX, E, QD, "attn_q");
-        T(wk, T_MATRIX, E, KD, "attn_k");
-        T(wv, T_MATRIX, E, VD, "attn_v");
-        T(wo, T_MATRIX, OD, E, "attn_output");
-        T(ffn_norm, T_NORM, E, 0, "ffn_norm");
-        T(w_gate, T_MATRIX, E, F, "ffn_gate");
-        T(w_up, T_MATRIX, E, F, "ffn_up");
-        T(w_down, T_MATRIX, F, E, "ffn_down");
+        T(attn_norm, T_NORM, E, 0, "attn_norm.weight");
+        if (D->fused_qkv) {
+            T(wqkv, T_MATRIX, E, QD + KD + VD, "attn_qkv.weight");
+        } else {
+            T(wq, T_MATRIX, E, QD, "attn_q.weight");
+            T(wk, T_MATRIX, E, KD, "attn_k.weight");
+            T(wv, T_MATRIX, E, VD, "attn_v.weight");
+        }
+        if (D->qkv_bias) {
+            T(bq, T_NORM, QD, 0, "attn_q.bias");
+            T(bk, T_NORM, KD, 0, "attn_k.bias");
+            T(bv, T_NORM, VD, 0, "attn_v.bias");
+        }
+        if (D->qk_norm) {
+            T(q_norm, T_NORM, hp->d_qk, 0, "attn_q_norm.weight");
+            T(k_norm, T_NORM, hp->d_qk, 0, "attn_k_norm.weight");
+        }
+        T(wo, T_MATRIX, OD, E, "attn_output.weight");
+        if (D->post_norms) T(post_attn_norm, T_NORM, E, 0, "post_attention_norm.weight");
+        T(ffn_norm, T_NORM, E, 0, "ffn_norm.weight");
+        if (D->fused_gate_up) {
+            T(w_up, T_MATRIX, E, 2 * F, "ffn_up.weight");
+        } else {
+            T(w_gate, T_MATRIX, E, F, "ffn_gate.weight");
+            T(w_up, T_MATRIX, E, F, "ffn_up.weight");
+        }
+        T(w_down, T_MATRIX, F, E, "ffn_down.weight");
+        if (D->post_norms) T(post_ffn_norm, T_NORM, E, 0, "post_ffw_norm.weight");
         if (hp->d_aug) {
-            T(wq_gate, T_MATRIX, QD, hp->d_aug, "attn_q_gate");
-            T(wq_up, T_MATRIX, QD, hp->d_aug, "attn_q_up");
-            T(wq_down, T_MATRIX, hp->d_aug, QD, "attn_q_down");
+            T(wq_gate, T_MATRIX, QD, hp->d_aug, "attn_q_gate.weight");
+            T(wq_up, T_MATRIX, QD, hp->d_aug, "attn_q_up.weight");
+            T(wq_down, T_MATRIX, hp->d_aug, QD, "attn_q_down.weight");
         } else {
             static const char *const aug[] = {"attn_q_gate", "attn_q_up", "attn_q_down"};
             for (int k = 0; k < 3; k++) {
@@ -275,6 +365,12 @@ static int load_tensors(loader *L) {
                                     nm, L->arch);
             }
         }
+        /* sliding-window layers: pattern n, layer i global iff n > 1 and
+         * (i + 1) % n == 0; windowed layers may have their own RoPE base */
+        bool windowed = hp->n_swa && D->swa_pattern &&
+                        !(D->swa_pattern > 1 && (i + 1) % D->swa_pattern == 0);
+        l->window = windowed ? hp->n_swa : 0;
+        l->rope_theta = windowed && D->swa_rope_theta > 0.0f ? D->swa_rope_theta : hp->rope_theta;
 #undef T
     }
 #undef TRY
@@ -284,7 +380,7 @@ static int load_tensors(loader *L) {
 
 int sg_model_load_arch(struct sigma_model *model, sg_err *err) {
     const sg_gguf *g = model->gguf;
-    loader L = {model, g, NULL, err};
+    loader L = {model, g, NULL, NULL, err};
     sg_str a;
     int st = sg_gguf_get_str(g, "general.architecture", &a, err);
     if (st == SIGMA_E_NOT_FOUND)
@@ -292,18 +388,15 @@ int sg_model_load_arch(struct sigma_model *model, sg_err *err) {
     if (st) return st;
     sg_hparams *hp = &model->hp;
     memset(hp, 0, sizeof *hp);
-    if (a.len == 5 && memcmp(a.ptr, "llama", 5) == 0) {
-        hp->arch = SIGMA_ARCH_LLAMA;
-        L.arch = "llama";
-    } else if (a.len == 5 && memcmp(a.ptr, "sigma", 5) == 0) {
-        hp->arch = SIGMA_ARCH_SIGMA;
-        L.arch = "sigma";
-    } else {
+    L.d = sg_arch_find(a.ptr, (size_t)a.len);
+    if (!L.d)
         return sg_error(err, SIGMA_E_UNSUPPORTED,
-                        "general.architecture '%.*s' is not supported (expected 'llama' or "
-                        "'sigma')",
+                        "general.architecture '%.*s' is not supported (supported: llama, sigma, "
+                        "qwen2, qwen3, gemma3, gemma2, phi3)",
                         (int)(a.len > 64 ? 64 : a.len), a.ptr);
-    }
+    hp->arch = L.d->arch;
+    hp->desc = L.d;
+    L.arch = L.d->name;
 
     sg_str name = {"", 0};
     st = sg_gguf_get_str(g, "general.name", &name, err);
@@ -312,9 +405,9 @@ int sg_model_load_arch(struct sigma_model *model, sg_err *err) {
     if ((st = read_hparams(&L, hp)) != SIGMA_OK) return st;
     if ((st = read_vocab(&L, hp)) != SIGMA_OK) return st;
 
-    /* every layer needs at least 9 tensors: refuse to allocate for more
-     * layers than the file could describe */
-    if ((uint64_t)hp->n_layer > g->n_tensors / 9)
+    /* every layer needs at least 6 tensors (fused QKV and gate/up): refuse
+     * to allocate for more layers than the file could describe */
+    if ((uint64_t)hp->n_layer > g->n_tensors / 6)
         return sg_error(err, SIGMA_E_FORMAT, "%s.block_count = %u but the file has only %llu tensors",
                         L.arch, hp->n_layer, (unsigned long long)g->n_tensors);
 

@@ -47,6 +47,10 @@ void sg_model_fingerprint(sigma_model *m) {
     fp_bytes(&f, &hp->rope_theta, sizeof hp->rope_theta);
     fp_bytes(&f, &hp->norm_eps, sizeof hp->norm_eps);
     if (hp->rope_freq_scale != 1.0f) fp_bytes(&f, &hp->rope_freq_scale, sizeof hp->rope_freq_scale);
+    /* architecture properties beyond llama's (absent = the old fingerprint) */
+    if (hp->n_swa) fp_u64(&f, hp->n_swa);
+    if (hp->final_softcap != 0.0f) fp_bytes(&f, &hp->final_softcap, sizeof hp->final_softcap);
+    if (hp->attn_softcap != 0.0f) fp_bytes(&f, &hp->attn_softcap, sizeof hp->attn_softcap);
     const sg_gguf_kv *tok = sg_gguf_find(m->gguf, "tokenizer.ggml.tokens");
     if (tok && tok->value.type == SG_GGUF_ARRAY)
         fp_bytes(&f, tok->value.v.arr.data, (size_t)tok->value.v.arr.nbytes);
@@ -84,7 +88,7 @@ int sigma_model_get_info(const sigma_model *model, sigma_model_info *info) {
     sigma_model_info d;
     memset(&d, 0, sizeof d);
     d.arch = hp->arch;
-    d.arch_name = hp->arch == SIGMA_ARCH_SIGMA ? "sigma" : "llama";
+    d.arch_name = hp->desc ? hp->desc->name : "";
     d.name = model->name ? model->name : "";
     d.n_layers = hp->n_layer;
     d.n_embd = hp->n_embd;

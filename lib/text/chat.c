@@ -6,7 +6,15 @@
  *   - Llama-3 ("<|start_header_id|>"):
  *     <|start_header_id|>{role}<|end_header_id|>\n\n{content}<|eot_id|>
  *     (content trimmed; <|begin_of_text|> comes from BOS at tokenization);
+ *   - Gemma ("<start_of_turn>"): <start_of_turn>{user|model}\n{content}<end_of_turn>\n,
+ *     role "assistant" written "model", a system message put in front of the
+ *     first user message followed by a blank line (Gemma has no system
+ *     turn), content trimmed; header <start_of_turn>model\n;
+ *   - Phi-3 ("<|user|>" with "<|end|>"): <|{role}|>\n{content}<|end|>\n,
+ *     header <|assistant|>\n;
  *   - otherwise plain text: "{Role}: {content}\n", header "Assistant:".
+ * A file without a template uses its architecture's chat_hint, if any
+ * (Gemma files often carry none).
  */
 #include <string.h>
 
@@ -28,6 +36,9 @@ sg_chat_style sg_chat_detect(const char *tmpl, size_t tmpl_len) {
     if (!tmpl) return SG_CHAT_PLAIN;
     if (find_str(tmpl, tmpl_len, "<|im_start|>")) return SG_CHAT_CHATML;
     if (find_str(tmpl, tmpl_len, "<|start_header_id|>")) return SG_CHAT_LLAMA3;
+    if (find_str(tmpl, tmpl_len, "<start_of_turn>")) return SG_CHAT_GEMMA;
+    if (find_str(tmpl, tmpl_len, "<|user|>") && find_str(tmpl, tmpl_len, "<|end|>"))
+        return SG_CHAT_PHI3;
     return SG_CHAT_PLAIN;
 }
 
@@ -140,6 +151,44 @@ static void render(sg_out *out, const char *tmpl, size_t tmpl_len,
         }
         if (add_assistant) out_str(&o, "<|start_header_id|>assistant<|end_header_id|>\n\n");
         break;
+    case SG_CHAT_GEMMA: {
+        size_t i = 0;
+        const char *sys = NULL;
+        if (n_messages > 0 && strcmp(messages[0].role, "system") == 0) {
+            sys = messages[0].content;
+            i = 1;
+        }
+        for (; i < n_messages; i++) {
+            const char *r = messages[i].role;
+            out_str(&o, "<start_of_turn>");
+            out_str(&o, strcmp(r, "assistant") == 0 ? "model" : r);
+            out_str(&o, "\n");
+            if (sys) {
+                out_trimmed(&o, sys);
+                out_str(&o, "\n\n");
+                sys = NULL;
+            }
+            out_trimmed(&o, messages[i].content);
+            out_str(&o, "<end_of_turn>\n");
+        }
+        if (sys) { /* only a system message */
+            out_str(&o, "<start_of_turn>user\n");
+            out_trimmed(&o, sys);
+            out_str(&o, "\n\n<end_of_turn>\n");
+        }
+        if (add_assistant) out_str(&o, "<start_of_turn>model\n");
+        break;
+    }
+    case SG_CHAT_PHI3:
+        for (size_t i = 0; i < n_messages; i++) {
+            out_str(&o, "<|");
+            out_str(&o, messages[i].role);
+            out_str(&o, "|>\n");
+            out_str(&o, messages[i].content);
+            out_str(&o, "<|end|>\n");
+        }
+        if (add_assistant) out_str(&o, "<|assistant|>\n");
+        break;
     case SG_CHAT_PLAIN:
     default:
         for (size_t i = 0; i < n_messages; i++) {
@@ -187,6 +236,10 @@ int sigma_chat_render(const sigma_model *model, const sigma_chat_message *messag
     if (model->gguf) { /* absent or not a string: plain fallback */
         const sg_gguf_kv *kv = sg_gguf_find(model->gguf, "tokenizer.chat_template");
         if (kv && kv->value.type == SG_GGUF_STRING) t = kv->value.v.s;
+    }
+    if (!t.ptr && model->hp.desc && model->hp.desc->chat_hint) {
+        t.ptr = model->hp.desc->chat_hint;
+        t.len = strlen(t.ptr);
     }
     if (t.len > SIZE_MAX) return SIGMA_E_INVALID_ARG;
     int st = sg_chat_render_template(t.ptr, (size_t)t.len, messages, n_messages, add_assistant,

@@ -88,7 +88,9 @@ void sg_stopper_finish(sg_stopper *st, const char **emit, size_t *emit_len);
 typedef enum sg_chat_style {
     SG_CHAT_PLAIN = 0,
     SG_CHAT_CHATML = 1,
-    SG_CHAT_LLAMA3 = 2
+    SG_CHAT_LLAMA3 = 2,
+    SG_CHAT_GEMMA = 3,  /* "<start_of_turn>" */
+    SG_CHAT_PHI3 = 4    /* "<|user|>" ... "<|end|>" */
 } sg_chat_style;
 
 /* Which style a template string (may be NULL: plain) selects. */

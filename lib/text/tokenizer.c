@@ -1,7 +1,8 @@
 /* Tokenizers built from the tokenizer.ggml.* metadata of a GGUF file.
  *
  *  - "gpt2": byte-level BPE. Text is split by a pre-tokenizer chosen by
- *    tokenizer.ggml.pre (GPT-2, Llama-3 "llama-bpe", SmolLM "smollm"; any
+ *    tokenizer.ggml.pre (GPT-2, Llama-3 "llama-bpe", SmolLM "smollm", Qwen2
+ *    "qwen2" (also Qwen2.5 and Qwen3); any
  *    other value falls back to GPT-2 with a warning), each piece's bytes are
  *    mapped to the GPT-2 byte alphabet and merged by rank (lowest rank first,
  *    leftmost on ties, like HF tokenizers). For "llama-bpe" a piece that is
@@ -474,6 +475,8 @@ static int tokenizer_load(struct sigma_model *model, struct sg_tokenizer *t, sg_
                 t->ignore_merges = 1;
             } else if (str_is(pre, "smollm")) {
                 t->pre = SG_PRE_SMOLLM;
+            } else if (str_is(pre, "qwen2") || str_is(pre, "deepseek-r1-qwen")) {
+                t->pre = SG_PRE_QWEN2;
             } else if (!str_is(pre, "gpt2") && !str_is(pre, "default")) {
                 sg_logf(&model->log, SIGMA_LOG_WARN,
                         "tokenizer: unknown pre-tokenizer '%.*s', using gpt2's",
@@ -755,8 +758,9 @@ static uint32_t fold_ascii(uint32_t c) {
 }
 
 /* (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
- *  ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+ */
-static size_t match_llama3(const work *w, size_t i, size_t end) {
+ *  ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+ * with \p{N}{1,max_digits} (Llama 3: 3; Qwen2: 1, i.e. \p{N}) */
+static size_t match_llama3(const work *w, size_t i, size_t end, size_t max_digits) {
     const uint32_t *cp = w->cp;
     uint32_t c = cp[i];
     if (c == '\'' && i + 1 < end) {
@@ -775,7 +779,7 @@ static size_t match_llama3(const work *w, size_t i, size_t end) {
     }
     if (IS_N(i)) {
         j = i;
-        while (j < end && j - i < 3 && IS_N(j)) j++;
+        while (j < end && j - i < max_digits && IS_N(j)) j++;
         return j - i;
     }
     size_t k = (c == ' ' && i + 1 < end) ? i + 1 : i;
@@ -834,7 +838,8 @@ static int bpe_fragment(work *w, const uint8_t *s, size_t n) {
         }
         while (i < end) {
             size_t len = 1;
-            if (w->t->pre == SG_PRE_LLAMA3) len = match_llama3(w, i, end);
+            if (w->t->pre == SG_PRE_LLAMA3) len = match_llama3(w, i, end, 3);
+            else if (w->t->pre == SG_PRE_QWEN2) len = match_llama3(w, i, end, 1);
             else if (!IS_N(i) || w->t->pre == SG_PRE_GPT2) len = match_gpt2(w, i, end);
             if ((st = bpe_piece(w, s + w->off[i], w->off[i + len] - w->off[i]))) return st;
             i += len;

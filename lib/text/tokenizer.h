@@ -14,7 +14,8 @@ typedef enum sg_tok_kind {
 typedef enum sg_pre_kind {
     SG_PRE_GPT2 = 0,   /* GPT-2 regex */
     SG_PRE_LLAMA3 = 1, /* "llama-bpe" (Llama-3 regex) */
-    SG_PRE_SMOLLM = 2  /* Digits(individual) + GPT-2 regex */
+    SG_PRE_SMOLLM = 2, /* Digits(individual) + GPT-2 regex */
+    SG_PRE_QWEN2 = 3   /* "qwen2": the Llama-3 regex with \p{N} one digit at a time */
 } sg_pre_kind;
 
 typedef struct sg_merge_ent {

@@ -50,9 +50,14 @@ static sigma_model *open_fixture(const char *name) {
     return m;
 }
 
+/* KV strategy of the sessions run() opens (NULL: the default, dense) */
+static const char *g_kv, *g_kv_opt;
+
 static sigma_session *open_session(const sigma_model *m, uint32_t threads) {
     sigma_session_params sp;
     sigma_session_params_init(&sp, sizeof sp);
+    sp.kv_strategy = g_kv;
+    sp.kv_options = g_kv_opt;
     sp.n_ctx = 64;
     sp.n_threads = threads;
     sp.logits_all = 1;
@@ -114,6 +119,65 @@ static void check_fixture(const char *name, double tol) {
 }
 
 START_TEST(test_llama_gqa_f32) { check_fixture("llama_gqa_f32", 1e-4); }
+END_TEST
+/* Other architectures (make_fixtures.py ARCH_SHAPES, llama.cpp converter
+ * layout): qwen2 Q/K/V biases, tied; qwen3 Q/K head norms, d_qk 32 != n_embd/n_q;
+ * gemma3 6 layers (5 windowed of 5 positions, RoPE base 10000 there, 1e6 on
+ * layer 5), post-norms, GeGLU, embedding scale, Q/K norms; phi3 fused QKV and
+ * gate/up, every layer windowed (6). */
+/* The sliding-window and soft-capping fixtures through the other KV
+ * strategies that honour sigma_kv_attend_args.window/softcap: `quant` with
+ * everything in its f32 residual (exact), `window` (StreamingLLM) with a
+ * window covering the 20 tokens (exact: only the model's window hides
+ * rows), `h2o` with a budget covering them (exact), `topv` with k = 100
+ * (exact), and `quant` quantizing all but the last 8 positions (8-bit K and V:
+ * approximate, measured 0.0065, bound 0.02 — ignoring the model's window moves logits by 3-14). */
+static void check_strategies(const char *name) {
+    static const char *const kv[][3] = {{"quant", NULL, "1e-4"},
+                                        {"window", "sinks=2,window=64", "1e-4"},
+                                        {"h2o", "budget=64", "1e-4"},
+                                        {"topv", NULL, "1e-4"},
+                                        {"quant", "residual=8,group=8", "0.02"}};
+    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++) {
+        g_kv = kv[i][0];
+        g_kv_opt = kv[i][1];
+        printf("  kv %s %s: ", kv[i][0], kv[i][1] ? kv[i][1] : "");
+        check_fixture(name, atof(kv[i][2]));
+    }
+    g_kv = g_kv_opt = NULL;
+}
+
+START_TEST(test_window_strategies) {
+    check_strategies("gemma3_f32");
+    check_strategies("gemma2_f32");
+    check_strategies("phi3_f32");
+    /* h2o evicting (budget 12, recent 6): phi3's layers all have a window
+     * of 6, so what h2o keeps covers every row they may read: exact */
+    g_kv = "h2o";
+    g_kv_opt = "budget=12";
+    printf("  kv h2o budget=12: ");
+    check_fixture("phi3_f32", 1e-4);
+    /* topv reading fewer rows than there are (k=8): windowed layers are
+     * read exactly (phi3: exact), global ones approximately */
+    g_kv = "topv";
+    g_kv_opt = "k=8,prefill=topk";
+    printf("  kv topv k=8,prefill=topk: ");
+    check_fixture("phi3_f32", 1e-4);
+    g_kv = g_kv_opt = NULL;
+}
+END_TEST
+
+START_TEST(test_qwen2_f32) { check_fixture("qwen2_f32", 1e-4); }
+END_TEST
+START_TEST(test_qwen3_f32) { check_fixture("qwen3_f32", 1e-4); }
+END_TEST
+START_TEST(test_gemma3_f32) { check_fixture("gemma3_f32", 1e-4); }
+END_TEST
+START_TEST(test_phi3_f32) { check_fixture("phi3_f32", 1e-4); }
+END_TEST
+/* gemma2: attention soft-capping 2 and final soft-capping 5 (small, so that
+ * they change the logits), layers 0 windowed (5) and 1 global */
+START_TEST(test_gemma2_f32) { check_fixture("gemma2_f32", 1e-4); }
 END_TEST
 START_TEST(test_sigma_augq_f32) { check_fixture("sigma_augq_f32", 1e-4); }
 END_TEST
@@ -327,10 +391,12 @@ static double smol_compare(const sigma_model *m, const int32_t *tok, uint32_t n_
     return worst;
 }
 
-START_TEST(test_smollm2) {
-    const char *path = getenv("SIGMA_TEST_MODEL");
+/* The real-model checks: open `path`, skip unless general.name and
+ * general.file_type are as recorded, compare with tests/fixtures/REF.ref. */
+static void check_real(const char *what, const char *path, const char *want_name,
+                       const char *want_ftype, const char *ref) {
     if (!path || !*path) {
-        printf("SIGMA_TEST_MODEL not set: SmolLM2 reference check skipped\n");
+        printf("%s: model not set, reference check skipped\n", what);
         return;
     }
     sigma_model_params mp;
@@ -340,14 +406,13 @@ START_TEST(test_smollm2) {
     char name[128] = "", ftype[16] = "";
     sigma_model_meta_get(m, "general.name", name, sizeof name, NULL);
     sigma_model_meta_get(m, "general.file_type", ftype, sizeof ftype, NULL);
-    if (strcmp(name, "Smollm2 135M 8k Lc100K Mix1 Ep2") || strcmp(ftype, "3")) {
-        printf("SIGMA_TEST_MODEL is not SmolLM2-135M-Instruct Q4_1 (%s, file_type %s): skipped\n",
-               name, ftype);
+    if (strcmp(name, want_name) || strcmp(ftype, want_ftype)) {
+        printf("%s: not the recorded file (%s, file_type %s): skipped\n", what, name, ftype);
         sigma_model_close(m);
         return;
     }
     char p[4096];
-    path_of(p, sizeof p, "smollm2-q4_1", "ref");
+    path_of(p, sizeof p, ref, "ref");
     FILE *f = fopen(p, "r");
     ck_assert_msg(f != NULL, "cannot open %s", p);
     char line[512];
@@ -375,12 +440,27 @@ START_TEST(test_smollm2) {
     double d1 = smol_compare(m, tok, n_tok, n_vocab, top_k, lse, ids, vals, n_tok);
     double d2 = smol_compare(m, tok, n_tok, n_vocab, top_k, lse, ids, vals, 1);
     double d3 = smol_compare(m, tok, n_tok, n_vocab, top_k, lse, ids, vals, 5);
-    printf("SmolLM2 Q4_1 vs reference: whole %.3g  token-by-token %.3g  chunks of 5 %.3g "
-           "(tol %.0e)\n", d1, d2, d3, SMOL_TOL);
-    ck_assert_msg(d1 <= SMOL_TOL, "SmolLM2 whole prompt: max |diff| %g", d1);
-    ck_assert_msg(d2 <= SMOL_TOL, "SmolLM2 token by token: max |diff| %g", d2);
-    ck_assert_msg(d3 <= SMOL_TOL, "SmolLM2 chunks of 5: max |diff| %g", d3);
+    printf("%s vs reference: whole %.3g  token-by-token %.3g  chunks of 5 %.3g (tol %.0e)\n",
+           what, d1, d2, d3, SMOL_TOL);
+    ck_assert_msg(d1 <= SMOL_TOL, "%s whole prompt: max |diff| %g", what, d1);
+    ck_assert_msg(d2 <= SMOL_TOL, "%s token by token: max |diff| %g", what, d2);
+    ck_assert_msg(d3 <= SMOL_TOL, "%s chunks of 5: max |diff| %g", what, d3);
     sigma_model_close(m);
+}
+
+START_TEST(test_smollm2) {
+    check_real("SmolLM2 Q4_1", getenv("SIGMA_TEST_MODEL"), "Smollm2 135M 8k Lc100K Mix1 Ep2", "3",
+               "smollm2-q4_1");
+}
+END_TEST
+
+/* Gemma 3 270M Q4_K_M (SIGMA_TEST_GEMMA3): BOS + "The capital of France is"
+ * and the reference's own 10 greedy tokens (" the capital of the country of
+ * France. It is"), so the argmax check pins the greedy continuation too
+ * (make_fixtures.py --gemma3) */
+START_TEST(test_gemma3_real) {
+    check_real("Gemma 3 270M Q4_K_M", getenv("SIGMA_TEST_GEMMA3"), "Gemma 3 270m", "15",
+               "gemma3-270m-q4_k_m");
 }
 END_TEST
 
@@ -389,6 +469,12 @@ int main(void) {
     TCase *tc = tcase_create("reference");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_llama_gqa_f32);
+    tcase_add_test(tc, test_qwen2_f32);
+    tcase_add_test(tc, test_qwen3_f32);
+    tcase_add_test(tc, test_gemma3_f32);
+    tcase_add_test(tc, test_phi3_f32);
+    tcase_add_test(tc, test_gemma2_f32);
+    tcase_add_test(tc, test_window_strategies);
     tcase_add_test(tc, test_sigma_augq_f32);
     tcase_add_test(tc, test_sigma_dqk_ne_dv_f32);
     tcase_add_test(tc, test_sigma_augq_f16);
@@ -401,6 +487,7 @@ int main(void) {
     tcase_add_test(tc, test_threads_bitwise);
     tcase_add_test(tc, test_fixture_tokenizer);
     tcase_add_test(tc, test_smollm2);
+    tcase_add_test(tc, test_gemma3_real);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

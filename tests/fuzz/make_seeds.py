@@ -36,6 +36,15 @@ def main():
           dict(embd=32, ff=32, layers=1, nq=2, nk=1, nv=1, dqk=16, dv=16, aug=0), 7)
     micro(os.path.join(c, "gguf", "sigma.gguf"), "sigma",
           dict(embd=32, ff=32, layers=1, nq=4, nk=1, nv=2, dqk=8, dv=8, aug=32, tied=True), 8)
+    # one micro file per other architecture, in llama.cpp's converter layout
+    # (the fixtures' 97-token vocabulary, so that they open with it)
+    mf.VOCAB = len(mf.TOK_TEXT)
+    for i, arch in enumerate(("qwen2", "qwen3", "gemma3", "gemma2", "phi3")):
+        sh = dict(mf.ARCH_SHAPES[arch], embd=16, ff=16, layers=2 if arch != "gemma3" else 6,
+                  nq=2, nk=1, dqk=8)
+        mf.write_arch(os.path.join(c, "gguf", f"{arch}.gguf"), arch, sh,
+                      mf.make_arch_weights(arch, 20 + i, sh))
+    mf.VOCAB = 16
     texts = {
         "ascii.txt": b"\x00It is a truth universally acknowledged, that a single man...",
         "unicode.txt": b"\x01caf\xc3\xa9 \xce\xb1\xce\xb2 \xd0\xb6 \xe6\xbc\xa2\xe5\xad\x97 \xf0\x9f\x98\x80 '\xe2\x80\x99s",

@@ -92,7 +92,7 @@ START_TEST(test_append_attend_truncate) {
     ck_assert_uint_eq(d->bytes_used(st), 2 * 150 * (kr + vr) * 4);
     float q[3 * 4 * 8], out[3 * 4 * 4], out2[3 * 4 * 4];
     fill(q, sizeof q / 4, -0.3f);
-    sigma_kv_attend_args a = {sizeof a, 1, 147, 3, q, out, 0.35f};
+    sigma_kv_attend_args a = {sizeof a, 1, 147, 3, q, out, 0.35f, 0, 0.0f};
     ck_assert_int_eq(d->attend(st, &a), SIGMA_OK);
     /* check query 1 (position 148), head 3 -> k head 0, v head 1 */
     {
@@ -112,7 +112,7 @@ START_TEST(test_append_attend_truncate) {
         }
     }
     /* attending past what was appended is refused */
-    sigma_kv_attend_args past = {sizeof past, 1, 149, 2, q, out2, 0.35f};
+    sigma_kv_attend_args past = {sizeof past, 1, 149, 2, q, out2, 0.35f, 0, 0.0f};
     ck_assert_int_eq(d->attend(st, &past), SIGMA_E_INVALID_ARG);
     /* truncate, overwrite the tail with other values, re-append the originals:
      * results equal the first attend */
@@ -169,7 +169,7 @@ START_TEST(test_f16_storage) {
     ck_assert_int_eq(d->append(s32, 0, 0, 20, k, v), SIGMA_OK);
     ck_assert_int_eq(d->append(s16, 0, 0, 20, k, v), SIGMA_OK);
     ck_assert_uint_eq(d->bytes_used(s16) * 2, d->bytes_used(s32));
-    sigma_kv_attend_args a = {sizeof a, 0, 19, 1, q, o32, 0.35f};
+    sigma_kv_attend_args a = {sizeof a, 0, 19, 1, q, o32, 0.35f, 0, 0.0f};
     ck_assert_int_eq(d->attend(s32, &a), SIGMA_OK);
     a.out = o16;
     ck_assert_int_eq(d->attend(s16, &a), SIGMA_OK);
@@ -250,7 +250,7 @@ static void hm_check_attend(const sigma_kv_strategy *d, void *st, const hm_ref *
     sg_kernels_init(&kern, 0); /* dense with user = NULL: portable kernels */
     const uint32_t group = HM_NQ / HM_NK, per_v = HM_NQ / HM_NV;
     for (uint32_t l = 0; l < HM_L; l++) {
-        sigma_kv_attend_args a = {sizeof a, l, r->n_pos - nq, nq, q, out, 0.25f};
+        sigma_kv_attend_args a = {sizeof a, l, r->n_pos - nq, nq, q, out, 0.25f, 0, 0.0f};
         ck_assert_int_eq(d->attend(st, &a), SIGMA_OK);
         for (uint32_t qi = 0; qi < nq; qi++)
             for (uint32_t kh = 0; kh < HM_NK; kh++) {

@@ -371,7 +371,7 @@ static void feed(const sigma_kv_strategy *k, void *st, uint32_t from, uint32_t t
             fill(vv, n * 8, (float)p * 0.02f - (float)l);
             fill(q, n * 32, (float)p * 0.03f);
             ck_assert_int_eq(k->append(st, l, p, n, kk, vv), SIGMA_OK);
-            sigma_kv_attend_args a = {sizeof a, l, p, n, q, o, 0.35f};
+            sigma_kv_attend_args a = {sizeof a, l, p, n, q, o, 0.35f, 0, 0.0f};
             ck_assert_int_eq(k->attend(st, &a), SIGMA_OK);
         }
     }
@@ -380,7 +380,7 @@ static void feed(const sigma_kv_strategy *k, void *st, uint32_t from, uint32_t t
 static void probe(const sigma_kv_strategy *k, void *st, uint32_t pos, float *out) {
     float q[4 * 8];
     fill(q, 32, 0.9f);
-    sigma_kv_attend_args a = {sizeof a, 1, pos - 1, 1, q, out, 0.35f};
+    sigma_kv_attend_args a = {sizeof a, 1, pos - 1, 1, q, out, 0.35f, 0, 0.0f};
     ck_assert_int_eq(k->attend(st, &a), SIGMA_OK);
 }
 
@@ -436,7 +436,7 @@ START_TEST(test_hostile_blobs) {
             /* accepted: the state must still be safe to use */
             float q[4 * 8], o[4 * 4];
             fill(q, 32, 0.5f);
-            sigma_kv_attend_args a = {sizeof a, 0, 0, 1, q, o, 0.35f};
+            sigma_kv_attend_args a = {sizeof a, 0, 0, 1, q, o, 0.35f, 0, 0.0f};
             (void)k.attend(st2, &a);
             (void)k.bytes_used(st2);
             (void)k.truncate(st2, 3);
@@ -505,7 +505,7 @@ START_TEST(test_topv_window_reference) {
         for (uint32_t p = 0; p < 120; p += 8)
             for (uint32_t l = 0; l < 2; l++)
                 ck_assert_int_eq(k.append(st, l, p, 8, kk + p * 8, vv + p * 8), SIGMA_OK);
-        sigma_kv_attend_args a = {sizeof a, 1, 119, 1, q, o, scale};
+        sigma_kv_attend_args a = {sizeof a, 1, 119, 1, q, o, scale, 0, 0.0f};
         ck_assert_int_eq(k.attend(st, &a), SIGMA_OK);
         /* head 3 -> K head 0, V head 1 */
         const float *qq = q + 3 * 8;
@@ -634,10 +634,10 @@ START_TEST(test_topv_options_reference) {
             for (int bi = 0; bi < 5; bi++) {
                 uint32_t pos0 = blocks[bi][0], nq = blocks[bi][1];
                 int approx = !(mode & 1) || nq == 1;
-                sigma_kv_attend_args a = {sizeof a, 1, pos0, nq, q, o, scale};
+                sigma_kv_attend_args a = {sizeof a, 1, pos0, nq, q, o, scale, 0, 0.0f};
                 ck_assert_int_eq(k.attend(st, &a), SIGMA_OK);
                 if (!approx) {
-                    sigma_kv_attend_args ad = {sizeof ad, 1, pos0, nq, q, od, scale};
+                    sigma_kv_attend_args ad = {sizeof ad, 1, pos0, nq, q, od, scale, 0, 0.0f};
                     ck_assert_int_eq(dk.attend(dst, &ad), SIGMA_OK);
                     ck_assert_msg(memcmp(o, od, (size_t)nq * 16 * sizeof(float)) == 0,
                                   "topv:%s block at %u is not dense", opts, pos0);
@@ -694,7 +694,7 @@ START_TEST(test_topv_vhead_layouts) {
         const uint32_t blocks[2][2] = {{80, 10}, {89, 1}};
         for (int bi = 0; bi < 2; bi++) {
             uint32_t pos0 = blocks[bi][0], n_q = blocks[bi][1];
-            sigma_kv_attend_args a = {sizeof a, 0, pos0, n_q, q, o, 0.7f};
+            sigma_kv_attend_args a = {sizeof a, 0, pos0, n_q, q, o, 0.7f, 0, 0.0f};
             ck_assert_int_eq(k.attend(st, &a), SIGMA_OK);
             for (uint32_t qi = 0; qi < n_q; qi++) {
                 size_t n = pos0 + qi + 1;

@@ -1606,6 +1606,193 @@ static int real_model(void) {
 
 /* ------------------------------------------------------------------------ */
 
+
+/* ------------------------------------------------------------------------ */
+/* other architectures: qwen2, qwen3, gemma3, gemma2, phi3                   */
+/* ------------------------------------------------------------------------ */
+
+typedef struct aspec {
+    const char *arch;
+    uint32_t n_q, window, n_ctx;
+    const char *omit_key, *omit_tensor, *bad_shape_tensor, *extra_tensor;
+} aspec;
+
+static int has(const char *arch, const char *what) { return strstr(what, arch) != NULL; }
+
+/* A 2-layer file (hidden 32, ff 48, n_q 4 (or as given), n_kv 2, head dim 8,
+ * vocab 40) with the tensors llama.cpp's converter writes for a->arch. */
+static void build_arch(const aspec *a, uint8_t **img, size_t *n) {
+    gw_writer *w = gw_new();
+    ck_assert_ptr_nonnull(w);
+    spec s = {0};
+    s.omit_key = a->omit_key;
+    s.omit_tensor = a->omit_tensor;
+    s.bad_shape_tensor = a->bad_shape_tensor;
+    s.arch_name = a->arch;
+    ck_assert_int_eq(gw_kv_str(w, "general.architecture", a->arch), 0);
+    const uint32_t E = 32, F = 48, NK = 2, D = 8, V = 40, L = 2, NQ = a->n_q;
+    char key[128];
+#define KU(suffix, v)                                                           \
+    do {                                                                        \
+        snprintf(key, sizeof key, "%s.%s", a->arch, suffix);                    \
+        if (!a->omit_key || strcmp(a->omit_key, suffix) != 0)                   \
+            ck_assert_int_eq(gw_kv_u32(w, key, v), 0);                          \
+    } while (0)
+    KU("context_length", a->n_ctx ? a->n_ctx : 256);
+    KU("embedding_length", E);
+    KU("block_count", L);
+    KU("feed_forward_length", F);
+    KU("attention.head_count", NQ);
+    KU("attention.head_count_kv", NK);
+    KU("attention.key_length", D);
+    KU("attention.value_length", D);
+    if (a->window) KU("attention.sliding_window", a->window);
+#undef KU
+    snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", a->arch);
+    ck_assert_int_eq(gw_kv_f32(w, key, 1e-6f), 0);
+    uint64_t QD = (uint64_t)(NQ ? NQ : 4) * D, KD = (uint64_t)NK * D; /* zero heads: keys only */
+    put_tensor(w, &s, "token_embd.weight", SG_TYPE_F32, E, V);
+    put_tensor(w, &s, "output_norm.weight", SG_TYPE_F32, E, 0);
+    if (has(a->arch, "qwen3 phi3")) put_tensor(w, &s, "output.weight", SG_TYPE_F16, E, V);
+    char nm[64];
+    for (uint32_t i = 0; i < L; i++) {
+#define T(suffix, a_, b_)                                                        \
+        do {                                                                     \
+            snprintf(nm, sizeof nm, "blk.%u." suffix, i);                        \
+            put_tensor(w, &s, nm, SG_TYPE_F32, a_, b_);                          \
+        } while (0)
+        T("attn_norm.weight", E, 0);
+        if (has(a->arch, "phi3")) {
+            T("attn_qkv.weight", E, QD + 2 * KD);
+        } else {
+            T("attn_q.weight", E, QD);
+            T("attn_k.weight", E, KD);
+            T("attn_v.weight", E, KD);
+        }
+        if (has(a->arch, "qwen2")) {
+            T("attn_q.bias", QD, 0);
+            T("attn_k.bias", KD, 0);
+            T("attn_v.bias", KD, 0);
+        }
+        if (has(a->arch, "qwen3 gemma3")) {
+            T("attn_q_norm.weight", D, 0);
+            T("attn_k_norm.weight", D, 0);
+        }
+        T("attn_output.weight", QD, E);
+        if (has(a->arch, "gemma2 gemma3")) T("post_attention_norm.weight", E, 0);
+        T("ffn_norm.weight", E, 0);
+        if (has(a->arch, "phi3")) {
+            T("ffn_up.weight", E, 2 * F);
+        } else {
+            T("ffn_gate.weight", E, F);
+            T("ffn_up.weight", E, F);
+        }
+        T("ffn_down.weight", F, E);
+        if (has(a->arch, "gemma2 gemma3")) T("post_ffw_norm.weight", E, 0);
+#undef T
+    }
+    if (a->extra_tensor) put_tensor(w, &s, a->extra_tensor, SG_TYPE_F32, E, V);
+    image(w, img, n);
+}
+
+START_TEST(test_arch_models) {
+    static const struct {
+        const char *arch;
+        sigma_arch id;
+        uint32_t window;
+    } ok[] = {{"qwen2", SIGMA_ARCH_QWEN2, 0},  {"qwen3", SIGMA_ARCH_QWEN3, 0},
+              {"gemma3", SIGMA_ARCH_GEMMA3, 16}, {"gemma2", SIGMA_ARCH_GEMMA2, 16},
+              {"phi3", SIGMA_ARCH_PHI3, 0}};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        aspec a = {ok[i].arch, 4, ok[i].window, 0, NULL, NULL, NULL, NULL};
+        uint8_t *img;
+        size_t n;
+        build_arch(&a, &img, &n);
+        sigma_model *m = NULL;
+        char eb[512];
+        ck_assert_msg(mopen(img, n, &m, eb, sizeof eb) == SIGMA_OK, "%s: %s", ok[i].arch, eb);
+        sigma_model_info info;
+        memset(&info, 0, sizeof info);
+        info.struct_size = sizeof info;
+        ck_assert_int_eq(sigma_model_get_info(m, &info), SIGMA_OK);
+        ck_assert_int_eq(info.arch, ok[i].id);
+        ck_assert_str_eq(info.arch_name, ok[i].arch);
+        ck_assert_uint_eq(info.d_qk, 8);
+        ck_assert_int_eq(info.tied_output, strcmp(ok[i].arch, "qwen3") && strcmp(ok[i].arch, "phi3"));
+        /* a session evaluates a few tokens (every step of the row runs) */
+        sigma_session_params sp;
+        sigma_session_params_init(&sp, sizeof sp);
+        sp.n_ctx = 32;
+        sp.n_threads = 1;
+        sigma_session *ss = NULL;
+        ck_assert_int_eq(sigma_session_open(m, &sp, &ss), SIGMA_OK);
+        sigma_token t[20];
+        for (int k = 0; k < 20; k++) t[k] = (sigma_token)(k * 7 % 40);
+        ck_assert_int_eq(sigma_session_eval(ss, t, 20), SIGMA_OK);
+        const float *lg;
+        ck_assert_int_eq(sigma_session_logits(ss, -1, &lg), SIGMA_OK);
+        for (int k = 0; k < 40; k++) ck_assert(isfinite(lg[k]));
+        sigma_session_close(ss);
+        sigma_model_close(m);
+        free(img);
+    }
+}
+END_TEST
+
+/* Malformed variants of each new architecture: SIGMA_E_FORMAT naming what
+ * is wrong. */
+START_TEST(test_arch_malformed) {
+    static const struct {
+        aspec a;
+        const char *needle;
+    } c[] = {
+        /* missing norms / biases / fused tensors */
+        {{"qwen2", 4, 0, 0, NULL, "blk.1.attn_v.bias", NULL, NULL}, "missing tensor 'blk.1.attn_v.bias'"},
+        {{"qwen3", 4, 0, 0, NULL, "blk.0.attn_q_norm.weight", NULL, NULL},
+         "missing tensor 'blk.0.attn_q_norm.weight'"},
+        {{"gemma3", 4, 16, 0, NULL, "blk.1.post_ffw_norm.weight", NULL, NULL},
+         "missing tensor 'blk.1.post_ffw_norm.weight'"},
+        {{"gemma2", 4, 16, 0, NULL, "blk.0.post_attention_norm.weight", NULL, NULL},
+         "missing tensor 'blk.0.post_attention_norm.weight'"},
+        {{"phi3", 4, 0, 0, NULL, "blk.1.attn_qkv.weight", NULL, NULL},
+         "missing tensor 'blk.1.attn_qkv.weight'"},
+        /* wrong shapes */
+        {{"qwen2", 4, 0, 0, NULL, NULL, "blk.0.attn_k.bias", NULL},
+         "tensor 'blk.0.attn_k.bias': shape (17), expected (16)"},
+        {{"qwen3", 4, 0, 0, NULL, NULL, "blk.1.attn_k_norm.weight", NULL},
+         "tensor 'blk.1.attn_k_norm.weight': shape (9), expected (8)"},
+        {{"gemma3", 4, 16, 0, NULL, NULL, "blk.0.attn_q_norm.weight", NULL},
+         "tensor 'blk.0.attn_q_norm.weight': shape (9), expected (8)"},
+        {{"phi3", 4, 0, 0, NULL, NULL, "blk.0.attn_qkv.weight", NULL},
+         "tensor 'blk.0.attn_qkv.weight': shape (32, 65), expected (32, 64)"},
+        {{"phi3", 4, 0, 0, NULL, NULL, "blk.1.ffn_up.weight", NULL},
+         "tensor 'blk.1.ffn_up.weight': shape (32, 97), expected (32, 96)"},
+        /* windows: larger than the context, missing where required */
+        {{"gemma3", 4, 300, 256, NULL, NULL, NULL, NULL},
+         "gemma3.attention.sliding_window = 300 is larger than the context length 256"},
+        {{"gemma2", 4, 0, 0, NULL, NULL, NULL, NULL},
+         "missing required key 'gemma2.attention.sliding_window'"},
+        /* zero heads */
+        {{"qwen3", 0, 0, 0, NULL, NULL, NULL, NULL}, "qwen3.attention.head_count = 0 is out of range"},
+        {{"gemma3", 0, 16, 0, NULL, NULL, NULL, NULL}, "gemma3.attention.head_count = 0"},
+        {{"phi3", 0, 0, 0, NULL, NULL, NULL, NULL}, "phi3.attention.head_count = 0"},
+        /* missing keys */
+        {{"qwen2", 4, 0, 0, "embedding_length", NULL, NULL, NULL},
+         "missing required key 'qwen2.embedding_length'"},
+        /* Gemma ties its output: an output.weight is refused */
+        {{"gemma3", 4, 16, 0, NULL, NULL, NULL, "output.weight"},
+         "tensor 'output.weight' is present but gemma3 ties the output"},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        uint8_t *img;
+        size_t n;
+        build_arch(&c[i].a, &img, &n);
+        expect_model_fail(img, n, SIGMA_E_FORMAT, c[i].needle);
+        free(img);
+    }
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("model");
     TCase *tc = tcase_create("gguf");
@@ -1635,6 +1822,8 @@ static Suite *suite(void) {
     TCase *tm = tcase_create("models");
     tcase_add_test(tm, test_tiny_llama);
     tcase_add_test(tm, test_tiny_sigma);
+    tcase_add_test(tm, test_arch_models);
+    tcase_add_test(bad, test_arch_malformed);
     suite_add_tcase(s, tm);
     return s;
 }

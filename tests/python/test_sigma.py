@@ -130,7 +130,7 @@ def test_stop_matcher_holds_back_prefixes():
 # --- model information and text ------------------------------------------------------
 def test_info_and_metadata(model):
     info = model.info
-    assert info.arch in ("llama", "sigma")
+    assert info.arch in ("llama", "sigma", "qwen2", "qwen3", "gemma3", "gemma2", "phi3")
     assert info.n_vocab > 0 and info.n_layers > 0
     assert info.kv_bytes_per_token == info.n_layers * (
         info.n_k_heads * info.d_qk + info.n_v_heads * info.d_v) * 4

@@ -19,6 +19,9 @@ Outputs (all small, committed):
   llama3mini.gguf + llama3mini_{sample,specials}.ids
                                   a byte-level BPE trained on Austen with the
                                   Llama-3 pre-tokenizer regex, ignore_merges
+  qwen2mini.gguf + qwen2mini_{sample,specials}.ids
+                                  the same with the qwen2 pre-tokenizer (single
+                                  digits), merges applied (--only qwen2)
   spmmini.gguf + spmmini_sample.ids
                                   a SentencePiece BPE (byte fallback) trained on
                                   Austen, ids from sentencepiece itself
@@ -41,6 +44,11 @@ MINI_MERGES = 3000
 GPT2_PATTERN = (r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+")
 LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"
                   r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+# Qwen2 / Qwen2.5 / Qwen3 (tokenizer.ggml.pre "qwen2"): Llama-3's regex with
+# single digits
+QWEN2_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}|"
+                 r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+QWEN2_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 LLAMA3_SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>",
                    "<|end_header_id|>", "<|eot_id|>", "<|im_start|>", "<|im_end|>"]
 
@@ -183,6 +191,34 @@ def gen_llama3(austen, sample, specials):
     write_ids("llama3mini_specials.ids", tok.encode(specials, add_special_tokens=False).ids)
 
 
+def gen_qwen2(austen, sample, specials):
+    """qwen2mini: a byte-level BPE trained on Austen with the qwen2
+    pre-tokenizer (merges applied, not ignore_merges, as Qwen's tokenizer.json)."""
+    tok = Tokenizer(models.BPE(ignore_merges=False))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN2_PATTERN), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=2000, min_frequency=2, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  special_tokens=QWEN2_SPECIALS)
+    tok.train_from_iterator(austen_lines(austen, 1 << 20), trainer=trainer)
+    vocab = tok.get_vocab()
+    tokens = [None] * len(vocab)
+    for t, i in vocab.items():
+        tokens[i] = t
+    import json
+    model = json.loads(tok.to_str())["model"]
+    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
+    types = [3 if t in QWEN2_SPECIALS else 1 for t in tokens]
+    ids = {"bos": tokens.index("<|endoftext|>"), "eos": tokens.index("<|im_end|>")}
+    write_gguf(os.path.join(FIX, "qwen2mini.gguf"), "gpt2", tokens, types, pre="qwen2",
+               merges=merges, ids=ids, flags={"add_bos_token": False})
+    write_ids("qwen2mini_sample.ids", tok.encode(sample, add_special_tokens=False).ids)
+    write_ids("qwen2mini_specials.ids", tok.encode(specials, add_special_tokens=False).ids)
+
+
 def gen_spm(austen, sample):
     import sentencepiece as spm
     with tempfile.TemporaryDirectory() as d:
@@ -213,13 +249,18 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default=os.environ.get("SIGMA_TEST_MODEL"))
     ap.add_argument("--austen", default="/work/shared/data/austen-train.txt")
+    ap.add_argument("--only", help="generate only this fixture (qwen2)")
     a = ap.parse_args()
     sample, specials = read("sample.txt"), read("specials.txt")
+    if a.only == "qwen2":
+        gen_qwen2(a.austen, sample, specials)
+        return
     if a.model:
         gen_smollm(a.model, sample, specials)
     else:
         print("no --model: SmolLM2 fixtures not regenerated", file=sys.stderr)
     gen_llama3(a.austen, sample, specials)
+    gen_qwen2(a.austen, sample, specials)
     gen_spm(a.austen, sample)
 
 

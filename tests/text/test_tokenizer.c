@@ -258,6 +258,53 @@ START_TEST(test_llama3mini_exact) {
 }
 END_TEST
 
+/* qwen2 pre-tokenizer (digits one at a time), merges applied: ids from HF
+ * tokenizers (gen_fixtures.py --only qwen2) */
+START_TEST(test_qwen2mini_exact) {
+    sigma_model *m = open_fixture("qwen2mini.gguf");
+    expect_ids(m, "sample.txt", "qwen2mini_sample.ids", 0);
+    expect_ids(m, "specials.txt", "qwen2mini_specials.ids", SIGMA_TOKENIZE_PARSE_SPECIAL);
+    roundtrip_file(m, "sample.txt");
+    roundtrip_file(m, "specials.txt");
+    model_free(m);
+}
+END_TEST
+
+/* Chat formats of the new architectures through the public API, on the
+ * tiny files of tests/fixtures (no tokenizer.chat_template: the
+ * architecture's default) */
+static void expect_chat(const char *file, const char *want) {
+    char path[4096], buf[512];
+    const char *root = getenv("SIGMA_SOURCE_ROOT");
+    snprintf(path, sizeof path, "%s/tests/fixtures/%s", root ? root : ".", file);
+    sigma_model *m = NULL;
+    ck_assert_int_eq(sigma_model_open(path, NULL, &m), SIGMA_OK);
+    sigma_chat_message msgs[] = {{"system", "Be brief. "}, {"user", " Hi!"},
+                                 {"assistant", "Hello."}, {"user", "Capital of France?"}};
+    size_t len = 0;
+    ck_assert_int_eq(sigma_chat_render(m, msgs, 4, 1, buf, sizeof buf, &len), SIGMA_OK);
+    ck_assert_msg(strcmp(buf, want) == 0, "%s: got\n%s\nwant\n%s", file, buf, want);
+    ck_assert_uint_eq(len, strlen(want));
+    sigma_model_close(m);
+}
+
+START_TEST(test_arch_chat_formats) {
+    expect_chat("gemma3_f32.gguf",
+                "<start_of_turn>user\nBe brief.\n\nHi!<end_of_turn>\n"
+                "<start_of_turn>model\nHello.<end_of_turn>\n"
+                "<start_of_turn>user\nCapital of France?<end_of_turn>\n"
+                "<start_of_turn>model\n");
+    expect_chat("phi3_f32.gguf",
+                "<|system|>\nBe brief. <|end|>\n<|user|>\n Hi!<|end|>\n"
+                "<|assistant|>\nHello.<|end|>\n<|user|>\nCapital of France?<|end|>\n"
+                "<|assistant|>\n");
+    expect_chat("qwen2_f32.gguf",
+                "<|im_start|>system\nBe brief. <|im_end|>\n<|im_start|>user\n Hi!<|im_end|>\n"
+                "<|im_start|>assistant\nHello.<|im_end|>\n"
+                "<|im_start|>user\nCapital of France?<|im_end|>\n<|im_start|>assistant\n");
+}
+END_TEST
+
 START_TEST(test_spmmini_exact) {
     sigma_model *m = open_fixture("spmmini.gguf");
     expect_ids(m, "sample.txt", "spmmini_sample.ids", 0);
@@ -697,6 +744,25 @@ END_TEST
 
 /* ---- the real SmolLM2 vocabulary ----------------------------------------- */
 
+/* Gemma 3's 262k SentencePiece vocabulary (byte fallback, no space
+ * prefix, user-defined whitespace pieces): ids from sentencepiece
+ * (gen_gemma3.py), on the real file (SIGMA_TEST_GEMMA3) */
+START_TEST(test_gemma3_real) {
+    const char *path = getenv("SIGMA_TEST_GEMMA3");
+    ck_assert_ptr_nonnull(path);
+    sigma_model *m;
+    sg_err err = {{0}};
+    ck_assert_msg(open_file(path, &m, &err) == SIGMA_OK, "%s", err.msg);
+    ck_assert_ptr_nonnull(m->tok);
+    ck_assert_uint_eq(sg_tok_n_vocab(m), 262144);
+    expect_ids(m, "sample.txt", "gemma3_sample.ids", 0);
+    expect_ids(m, "specials.txt", "gemma3_specials.ids", SIGMA_TOKENIZE_PARSE_SPECIAL);
+    roundtrip_file(m, "sample.txt");
+    roundtrip_file(m, "specials.txt");
+    model_free(m);
+}
+END_TEST
+
 START_TEST(test_smollm2_real) {
     const char *path = getenv("SIGMA_TEST_MODEL");
     ck_assert_ptr_nonnull(path);
@@ -792,6 +858,10 @@ int main(int argc, char **argv) {
         printf("SKIP: SIGMA_TEST_LLAMA3_DIR is not set (see tests/text/gen_llama3_real.py)\n");
         return 77;
     }
+    if (argc > 1 && strcmp(argv[1], "gemma3") == 0 && !getenv("SIGMA_TEST_GEMMA3")) {
+        printf("SKIP: SIGMA_TEST_GEMMA3 is not set (tools/fetch-gemma3.sh)\n");
+        return 77;
+    }
     Suite *s = suite_create("tokenizer");
     TCase *tc = tcase_create("tokenizer");
     tcase_set_timeout(tc, 120);
@@ -799,11 +869,15 @@ int main(int argc, char **argv) {
         tcase_add_test(tc, test_smollm2_real);
     } else if (argc > 1 && strcmp(argv[1], "llama3") == 0) {
         tcase_add_test(tc, test_llama3_real);
+    } else if (argc > 1 && strcmp(argv[1], "gemma3") == 0) {
+        tcase_add_test(tc, test_gemma3_real);
     } else {
         tcase_add_test(tc, test_unicode_classes);
         tcase_add_test(tc, test_utf8_decode);
         tcase_add_test(tc, test_smolmini_exact);
         tcase_add_test(tc, test_llama3mini_exact);
+        tcase_add_test(tc, test_qwen2mini_exact);
+        tcase_add_test(tc, test_arch_chat_formats);
         tcase_add_test(tc, test_spmmini_exact);
         tcase_add_test(tc, test_specials);
         tcase_add_test(tc, test_buffer_protocol);

@@ -4,6 +4,7 @@ all-position logits (*.logits) computed by sigma_ref.py in float64.
 
     python3 tools/reference/make_fixtures.py [OUT_DIR]
     python3 tools/reference/make_fixtures.py --smollm2 SmolLM2-135M-Instruct.Q4_1.gguf [OUT_DIR]
+    python3 tools/reference/make_fixtures.py --gemma3 gemma-3-270m-q4_k_m.gguf [OUT_DIR]
 
 .logits format (little-endian): u32 n_tokens, u32 n_vocab,
 i32 tokens[n_tokens], f32 logits[n_tokens][n_vocab].
@@ -77,6 +78,109 @@ def make_weights(seed, shape):
         W[p + "ffn_up.weight"] = rng.normal(0, 0.2, (F, E))
         W[p + "ffn_down.weight"] = rng.normal(0, 0.2, (E, F))
     return W
+
+
+# ---- other architectures, in the layout llama.cpp's converter writes ------
+# (convert_hf_to_gguf.py): tensor names blk.N.{attn_q,attn_k,attn_v,
+# attn_qkv,attn_output,attn_q_norm,attn_k_norm,post_attention_norm,ffn_norm,
+# ffn_gate,ffn_up,ffn_down,post_ffw_norm}; Q/K rows in HF's rotate-halves
+# order (only `llama` is permuted); Gemma norm weights stored as 1 + w;
+# Phi-3's qkv_proj and gate_up_proj kept fused.
+ARCH_SHAPES = {
+    "qwen2": dict(embd=64, ff=96, layers=2, nq=4, nk=2, dqk=16, tied=True),
+    "qwen3": dict(embd=64, ff=96, layers=2, nq=4, nk=2, dqk=32, eps=1e-6, theta=1e6),
+    "gemma3": dict(embd=32, ff=64, layers=6, nq=4, nk=1, dqk=16, eps=1e-6, theta=1e6,
+                   window=5, tied=True),
+    "gemma2": dict(embd=32, ff=64, layers=2, nq=4, nk=2, dqk=16, eps=1e-6, window=5,
+                   attn_cap=2.0, final_cap=5.0, tied=True),
+    "phi3": dict(embd=64, ff=96, layers=2, nq=4, nk=2, dqk=16, window=6),
+}
+
+
+def make_arch_weights(arch, seed, sh):
+    rng = np.random.default_rng(seed)
+    E, F, L, nq, nk, d = (sh[k] for k in ("embd", "ff", "layers", "nq", "nk", "dqk"))
+    gemma = arch.startswith("gemma")
+    # HF Gemma norms hold w with the scale 1 + w; the file holds 1 + w
+    norm = (lambda n: 1.0 + 0.1 * rng.normal(size=n)) if not gemma else \
+           (lambda n: 1.0 + 0.1 * rng.normal(size=n))
+    W = {"token_embd.weight": rng.normal(0, 0.5, (VOCAB, E)),
+         "output_norm.weight": norm(E)}
+    if not sh.get("tied"):
+        W["output.weight"] = rng.normal(0, 0.3, (VOCAB, E))
+    for l in range(L):
+        p = f"blk.{l}."
+        W[p + "attn_norm.weight"] = norm(E)
+        q = rng.normal(0, 0.3, (nq * d, E))
+        k = rng.normal(0, 0.3, (nk * d, E))
+        v = rng.normal(0, 0.3, (nk * d, E))
+        if arch == "phi3":
+            W[p + "attn_qkv.weight"] = np.concatenate([q, k, v])
+        else:
+            W[p + "attn_q.weight"], W[p + "attn_k.weight"], W[p + "attn_v.weight"] = q, k, v
+        if arch == "qwen2":
+            W[p + "attn_q.bias"] = rng.normal(0, 0.3, nq * d)
+            W[p + "attn_k.bias"] = rng.normal(0, 0.3, nk * d)
+            W[p + "attn_v.bias"] = rng.normal(0, 0.3, nk * d)
+        if arch in ("qwen3", "gemma3"):
+            W[p + "attn_q_norm.weight"] = norm(d)
+            W[p + "attn_k_norm.weight"] = norm(d)
+        W[p + "attn_output.weight"] = rng.normal(0, 0.2, (E, nq * d))
+        if gemma:
+            W[p + "post_attention_norm.weight"] = norm(E)
+        W[p + "ffn_norm.weight"] = norm(E)
+        g, u = rng.normal(0, 0.2, (F, E)), rng.normal(0, 0.2, (F, E))
+        if arch == "phi3":
+            W[p + "ffn_up.weight"] = np.concatenate([g, u])
+        else:
+            W[p + "ffn_gate.weight"], W[p + "ffn_up.weight"] = g, u
+        W[p + "ffn_down.weight"] = rng.normal(0, 0.2, (E, F))
+        if gemma:
+            W[p + "post_ffw_norm.weight"] = norm(E)
+    return W
+
+
+def write_arch(path, arch, sh, W, keys=None, drop=()):
+    """keys: extra/overriding metadata {suffix: value} (None value = omit);
+    drop: tensor names to leave out (malformed variants)."""
+    w = GGUFWriter(path, arch)
+    w.add_string("general.name", os.path.basename(path))
+    kv = {"context_length": 64, "embedding_length": sh["embd"], "block_count": sh["layers"],
+          "feed_forward_length": sh["ff"], "attention.head_count": sh["nq"],
+          "attention.head_count_kv": sh["nk"],
+          "attention.layer_norm_rms_epsilon": float(sh.get("eps", 1e-5)),
+          "rope.freq_base": float(sh.get("theta", 10000.0)),
+          "rope.dimension_count": sh["dqk"]}
+    if sh["dqk"] * sh["nq"] != sh["embd"] or arch.startswith("gemma"):
+        kv["attention.key_length"] = sh["dqk"]
+        kv["attention.value_length"] = sh["dqk"]
+    if "window" in sh:
+        kv["attention.sliding_window"] = sh["window"]
+    if "attn_cap" in sh:
+        kv["attn_logit_softcapping"] = float(sh["attn_cap"])
+        kv["final_logit_softcapping"] = float(sh["final_cap"])
+    kv.update(keys or {})
+    for k, v in kv.items():
+        if v is None:
+            continue
+        if isinstance(v, float):
+            w.add_float32(f"{arch}.{k}", v)
+        else:
+            w.add_uint32(f"{arch}.{k}", v)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("qwen2" if arch.startswith("qwen") else "gpt2")
+    w.add_token_list(TOK_TEXT)
+    w.add_token_types(TOK_TYPE)
+    w.add_token_merges(TOK_MERGES)
+    w.add_bos_token_id(0)
+    w.add_add_bos_token(False)
+    for name, x in W.items():
+        if name not in drop:
+            w.add_tensor(name, np.asarray(x, dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
 
 
 def write(path, arch, shape, W, wtype):
@@ -157,19 +261,36 @@ SMOL_TOKENS = [25165, 101, 4574, 1116, 198, 1717, 198, 198, 44611, 33015, 198, 1
 SMOL_TOP = 64
 
 
-def smollm2_reference(model, path):
-    """Reference logits of SmolLM2 (Q4_1/Q8_0 weights dequantized here, float64)
-    for SMOL_TOKENS, stored compactly as text: per position the log-sum-exp of
-    all logits and the SMOL_TOP largest logits with their ids."""
+# Gemma 3 270M Q4_K_M (tools/fetch-gemma3.sh): BOS + "The capital of France
+# is" as its tokenizer gives them (exact against sentencepiece, tests/text),
+# then GEMMA_GREEDY tokens chosen greedily by the reference itself.
+GEMMA_PROMPT = [2, 818, 5279, 529, 7001, 563]
+GEMMA_GREEDY = 10
+
+
+def gemma3_reference(model, path):
     m = sigma_ref.Model(model)
-    lg = sigma_ref.forward(m, SMOL_TOKENS)
+    toks = list(GEMMA_PROMPT)
+    for _ in range(GEMMA_GREEDY):
+        toks.append(int(np.argmax(sigma_ref.forward(m, toks)[-1])))
+    print("greedy continuation:", toks[len(GEMMA_PROMPT):])
+    smollm2_reference(model, path, toks, m)
+
+
+def smollm2_reference(model, path, tokens=SMOL_TOKENS, m=None):
+    """Reference logits of SmolLM2 (Q4_1/Q8_0 weights dequantized here, float64)
+    for SMOL_TOKENS (or another real model and tokens), stored compactly as
+    text: per position the log-sum-exp of all logits and the SMOL_TOP largest
+    logits with their ids."""
+    m = m or sigma_ref.Model(model)
+    lg = sigma_ref.forward(m, tokens)
     with open(path, "w") as f:
         f.write(f"# sigma_ref.py logits of {os.path.basename(model)} (general.name "
                 f"{m.kv.get('general.name')!r}), float64 from dequantized weights\n")
         f.write("# line 2: n_tokens n_vocab top_k; line 3: tokens; then per position:\n")
         f.write("# logsumexp(logits), then top_k pairs id:logit (largest first)\n")
-        f.write(f"{len(SMOL_TOKENS)} {lg.shape[1]} {SMOL_TOP}\n")
-        f.write(" ".join(map(str, SMOL_TOKENS)) + "\n")
+        f.write(f"{len(tokens)} {lg.shape[1]} {SMOL_TOP}\n")
+        f.write(" ".join(map(str, tokens)) + "\n")
         for row in lg:
             mx = row.max()
             lse = mx + np.log(np.exp(row - mx).sum())
@@ -179,6 +300,11 @@ def smollm2_reference(model, path):
 
 
 def main():
+    if len(sys.argv) > 2 and sys.argv[1] == "--gemma3":
+        out = sys.argv[3] if len(sys.argv) > 3 else os.path.join(
+            os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "fixtures")
+        gemma3_reference(sys.argv[2], os.path.join(out, "gemma3-270m-q4_k_m.ref"))
+        return
     if len(sys.argv) > 2 and sys.argv[1] == "--smollm2":
         out = sys.argv[3] if len(sys.argv) > 3 else os.path.join(
             os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "fixtures")
@@ -221,6 +347,10 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:   # the same weights unscaled, for the printout
         write(f"{tmp}/plain.gguf", "llama", rs, make_weights(6, rs), "f32")
         plain = sigma_ref.forward(sigma_ref.Model(f"{tmp}/plain.gguf"), TOKENS)
+    for i, (arch, sh) in enumerate(ARCH_SHAPES.items()):
+        W = make_arch_weights(arch, 100 + i, sh)
+        write_arch(f"{out}/{arch}_f32.gguf", arch, sh, W)
+        verify(f"{out}/{arch}_f32.gguf", W)
     for name in sorted(os.listdir(out)):
         if name.endswith(".gguf"):
             made[name] = expect(os.path.join(out, name))

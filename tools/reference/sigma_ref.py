@@ -63,7 +63,12 @@ def dequantize(t):
             m = _f16(b[:, 2:4].copy())
             v = (q * d[:, None] + m[:, None]).reshape(-1)
     else:
-        raise SystemExit(f"sigma_ref: tensor {t.name}: type {typ} not supported")
+        # other types (K-quants, Q5_0, ...): the gguf package's own dequantizer
+        try:
+            from gguf.quants import dequantize as gq
+        except ImportError:
+            raise SystemExit(f"sigma_ref: tensor {t.name}: type {typ} not supported")
+        v = np.asarray(gq(np.asarray(t.data), t.tensor_type), dtype=np.float64).reshape(-1)
     return v.reshape(rows, ne0)
 
 
@@ -92,14 +97,28 @@ class Model:
             self.d_v = g("attention.value_length")
             self.d_aug = g("attention.augq_length", 0) or 0
             self.halves = True
-        elif a == "llama":
+        elif a in ARCHS:
             self.n_k = self.n_v = g("attention.head_count_kv", self.n_q)
             self.d_qk = g("attention.key_length", self.n_embd // self.n_q)
             self.d_v = g("attention.value_length", self.n_embd // self.n_q)
             self.d_aug = 0
-            self.halves = False
+            # llama.cpp permutes Q/K rows of llama files to adjacent pairs;
+            # every other architecture keeps HF's rotate-halves layout
+            self.halves = a != "llama"
         else:
             raise SystemExit(f"sigma_ref: architecture {a} not supported")
+        spec = ARCHS.get(a, {})
+        self.spec = spec
+        # Gemma: the embedding is multiplied by sqrt(hidden size)
+        self.embd_scale = np.sqrt(self.n_embd) if spec.get("embd_scale") else 1.0
+        # score scale: 1/sqrt(head dim) (Gemma: query_pre_attn_scalar^-1/2, which
+        # equals it for the models with head_dim = query_pre_attn_scalar)
+        self.attn_scale = float(g("attention.scale", 1.0 / np.sqrt(self.d_qk)))
+        self.final_cap = float(g("final_logit_softcapping", 0.0) or 0.0) if spec.get("softcap") else 0.0
+        self.attn_cap = float(g("attn_logit_softcapping", 0.0) or 0.0) if spec.get("softcap") else 0.0
+        self.window = int(g("attention.sliding_window", 0) or 0) if "sliding" in spec else 0
+        if a == "phi3" and self.window >= g("context_length"):
+            self.window = 0
         self.n_rot = g("rope.dimension_count", self.d_qk)
         self.theta = float(g("rope.freq_base", 10000.0))
         # RoPE scaling: linear divides every frequency by the factor; the
@@ -111,6 +130,10 @@ class Model:
             self.freq_div = self.freq_div * dequantize(self.t["rope_freqs.weight"]).reshape(-1)
         self.eps = float(g("attention.layer_norm_rms_epsilon"))
         self._cache = {}
+
+    def sliding(self, l):
+        """Is layer l a sliding-window (local) layer?"""
+        return bool(self.window) and self.spec["sliding"](l)
 
     def w(self, name):
         if name not in self._cache:
@@ -137,6 +160,39 @@ def rmsnorm(x, w, eps):
 
 def silu(x):
     return x / (1.0 + np.exp(-x))
+
+
+def gelu_tanh(x):
+    """GELU, tanh approximation (HF "gelu_pytorch_tanh")."""
+    return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x ** 3)))
+
+
+# What each architecture adds to the llama block, from the models' own
+# definitions (HF transformers' modeling files and configs):
+#   qwen2  - Q/K/V projections with bias; rotate-halves RoPE.
+#   qwen3  - no biases; RMSNorm over each Q and K head (q_norm/k_norm, weight
+#            of head_dim) before RoPE.
+#   gemma2 - embedding * sqrt(hidden); GeGLU (gelu tanh); RMSNorm after the
+#            attention and after the MLP (before the residual add); attention
+#            and final logits soft-capped (cap * tanh(x / cap)); even layers
+#            (0, 2, ...) attend over a sliding window. Gemma's RMSNorm scales
+#            by (1 + w): llama.cpp's converter stores 1 + w, so here a norm
+#            weight is used as stored.
+#   gemma3 - gemma2 without soft-capping, plus Q/K head norms; layer l is
+#            local (sliding window, RoPE base rope_local_base_freq = 10000)
+#            unless (l + 1) % 6 == 0; global layers use rope.freq_base.
+#   phi3   - fused qkv_proj ([q; k; v] rows) and gate_up_proj ([gate; up]);
+#            sliding_window over every layer when smaller than the context.
+ARCHS = {
+    "llama": {},
+    "qwen2": {"bias": True},
+    "qwen3": {"qk_norm": True},
+    "gemma2": {"embd_scale": True, "gelu": True, "post_norms": True, "softcap": True,
+               "sliding": lambda l: l % 2 == 0},
+    "gemma3": {"embd_scale": True, "gelu": True, "post_norms": True, "qk_norm": True,
+               "sliding": lambda l: (l + 1) % 6 != 0, "local_theta": 10000.0},
+    "phi3": {"sliding": lambda l: True},
+}
 
 
 def rope(x, pos, n_rot, theta, halves, freq_div=None):
@@ -192,38 +248,79 @@ def forward(m, tokens, topv=None):
     """topv: None or (k, first query position approximated, "head"|"vhead")"""
     T = len(tokens)
     pos = np.arange(T, dtype=np.float64)
-    x = m.w("token_embd.weight")[np.asarray(tokens)]
-    mask = np.triu(np.full((T, T), -np.inf), k=1)
+    sp = m.spec
+    x = m.w("token_embd.weight")[np.asarray(tokens)] * m.embd_scale
+    causal = np.triu(np.full((T, T), -np.inf), k=1)
     for l in range(m.n_layer):
         p = f"blk.{l}."
         h = rmsnorm(x, m.w(p + "attn_norm.weight"), m.eps)
-        q = h @ m.w(p + "attn_q.weight").T
+        if m.has(p + "attn_qkv.weight"):
+            qkv = h @ m.w(p + "attn_qkv.weight").T
+            QD, KD = m.n_q * m.d_qk, m.n_k * m.d_qk
+            q, k, v = qkv[:, :QD], qkv[:, QD:QD + KD], qkv[:, QD + KD:]
+        else:
+            q = h @ m.w(p + "attn_q.weight").T
+            k = h @ m.w(p + "attn_k.weight").T
+            v = h @ m.w(p + "attn_v.weight").T
+        if sp.get("bias"):
+            q = q + m.w(p + "attn_q.bias").reshape(-1)
+            k = k + m.w(p + "attn_k.bias").reshape(-1)
+            v = v + m.w(p + "attn_v.bias").reshape(-1)
         if m.d_aug:
             q = (silu(q @ m.w(p + "attn_q_gate.weight").T) * (q @ m.w(p + "attn_q_up.weight").T)) \
                 @ m.w(p + "attn_q_down.weight").T
-        k = h @ m.w(p + "attn_k.weight").T
-        v = h @ m.w(p + "attn_v.weight").T
-        q = rope(q.reshape(T, m.n_q, m.d_qk), pos, m.n_rot, m.theta, m.halves, m.freq_div)
-        k = rope(k.reshape(T, m.n_k, m.d_qk), pos, m.n_rot, m.theta, m.halves, m.freq_div)
+        q = q.reshape(T, m.n_q, m.d_qk)
+        k = k.reshape(T, m.n_k, m.d_qk)
+        if sp.get("qk_norm"):
+            q = rmsnorm(q, m.w(p + "attn_q_norm.weight"), m.eps)
+            k = rmsnorm(k, m.w(p + "attn_k_norm.weight"), m.eps)
+        local = m.sliding(l)
+        theta, fdiv = m.theta, m.freq_div
+        if local and "local_theta" in sp:
+            theta, fdiv = sp["local_theta"], None
+        q = rope(q, pos, m.n_rot, theta, m.halves, fdiv)
+        k = rope(k, pos, m.n_rot, theta, m.halves, fdiv)
         v = v.reshape(T, m.n_v, m.d_v)
+        mask = causal
+        if local:   # query i sees keys j with i - j < window
+            mask = causal + np.where(pos[:, None] - pos[None, :] >= m.window, -np.inf, 0.0)
         out = np.zeros((T, m.n_q, m.d_v))
         per_v = m.n_q // m.n_v
         for vh in range(m.n_v):
             heads = range(vh * per_v, (vh + 1) * per_v)
-            ss = [q[:, i, :] @ k[:, i * m.n_k // m.n_q, :].T / np.sqrt(m.d_qk) + mask for i in heads]
+            ss = []
+            for i in heads:
+                s = q[:, i, :] @ k[:, i * m.n_k // m.n_q, :].T * m.attn_scale
+                if m.attn_cap:
+                    s = m.attn_cap * np.tanh(s / m.attn_cap)
+                ss.append(s + mask)
             if topv:
                 ss = topv_mask(ss, topv[0], topv[1], topv[2], heads)
             for i, s in zip(heads, ss):
                 s = np.exp(s - s.max(axis=1, keepdims=True))
                 a = s / s.sum(axis=1, keepdims=True)
                 out[:, i, :] = a @ v[:, vh, :]
-        x = x + out.reshape(T, -1) @ m.w(p + "attn_output.weight").T
+        o = out.reshape(T, -1) @ m.w(p + "attn_output.weight").T
+        if sp.get("post_norms"):
+            o = rmsnorm(o, m.w(p + "post_attention_norm.weight"), m.eps)
+        x = x + o
         h = rmsnorm(x, m.w(p + "ffn_norm.weight"), m.eps)
-        f = silu(h @ m.w(p + "ffn_gate.weight").T) * (h @ m.w(p + "ffn_up.weight").T)
-        x = x + f @ m.w(p + "ffn_down.weight").T
+        if m.has(p + "ffn_gate.weight"):
+            g, u = h @ m.w(p + "ffn_gate.weight").T, h @ m.w(p + "ffn_up.weight").T
+        else:   # fused [gate; up]
+            gu = h @ m.w(p + "ffn_up.weight").T
+            g, u = gu[:, :gu.shape[1] // 2], gu[:, gu.shape[1] // 2:]
+        f = (gelu_tanh(g) if sp.get("gelu") else silu(g)) * u
+        f = f @ m.w(p + "ffn_down.weight").T
+        if sp.get("post_norms"):
+            f = rmsnorm(f, m.w(p + "post_ffw_norm.weight"), m.eps)
+        x = x + f
     x = rmsnorm(x, m.w("output_norm.weight"), m.eps)
     out_w = m.w("output.weight") if m.has("output.weight") else m.w("token_embd.weight")
-    return x @ out_w.T
+    lg = x @ out_w.T
+    if m.final_cap:
+        lg = m.final_cap * np.tanh(lg / m.final_cap)
+    return lg
 
 
 # ---------------------------------------------------------------- tokenizer
