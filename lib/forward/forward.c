@@ -115,6 +115,36 @@ static void add_rows(float *x, const float *d, size_t n) {
 int sg_attention(const sg_exec *e, const sg_hparams *hp, const sg_layer *L, uint32_t layer,
                  const sigma_kv_strategy *kv, void *kv_state, const float *xn, size_t n,
                  uint32_t pos0, const sg_attn_bufs *b, float *out, sg_err *err) {
+    sg_fwd_seg seg = {kv, kv_state, 0, n, pos0, n, NULL, NULL, SIGMA_OK, err};
+    int st = sg_attention_segs(e, hp, L, layer, &seg, 1, xn, n, b, out, err);
+    return st != SIGMA_OK ? st : seg.status;
+}
+
+/* One segment's append and attend through its own strategy (rows row0..). */
+static int seg_attend(const sg_hparams *hp, uint32_t layer, sg_fwd_seg *g, const sg_attn_bufs *b) {
+    const sigma_kv_strategy *kv = g->kv;
+    size_t r = g->row0;
+    int st;
+    if ((st = kv->append(g->kv_state, layer, g->pos0, (uint32_t)g->n,
+                         b->k + r * hp->n_k * hp->d_qk, b->v + r * hp->n_v * hp->d_v)) != SIGMA_OK)
+        return sg_error(g->err, st, "layer %u: KV strategy '%s' append failed", layer, kv->name);
+    sigma_kv_attend_args a;
+    memset(&a, 0, sizeof a);
+    a.struct_size = (uint32_t)sizeof a;
+    a.layer = layer;
+    a.pos0 = g->pos0;
+    a.n_queries = (uint32_t)g->n;
+    a.q = b->q + r * hp->n_q * hp->d_qk;
+    a.out = b->att + r * hp->n_q * hp->d_v;
+    a.scale = (float)(1.0 / sqrt((double)hp->d_qk));
+    if ((st = kv->attend(g->kv_state, &a)) != SIGMA_OK)
+        return sg_error(g->err, st, "layer %u: KV strategy '%s' attend failed", layer, kv->name);
+    return SIGMA_OK;
+}
+
+int sg_attention_segs(const sg_exec *e, const sg_hparams *hp, const sg_layer *L, uint32_t layer,
+                      sg_fwd_seg *segs, size_t n_segs, const float *xn, size_t n,
+                      const sg_attn_bufs *b, float *out, sg_err *err) {
     int st;
     /* projections: q (or q0 for AugQ), k and v share the input */
     float *qdst = hp->d_aug ? b->q0 : b->q;
@@ -137,19 +167,14 @@ int sg_attention(const sg_exec *e, const sg_hparams *hp, const sg_layer *L, uint
     sg_rope_apply(b->q, n, hp->n_q, hp->d_qk, hp->n_rot, pairs, b->rope_cs);
     sg_rope_apply(b->k, n, hp->n_k, hp->d_qk, hp->n_rot, pairs, b->rope_cs);
 
-    if ((st = kv->append(kv_state, layer, pos0, (uint32_t)n, b->k, b->v)) != SIGMA_OK)
-        return sg_error(err, st, "layer %u: KV strategy '%s' append failed", layer, kv->name);
-    sigma_kv_attend_args a;
-    memset(&a, 0, sizeof a);
-    a.struct_size = (uint32_t)sizeof a;
-    a.layer = layer;
-    a.pos0 = pos0;
-    a.n_queries = (uint32_t)n;
-    a.q = b->q;
-    a.out = b->att;
-    a.scale = (float)(1.0 / sqrt((double)hp->d_qk));
-    if ((st = kv->attend(kv_state, &a)) != SIGMA_OK)
-        return sg_error(err, st, "layer %u: KV strategy '%s' attend failed", layer, kv->name);
+    /* each segment (session) appends to and attends through its own cache;
+     * a failed segment's rows get zeros and leave its cache alone */
+    for (size_t i = 0; i < n_segs; i++) {
+        sg_fwd_seg *g = &segs[i];
+        if (g->status == SIGMA_OK) g->status = seg_attend(hp, layer, g, b);
+        if (g->status != SIGMA_OK)
+            memset(b->att + g->row0 * hp->n_q * hp->d_v, 0, g->n * hp->n_q * hp->d_v * sizeof(float));
+    }
     if ((st = sg_matmul(e, L->wo, b->att, n, out)) != SIGMA_OK)
         return sg_error(err, st, "layer %u: output projection failed", layer);
     return SIGMA_OK;
@@ -157,28 +182,54 @@ int sg_attention(const sg_exec *e, const sg_hparams *hp, const sg_layer *L, uint
 
 int sg_forward(sg_fwd *f, const sigma_token *tokens, size_t n, uint32_t pos0, size_t logits_from,
                float *logits, sigma_cancel_fn cancel, void *cancel_user, sg_err *err) {
+    if (!f->kv) return sg_error(err, SIGMA_E_INTERNAL, "bad forward call");
+    sg_fwd_seg seg = {f->kv, f->kv_state, 0, n, pos0, logits_from, cancel, cancel_user, SIGMA_OK, err};
+    int st = sg_forward_segs(f, tokens, n, &seg, 1, logits, err);
+    return st != SIGMA_OK ? st : seg.status;
+}
+
+/* Poll the cancel callbacks of the live segments; the number still live. */
+static size_t segs_poll(sg_fwd_seg *segs, size_t n_segs) {
+    size_t live = 0;
+    for (size_t i = 0; i < n_segs; i++) {
+        sg_fwd_seg *g = &segs[i];
+        if (g->status == SIGMA_OK && g->cancel && g->cancel(g->cancel_user))
+            g->status = sg_error(g->err, SIGMA_E_CANCELLED, "cancelled");
+        live += g->status == SIGMA_OK;
+    }
+    return live;
+}
+
+int sg_forward_segs(sg_fwd *f, const sigma_token *tokens, size_t n, sg_fwd_seg *segs,
+                    size_t n_segs, float *logits, sg_err *err) {
     const sigma_model *m = f->model;
     const sg_hparams *hp = &m->hp;
     const sg_exec *e = &f->exec;
     const size_t E = hp->n_embd, F = hp->n_ff;
     int st;
-    if (n == 0 || n > f->n_batch || !f->kv) return sg_error(err, SIGMA_E_INTERNAL, "bad forward call");
+    size_t covered = 0;
+    for (size_t i = 0; i < n_segs; i++) {
+        if (segs[i].row0 != covered || segs[i].n == 0 || !segs[i].kv)
+            return sg_error(err, SIGMA_E_INTERNAL, "bad forward call");
+        covered += segs[i].n;
+    }
+    if (n == 0 || n > f->n_batch || covered != n) return sg_error(err, SIGMA_E_INTERNAL, "bad forward call");
 
     for (size_t t = 0; t < n; t++)
         if ((st = sg_embed_row(e->k, m->tok_embd, (uint32_t)tokens[t], f->x + t * E)) != SIGMA_OK)
             return sg_error(err, st, "cannot read the embedding of token %d", tokens[t]);
-    if (hp->n_rot)
-        sg_rope_table_scaled(f->rope_cs, pos0, n, hp->n_rot, hp->rope_theta, hp->rope_freq_scale,
-                             m->rope_factors);
+    if (hp->n_rot) /* per-row positions: each segment from its own pos0 */
+        for (size_t i = 0; i < n_segs; i++)
+            sg_rope_table_scaled(f->rope_cs + segs[i].row0 * hp->n_rot, segs[i].pos0, segs[i].n,
+                                 hp->n_rot, hp->rope_theta, hp->rope_freq_scale, m->rope_factors);
 
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const sg_layer *L = &m->layers[l];
-        if (cancel && cancel(cancel_user)) return sg_error(err, SIGMA_E_CANCELLED, "cancelled");
+        if (segs_poll(segs, n_segs) == 0) return SIGMA_OK;
         /* attention block */
         if ((st = sg_rmsnorm(e, f->x, L->attn_norm, hp->norm_eps, n, E, f->xn, f->norm_w)))
             return sg_error(err, st, "layer %u: attn_norm failed", l);
-        if ((st = sg_attention(e, hp, L, l, f->kv, f->kv_state, f->xn, n, pos0, &f->ab, f->delta,
-                               err)))
+        if ((st = sg_attention_segs(e, hp, L, l, segs, n_segs, f->xn, n, &f->ab, f->delta, err)))
             return st;
         add_rows(f->x, f->delta, n * E);
         /* MLP block */
@@ -193,15 +244,20 @@ int sg_forward(sg_fwd *f, const sigma_token *tokens, size_t n, uint32_t pos0, si
             return sg_error(err, st, "layer %u: ffn_down failed", l);
         add_rows(f->x, f->delta, n * E);
     }
-    if (cancel && cancel(cancel_user)) return sg_error(err, SIGMA_E_CANCELLED, "cancelled");
+    if (segs_poll(segs, n_segs) == 0) return SIGMA_OK;
 
-    if (logits && logits_from < n) {
-        size_t nr = n - logits_from;
-        if ((st = sg_rmsnorm(e, f->x + logits_from * E, m->out_norm, hp->norm_eps, nr, E, f->xn,
-                             f->norm_w)))
+    /* the rows that want logits, of every segment, in one lm_head matmul */
+    size_t nr = 0;
+    for (size_t i = 0; i < n_segs && logits; i++) {
+        const sg_fwd_seg *g = &segs[i];
+        if (g->logits_from >= g->n) continue;
+        size_t r = g->n - g->logits_from;
+        if ((st = sg_rmsnorm(e, f->x + (g->row0 + g->logits_from) * E, m->out_norm, hp->norm_eps, r,
+                             E, f->xn + nr * E, f->norm_w)))
             return sg_error(err, st, "output_norm failed");
-        if ((st = sg_matmul(e, m->output, f->xn, nr, logits)))
-            return sg_error(err, st, "lm_head failed");
+        nr += r;
     }
+    if (nr && (st = sg_matmul(e, m->output, f->xn, nr, logits)))
+        return sg_error(err, st, "lm_head failed");
     return SIGMA_OK;
 }

@@ -26,6 +26,8 @@ struct sigma_session {
     size_t n_logit_rows;           /* rows in `logits` */
     size_t n_last_eval;            /* tokens of the eval the logits belong to */
     int logits_valid;
+    float *batch_logits;           /* sigma_sessions_eval scratch when this session drives */
+    size_t cap_batch_logits;       /* rows */
     sigma_sampler *sampler;        /* borrowed; saved/restored with the session */
     sg_err err;
 };
