@@ -59,6 +59,7 @@ void sigma_session_close(sigma_session *s) {
     sg_free(&a, s->logits);
     sg_free(&a, s->logits_tmp);
     sg_free(&a, s->batch_logits);
+    sg_free(&a, s->kv_opts);
     sg_free(&a, s);
 }
 
@@ -156,6 +157,16 @@ int sigma_session_open(const sigma_model *model, const sigma_session_params *par
         return open_fail(s, model, sg_error(&s->err, st, "KV strategy '%.64s': %s", s->kv.name,
                                             kerr[0] ? kerr : sigma_strerror(st)));
     }
+    /* the caller's strings are borrowed for the call: keep what
+     * sigma_session_fork reopens with (the name is the registry's) */
+    if (p.kv_options) {
+        size_t len = strlen(p.kv_options) + 1;
+        if (!(s->kv_opts = sg_malloc(&s->alloc, len)))
+            return open_fail(s, model, sg_error(&s->err, SIGMA_E_NOMEM, "out of memory"));
+        memcpy(s->kv_opts, p.kv_options, len);
+    }
+    s->p.kv_options = s->kv_opts;
+    s->p.kv_strategy = p.kv_custom ? NULL : s->kv.name;
     s->fwd.kv = &s->kv;
     s->fwd.kv_state = s->kv_state;
     sg_logf(&model->log, SIGMA_LOG_INFO, "session: n_ctx %u, n_batch %u, %u threads, kv %s, kernels %s",

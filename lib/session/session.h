@@ -16,6 +16,7 @@ struct sigma_session {
     int own_pool;
     sigma_kv_strategy kv;          /* a copy; built-ins get user = &env */
     void *kv_state;
+    char *kv_opts;                 /* a copy of the options string (p.kv_options points here) */
     sg_kv_env env;
     sg_fwd fwd;
     int fwd_ready;

@@ -453,6 +453,23 @@ START_TEST(test_fork) {
         sigma_session_close(g);
         sigma_session_close(a);
     }
+    /* the fork reopens with the strategy's options, which were the
+     * caller's (borrowed) string at the original's open */
+    {
+        char opts[32] = "sinks=1,window=3";
+        sigma_session *w = open_cfg(t.m, &(cfg){"window", opts, 512, 0, 0}, NULL), *wf = NULL;
+        strcpy(opts, "garbage");
+        ck_assert_int_eq(sigma_session_eval(w, toks, 7), SIGMA_OK);
+        ck_assert_int_eq(sigma_session_fork(w, &wf), SIGMA_OK);
+        sigma_session *r = open_cfg(t.m, &(cfg){"window", "sinks=1,window=3", 512, 0, 0}, NULL);
+        ck_assert_int_eq(sigma_session_eval(r, toks, 7), SIGMA_OK);
+        ck_assert_int_eq(sigma_session_eval(r, toks + 7, 2), SIGMA_OK);
+        ck_assert_int_eq(sigma_session_eval(wf, toks + 7, 2), SIGMA_OK);
+        same_logits(r, wf, 1, t.n_vocab, "fork keeps the options");
+        sigma_session_close(r);
+        sigma_session_close(wf);
+        sigma_session_close(w);
+    }
     /* a host strategy without save/load cannot be forked */
     cfg host = {NULL, NULL, 16, 0, 0};
     sigma_session *a = open_cfg(t.m, &host, NULL), *f = (sigma_session *)&t;
