@@ -38,6 +38,14 @@ int main(int argc, char **argv) {
             });
         std::cout << "\n";
         std::cerr << stats.n_generated << " tokens in " << stats.generate_ms << " ms\n";
+
+        // two continuations of the same text at once: fork the session
+        // (copies its cache), then one forward pass for both
+        sigma::Session other = session.fork();
+        std::vector<sigma_token> a = model.tokenize(" Then", false), b = model.tokenize(" But", false);
+        sigma::sessions_eval({&session, &other}, {a, b});
+        std::cerr << "forked at " << session.position() - a.size() << "; positions now "
+                  << session.position() << " and " << other.position() << "\n";
     } catch (const sigma::Error &e) {
         std::cerr << "error: " << e.what() << " (status " << e.status() << ")\n";
         return 1;

@@ -472,6 +472,51 @@ SIGMA_API int sigma_session_rewind(sigma_session *session, uint32_t position);
 /** Bytes the KV cache currently holds. */
 SIGMA_API int sigma_session_kv_bytes(const sigma_session *session, size_t *bytes);
 
+/** Evaluate tokens for several sessions in one forward pass: session i
+ *  appends `n_tokens[i]` (>= 1) tokens `tokens[i]` at its own position, as
+ *  sigma_session_eval() would. Every matmul is shared by all rows of all
+ *  sessions (the weights are read once per pass, not once per session);
+ *  attention runs per session through its own KV strategy (built-in or
+ *  host-supplied), with its own positions, logits (logits_all as set at its
+ *  open), n_ctx and cancel callback. The logits of each session are
+ *  bitwise equal to evaluating its tokens alone with sigma_session_eval()
+ *  in pieces of at most its n_batch. Rows are processed in passes of at
+ *  most the largest n_batch among the sessions, whose buffers and threads
+ *  run the shared part.
+ *
+ *  Failure semantics. The arguments are validated first; if anything is
+ *  wrong, nothing is evaluated, every session is left as it was, every
+ *  `statuses[i]` gets the returned status and every non-NULL session the
+ *  message: SIGMA_E_INVALID_ARG for NULL `sessions`/`tokens`/`n_tokens`,
+ *  n_sessions == 0, a NULL session, NULL tokens or n_tokens[i] == 0, an
+ *  out-of-range token, or the same session twice; SIGMA_E_MISMATCH for
+ *  sessions of different models. Otherwise each session succeeds or fails
+ *  on its own: a session whose tokens do not fit (SIGMA_E_CONTEXT_FULL),
+ *  whose cancel callback stops it (SIGMA_E_CANCELLED, polled between
+ *  layers), whose KV strategy fails, or that cannot get memory for its
+ *  tokens/logits (SIGMA_E_NOMEM) is left as before the call (cache
+ *  truncated back, tokens and logits unchanged) while the others go on. A
+ *  failure of the shared part (e.g. out of memory) leaves every session as
+ *  before the call. A session advanced iff `statuses[i]` is SIGMA_OK
+ *  (`statuses` may be NULL; n_sessions ints otherwise). Returns SIGMA_OK if
+ *  every session advanced, else the status of the first that did not.
+ *  Each session's message (sigma_session_last_error) describes its own
+ *  failure. All the sessions belong to the calling thread for the call. */
+SIGMA_API int sigma_sessions_eval(sigma_session *const *sessions,
+                                  const sigma_token *const *tokens, const size_t *n_tokens,
+                                  size_t n_sessions, int *statuses);
+
+/** Open a new session in the state of `session`: the same parameters
+ *  (n_ctx, n_batch, threads or pool, KV strategy and options, logits_all,
+ *  cancel callback), tokens, logits and KV-cache contents, so that it
+ *  continues exactly as `session` would. No tokens are evaluated: the cache
+ *  is copied through the strategy's save and load methods, which every
+ *  built-in strategy has; a host strategy without them gives
+ *  SIGMA_E_UNSUPPORTED. An attached sampler is not shared (the fork has
+ *  none). `session` is not changed (a failure's message goes to it). Close
+ *  the fork with sigma_session_close(). */
+SIGMA_API int sigma_session_fork(const sigma_session *session, sigma_session **out);
+
 /** Save the session to a file: its tokens, the logits of its last position
  *  (when valid), the KV strategy's serialized cache and the state of an
  *  attached sampler (sigma_session_set_sampler()), stored uncompressed by

@@ -512,6 +512,16 @@ public:
     void set_sampler(Sampler *sampler) {
         check(sigma_session_set_sampler(s_, sampler ? sampler->get() : nullptr));
     }
+    /** A new session in this one's state: same options, tokens, logits and
+     *  KV cache, without evaluating anything (sigma_session_fork). The fork
+     *  calls the same cancel callback as this session (the library copies
+     *  the callback, not the std::function), so when one was set this
+     *  session must outlive the fork. */
+    Session fork() const {
+        sigma_session *f = nullptr;
+        check(sigma_session_fork(s_, &f));
+        return Session(f, n_vocab_);
+    }
 
     /** Append `prompt` and generate, streaming pieces to `on_piece`. An
      *  exception thrown by on_piece stops generation and is rethrown. */
@@ -584,7 +594,42 @@ private:
     sigma_session *s_ = nullptr;
     size_t n_vocab_ = 0;
     std::unique_ptr<std::function<bool()>> cancel_;
+
+    Session(sigma_session *s, size_t n_vocab) : s_(s), n_vocab_(n_vocab) {}
 };
+
+/** Evaluate tokens[i] in *sessions[i] for every i in one forward pass
+ *  (sigma_sessions_eval): shared matmuls, each session with its own
+ *  positions, KV cache, logits and cancel callback. Returns the
+ *  per-session statuses (SIGMA_OK: that session advanced; a failed one is
+ *  left as it was). With check (default) an Error for the first session
+ *  that did not advance is thrown after the call instead. */
+inline std::vector<int> sessions_eval(const std::vector<Session *> &sessions,
+                                      const std::vector<std::vector<sigma_token>> &tokens,
+                                      bool check = true) {
+    if (sessions.size() != tokens.size())
+        throw Error(SIGMA_E_INVALID_ARG, "sessions_eval: one token list per session");
+    std::vector<sigma_session *> ss;
+    std::vector<const sigma_token *> tp;
+    std::vector<size_t> nt;
+    for (size_t i = 0; i < sessions.size(); i++) {
+        ss.push_back(sessions[i] ? sessions[i]->get() : nullptr);
+        tp.push_back(tokens[i].data());
+        nt.push_back(tokens[i].size());
+    }
+    std::vector<int> statuses(sessions.size(), SIGMA_OK);
+    int st = sigma_sessions_eval(ss.data(), tp.data(), nt.data(), ss.size(), statuses.data());
+    if (check && st != SIGMA_OK) {
+        std::string msg;
+        for (size_t i = 0; i < ss.size(); i++)
+            if (statuses[i] != SIGMA_OK && ss[i]) {
+                msg = sessions[i]->last_error();
+                break;
+            }
+        throw Error(st, msg);
+    }
+    return statuses;
+}
 
 } // namespace sigma
 

@@ -138,6 +138,17 @@ static int check_finite(const float *x, size_t n_rows, size_t width, const char 
                     where, i / width);
 }
 
+/* check_finite for each live segment's rows of x; a segment with a
+ * non-finite row fails alone (its status and message), the others go on. */
+static void segs_check(sg_fwd_seg *segs, size_t n_segs, const float *x, size_t width,
+                       const char *where, int layer) {
+    for (size_t i = 0; i < n_segs; i++) {
+        sg_fwd_seg *g = &segs[i];
+        if (g->status == SIGMA_OK)
+            g->status = check_finite(x + g->row0 * width, g->n, width, where, layer, g->err);
+    }
+}
+
 static void add_rows(float *x, const float *d, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] += d[i];
 }
@@ -155,16 +166,45 @@ static int add_bias(const sg_exec *e, float *x, size_t n, size_t d, const sg_ten
  * their own head counts, plus biases when the layer has them; an AugQ model
  * passes q0 through a SwiGLU (gate/up/down) to get Q. Q/K heads are
  * RMS-normalised when the layer has Q/K norms, then rotated; the new K/V rows
- * go to the cache strategy, which attends (over the layer's window, if any). */
+ * of each segment (session) go to that segment's cache strategy, which
+ * attends (over the layer's window, if any). The projections are shared by
+ * every row of every segment. */
 typedef struct attn_extra {
     float *qkv;  /* fused QKV output, or NULL */
     float *vec;  /* a bias or norm weight as f32, or NULL */
 } attn_extra;
 
+/* One segment's append and attend through its own strategy (rows row0..). */
+static int seg_attend(const sg_hparams *hp, const sg_layer *L, uint32_t layer, sg_fwd_seg *g,
+                      const sg_attn_bufs *b) {
+    const sigma_kv_strategy *kv = g->kv;
+    size_t r = g->row0;
+    int st;
+    if ((st = kv->append(g->kv_state, layer, g->pos0, (uint32_t)g->n,
+                         b->k + r * hp->n_k * hp->d_qk, b->v + r * hp->n_v * hp->d_v)) != SIGMA_OK)
+        return sg_error(g->err, st, "layer %u: KV strategy '%s' append failed", layer, kv->name);
+    sigma_kv_attend_args a;
+    memset(&a, 0, sizeof a);
+    a.struct_size = (uint32_t)sizeof a;
+    a.layer = layer;
+    a.pos0 = g->pos0;
+    a.n_queries = (uint32_t)g->n;
+    a.q = b->q + r * hp->n_q * hp->d_qk;
+    a.out = b->att + r * hp->n_q * hp->d_v;
+    a.scale = hp->attn_scale > 0.0f ? hp->attn_scale : (float)(1.0 / sqrt((double)hp->d_qk));
+    a.window = L->window;
+    a.softcap = hp->attn_softcap;
+    if ((st = kv->attend(g->kv_state, &a)) != SIGMA_OK)
+        return sg_error(g->err, st, "layer %u: KV strategy '%s' attend failed%s", layer, kv->name,
+                        st == SIGMA_E_UNSUPPORTED && (a.window || a.softcap != 0.0f)
+                            ? " (it does not support this layer's sliding window or soft-capping)"
+                            : "");
+    return SIGMA_OK;
+}
+
 static int attention(const sg_exec *e, const sg_hparams *hp, const sg_layer *L, uint32_t layer,
-                     const sigma_kv_strategy *kv, void *kv_state, const float *xn, size_t n,
-                     uint32_t pos0, const sg_attn_bufs *b, const attn_extra *x, float *out,
-                     sg_err *err) {
+                     sg_fwd_seg *segs, size_t n_segs, const float *xn, size_t n,
+                     const sg_attn_bufs *b, const attn_extra *x, float *out, sg_err *err) {
     int st;
     if ((L->wqkv && !x->qkv) || ((L->bq || L->q_norm) && !x->vec))
         return sg_error(err, SIGMA_E_INTERNAL, "layer %u: attention buffers missing", layer);
@@ -210,34 +250,32 @@ static int attention(const sg_exec *e, const sg_hparams *hp, const sg_layer *L, 
     sg_rope_apply(b->q, n, hp->n_q, hp->d_qk, hp->n_rot, pairs, b->rope_cs);
     sg_rope_apply(b->k, n, hp->n_k, hp->d_qk, hp->n_rot, pairs, b->rope_cs);
 
-    if ((st = kv->append(kv_state, layer, pos0, (uint32_t)n, b->k, b->v)) != SIGMA_OK)
-        return sg_error(err, st, "layer %u: KV strategy '%s' append failed", layer, kv->name);
-    sigma_kv_attend_args a;
-    memset(&a, 0, sizeof a);
-    a.struct_size = (uint32_t)sizeof a;
-    a.layer = layer;
-    a.pos0 = pos0;
-    a.n_queries = (uint32_t)n;
-    a.q = b->q;
-    a.out = b->att;
-    a.scale = hp->attn_scale > 0.0f ? hp->attn_scale : (float)(1.0 / sqrt((double)hp->d_qk));
-    a.window = L->window;
-    a.softcap = hp->attn_softcap;
-    if ((st = kv->attend(kv_state, &a)) != SIGMA_OK)
-        return sg_error(err, st, "layer %u: KV strategy '%s' attend failed%s", layer, kv->name,
-                        st == SIGMA_E_UNSUPPORTED && (a.window || a.softcap != 0.0f)
-                            ? " (it does not support this layer's sliding window or soft-capping)"
-                            : "");
+    /* each segment (session) appends to and attends through its own cache;
+     * a failed segment's rows get zeros and leave its cache alone */
+    for (size_t i = 0; i < n_segs; i++) {
+        sg_fwd_seg *g = &segs[i];
+        if (g->status == SIGMA_OK) g->status = seg_attend(hp, L, layer, g, b);
+        if (g->status != SIGMA_OK)
+            memset(b->att + g->row0 * hp->n_q * hp->d_v, 0, g->n * hp->n_q * hp->d_v * sizeof(float));
+    }
     if ((st = sg_matmul(e, L->wo, b->att, n, out)) != SIGMA_OK)
         return sg_error(err, st, "layer %u: output projection failed", layer);
     return SIGMA_OK;
 }
 
+int sg_attention_segs(const sg_exec *e, const sg_hparams *hp, const sg_layer *L, uint32_t layer,
+                      sg_fwd_seg *segs, size_t n_segs, const float *xn, size_t n,
+                      const sg_attn_bufs *b, float *out, sg_err *err) {
+    attn_extra none = {NULL, NULL};
+    return attention(e, hp, L, layer, segs, n_segs, xn, n, b, &none, out, err);
+}
+
 int sg_attention(const sg_exec *e, const sg_hparams *hp, const sg_layer *L, uint32_t layer,
                  const sigma_kv_strategy *kv, void *kv_state, const float *xn, size_t n,
                  uint32_t pos0, const sg_attn_bufs *b, float *out, sg_err *err) {
-    attn_extra none = {NULL, NULL};
-    return attention(e, hp, L, layer, kv, kv_state, xn, n, pos0, b, &none, out, err);
+    sg_fwd_seg seg = {kv, kv_state, 0, n, pos0, n, NULL, NULL, SIGMA_OK, err};
+    int st = sg_attention_segs(e, hp, L, layer, &seg, 1, xn, n, b, out, err);
+    return st != SIGMA_OK ? st : seg.status;
 }
 
 /* ---- the MLP: down(act(gate(h)) * up(h)), gate/up separate or fused -------- */
@@ -270,7 +308,8 @@ static int mlp(sg_fwd *f, const sg_layer *L, uint32_t l, size_t n, sg_err *err) 
 }
 
 /* One layer: x += post?(attention(norm(x))); x += post?(mlp(norm(x))). */
-static int layer_forward(sg_fwd *f, uint32_t l, size_t n, uint32_t pos0, sg_err *err) {
+static int layer_forward(sg_fwd *f, uint32_t l, sg_fwd_seg *segs, size_t n_segs, size_t n,
+                         sg_err *err) {
     const sigma_model *m = f->model;
     const sg_hparams *hp = &m->hp;
     const sg_exec *e = &f->exec;
@@ -283,13 +322,13 @@ static int layer_forward(sg_fwd *f, uint32_t l, size_t n, uint32_t pos0, sg_err 
     if ((st = sg_rmsnorm(e, f->x, L->attn_norm, hp->norm_eps, n, E, f->xn, f->norm_w)))
         return sg_error(err, st, "layer %u: attn_norm failed", l);
     attn_extra ax = {f->qkv, f->vec};
-    if ((st = attention(e, hp, L, l, f->kv, f->kv_state, f->xn, n, pos0, &ab, &ax, f->delta, err)))
+    if ((st = attention(e, hp, L, l, segs, n_segs, f->xn, n, &ab, &ax, f->delta, err)))
         return st;
     if (L->post_attn_norm &&
         (st = sg_rmsnorm(e, f->delta, L->post_attn_norm, hp->norm_eps, n, E, f->delta, f->norm_w)))
         return sg_error(err, st, "layer %u: post_attention_norm failed", l);
     add_rows(f->x, f->delta, n * E);
-    if ((st = check_finite(f->x, n, E, "attention", (int)l, err))) return st;
+    segs_check(segs, n_segs, f->x, E, "attention", (int)l);
     /* MLP block */
     if ((st = sg_rmsnorm(e, f->x, L->ffn_norm, hp->norm_eps, n, E, f->xn, f->norm_w)))
         return sg_error(err, st, "layer %u: ffn_norm failed", l);
@@ -298,51 +337,93 @@ static int layer_forward(sg_fwd *f, uint32_t l, size_t n, uint32_t pos0, sg_err 
         (st = sg_rmsnorm(e, f->delta, L->post_ffn_norm, hp->norm_eps, n, E, f->delta, f->norm_w)))
         return sg_error(err, st, "layer %u: post_ffw_norm failed", l);
     add_rows(f->x, f->delta, n * E);
-    if ((st = check_finite(f->x, n, E, "ffn", (int)l, err))) return st;
+    segs_check(segs, n_segs, f->x, E, "ffn", (int)l);
     return SIGMA_OK;
 }
 
 int sg_forward(sg_fwd *f, const sigma_token *tokens, size_t n, uint32_t pos0, size_t logits_from,
                float *logits, sigma_cancel_fn cancel, void *cancel_user, sg_err *err) {
+    if (!f->kv) return sg_error(err, SIGMA_E_INTERNAL, "bad forward call");
+    sg_fwd_seg seg = {f->kv, f->kv_state, 0, n, pos0, logits_from, cancel, cancel_user, SIGMA_OK, err};
+    int st = sg_forward_segs(f, tokens, n, &seg, 1, logits, err);
+    return st != SIGMA_OK ? st : seg.status;
+}
+
+/* Poll the cancel callbacks of the live segments; the number still live. */
+static size_t segs_poll(sg_fwd_seg *segs, size_t n_segs) {
+    size_t live = 0;
+    for (size_t i = 0; i < n_segs; i++) {
+        sg_fwd_seg *g = &segs[i];
+        if (g->status == SIGMA_OK && g->cancel && g->cancel(g->cancel_user))
+            g->status = sg_error(g->err, SIGMA_E_CANCELLED, "cancelled");
+        live += g->status == SIGMA_OK;
+    }
+    return live;
+}
+
+int sg_forward_segs(sg_fwd *f, const sigma_token *tokens, size_t n, sg_fwd_seg *segs,
+                    size_t n_segs, float *logits, sg_err *err) {
     const sigma_model *m = f->model;
     const sg_hparams *hp = &m->hp;
     const sg_exec *e = &f->exec;
     const size_t E = hp->n_embd;
     int st;
-    if (n == 0 || n > f->n_batch || !f->kv) return sg_error(err, SIGMA_E_INTERNAL, "bad forward call");
+    size_t covered = 0;
+    for (size_t i = 0; i < n_segs; i++) {
+        if (segs[i].row0 != covered || segs[i].n == 0 || !segs[i].kv)
+            return sg_error(err, SIGMA_E_INTERNAL, "bad forward call");
+        covered += segs[i].n;
+    }
+    if (n == 0 || n > f->n_batch || covered != n) return sg_error(err, SIGMA_E_INTERNAL, "bad forward call");
 
     for (size_t t = 0; t < n; t++)
         if ((st = sg_embed_row(e->k, m->tok_embd, (uint32_t)tokens[t], f->x + t * E)) != SIGMA_OK)
             return sg_error(err, st, "cannot read the embedding of token %d", tokens[t]);
     if (hp->embd_scale != 1.0f && hp->embd_scale != 0.0f)
         for (size_t i = 0; i < n * E; i++) f->x[i] *= hp->embd_scale;
-    if ((st = check_finite(f->x, n, E, "token embedding", -1, err))) return st;
-    if (hp->n_rot) {
-        sg_rope_table_scaled(f->rope_cs, pos0, n, hp->n_rot, hp->rope_theta, hp->rope_freq_scale,
-                             m->rope_factors);
-        /* windowed layers with their own base (Gemma 3's local layers): unscaled */
-        for (uint32_t l = 0; f->rope_cs_swa && l < hp->n_layer; l++)
-            if (m->layers[l].rope_theta != hp->rope_theta) {
-                sg_rope_table(f->rope_cs_swa, pos0, n, hp->n_rot, m->layers[l].rope_theta);
-                break;
-            }
-    }
+    segs_check(segs, n_segs, f->x, E, "token embedding", -1);
+    if (hp->n_rot) /* per-row positions: each segment from its own pos0 */
+        for (size_t i = 0; i < n_segs; i++) {
+            sg_fwd_seg *g = &segs[i];
+            sg_rope_table_scaled(f->rope_cs + g->row0 * hp->n_rot, g->pos0, g->n, hp->n_rot,
+                                 hp->rope_theta, hp->rope_freq_scale, m->rope_factors);
+            /* windowed layers with their own base (Gemma 3's local layers): unscaled */
+            for (uint32_t l = 0; f->rope_cs_swa && l < hp->n_layer; l++)
+                if (m->layers[l].rope_theta != hp->rope_theta) {
+                    sg_rope_table(f->rope_cs_swa + g->row0 * hp->n_rot, g->pos0, g->n, hp->n_rot,
+                                  m->layers[l].rope_theta);
+                    break;
+                }
+        }
 
     for (uint32_t l = 0; l < hp->n_layer; l++) {
-        if (cancel && cancel(cancel_user)) return sg_error(err, SIGMA_E_CANCELLED, "cancelled");
-        if ((st = layer_forward(f, l, n, pos0, err))) return st;
+        if (segs_poll(segs, n_segs) == 0) return SIGMA_OK;
+        if ((st = layer_forward(f, l, segs, n_segs, n, err))) return st;
     }
-    if (cancel && cancel(cancel_user)) return sg_error(err, SIGMA_E_CANCELLED, "cancelled");
+    if (segs_poll(segs, n_segs) == 0) return SIGMA_OK;
 
-    if (logits && logits_from < n) {
-        size_t nr = n - logits_from;
-        if ((st = sg_rmsnorm(e, f->x + logits_from * E, m->out_norm, hp->norm_eps, nr, E, f->xn,
-                             f->norm_w)))
+    /* the rows that want logits, of every segment, in one lm_head matmul */
+    size_t nr = 0;
+    for (size_t i = 0; i < n_segs && logits; i++) {
+        const sg_fwd_seg *g = &segs[i];
+        if (g->logits_from >= g->n) continue;
+        size_t r = g->n - g->logits_from;
+        if ((st = sg_rmsnorm(e, f->x + (g->row0 + g->logits_from) * E, m->out_norm, hp->norm_eps, r,
+                             E, f->xn + nr * E, f->norm_w)))
             return sg_error(err, st, "output_norm failed");
-        if ((st = sg_matmul(e, m->output, f->xn, nr, logits)))
-            return sg_error(err, st, "lm_head failed");
-        if (hp->final_softcap > 0.0f) sg_softcap(logits, nr * hp->n_vocab, hp->final_softcap);
-        if ((st = check_finite(logits, nr, hp->n_vocab, "output (logits)", -1, err))) return st;
+        nr += r;
+    }
+    if (nr && (st = sg_matmul(e, m->output, f->xn, nr, logits)))
+        return sg_error(err, st, "lm_head failed");
+    if (nr && hp->final_softcap > 0.0f) sg_softcap(logits, nr * hp->n_vocab, hp->final_softcap);
+    for (size_t i = 0, row = 0; i < n_segs && nr; i++) {
+        sg_fwd_seg *g = &segs[i];
+        if (g->logits_from >= g->n) continue;
+        size_t r = g->n - g->logits_from;
+        if (g->status == SIGMA_OK)
+            g->status = check_finite(logits + row * hp->n_vocab, r, hp->n_vocab, "output (logits)",
+                                     -1, g->err);
+        row += r;
     }
     return SIGMA_OK;
 }

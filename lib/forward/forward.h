@@ -28,6 +28,32 @@ int sg_attention(const sg_exec *e, const sg_hparams *hp, const sg_layer *L, uint
                  const sigma_kv_strategy *kv, void *kv_state, const float *xn, size_t n,
                  uint32_t pos0, const sg_attn_bufs *b, float *out, sg_err *err);
 
+/* One session's rows in a batch of several sessions' tokens: rows
+ * row0..row0+n-1 of the batch are its tokens at positions pos0.., appended
+ * to and attended through its own KV strategy. `status` (SIGMA_OK on entry)
+ * receives the segment's own failure (its strategy failed, or its cancel
+ * callback asked to stop), described in `err`; a failed segment's rows
+ * still go through the shared matmuls (rows never mix) but no longer touch
+ * its cache, and the other segments go on. */
+typedef struct sg_fwd_seg {
+    const sigma_kv_strategy *kv;
+    void *kv_state;
+    size_t row0, n;
+    uint32_t pos0;
+    size_t logits_from;        /* rows logits_from..n-1 get logits (n: none) */
+    sigma_cancel_fn cancel;    /* may be NULL */
+    void *cancel_user;
+    int status;
+    sg_err *err;
+} sg_fwd_seg;
+
+/* sg_attention for the segments of a batch (covering its n rows, in row
+ * order); the projections and the output projection are shared. Returns
+ * the shared failure; the segments' own failures are in their status. */
+int sg_attention_segs(const sg_exec *e, const sg_hparams *hp, const sg_layer *L, uint32_t layer,
+                      sg_fwd_seg *segs, size_t n_segs, const float *xn, size_t n,
+                      const sg_attn_bufs *b, float *out, sg_err *err);
+
 
 /* Everything one forward pass needs besides the model: kernels, pool,
  * cache strategy and scratch buffers for up to n_batch tokens. */
@@ -67,5 +93,16 @@ void sg_fwd_free(sg_fwd *f);
  * truncates. Tokens must already be validated. */
 int sg_forward(sg_fwd *f, const sigma_token *tokens, size_t n, uint32_t pos0, size_t logits_from,
                float *logits, sigma_cancel_fn cancel, void *cancel_user, sg_err *err);
+
+/* Evaluate n (1..n_batch) tokens of several sessions in one pass: the
+ * segments cover rows 0..n-1 in order, each with its own strategy,
+ * positions and cancel callback (polled per segment between layers). The
+ * logits of every segment's rows logits_from..n-1 go to `logits` one after
+ * another in segment order (rows of failed segments too, meaningless).
+ * f->kv is not used. Returns a shared failure (then every segment's cache
+ * may hold partial rows); a segment's own failure is in its status, the
+ * caller truncates its cache. */
+int sg_forward_segs(sg_fwd *f, const sigma_token *tokens, size_t n, sg_fwd_seg *segs,
+                    size_t n_segs, float *logits, sg_err *err);
 
 #endif

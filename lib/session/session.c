@@ -55,6 +55,8 @@ void sigma_session_close(sigma_session *s) {
     sg_free(&a, s->tokens);
     sg_free(&a, s->logits);
     sg_free(&a, s->logits_tmp);
+    sg_free(&a, s->batch_logits);
+    sg_free(&a, s->kv_opts);
     sg_free(&a, s);
 }
 
@@ -152,6 +154,16 @@ int sigma_session_open(const sigma_model *model, const sigma_session_params *par
         return open_fail(s, model, sg_error(&s->err, st, "KV strategy '%.64s': %s", s->kv.name,
                                             kerr[0] ? kerr : sigma_strerror(st)));
     }
+    /* the caller's strings are borrowed for the call: keep what
+     * sigma_session_fork reopens with (the name is the registry's) */
+    if (p.kv_options) {
+        size_t len = strlen(p.kv_options) + 1;
+        if (!(s->kv_opts = sg_malloc(&s->alloc, len)))
+            return open_fail(s, model, sg_error(&s->err, SIGMA_E_NOMEM, "out of memory"));
+        memcpy(s->kv_opts, p.kv_options, len);
+    }
+    s->p.kv_options = s->kv_opts;
+    s->p.kv_strategy = p.kv_custom ? NULL : s->kv.name;
     s->fwd.kv = &s->kv;
     s->fwd.kv_state = s->kv_state;
     sg_logf(&model->log, SIGMA_LOG_INFO, "session: n_ctx %u, n_batch %u, %u threads, kv %s, kernels %s",
@@ -283,4 +295,267 @@ int sigma_session_kv_bytes(const sigma_session *s, size_t *bytes) {
     if (!s || !bytes) return SIGMA_E_INVALID_ARG;
     *bytes = s->kv.bytes_used(s->kv_state);
     return SIGMA_OK;
+}
+
+/* ---- many sessions in one pass ------------------------------------------------------- */
+
+typedef struct batch_item {
+    sigma_session *s;
+    const sigma_token *tok;
+    size_t n, done, pos;
+    size_t rows;                   /* rows of logits kept */
+    int status;
+    int entered;                   /* its cache may hold rows of this call */
+} batch_item;
+
+/* A failure of the whole call: the same status and message on every session. */
+static int batch_fail(sigma_session *const *ss, size_t n_ss, int *statuses, int st, const char *fmt,
+                      ...) SG_PRINTF(5, 6);
+static int batch_fail(sigma_session *const *ss, size_t n_ss, int *statuses, int st, const char *fmt,
+                      ...) {
+    char msg[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    for (size_t i = 0; i < n_ss; i++) {
+        if (statuses) statuses[i] = st;
+        if (ss && ss[i]) sg_error(&ss[i]->err, st, "sessions_eval: %s", msg);
+    }
+    return st;
+}
+
+static int batch_validate(sigma_session *const *ss, const sigma_token *const *tokens,
+                          const size_t *n_tokens, size_t n_ss, int *statuses) {
+    if (!ss || !tokens || !n_tokens || n_ss == 0)
+        return batch_fail(ss, ss ? n_ss : 0, statuses, SIGMA_E_INVALID_ARG,
+                          "NULL array or no sessions");
+    for (size_t i = 0; i < n_ss; i++)
+        if (!ss[i])
+            return batch_fail(ss, n_ss, statuses, SIGMA_E_INVALID_ARG, "session %zu is NULL", i);
+    const sigma_model *m = ss[0]->model;
+    for (size_t i = 0; i < n_ss; i++) {
+        if (ss[i]->model != m)
+            return batch_fail(ss, n_ss, statuses, SIGMA_E_MISMATCH,
+                              "session %zu is on another model than session 0", i);
+        for (size_t j = 0; j < i; j++)
+            if (ss[j] == ss[i])
+                return batch_fail(ss, n_ss, statuses, SIGMA_E_INVALID_ARG,
+                                  "session %zu is session %zu again", i, j);
+        if (!tokens[i] || n_tokens[i] == 0)
+            return batch_fail(ss, n_ss, statuses, SIGMA_E_INVALID_ARG, "no tokens for session %zu",
+                              i);
+        for (size_t t = 0; t < n_tokens[i]; t++)
+            if (tokens[i][t] < 0 || (uint32_t)tokens[i][t] >= m->hp.n_vocab)
+                return batch_fail(ss, n_ss, statuses, SIGMA_E_INVALID_ARG,
+                                  "session %zu: token %d at index %zu is out of range [0, %u)", i,
+                                  tokens[i][t], t, m->hp.n_vocab);
+    }
+    return SIGMA_OK;
+}
+
+/* Per-session checks and buffers; a failure concerns that session only. */
+static int batch_prepare(batch_item *it) {
+    sigma_session *s = it->s;
+    size_t pos = s->n_tokens, n = it->n;
+    it->pos = pos;
+    if (n > UINT32_MAX - pos)
+        return sg_error(&s->err, SIGMA_E_CONTEXT_FULL, "sessions_eval: position overflow");
+    if (!s->kv.unbounded && pos + n > s->n_ctx)
+        return sg_error(&s->err, SIGMA_E_CONTEXT_FULL,
+                        "sessions_eval: %zu tokens at position %zu do not fit in n_ctx %u", n, pos,
+                        s->n_ctx);
+    int st;
+    if ((st = sg_reserve_n(&s->alloc, (void **)&s->tokens, &s->cap_tokens, s->n_tokens, pos + n,
+                           sizeof *s->tokens)) != SIGMA_OK)
+        return sg_error(&s->err, st, "sessions_eval: out of memory for %zu tokens", pos + n);
+    it->rows = s->p.logits_all ? n : 1;
+    if ((st = reserve_floats(s, &s->logits_tmp, &s->cap_logits_tmp, it->rows)) != SIGMA_OK)
+        return sg_error(&s->err, st, "sessions_eval: out of memory for %zu rows of logits", it->rows);
+    return SIGMA_OK;
+}
+
+/* The passes: chunks of at most drv->n_batch rows, each session's piece at
+ * most its own n_batch; returns a shared failure (items keep their own). */
+static int batch_run(sigma_session *drv, batch_item *items, size_t n_items, sg_fwd_seg *segs,
+                     size_t *seg_item, sigma_token *tok) {
+    const size_t V = drv->model->hp.n_vocab, cap = drv->n_batch;
+    for (;;) {
+        size_t used = 0, ns = 0, nl = 0;
+        for (size_t i = 0; i < n_items && used < cap; i++) {
+            batch_item *it = &items[i];
+            if (it->status != SIGMA_OK || it->done == it->n) continue;
+            size_t take = it->n - it->done;
+            if (take > it->s->n_batch) take = it->s->n_batch;
+            if (take > cap - used) take = cap - used;
+            int last = it->done + take == it->n;
+            sg_fwd_seg *g = &segs[ns];
+            memset(g, 0, sizeof *g);
+            g->kv = &it->s->kv;
+            g->kv_state = it->s->kv_state;
+            g->row0 = used;
+            g->n = take;
+            g->pos0 = (uint32_t)(it->pos + it->done);
+            g->logits_from = it->s->p.logits_all ? 0 : last ? take - 1 : take;
+            g->cancel = it->s->p.cancel_fn;
+            g->cancel_user = it->s->p.cancel_user;
+            g->status = SIGMA_OK;
+            g->err = &it->s->err;
+            seg_item[ns++] = i;
+            memcpy(tok + used, it->tok + it->done, take * sizeof *tok);
+            nl += take - g->logits_from;
+            used += take;
+            it->entered = 1;
+        }
+        if (ns == 0) return SIGMA_OK;
+        int st;
+        if (nl && (st = reserve_floats(drv, &drv->batch_logits, &drv->cap_batch_logits, nl)) != SIGMA_OK)
+            return sg_error(&drv->err, st, "sessions_eval: out of memory for %zu rows of logits", nl);
+        st = sg_forward_segs(&drv->fwd, tok, used, segs, ns, nl ? drv->batch_logits : NULL,
+                             &drv->err);
+        if (st != SIGMA_OK) return st;
+        size_t lr = 0;
+        for (size_t k = 0; k < ns; k++) {
+            const sg_fwd_seg *g = &segs[k];
+            batch_item *it = &items[seg_item[k]];
+            size_t r = g->n - g->logits_from;
+            if (g->status != SIGMA_OK) {
+                it->status = g->status;
+            } else {
+                if (r) {
+                    size_t at = it->s->p.logits_all ? it->done : 0;
+                    memcpy(it->s->logits_tmp + at * V, drv->batch_logits + lr * V,
+                           r * V * sizeof(float));
+                }
+                it->done += g->n;
+            }
+            lr += r;
+        }
+    }
+}
+
+int sigma_sessions_eval(sigma_session *const *sessions, const sigma_token *const *tokens,
+                        const size_t *n_tokens, size_t n_sessions, int *statuses) {
+    int st = batch_validate(sessions, tokens, n_tokens, n_sessions, statuses);
+    if (st != SIGMA_OK) return st;
+    /* the session with the largest n_batch drives: its buffers and pool
+     * run the shared part */
+    sigma_session *drv = sessions[0];
+    for (size_t i = 1; i < n_sessions; i++)
+        if (sessions[i]->n_batch > drv->n_batch) drv = sessions[i];
+    sg_alloc *a = &drv->alloc;
+    size_t bytes = 0;
+    int ok = sg_mul_size(n_sessions, sizeof(batch_item) + sizeof(sg_fwd_seg) + sizeof(size_t),
+                         &bytes) &&
+             sg_add_size(bytes, (size_t)drv->n_batch * sizeof(sigma_token), &bytes);
+    void *mem = ok ? sg_malloc(a, bytes) : NULL;
+    if (!mem)
+        return batch_fail(sessions, n_sessions, statuses, SIGMA_E_NOMEM,
+                          "out of memory for %zu sessions", n_sessions);
+    /* one block: segments, items, item indices, tokens (alignment descending) */
+    sg_fwd_seg *segs = mem;
+    batch_item *items = (batch_item *)(segs + n_sessions);
+    size_t *seg_item = (size_t *)(items + n_sessions);
+    sigma_token *tok = (sigma_token *)(seg_item + n_sessions);
+    size_t live = 0;
+    for (size_t i = 0; i < n_sessions; i++) {
+        batch_item *it = &items[i];
+        memset(it, 0, sizeof *it);
+        it->s = sessions[i];
+        it->tok = tokens[i];
+        it->n = n_tokens[i];
+        it->status = batch_prepare(it);
+        live += it->status == SIGMA_OK;
+    }
+    if (live) {
+        st = batch_run(drv, items, n_sessions, segs, seg_item, tok);
+        if (st != SIGMA_OK) {
+            /* the shared part failed: no session advances */
+            const char *msg = drv->err.msg;
+            for (size_t i = 0; i < n_sessions; i++) {
+                if (items[i].status != SIGMA_OK) continue;
+                items[i].status = st;
+                if (items[i].s != drv) sg_error(&items[i].s->err, st, "%s", msg);
+            }
+        }
+    }
+    st = SIGMA_OK;
+    for (size_t i = 0; i < n_sessions; i++) {
+        batch_item *it = &items[i];
+        sigma_session *s = it->s;
+        if (statuses) statuses[i] = it->status;
+        if (it->status != SIGMA_OK) {
+            if (st == SIGMA_OK) st = it->status;
+            if (it->entered) s->kv.truncate(s->kv_state, (uint32_t)it->pos);
+            continue;
+        }
+        memcpy(s->tokens + it->pos, it->tok, it->n * sizeof *it->tok);
+        s->n_tokens = it->pos + it->n;
+        float *tp = s->logits;
+        size_t tc = s->cap_logits;
+        s->logits = s->logits_tmp;
+        s->cap_logits = s->cap_logits_tmp;
+        s->logits_tmp = tp;
+        s->cap_logits_tmp = tc;
+        s->n_logit_rows = it->rows;
+        s->n_last_eval = it->n;
+        s->logits_valid = 1;
+    }
+    sg_free(a, mem);
+    return st;
+}
+
+/* ---- fork ---------------------------------------------------------------------------- */
+
+int sigma_session_fork(const sigma_session *src, sigma_session **out) {
+    if (out) *out = NULL;
+    if (!src || !out) return SIGMA_E_INVALID_ARG;
+    sigma_session *s = (sigma_session *)src; /* for its error slot only */
+    if (!src->kv.save || !src->kv.load)
+        return sg_error(&s->err, SIGMA_E_UNSUPPORTED,
+                        "fork: KV strategy '%s' has no save/load to copy its state", src->kv.name);
+    sigma_session *d = NULL;
+    int st = sigma_session_open(src->model, &src->p, &d);
+    if (st != SIGMA_OK) /* the details are on the model (sigma_model_last_error) */
+        return sg_error(&s->err, st, "fork: cannot open the new session: %s", sigma_strerror(st));
+    sg_buf kvb;
+    memset(&kvb, 0, sizeof kvb);
+    kvb.alloc = &d->alloc;
+    st = src->kv.save(src->kv_state, sg_buf_write_cb, &kvb);
+    if (st == SIGMA_OK && kvb.failed) st = SIGMA_E_NOMEM;
+    if (st != SIGMA_OK) {
+        sg_error(&s->err, st, "fork: KV strategy '%s' save failed", src->kv.name);
+        goto fail;
+    }
+    if ((st = d->kv.load(d->kv_state, kvb.data, kvb.len)) != SIGMA_OK) {
+        sg_error(&s->err, st, "fork: KV strategy '%s' load failed", src->kv.name);
+        goto fail;
+    }
+    if (src->n_tokens) {
+        if ((st = sg_reserve_n(&d->alloc, (void **)&d->tokens, &d->cap_tokens, 0, src->n_tokens,
+                               sizeof *d->tokens)) != SIGMA_OK) {
+            sg_error(&s->err, st, "fork: out of memory for %zu tokens", src->n_tokens);
+            goto fail;
+        }
+        memcpy(d->tokens, src->tokens, src->n_tokens * sizeof *d->tokens);
+    }
+    d->n_tokens = src->n_tokens;
+    if (src->logits_valid) {
+        if ((st = reserve_floats(d, &d->logits, &d->cap_logits, src->n_logit_rows)) != SIGMA_OK) {
+            sg_error(&s->err, st, "fork: out of memory for logits");
+            goto fail;
+        }
+        memcpy(d->logits, src->logits,
+               src->n_logit_rows * (size_t)src->model->hp.n_vocab * sizeof(float));
+        d->n_logit_rows = src->n_logit_rows;
+        d->n_last_eval = src->n_last_eval;
+        d->logits_valid = 1;
+    }
+    sg_buf_free(&kvb);
+    *out = d;
+    return SIGMA_OK;
+fail:
+    sg_buf_free(&kvb);
+    sigma_session_close(d);
+    return st;
 }

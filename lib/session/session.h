@@ -16,6 +16,7 @@ struct sigma_session {
     int own_pool;
     sigma_kv_strategy kv;          /* a copy; built-ins get user = &env */
     void *kv_state;
+    char *kv_opts;                 /* a copy of the options string (p.kv_options points here) */
     sg_kv_env env;
     sg_fwd fwd;
     int fwd_ready;
@@ -26,6 +27,8 @@ struct sigma_session {
     size_t n_logit_rows;           /* rows in `logits` */
     size_t n_last_eval;            /* tokens of the eval the logits belong to */
     int logits_valid;
+    float *batch_logits;           /* sigma_sessions_eval scratch when this session drives */
+    size_t cap_batch_logits;       /* rows */
     sigma_sampler *sampler;        /* borrowed; saved/restored with the session */
     sg_err err;
 };

@@ -224,6 +224,60 @@ def test_eval_errors_leave_session_unchanged(model):
         assert ei.value.message
 
 
+def test_sessions_eval_matches_one_by_one(model):
+    np = pytest.importorskip("numpy")
+    toks = model.tokenize("one two three four five six seven", add_special=False)
+    v = model.n_vocab
+    alt = [(t * 7 + 3) % v for t in toks]
+    with sigma.Session(model, n_ctx=64, n_threads=1) as a, \
+            sigma.Session(model, n_ctx=64, n_threads=1, kv="quant") as b, \
+            sigma.Session(model, n_ctx=64, n_threads=1) as ra, \
+            sigma.Session(model, n_ctx=64, n_threads=1, kv="quant") as rb:
+        b.eval(alt[:2])
+        rb.eval(alt[:2])
+        assert sigma.sessions_eval([a, b], [toks[:4], alt[2:3]]) == [0, 0]
+        ra.eval(toks[:4])
+        rb.eval(alt[2:3])
+        assert np.array_equal(np.array(a.logits()), np.array(ra.logits()))
+        assert np.array_equal(np.array(b.logits()), np.array(rb.logits()))
+        assert (a.position, b.position) == (4, 3)
+        # the same session twice: nothing happens
+        with pytest.raises(sigma.SigmaError) as ei:
+            sigma.sessions_eval([a, a], [toks[:1], toks[:1]])
+        assert ei.value.status == _lib.E_INVALID_ARG
+        assert ei.value.statuses == [_lib.E_INVALID_ARG] * 2
+        assert a.position == 4
+
+
+def test_sessions_eval_one_full_session(model):
+    with sigma.Session(model, n_ctx=4, n_threads=1) as small, \
+            sigma.Session(model, n_ctx=64, n_threads=1) as big:
+        small.eval([1, 2, 3])
+        st = sigma.sessions_eval([small, big], [[1, 2], [1, 2]], check=False)
+        assert st == [_lib.E_CONTEXT_FULL, 0]
+        assert (small.position, big.position) == (3, 2)
+        with pytest.raises(sigma.SigmaError) as ei:
+            sigma.sessions_eval([big, small], [[3], [4, 5]])
+        assert ei.value.status == _lib.E_CONTEXT_FULL
+        assert "n_ctx" in ei.value.message
+        assert big.position == 3
+
+
+def test_fork_continues_like_the_original(model):
+    np = pytest.importorskip("numpy")
+    toks = model.tokenize("a b c d e f g h", add_special=False)
+    with sigma.Session(model, n_ctx=64, n_threads=1, kv="window",
+                       kv_options="sinks=1,window=4") as s:
+        s.eval(toks[:5])
+        with s.fork() as f:
+            assert f.tokens == s.tokens
+            assert np.array_equal(np.array(f.logits()), np.array(s.logits()))
+            for t in toks[5:]:
+                s.eval([t])
+                f.eval([t])
+                assert np.array_equal(np.array(f.logits()), np.array(s.logits()))
+
+
 def test_closed_objects_raise(model_path):
     m = sigma.Model(model_path)
     s = sigma.Session(m, n_ctx=16, n_threads=1)

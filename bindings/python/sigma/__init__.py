@@ -21,7 +21,7 @@ from . import _lib
 from ._lib import lib
 
 __all__ = ["SigmaError", "Model", "ModelInfo", "Session", "Sampler", "ThreadPool",
-           "GenerationStats", "version", "version_string", "strerror"]
+           "GenerationStats", "version", "version_string", "strerror", "sessions_eval"]
 
 # Log levels (sigma_log_level)
 LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG = 0, 1, 2, 3
@@ -609,6 +609,20 @@ class Session(_Child):
         data = bytes(data)
         self._check(lib.sigma_session_load_memory(self._h(), data, len(data)))
 
+    def fork(self):
+        """A new Session in this one's state (same parameters, tokens, logits
+        and KV cache) without evaluating anything (sigma_session_fork). The
+        strategy must be able to save/load itself (every built-in can)."""
+        out = c_void_p()
+        self._check(lib.sigma_session_fork(self._h(), byref(out)))
+        s = Session.__new__(Session)
+        s._handle = out.value
+        s._pool, s._kv, s._kv_options = self._pool, self._kv, self._kv_options
+        s._cancel_cb = self._cancel_cb
+        s._register(self._model)
+        s.last_stats = GenerationStats()
+        return s
+
     def set_sampler(self, sampler):
         """Attach a Sampler (or None to detach) whose full state (settings,
         RNG, penalty history) is saved and loaded with the session: after
@@ -714,3 +728,34 @@ class Session(_Child):
                 dec.close()
             if own_sampler:
                 smp.close()
+
+
+def sessions_eval(sessions, tokens, *, check=True):
+    """Evaluate tokens[i] (a non-empty sequence of token ids) in sessions[i]
+    for every i in one forward pass (sigma_sessions_eval): the sessions
+    (distinct, of one model) share the matmuls; each keeps its own
+    positions, KV cache, logits and cancel callback. Returns the list of
+    per-session statuses (0: that session advanced). A session that fails
+    (context full, cancelled, ...) is left as it was and does not stop the
+    others. With check=True (default) a SigmaError for the first session
+    that did not advance is raised after the call, with `.statuses` set."""
+    sessions = list(sessions)
+    tokens = [list(t) for t in tokens]
+    n = len(sessions)
+    if len(tokens) != n:
+        raise ValueError("%d sessions but %d token lists" % (n, len(tokens)))
+    hs = (c_void_p * max(n, 1))(*[s._h() for s in sessions])
+    arrs = [(_lib.sigma_token * max(len(t), 1))(*t) for t in tokens]
+    tp = (POINTER(_lib.sigma_token) * max(n, 1))(
+        *[ctypes.cast(a, POINTER(_lib.sigma_token)) for a in arrs])
+    nt = (c_size_t * max(n, 1))(*[len(t) for t in tokens])
+    statuses = (c_int * max(n, 1))()
+    st = lib.sigma_sessions_eval(hs, tp, nt, n, statuses)
+    result = list(statuses[:n])
+    if check and st != _lib.OK:
+        first = next((i for i, v in enumerate(result) if v != _lib.OK), None)
+        msg = sessions[first].last_error() if first is not None else ""
+        err = SigmaError(st, msg)
+        err.statuses = result
+        raise err
+    return result

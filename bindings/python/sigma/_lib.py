@@ -198,6 +198,9 @@ _SIGNATURES = {
     "sigma_session_save_memory": (c_int, [_H, c_void_p, c_size_t, POINTER(c_size_t)]),
     "sigma_session_set_sampler": (c_int, [_H, _H]),
     "sigma_session_load_memory": (c_int, [_H, c_void_p, c_size_t]),
+    "sigma_sessions_eval": (c_int, [POINTER(c_void_p), POINTER(POINTER(sigma_token)),
+                                    POINTER(c_size_t), c_size_t, POINTER(c_int)]),
+    "sigma_session_fork": (c_int, [_H, _PH]),
     # tokenizer
     "sigma_tokenize": (c_int, [_H, c_char_p, c_size_t, POINTER(sigma_token), c_size_t,
                                POINTER(c_size_t), c_uint32]),
