@@ -214,6 +214,52 @@ START_TEST(test_message_names_place) {
 }
 END_TEST
 
+/* In one batched call, a session whose token hits a NaN embedding row fails
+ * alone with SIGMA_E_NUMERIC; the other session advances with the same
+ * logits it gets alone. */
+START_TEST(test_batch_numeric_isolated) {
+    uint8_t *base = NULL;
+    size_t size = 0;
+    ck_assert_int_eq(hm_build(1, 8 /* Q8_0 */, 2, &base, &size), 0);
+    uint32_t ty;
+    size_t off = tensor_offset(base, size, "token_embd.weight", &ty);
+    hm_poison(base + off, ty, HM_NAN); /* token 0's first block */
+    sigma_model_params mp;
+    sigma_model_params_init(&mp, sizeof mp);
+    sigma_model *m = NULL;
+    ck_assert_int_eq(sigma_model_open_memory(base, size, &mp, &m), SIGMA_OK);
+    sigma_session *a = NULL, *b = NULL, *ref = NULL;
+    ck_assert_int_eq(sigma_session_open(m, NULL, &a), SIGMA_OK);
+    ck_assert_int_eq(sigma_session_open(m, NULL, &b), SIGMA_OK);
+    ck_assert_int_eq(sigma_session_open(m, NULL, &ref), SIGMA_OK);
+    const sigma_token ta[3] = {1, 0, 4}, tb[3] = {1, 5, 6};
+    ck_assert_int_eq(sigma_session_eval(ref, tb, 3), SIGMA_OK);
+    sigma_session *ss[2] = {a, b};
+    const sigma_token *tt[2] = {ta, tb};
+    size_t nn[2] = {3, 3};
+    int sts[2] = {99, 99};
+    ck_assert_int_eq(sigma_sessions_eval(ss, tt, nn, 2, sts), SIGMA_E_NUMERIC);
+    ck_assert_int_eq(sts[0], SIGMA_E_NUMERIC);
+    ck_assert_int_eq(sts[1], SIGMA_OK);
+    ck_assert_msg(strstr(sigma_session_last_error(a), "embedding") != NULL, "%s",
+                  sigma_session_last_error(a));
+    uint32_t pa = 9, pb = 9;
+    sigma_session_position(a, &pa);
+    sigma_session_position(b, &pb);
+    ck_assert_uint_eq(pa, 0);
+    ck_assert_uint_eq(pb, 3);
+    const float *lb, *lr;
+    ck_assert_int_eq(sigma_session_logits(b, -1, &lb), SIGMA_OK);
+    ck_assert_int_eq(sigma_session_logits(ref, -1, &lr), SIGMA_OK);
+    ck_assert(memcmp(lb, lr, HM_VOCAB * sizeof *lb) == 0);
+    sigma_session_close(a);
+    sigma_session_close(b);
+    sigma_session_close(ref);
+    sigma_model_close(m);
+    free(base);
+}
+END_TEST
+
 /* The sampler on hostile logits: never a token outside the vocabulary, a
  * clean status when no token is possible, with and without penalties. */
 START_TEST(test_sampler_hostile_logits) {
@@ -280,6 +326,7 @@ int main(void) {
     tcase_add_loop_test(tc, test_every_type_role_pattern, 0, 2 * (int)hm_n_types);
     tcase_add_test(tc, test_message_names_place);
     tcase_add_test(tc, test_sampler_hostile_logits);
+    tcase_add_test(tc, test_batch_numeric_isolated);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);
