@@ -861,8 +861,12 @@ static int slot_cancel_cb(void *user) {
 /* Hand text to the connection (caller holds r->mu). */
 static void deliver(server *srv, request *r, const char *text, size_t len) {
     if (!len) return;
-    if (r->stream) sse_chunk(srv, r, text, len, NULL, 0);
-    else buf_add(&r->out, text, len);
+    if (r->stream) {
+        sse_chunk(srv, r, text, len, NULL, 0);
+        pthread_cond_broadcast(&r->cv);
+    } else {
+        buf_add(&r->out, text, len);
+    }
 }
 
 /* End a slot's request: flush held text, write the final events, wake the
@@ -900,6 +904,9 @@ static void finish_slot(server *srv, slot *s, const char *reason, int err_status
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
 
+    logf_("%s: %s, prompt %zu tokens (%u cached), %u generated, %.3f s", r->id,
+          err_status ? r->err_msg : reason, r->n_prompt, r->n_cached, r->n_generated,
+          now_s() - r->t_queued);
     pthread_mutex_lock(&srv->mu);
     srv->n_active--;
     srv->m_gen_tokens += r->n_generated;
@@ -1388,8 +1395,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 char *end;
                 errno = 0;
                 unsigned long long v = strtoull(cl, &end, 10);
-                if (errno || *end || v > srv->opt.max_body) {
-                    /* answered before the body is read; MHD then closes */
+                if (!errno && !*end && v > srv->opt.max_body) cc->too_large = 1;
+                if (errno || *end || v / 64 > srv->opt.max_body) {
+                    /* far too large: answered before the body is read (MHD then
+                     * closes; the client may miss the answer). A body up to 64
+                     * times the limit is read and dropped, then answered. */
                     cc->too_large = 1;
                     cc->responded = 1;
                     return send_error(srv, c, 413, "invalid_request_error", NULL,
