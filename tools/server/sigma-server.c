@@ -1664,7 +1664,8 @@ int main(int argc, char **argv) {
     int port = di ? di->port : o->port;
     logf_("serving '%s' on http://%s%s%s:%d/v1 (%d slots, context %u, %u threads)",
           srv->model_name, strchr(o->host, ':') ? "[" : "", o->host,
-          strchr(o->host, ':') ? "]" : "", port, srv->n_slots, srv->n_ctx, o->threads);
+          strchr(o->host, ':') ? "]" : "", port, srv->n_slots, srv->n_ctx,
+          o->threads ? o->threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN));
     if (o->port_file) {
         char tmp[4096];
         snprintf(tmp, sizeof tmp, "%s.tmp", o->port_file);
