@@ -2,7 +2,7 @@
 # Install what building and testing libsigma needs (Debian 12). Safe to run
 # repeatedly; does nothing when everything is present.
 set -euo pipefail
-pkgs=(meson ninja-build gcc g++ clang pkg-config check zlib1g-dev libcjson-dev
+pkgs=(meson ninja-build gcc g++ clang pkg-config check zlib1g-dev libcjson-dev libmicrohttpd-dev
       unicode-data valgrind abigail-tools python3 python3-numpy libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
@@ -18,10 +18,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq >&2
   apt-get install -y -qq "${missing[@]}" >&2
 fi
-# Python packages for the binding tests and the cross-checks against the
-# PyPI gguf reader (tests skip cleanly without them).
-if ! python3 -c "import pytest, numpy, gguf" 2>/dev/null; then
-  echo "installing Python test packages (pytest numpy gguf)" >&2
-  python3 -m pip install -q pytest numpy gguf safetensors tokenizers >&2 ||
+# Python packages for the binding tests, the cross-checks against the
+# PyPI gguf reader and the sigma-server tests (openai client); tests skip
+# cleanly without them.
+if ! python3 -c "import pytest, numpy, gguf, openai" 2>/dev/null; then
+  echo "installing Python test packages (pytest numpy gguf openai)" >&2
+  python3 -m pip install -q pytest numpy gguf safetensors tokenizers openai >&2 ||
     echo "warning: could not install Python test packages" >&2
 fi
