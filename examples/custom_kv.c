@@ -121,6 +121,10 @@ static int ring_attend(void *state, const sigma_kv_attend_args *a) {
         a->pos0 > UINT32_MAX - a->n_queries ||
         a->pos0 + a->n_queries > r->n_pos[a->layer])
         return SIGMA_E_INVALID_ARG;
+    /* version 2 of the table: say so when a layer needs what this simple
+     * ring does not do (a sliding window, soft-capped scores) */
+    if (a->struct_size >= sizeof *a && (a->window || a->softcap != 0.0f))
+        return SIGMA_E_UNSUPPORTED;
     for (uint32_t j = 0; j < a->n_queries; j++) {
         uint32_t pos = a->pos0 + j;
         uint32_t lo = pos + 1 > r->window ? pos + 1 - r->window : 0;

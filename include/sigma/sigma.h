@@ -308,7 +308,12 @@ typedef struct sigma_kv_attend_args {
 /** Serialization sink: write `n` bytes; return 0 or a negative status. */
 typedef int (*sigma_write_fn)(void *ctx, const void *data, size_t n);
 
-#define SIGMA_KV_STRATEGY_VERSION 1
+/** Version 1: the methods up to bytes_used/save/load. Version 2: attend
+ *  honours sigma_kv_attend_args.window and .softcap (or returns
+ *  SIGMA_E_UNSUPPORTED for them). A session refuses a version-1 host
+ *  strategy on a model with sliding-window layers or attention soft-capping
+ *  (Gemma 2/3), which such a strategy would silently compute wrongly. */
+#define SIGMA_KV_STRATEGY_VERSION 2
 
 /** A KV-cache strategy: a versioned table of methods (like SQLite's VFS).
  *  `version` says which methods exist; new methods are only ever appended,

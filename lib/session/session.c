@@ -126,6 +126,15 @@ int sigma_session_open(const sigma_model *model, const sigma_session_params *par
         if (!check_strategy(&s->kv))
             return open_fail(s, model, sg_error(&s->err, SIGMA_E_INVALID_ARG,
                                                 "custom KV strategy is incomplete"));
+        int windowed = model->hp.attn_softcap != 0.0f;
+        for (uint32_t l = 0; l < model->hp.n_layer && !windowed; l++)
+            windowed = model->layers[l].window != 0;
+        if (windowed && s->kv.version < 2)
+            return open_fail(s, model, sg_error(&s->err, SIGMA_E_UNSUPPORTED,
+                                                "custom KV strategy '%s' is version %d, which "
+                                                "predates sliding windows and soft-capping; this "
+                                                "model needs them (version 2)",
+                                                s->kv.name, s->kv.version));
     } else {
         const char *name = p.kv_strategy ? p.kv_strategy : "dense";
         if (!sg_kv_find(name, &s->kv))

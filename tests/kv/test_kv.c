@@ -1,6 +1,7 @@
 /* The dense KV strategy through the public sigma_kv_strategy interface. */
 #include <check.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -344,10 +345,49 @@ START_TEST(test_head_major) {
 }
 END_TEST
 
+/* A host strategy of table version 1 predates sliding windows and
+ * soft-capping: a session on a model that has them (Gemma 3) refuses it
+ * rather than let it compute wrongly; version 2 is accepted, and a model
+ * without windows takes version 1. */
+static sigma_model *open_fixture(const char *name) {
+    const char *root = getenv("SIGMA_SOURCE_ROOT");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tests/fixtures/%s", root ? root : ".", name);
+    sigma_model *m = NULL;
+    ck_assert_int_eq(sigma_model_open(path, NULL, &m), SIGMA_OK);
+    return m;
+}
+
+START_TEST(test_host_version_windows) {
+    sigma_kv_strategy k;
+    ck_assert(sg_kv_find("dense", &k));
+    k.user = NULL; /* as a host would: no library environment */
+    sigma_session_params sp;
+    sigma_session_params_init(&sp, sizeof sp);
+    sp.kv_custom = &k;
+    sp.n_ctx = 64;
+    sigma_model *g = open_fixture("gemma3_f32.gguf"), *l = open_fixture("llama_gqa_f32.gguf");
+    sigma_session *s = NULL;
+    k.version = 1;
+    ck_assert_int_eq(sigma_session_open(g, &sp, &s), SIGMA_E_UNSUPPORTED);
+    ck_assert_ptr_null(s);
+    ck_assert_int_eq(sigma_session_open(l, &sp, &s), SIGMA_OK);
+    sigma_session_close(s);
+    k.version = 2;
+    ck_assert_int_eq(sigma_session_open(g, &sp, &s), SIGMA_OK);
+    const sigma_token t[3] = {1, 2, 3};
+    ck_assert_int_eq(sigma_session_eval(s, t, 3), SIGMA_OK);
+    sigma_session_close(s);
+    sigma_model_close(g);
+    sigma_model_close(l);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("kv");
     TCase *tc = tcase_create("kv");
     tcase_add_test(tc, test_registry);
+    tcase_add_test(tc, test_host_version_windows);
     tcase_add_test(tc, test_options);
     tcase_add_test(tc, test_append_attend_truncate);
     tcase_add_test(tc, test_f16_storage);
