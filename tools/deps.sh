@@ -20,8 +20,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # Python packages for the binding tests and the cross-checks against the
 # PyPI gguf reader (tests skip cleanly without them).
-if ! python3 -c "import pytest, numpy, gguf" 2>/dev/null; then
-  echo "installing Python test packages (pytest numpy gguf)" >&2
-  python3 -m pip install -q pytest numpy gguf safetensors tokenizers >&2 ||
+if ! python3 -c "import pytest, numpy, gguf, jsonschema" 2>/dev/null; then
+  echo "installing Python test packages (pytest numpy gguf jsonschema)" >&2
+  python3 -m pip install -q pytest numpy gguf safetensors tokenizers jsonschema >&2 ||
     echo "warning: could not install Python test packages" >&2
 fi
