@@ -42,12 +42,7 @@ typedef struct js {
 } js;
 
 static int js_fail(js *j, int st, const char *msg) {
-    if (j->st == SIGMA_OK) {
-        if (st == SIGMA_E_INVALID_ARG && j->p <= j->n && j->nodes == NULL)
-            j->st = sg_error(j->err, st, "json schema: %s", msg);
-        else
-            j->st = sg_error(j->err, st, "json schema: %s", msg);
-    }
+    if (j->st == SIGMA_OK) j->st = sg_error(j->err, st, "json schema: %s", msg);
     return j->st;
 }
 
@@ -90,6 +85,21 @@ static int read_string(js *j, uint32_t *start, uint32_t *len) {
             return SIGMA_OK;
         }
         if (c < 0x20) return js_fail_at(j, "control character in a string");
+        if (c >= 0x80) { /* one whole UTF-8 character */
+            int n = (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+            if (!n || j->n - j->p < (size_t)n) return js_fail_at(j, "invalid UTF-8");
+            uint32_t cp = c & (0x7Fu >> n);
+            for (int i = 1; i < n; i++) {
+                unsigned char d = (unsigned char)j->t[j->p + (size_t)i];
+                if ((d & 0xC0) != 0x80) return js_fail_at(j, "invalid UTF-8");
+                cp = cp << 6 | (d & 0x3F);
+            }
+            static const uint32_t lo[5] = {0, 0, 0x80, 0x800, 0x10000};
+            if (cp < lo[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+                return js_fail_at(j, "invalid UTF-8");
+            j->p += (size_t)n;
+            continue;
+        }
         if (c == '\\') {
             j->p++;
             if (j->p >= j->n) break;
