@@ -15,11 +15,10 @@
  *
  * With a grammar (lib/text/grammar.c) the candidates after step 2 are
  * filtered to the tokens whose bytes the grammar accepts (EOG tokens only
- * where it may end). When top-k is on, only the k best allowed tokens
- * matter, so candidates are checked best first in growing batches and the
- * check stops at k; otherwise every candidate is checked. Token bytes are
- * precomputed per sampler, and a token whose first byte the current state
- * cannot take is rejected without walking the grammar.
+ * where it may end). Token bytes are precomputed per sampler, and a token
+ * whose first byte the current state cannot take is rejected by a bit test.
+ * When top-k is on, only the k best allowed tokens matter, so candidates
+ * are checked best first and the check stops at k (see grammar_filter).
  */
 #include <float.h>
 #include <math.h>
@@ -377,26 +376,41 @@ static void partition_top_k(sg_cand *c, size_t n, size_t k) {
     }
 }
 
-/* Keep in c[0..n) the candidates the grammar allows; with k > 0 only the
- * k best of them, sorted (best first in growing batches). */
+/* Keep in c[0..n) the candidates the grammar allows (unordered; the
+ * caller's top-k picks from them). A first pass drops the tokens whose
+ * first byte the grammar cannot take (and EOG where it cannot end): a bit
+ * test each. With k > 0 the rest is checked best first in two sorted
+ * batches, which usually finds k allowed tokens; otherwise every remaining
+ * candidate is checked. */
 static size_t grammar_filter(sigma_sampler *s, sg_cand *c, size_t n, size_t k) {
     int can_end = sg_gmatch_can_end(&s->gm);
-    size_t valid = 0;
-    if (k == 0) {
-        for (size_t i = 0; i < n; i++)
-            if (grammar_allows(s, c[i].id, can_end)) c[valid++] = c[i];
-        return valid;
+    const uint8_t *first = s->gm.first;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        int32_t t = c[i].id;
+        uint32_t o = s->piece_off[t];
+        int keep = s->is_eog[t] ? can_end
+                                : s->piece_off[t + 1] > o &&
+                                      (first[s->pieces[o] >> 3] >> (s->pieces[o] & 7) & 1);
+        if (keep) c[m++] = c[i];
     }
-    size_t base = 0, batch = k < 32 ? 64 : 2 * k;
-    while (base < n && valid < k) {
-        size_t m = n - base < batch ? n - base : batch;
-        partition_top_k(c + base, n - base, m);
-        qsort(c + base, m, sizeof *c, cand_cmp);
-        for (size_t i = base; i < base + m && valid < k; i++)
-            if (grammar_allows(s, c[i].id, can_end)) c[valid++] = c[i];
-        base += m;
-        batch *= 2;
+    n = m;
+    size_t valid = 0, base = 0;
+    if (k > 0) {
+        size_t batch = k < 32 ? 64 : 2 * k;
+        for (int round = 0; round < 2 && base < n && valid < k; round++) {
+            size_t b = n - base < batch ? n - base : batch;
+            partition_top_k(c + base, n - base, b);
+            qsort(c + base, b, sizeof *c, cand_cmp);
+            for (size_t i = base; i < base + b && valid < k; i++)
+                if (grammar_allows(s, c[i].id, can_end)) c[valid++] = c[i];
+            base += b;
+            batch *= 4;
+        }
+        if (valid >= k) return valid;
     }
+    for (size_t i = base; i < n; i++)
+        if (grammar_allows(s, c[i].id, can_end)) c[valid++] = c[i];
     return valid;
 }
 
@@ -489,7 +503,10 @@ static int grammar_argmax(sigma_sampler *s, const float *logits, sigma_token *t)
     }
     if (n) n = grammar_filter(s, s->cand, n, 1);
     if (!n) return sg_model_error(s->model, SIGMA_E_INVALID_ARG, "sampler: no token is allowed");
-    *t = s->cand[0].id;
+    size_t best = 0;
+    for (size_t i = 1; i < n; i++)
+        if (cand_before(&s->cand[i], &s->cand[best])) best = i;
+    *t = s->cand[best].id;
     return SIGMA_OK;
 }
 
