@@ -49,10 +49,14 @@ SCHEMAS = [
      "properties": {"items": {"type": "array", "items": {"$ref": "#/$defs/item"},
                               "maxItems": 3}},
      "required": ["items"]},
+    # (additionalProperties with a schema is tested in tests/text: its keys
+    # are unbounded strings, in which SmolLM2 at temperature 1.0 can ramble
+    # past any max_tokens)
     {"type": "object",
-     "properties": {"answer": {"type": "string", "maxLength": 30}},
+     "properties": {"answer": {"type": "string", "maxLength": 30},
+                    "score": {"type": "number"}},
      "required": ["answer"],
-     "additionalProperties": {"type": "integer"}},
+     "additionalProperties": False},
     {"oneOf": [{"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"],
                 "additionalProperties": False},
                {"type": "array", "items": {"type": "boolean"}, "maxItems": 4}]},
