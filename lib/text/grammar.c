@@ -452,7 +452,7 @@ static uint32_t *span_copy(gp *g, uint32_t rule, size_t from, size_t to) {
         gp_nomem(g);
         return NULL;
     }
-    memcpy(s, g->rules[rule].body + from, n * sizeof *s);
+    if (n) memcpy(s, g->rules[rule].body + from, n * sizeof *s); /* body may be NULL */
     return s;
 }
 

@@ -120,6 +120,9 @@ static const struct {
     {"root ::= \"\\uD800\"\n", "line 1 column 11"},
     {"root ::= \"\xff\"\n", "line 1 column 11"},
     {"::= \"a\"\n", "line 1 column 1"},
+    /* fuzz-grammar: repeating an empty literal in an empty rule read
+     * through a NULL body (UBSan) */
+    {"root ::= (\"\"+)\n", "line 1 column 13"},
 };
 
 START_TEST(test_rejects) {
