@@ -51,6 +51,8 @@ typedef struct options {
     uint32_t threads, n_ctx;
     int chat;
     const char *system;
+    const char *grammar_file;
+    const char *json_schema; /* a file, or inline JSON starting with '{' */
 } options;
 
 static void usage(FILE *f) {
@@ -84,6 +86,9 @@ static void usage(FILE *f) {
         "                         Ctrl-C stops the current answer, Ctrl-C twice at the\n"
         "                         prompt exits\n"
         "      --system TEXT      system message for --chat\n"
+        "      --grammar-file PATH  constrain the output to a GBNF grammar (rule 'root')\n"
+        "      --json-schema S    constrain the output to JSON valid for a JSON Schema:\n"
+        "                         inline JSON (starting with '{') or a file\n"
         "  -h, --help             show this help\n"
         "\n"
         "Exit status: 0 ok, 1 error (model, file, generation), 2 usage error,\n"
@@ -175,11 +180,14 @@ static void parse_args(int argc, char **argv, options *o) {
         else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size"))
             o->n_ctx = (uint32_t)parse_int(a, v, 0, UINT32_MAX);
         else if (!strcmp(a, "--system")) o->system = v;
+        else if (!strcmp(a, "--grammar-file")) o->grammar_file = v;
+        else if (!strcmp(a, "--json-schema")) o->json_schema = v;
         else die_usage("unknown option '%s'", a);
     }
     if (o->prompt && o->prompt_file) die_usage("give either -p or -f, not both");
     if (!o->chat && !o->prompt && !o->prompt_file) die_usage("no prompt: give -p TEXT or -f FILE");
     if (o->system && !o->chat) die_usage("--system needs --chat");
+    if (o->grammar_file && o->json_schema) die_usage("give either --grammar-file or --json-schema");
 }
 
 static int file_exists(const char *p) {
@@ -200,13 +208,13 @@ static const char *pick_model(const options *o) {
 
 static char *read_file(const char *path) {
     FILE *f = fopen(path, "rb");
-    if (!f) die("cannot open prompt file '%s': %s", path, strerror(errno));
+    if (!f) die("cannot open file '%s': %s", path, strerror(errno));
     size_t cap = 4096, len = 0;
     char *buf = malloc(cap);
     if (!buf) die("out of memory");
     for (;;) {
         if (len + 1 >= cap) {
-            if (cap > ((size_t)1 << 30)) die("prompt file '%s' is too large", path);
+            if (cap > ((size_t)1 << 30)) die("file '%s' is too large", path);
             cap *= 2;
             char *nb = realloc(buf, cap);
             if (!nb) die("out of memory");
@@ -216,10 +224,10 @@ static char *read_file(const char *path) {
         len += n;
         if (n == 0) break;
     }
-    if (ferror(f)) die("cannot read prompt file '%s': %s", path, strerror(errno));
+    if (ferror(f)) die("cannot read file '%s': %s", path, strerror(errno));
     fclose(f);
     buf[len] = '\0';
-    if (strlen(buf) != len) die("prompt file '%s' contains a NUL byte", path);
+    if (strlen(buf) != len) die("file '%s' contains a NUL byte", path);
     return buf;
 }
 
@@ -507,8 +515,30 @@ int main(int argc, char **argv) {
     smp_p.min_p = o.min_p;
     smp_p.repeat_penalty = o.repeat_penalty;
     if (o.seed_set) smp_p.seed = o.seed;
+    char *grammar = NULL;
+    if (o.grammar_file) grammar = read_file(o.grammar_file);
+    if (o.json_schema) {
+        char *schema = o.json_schema[0] == '{' ? strdup(o.json_schema) : read_file(o.json_schema);
+        if (!schema) die("out of memory");
+        size_t glen = 0;
+        st = sigma_json_schema_to_grammar(model, schema, strlen(schema), NULL, 0, &glen);
+        if (st == SIGMA_E_BUFFER_TOO_SMALL) {
+            grammar = malloc(glen + 1);
+            if (!grammar) die("out of memory");
+            st = sigma_json_schema_to_grammar(model, schema, strlen(schema), grammar, glen + 1,
+                                              &glen);
+        }
+        if (st != SIGMA_OK) {
+            char merr[512];
+            sigma_model_last_error(model, merr, sizeof merr);
+            die("--json-schema: %s", merr[0] ? merr : sigma_strerror(st));
+        }
+        free(schema);
+    }
+    smp_p.grammar = grammar;
     sigma_sampler *smp = NULL;
     st = sigma_sampler_open(model, &smp_p, &smp);
+    free(grammar); /* copied by the sampler */
     if (st != SIGMA_OK) {
         char merr[512];
         sigma_model_last_error(model, merr, sizeof merr);

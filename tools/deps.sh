@@ -19,10 +19,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq "${missing[@]}" >&2
 fi
 # Python packages for the binding tests, the cross-checks against the
-# PyPI gguf reader and the sigma-server tests (openai client); tests skip
-# cleanly without them.
-if ! python3 -c "import pytest, numpy, gguf, openai" 2>/dev/null; then
-  echo "installing Python test packages (pytest numpy gguf openai)" >&2
-  python3 -m pip install -q pytest numpy gguf safetensors tokenizers openai >&2 ||
+# PyPI gguf reader, the sigma-server tests (openai client) and the grammar
+# tests (jsonschema); tests skip cleanly without them.
+if ! python3 -c "import pytest, numpy, gguf, openai, jsonschema" 2>/dev/null; then
+  echo "installing Python test packages (pytest numpy gguf openai jsonschema)" >&2
+  python3 -m pip install -q pytest numpy gguf safetensors tokenizers openai jsonschema >&2 ||
     echo "warning: could not install Python test packages" >&2
 fi

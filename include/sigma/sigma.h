@@ -662,6 +662,19 @@ typedef struct sigma_sampler_params {
     int32_t penalty_last_n;   /**< window for penalties; <= 0: no penalties.
                                    Default 64 */
     uint64_t seed;            /**< RNG seed. Default 0xC0FFEE */
+    /** Grammar constraint (default NULL: none): GBNF text, NUL-terminated,
+     *  in the dialect of llama.cpp's grammars/README.md (see docs/guide.md),
+     *  compiled once at sigma_sampler_open() (the text is copied). Before
+     *  the pipeline above, every token whose bytes cannot continue the
+     *  output inside the grammar's language is removed; end-of-generation
+     *  tokens are kept only where the language may end. Each sampled token
+     *  advances the grammar; sigma_sampler_accept() does not (prompt
+     *  tokens are not output). A syntax error, an undefined rule, left
+     *  recursion or a loop that can repeat without consuming input gives
+     *  SIGMA_E_INVALID_ARG with "line L column C" in the model's message. */
+    const char *grammar;
+    /** Start rule of `grammar` (default NULL: "root"). */
+    const char *grammar_root;
 } sigma_sampler_params;
 
 SIGMA_API int sigma_sampler_params_init(sigma_sampler_params *params, size_t struct_size);
@@ -681,8 +694,29 @@ SIGMA_API int sigma_sampler_sample(sigma_sampler *sampler, const float *logits,
 /** Record a token in the penalty history without sampling (prompt tokens). */
 SIGMA_API int sigma_sampler_accept(sigma_sampler *sampler, sigma_token token);
 
-/** Clear history and reseed. */
+/** Clear history and reseed; a grammar goes back to its start. */
 SIGMA_API int sigma_sampler_reset(sigma_sampler *sampler, uint64_t seed);
+
+/** 1 in *done if the sampler's grammar is at a point where its language
+ *  may end (0 if not; 1 without a grammar). */
+SIGMA_API int sigma_sampler_grammar_done(const sigma_sampler *sampler, int *done);
+
+/** Convert a JSON Schema (`schema_len` bytes of JSON) to GBNF text for
+ *  sigma_sampler_params.grammar, with the buffer protocol of
+ *  sigma_token_to_piece() (plus a NUL when it fits; *len excludes it).
+ *  Supported: type (string, number, integer, boolean, null, object, array,
+ *  or a list of them), properties, required, additionalProperties (false,
+ *  true or a schema; absent = false), items, minItems, maxItems, minLength,
+ *  maxLength, enum, const, anyOf, oneOf, $ref to "#/$defs/..." or
+ *  "#/definitions/...", and annotations (title, description, ...). The
+ *  output writes properties in the schema's order without extra space.
+ *  SIGMA_E_INVALID_ARG for malformed JSON or schema, SIGMA_E_UNSUPPORTED
+ *  for a keyword that would constrain the value but is not supported
+ *  (pattern, minimum, ...); the message goes to `model`'s last error when
+ *  model is not NULL (model also gives the allocator). Thread-safe. */
+SIGMA_API int sigma_json_schema_to_grammar(const sigma_model *model, const char *schema,
+                                           size_t schema_len, char *buf, size_t size,
+                                           size_t *len);
 
 /* ------------------------------------------------------------------------ */
 /* Generation and chat                                                      */

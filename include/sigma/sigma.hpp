@@ -295,6 +295,19 @@ private:
     sigma_threadpool *p_ = nullptr;
 };
 
+/** GBNF text for a JSON Schema (see sigma_json_schema_to_grammar()); the
+ *  error message comes from `model` when given. Use the result as
+ *  sigma_sampler_params::grammar (it must outlive the Sampler's
+ *  construction only: the text is copied). */
+inline std::string json_schema_to_grammar(std::string_view schema, const Model *model = nullptr) {
+    return detail::sized_call(
+        [&](char *buf, size_t size, size_t *len) {
+            return sigma_json_schema_to_grammar(model ? model->get() : nullptr, schema.data(),
+                                                schema.size(), buf, size, len);
+        },
+        [&] { return model ? model->last_error() : std::string(); }, 4096);
+}
+
 /** Token sampling state (sigma_sampler). */
 class Sampler {
 public:
@@ -342,6 +355,12 @@ public:
     }
     void accept(sigma_token token) { detail::check(sigma_sampler_accept(s_, token)); }
     void reset(uint64_t seed) { detail::check(sigma_sampler_reset(s_, seed)); }
+    /** True where the sampler's grammar may end (true without a grammar). */
+    bool grammar_done() const {
+        int d = 1;
+        detail::check(sigma_sampler_grammar_done(s_, &d));
+        return d != 0;
+    }
 
 private:
     sigma_sampler *s_ = nullptr;

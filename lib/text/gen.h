@@ -4,6 +4,7 @@
 #define SG_TEXT_GEN_H
 
 #include "../model/model.h"
+#include "grammar.h"
 
 /* ---- sampler ---------------------------------------------------------- */
 
@@ -27,7 +28,8 @@ int sg_sampler_probs(sigma_sampler *s, const float *logits, double *probs);
 
 #define SG_SAMPLER_STATE_HEADER 88
 /* Largest serialized state: the header and a full history window. */
-#define SG_SAMPLER_STATE_MAX ((uint64_t)SG_SAMPLER_STATE_HEADER + 4 * (uint64_t)SG_PENALTY_MAX_N)
+#define SG_SAMPLER_STATE_MAX \
+    ((uint64_t)SG_SAMPLER_STATE_HEADER + 4 * (uint64_t)SG_PENALTY_MAX_N + 16 + SG_GRAMMAR_STATE_MAX)
 
 /* The model the sampler was opened for. */
 const sigma_model *sg_sampler_model(const sigma_sampler *s);
@@ -43,6 +45,7 @@ typedef struct sg_sampler_restore {
     uint64_t rng[4];
     sigma_token *hist;   /* cap tokens on the sampler's allocator, len used */
     uint32_t cap, len;
+    sg_gset gset;        /* the grammar's state (when the sampler has one) */
     int ready;
 } sg_sampler_restore;
 

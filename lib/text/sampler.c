@@ -12,6 +12,13 @@
  *   6. min-p: keep tokens with p >= min_p * p_max;
  *   7. renormalise and draw.
  * With temperature <= 0 only steps 1-2 run, then argmax (lowest id on ties).
+ *
+ * With a grammar (lib/text/grammar.c) the candidates after step 2 are
+ * filtered to the tokens whose bytes the grammar accepts (EOG tokens only
+ * where it may end). Token bytes are precomputed per sampler, and a token
+ * whose first byte the current state cannot take is rejected by a bit test.
+ * When top-k is on, only the k best allowed tokens matter, so candidates
+ * are checked best first and the check stops at k (see grammar_filter).
  */
 #include <float.h>
 #include <math.h>
@@ -38,6 +45,13 @@ struct sigma_sampler {
     uint32_t *counts;  /* n_vocab, all zero between calls */
     float *work;       /* n_vocab logits after penalties */
     sg_cand *cand;     /* n_vocab candidates */
+    /* grammar constraint (NULL grammar: none) */
+    sg_grammar *grammar;
+    sg_gmatch gm;
+    char *grammar_text, *grammar_root; /* owned copies, s->p points at them */
+    uint8_t *pieces;     /* token bytes back to back */
+    uint32_t *piece_off; /* n_vocab + 1 */
+    uint8_t *is_eog;     /* n_vocab */
 };
 
 /* ---- RNG ---------------------------------------------------------------- */
@@ -117,7 +131,83 @@ void sigma_sampler_close(sigma_sampler *s) {
     sg_free(&a, s->counts);
     sg_free(&a, s->work);
     sg_free(&a, s->cand);
+    if (s->grammar) sg_gmatch_free(&s->gm);
+    sg_grammar_free(s->grammar);
+    sg_free(&a, s->grammar_text);
+    sg_free(&a, s->grammar_root);
+    sg_free(&a, s->pieces);
+    sg_free(&a, s->piece_off);
+    sg_free(&a, s->is_eog);
     sg_free(&a, s);
+}
+
+/* Compile the grammar and the token bytes it is checked against. */
+static int grammar_open(sigma_sampler *s) {
+    const sigma_model *model = s->model;
+    sg_err err;
+    sg_err_clear(&err);
+    const char *root = s->p.grammar_root ? s->p.grammar_root : "root";
+    s->grammar_text = sg_strndup(&s->alloc, s->p.grammar, strlen(s->p.grammar));
+    s->grammar_root = sg_strndup(&s->alloc, root, strlen(root));
+    if (!s->grammar_text || !s->grammar_root)
+        return sg_model_error(model, SIGMA_E_NOMEM, "sampler: out of memory");
+    s->p.grammar = s->grammar_text;
+    s->p.grammar_root = s->grammar_root;
+    int st = sg_grammar_compile(&s->alloc, s->grammar_text, strlen(s->grammar_text),
+                                s->grammar_root, &s->grammar, &err);
+    if (st != SIGMA_OK) return sg_model_error(model, st, "sampler: %s", err.msg);
+    s->piece_off = sg_malloc(&s->alloc, ((size_t)s->n_vocab + 1) * sizeof *s->piece_off);
+    s->is_eog = sg_calloc(&s->alloc, s->n_vocab, 1);
+    if (!s->piece_off || !s->is_eog) return sg_model_error(model, SIGMA_E_NOMEM, "sampler: out of memory");
+    size_t cap = 0, used = 0;
+    char tmp[256];
+    for (uint32_t t = 0; t < s->n_vocab; t++) {
+        size_t n = 0;
+        int eog = 0;
+        s->piece_off[t] = (uint32_t)used;
+        if (sigma_token_is_eog(model, (sigma_token)t, &eog) == SIGMA_OK && eog) {
+            s->is_eog[t] = 1;
+            continue;
+        }
+        st = sigma_token_to_piece(model, (sigma_token)t, tmp, sizeof tmp, &n, 0);
+        if (st != SIGMA_OK) continue; /* no bytes: never allowed */
+        if (used + n > UINT32_MAX ||
+            sg_reserve(&s->alloc, (void **)&s->pieces, &cap, used, used + n) != SIGMA_OK)
+            return sg_model_error(model, SIGMA_E_NOMEM, "sampler: out of memory");
+        memcpy(s->pieces + used, tmp, n);
+        used += n;
+    }
+    s->piece_off[s->n_vocab] = (uint32_t)used;
+    if (sg_gmatch_init(&s->gm, s->grammar, &s->alloc) != SIGMA_OK) {
+        sg_grammar_free(s->grammar);
+        s->grammar = NULL;
+        return sg_model_error(model, SIGMA_E_NOMEM, "sampler: out of memory");
+    }
+    return SIGMA_OK;
+}
+
+/* May token t come next under the grammar? */
+static int grammar_allows(sigma_sampler *s, sigma_token t, int can_end) {
+    if (s->is_eog[t]) return can_end;
+    uint32_t o = s->piece_off[t], n = s->piece_off[t + 1] - o;
+    return n && sg_gmatch_check(&s->gm, s->pieces + o, n);
+}
+
+/* Advance the grammar past a sampled token (EOG: nothing to consume). */
+static int grammar_consume(sigma_sampler *s, sigma_token t) {
+    if (!s->grammar || s->is_eog[t]) return SIGMA_OK;
+    uint32_t o = s->piece_off[t], n = s->piece_off[t + 1] - o;
+    int st = sg_gmatch_advance(&s->gm, s->pieces + o, n);
+    if (st == SIGMA_E_NOMEM) return sg_model_error(s->model, st, "sampler: out of memory");
+    if (st != SIGMA_OK)
+        return sg_model_error(s->model, SIGMA_E_INTERNAL, "sampler: grammar rejected its own token");
+    return SIGMA_OK;
+}
+
+int sigma_sampler_grammar_done(const sigma_sampler *s, int *done) {
+    if (!s || !done) return SIGMA_E_INVALID_ARG;
+    *done = s->grammar ? sg_gmatch_can_end(&s->gm) : 1;
+    return SIGMA_OK;
 }
 
 int sigma_sampler_open(const sigma_model *model, const sigma_sampler_params *params,
@@ -151,6 +241,13 @@ int sigma_sampler_open(const sigma_model *model, const sigma_sampler_params *par
         sigma_sampler_close(s);
         return sg_model_error(model, SIGMA_E_NOMEM, "sampler: out of memory");
     }
+    if (p.grammar) {
+        st = grammar_open(s);
+        if (st != SIGMA_OK) {
+            sigma_sampler_close(s);
+            return st;
+        }
+    }
     rng_seed(s->rng, p.seed);
     *out = s;
     return SIGMA_OK;
@@ -162,6 +259,8 @@ int sigma_sampler_reset(sigma_sampler *s, uint64_t seed) {
     s->hist_head = 0;
     s->p.seed = seed;
     rng_seed(s->rng, seed);
+    if (s->grammar && sg_gmatch_reset(&s->gm) != SIGMA_OK)
+        return sg_model_error(s->model, SIGMA_E_NOMEM, "sampler: out of memory");
     return SIGMA_OK;
 }
 
@@ -260,6 +359,59 @@ static size_t select_top_k(sg_cand *c, size_t n, size_t k) {
     return k;
 }
 
+/* Like select_top_k, but the others stay in c[k..n) (swapped, not
+ * overwritten), so the next batch can be taken from them. */
+static void partition_top_k(sg_cand *c, size_t n, size_t k) {
+    if (k >= n) return;
+    for (size_t i = k / 2; i-- > 0;) heap_down(c, k, i);
+    for (size_t i = k; i < n; i++) {
+        if (cand_before(&c[i], &c[0])) {
+            sg_cand t = c[0];
+            c[0] = c[i];
+            c[i] = t;
+            heap_down(c, k, 0);
+        }
+    }
+}
+
+/* Keep in c[0..n) the candidates the grammar allows (unordered; the
+ * caller's top-k picks from them). A first pass drops the tokens whose
+ * first byte the grammar cannot take (and EOG where it cannot end): a bit
+ * test each. With k > 0 the rest is checked best first in two sorted
+ * batches, which usually finds k allowed tokens; otherwise every remaining
+ * candidate is checked. */
+static size_t grammar_filter(sigma_sampler *s, sg_cand *c, size_t n, size_t k) {
+    int can_end = sg_gmatch_can_end(&s->gm);
+    const uint8_t *first = s->gm.first;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        int32_t t = c[i].id;
+        uint32_t o = s->piece_off[t];
+        int keep = s->is_eog[t] ? can_end
+                                : s->piece_off[t + 1] > o &&
+                                      (first[s->pieces[o] >> 3] >> (s->pieces[o] & 7) & 1);
+        if (keep) c[m++] = c[i];
+    }
+    n = m;
+    size_t valid = 0, base = 0;
+    if (k > 0) {
+        size_t batch = k < 32 ? 64 : 2 * k;
+        for (int round = 0; round < 2 && base < n && valid < k; round++) {
+            size_t b = n - base < batch ? n - base : batch;
+            partition_top_k(c + base, n - base, b);
+            qsort(c + base, b, sizeof *c, cand_cmp);
+            for (size_t i = base; i < base + b && valid < k; i++)
+                if (grammar_allows(s, c[i].id, can_end)) c[valid++] = c[i];
+            base += b;
+            batch *= 4;
+        }
+        if (valid >= k) return valid;
+    }
+    for (size_t i = base; i < n; i++)
+        if (grammar_allows(s, c[i].id, can_end)) c[valid++] = c[i];
+    return valid;
+}
+
 /* Runs steps 1-6; leaves the surviving candidates sorted in s->cand with
  * normalised probabilities p; returns their count (>= 1) or 0 if every
  * logit is -inf/NaN. */
@@ -287,6 +439,13 @@ static size_t build_dist(sigma_sampler *s, const float *logits) {
         n++;
     }
     if (n == 0) return 0;
+    if (s->grammar) {
+        n = grammar_filter(s, c, n, s->p.top_k > 0 ? (size_t)s->p.top_k : 0);
+        if (n == 0) return 0;
+        lmax = c[0].logit;
+        for (size_t i = 1; i < n; i++)
+            if (c[i].logit > lmax) lmax = c[i].logit;
+    }
     if (s->p.top_k > 0) n = select_top_k(c, n, (size_t)s->p.top_k);
 
     /* temperature + softmax (over what top-k left) */
@@ -327,9 +486,40 @@ static size_t build_dist(sigma_sampler *s, const float *logits) {
     return n;
 }
 
+/* Greedy pick under the grammar: the best allowed candidate. */
+static int grammar_argmax(sigma_sampler *s, const float *logits, sigma_token *t) {
+    for (uint32_t i = 0; i < s->n_vocab; i++) {
+        float v = logits[i];
+        s->work[i] = isnan(v) ? -INFINITY : v == INFINITY ? FLT_MAX : v;
+    }
+    sg_sampler_apply_penalties(s, s->work);
+    size_t n = 0;
+    for (uint32_t i = 0; i < s->n_vocab; i++) {
+        if (s->work[i] == -INFINITY) continue;
+        s->cand[n].logit = s->work[i];
+        s->cand[n].id = (int32_t)i;
+        s->cand[n].p = 0.0;
+        n++;
+    }
+    if (n) n = grammar_filter(s, s->cand, n, 1);
+    if (!n) return sg_model_error(s->model, SIGMA_E_INVALID_ARG, "sampler: no token is allowed");
+    size_t best = 0;
+    for (size_t i = 1; i < n; i++)
+        if (cand_before(&s->cand[i], &s->cand[best])) best = i;
+    *t = s->cand[best].id;
+    return SIGMA_OK;
+}
+
 int sg_sampler_probs(sigma_sampler *s, const float *logits, double *probs) {
     if (!s || !logits || !probs) return SIGMA_E_INVALID_ARG;
     for (uint32_t i = 0; i < s->n_vocab; i++) probs[i] = 0.0;
+    if (!(s->p.temperature > 0.0f) && s->grammar) {
+        sigma_token t;
+        int st = grammar_argmax(s, logits, &t);
+        if (st != SIGMA_OK) return st;
+        probs[t] = 1.0;
+        return SIGMA_OK;
+    }
     if (!(s->p.temperature > 0.0f)) {
         for (uint32_t i = 0; i < s->n_vocab; i++) s->work[i] = logits[i];
         sg_sampler_apply_penalties(s, s->work);
@@ -348,7 +538,10 @@ int sg_sampler_probs(sigma_sampler *s, const float *logits, double *probs) {
 int sigma_sampler_sample(sigma_sampler *s, const float *logits, sigma_token *token) {
     if (!s || !logits || !token) return SIGMA_E_INVALID_ARG;
     sigma_token t;
-    if (!(s->p.temperature > 0.0f)) {
+    if (!(s->p.temperature > 0.0f) && s->grammar) {
+        int st = grammar_argmax(s, logits, &t);
+        if (st != SIGMA_OK) return st;
+    } else if (!(s->p.temperature > 0.0f)) {
         const float *src = logits;
         if (penalties_on(s)) {
             memcpy(s->work, logits, (size_t)s->n_vocab * sizeof *s->work);
@@ -359,6 +552,8 @@ int sigma_sampler_sample(sigma_sampler *s, const float *logits, sigma_token *tok
         if (st != SIGMA_OK) return st;
     } else {
         size_t n = build_dist(s, logits);
+        if (n == 0 && s->grammar)
+            return sg_model_error(s->model, SIGMA_E_INVALID_ARG, "sampler: no token is allowed");
         if (n == 0) return SIGMA_E_INVALID_ARG;
         double u = rng_uniform(s->rng), cum = 0.0;
         t = s->cand[n - 1].id; /* rounding fallback */
@@ -370,6 +565,8 @@ int sigma_sampler_sample(sigma_sampler *s, const float *logits, sigma_token *tok
             }
         }
     }
+    int gst = grammar_consume(s, t);
+    if (gst != SIGMA_OK) return gst;
     hist_push(s, t);
     *token = t;
     return SIGMA_OK;
@@ -381,7 +578,12 @@ int sigma_sampler_sample(sigma_sampler *s, const float *logits, sigma_token *tok
  *   20 f32 min_p, 24 f32 repeat_penalty, 28 f32 frequency_penalty,
  *   32 f32 presence_penalty, 36 i32 penalty_last_n, 40 u64 seed,
  *   48 u64 rng[4], 80 u32 history capacity, 84 u32 history length,
- *   88 i32 tokens x length, oldest first. */
+ *   88 i32 tokens x length, oldest first;
+ * then, only when the sampler has a grammar: "GRM1", u64 grammar hash,
+ * u32 n, and n bytes of the grammar's state (sg_gmatch_save). A state
+ * without that part (an older file) puts the grammar at its start. */
+
+#define GRM_MAGIC "GRM1"
 
 #define SMP_MAGIC "SMP1"
 
@@ -425,11 +627,23 @@ int sg_sampler_save_state(const sigma_sampler *s, sigma_write_fn w, void *ctx) {
         sg_put_le32(t, (uint32_t)s->hist[(start + i) % s->hist_cap]);
         st = w(ctx, t, 4);
     }
+    if (st == SIGMA_OK && s->grammar) {
+        size_t n = sg_gmatch_state_size(&s->gm);
+        uint8_t *b = sg_malloc(&s->alloc, 16 + n);
+        if (!b) return SIGMA_E_NOMEM;
+        memcpy(b, GRM_MAGIC, 4);
+        sg_put_le64(b + 4, sg_grammar_hash(s->grammar));
+        sg_put_le32(b + 12, (uint32_t)n);
+        sg_gmatch_save(&s->gm, b + 16);
+        st = w(ctx, b, 16 + n);
+        sg_free(&s->alloc, b);
+    }
     return st;
 }
 
 size_t sg_sampler_state_size(const sigma_sampler *s) {
-    return SG_SAMPLER_STATE_HEADER + (size_t)s->hist_len * 4;
+    return SG_SAMPLER_STATE_HEADER + (size_t)s->hist_len * 4 +
+           (s->grammar ? 16 + sg_gmatch_state_size(&s->gm) : 0);
 }
 
 int sg_sampler_restore_prepare(sigma_sampler *s, const void *data, size_t size,
@@ -464,18 +678,43 @@ int sg_sampler_restore_prepare(sigma_sampler *s, const void *data, size_t size,
         return sg_error(err, SIGMA_E_FORMAT,
                         "sampler state: history of %u in a window of %u (penalty_last_n %d)", len,
                         cap, (int)p.penalty_last_n);
-    if ((uint64_t)size != SG_SAMPLER_STATE_HEADER + (uint64_t)len * 4)
+    uint64_t base = SG_SAMPLER_STATE_HEADER + (uint64_t)len * 4;
+    if ((uint64_t)size < base || ((uint64_t)size > base && (size - base < 16 ||
+                                                            memcmp(d + base, GRM_MAGIC, 4) != 0)))
         return sg_error(err, SIGMA_E_FORMAT, "sampler state: %zu bytes for a history of %u", size,
                         len);
+    if ((uint64_t)size > base && !s->grammar)
+        return sg_error(err, SIGMA_E_MISMATCH,
+                        "sampler state: it has a grammar, the sampler has none");
+    if ((uint64_t)size > base) {
+        const uint8_t *gd = d + base;
+        if (sg_get_le64(gd + 4) != sg_grammar_hash(s->grammar))
+            return sg_error(err, SIGMA_E_MISMATCH, "sampler state: made with another grammar");
+        if ((uint64_t)sg_get_le32(gd + 12) != size - base - 16)
+            return sg_error(err, SIGMA_E_FORMAT, "sampler state: grammar state of %u bytes in %zu",
+                            sg_get_le32(gd + 12), (size_t)(size - base - 16));
+    }
     for (uint32_t i = 0; i < len; i++) {
         uint32_t t = sg_get_le32(d + SG_SAMPLER_STATE_HEADER + (size_t)i * 4);
         if (t >= n_vocab)
             return sg_error(err, SIGMA_E_FORMAT, "sampler state: token %u in the history is out of range",
                             t);
     }
+    if (s->grammar) {
+        int gst = (uint64_t)size > base
+                      ? sg_gmatch_decode(s->grammar, &s->alloc, d + base + 16,
+                                         (size_t)(size - base - 16), &r->gset, err)
+                      : sg_gmatch_initial(s->grammar, &s->alloc, &r->gset);
+        if (gst == SIGMA_E_NOMEM && (uint64_t)size == base)
+            return sg_error(err, SIGMA_E_NOMEM, "sampler state: out of memory");
+        if (gst != SIGMA_OK) return gst;
+    }
     if (cap) {
         r->hist = sg_malloc(&s->alloc, (size_t)cap * sizeof *r->hist);
-        if (!r->hist) return sg_error(err, SIGMA_E_NOMEM, "sampler state: out of memory");
+        if (!r->hist) {
+            sg_gset_free(&s->alloc, &r->gset);
+            return sg_error(err, SIGMA_E_NOMEM, "sampler state: out of memory");
+        }
         for (uint32_t i = 0; i < len; i++)
             r->hist[i] = (sigma_token)sg_get_le32(d + SG_SAMPLER_STATE_HEADER + (size_t)i * 4);
     }
@@ -496,10 +735,14 @@ void sg_sampler_restore_commit(sigma_sampler *s, sg_sampler_restore *r) {
     s->hist_head = r->cap ? r->len % r->cap : 0;
     s->p = r->p;
     memcpy(s->rng, r->rng, sizeof s->rng);
+    if (s->grammar) sg_gmatch_take(&s->gm, &r->gset);
     memset(r, 0, sizeof *r);
 }
 
 void sg_sampler_restore_abort(sigma_sampler *s, sg_sampler_restore *r) {
-    if (r->ready) sg_free(&s->alloc, r->hist);
+    if (r->ready) {
+        sg_free(&s->alloc, r->hist);
+        sg_gset_free(&s->alloc, &r->gset);
+    }
     memset(r, 0, sizeof *r);
 }

@@ -265,6 +265,19 @@ START_TEST(test_chat_and_threadpool) {
 }
 END_TEST
 
+START_TEST(test_json_schema_to_grammar) {
+    std::string g = sigma::json_schema_to_grammar(R"({"type":"array","items":{"type":"integer"}})");
+    ck_assert(g.find("root ::=") != std::string::npos);
+    bool caught = false;
+    try {
+        sigma::json_schema_to_grammar(R"({"type":"string","pattern":"a"})");
+    } catch (const sigma::Error &e) {
+        caught = e.status() == SIGMA_E_UNSUPPORTED;
+    }
+    ck_assert(caught);
+}
+END_TEST
+
 int main() {
     g_model = find_model();
     Suite *suite = suite_create("cpp");
@@ -272,6 +285,7 @@ int main() {
     tcase_add_test(tc, test_version);
     tcase_add_test(tc, test_missing_file_throws);
     tcase_add_test(tc, test_garbage_memory_throws);
+    tcase_add_test(tc, test_json_schema_to_grammar);
     suite_add_tcase(suite, tc);
     if (!g_model.empty()) {
         TCase *tm = tcase_create("model");

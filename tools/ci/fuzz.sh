@@ -17,7 +17,7 @@ fi
 ninja -C "$dir" > "$dir/fuzz-build.log" 2>&1 || { tail -n 40 "$dir/fuzz-build.log"; echo "FAIL fuzz build" >> "$results"; exit 0; }
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export ASAN_OPTIONS=detect_leaks=1
-for h in gguf tokenizer session chat tensors; do
+for h in gguf tokenizer session chat tensors grammar schema; do
   work="$dir/corpus-$h"
   rm -rf "$work"; mkdir -p "$work" "$dir/artifacts-$h"
   cp -r tests/fuzz/corpus/$h/. "$work/" 2>/dev/null || true

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from . import _lib
 from ._lib import lib
 
-__all__ = ["SigmaError", "Model", "ModelInfo", "Session", "Sampler", "ThreadPool",
-           "GenerationStats", "version", "version_string", "strerror", "sessions_eval"]
+__all__ = ["json_schema_to_grammar", "SigmaError", "Model", "ModelInfo", "Session", "Sampler",
+           "ThreadPool", "GenerationStats", "version", "version_string", "strerror",
+           "sessions_eval"]
 
 # Log levels (sigma_log_level)
 LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG = 0, 1, 2, 3
@@ -377,13 +378,41 @@ class ThreadPool:
             pass
 
 
+def json_schema_to_grammar(schema, model=None):
+    """GBNF text for a JSON Schema (a dict or a JSON string), as the library
+    converts it (sigma_json_schema_to_grammar)."""
+    import json as _json
+    text = schema if isinstance(schema, (str, bytes)) else _json.dumps(schema)
+    data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+    h = model._h() if model is not None else None
+    n = c_size_t()
+    st = lib.sigma_json_schema_to_grammar(h, data, len(data), None, 0, byref(n))
+    if st != _lib.E_BUFFER_TOO_SMALL:
+        if model is not None:
+            model._check(st)
+        _check(st)
+    buf = ctypes.create_string_buffer(n.value + 1)
+    st = lib.sigma_json_schema_to_grammar(h, data, len(data), buf, len(buf), byref(n))
+    if model is not None:
+        model._check(st)
+    _check(st)
+    return buf.raw[:n.value].decode("utf-8")
+
+
 class Sampler(_Child):
     """Token sampling state (sigma_sampler). Unset parameters keep the
-    library defaults; temperature <= 0 means greedy."""
+    library defaults; temperature <= 0 means greedy. `grammar` (GBNF text)
+    or `json_schema` (a dict or JSON text, converted with
+    json_schema_to_grammar) constrains what can be sampled."""
 
     def __init__(self, model, *, temperature=None, top_k=None, top_p=None, min_p=None,
                  repeat_penalty=None, frequency_penalty=None, presence_penalty=None,
-                 penalty_last_n=None, seed=None):
+                 penalty_last_n=None, seed=None, grammar=None, json_schema=None,
+                 grammar_root=None):
+        if grammar is not None and json_schema is not None:
+            raise ValueError("give grammar or json_schema, not both")
+        if json_schema is not None:
+            grammar = json_schema_to_grammar(json_schema, model)
         p = _lib.SamplerParams()
         _check(lib.sigma_sampler_params_init(byref(p), ctypes.sizeof(p)))
         for name, val in (("temperature", temperature), ("top_k", top_k), ("top_p", top_p),
@@ -393,6 +422,11 @@ class Sampler(_Child):
                           ("penalty_last_n", penalty_last_n), ("seed", seed)):
             if val is not None:
                 setattr(p, name, val)
+        # the library copies the text at open; these keep it alive until then
+        g = grammar.encode("utf-8") if isinstance(grammar, str) else grammar
+        r = grammar_root.encode("utf-8") if isinstance(grammar_root, str) else grammar_root
+        p.grammar = g
+        p.grammar_root = r
         out = c_void_p()
         model._check(lib.sigma_sampler_open(model._h(), byref(p), byref(out)))
         self._handle = out.value
@@ -417,6 +451,13 @@ class Sampler(_Child):
 
     def accept(self, token):
         _check(lib.sigma_sampler_accept(self._h(), int(token)))
+
+    @property
+    def grammar_done(self):
+        """True when the grammar's language may end here (True without one)."""
+        d = c_int()
+        _check(lib.sigma_sampler_grammar_done(self._h(), byref(d)))
+        return bool(d.value)
 
     def reset(self, seed):
         _check(lib.sigma_sampler_reset(self._h(), int(seed)))
@@ -638,12 +679,13 @@ class Session(_Child):
 
     def generate(self, prompt, *, max_tokens=256, temperature=None, top_k=None, top_p=None,
                  min_p=None, repeat_penalty=None, seed=None, stop=(), sampler=None,
-                 add_special=None, parse_special=False):
+                 add_special=None, parse_special=False, grammar=None, json_schema=None):
         """Append `prompt` and generate; returns an iterator of text pieces
         (whole UTF-8 characters). Sampling parameters left as None keep the
         library defaults; temperature=0 is greedy. `stop` strings end the
         generation and are not returned. `add_special` defaults to True when
-        the session is empty. Afterwards `self.last_stats` tells why it
+        the session is empty. `grammar` (GBNF) or `json_schema` constrain the
+        output (see Sampler). Afterwards `self.last_stats` tells why it
         stopped. The final sampled token is not evaluated into the session."""
         if add_special is None:
             add_special = self.position == 0
@@ -651,7 +693,8 @@ class Session(_Child):
                                       parse_special=parse_special)
         smp, own = self._make_sampler(sampler, dict(
             temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
-            repeat_penalty=repeat_penalty, seed=seed))
+            repeat_penalty=repeat_penalty, seed=seed, grammar=grammar,
+            json_schema=json_schema))
         return self._run(tokens, max_tokens, smp, own, stop)
 
     def chat(self, messages, **kwargs):
@@ -671,7 +714,8 @@ class Session(_Child):
         if common == len(tokens):
             common -= 1  # evaluate at least one token to get logits
         kw = {k: kwargs.pop(k) for k in ("temperature", "top_k", "top_p", "min_p",
-                                          "repeat_penalty", "seed") if k in kwargs}
+                                          "repeat_penalty", "seed", "grammar", "json_schema")
+              if k in kwargs}
         sampler = kwargs.pop("sampler", None)
         max_tokens = kwargs.pop("max_tokens", 256)
         stop = kwargs.pop("stop", ())

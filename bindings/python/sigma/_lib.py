@@ -101,7 +101,9 @@ class SamplerParams(Structure):
                 ("frequency_penalty", c_float),
                 ("presence_penalty", c_float),
                 ("penalty_last_n", c_int32),
-                ("seed", c_uint64)]
+                ("seed", c_uint64),
+                ("grammar", c_char_p),
+                ("grammar_root", c_char_p)]
 
 
 class GenerateParams(Structure):
@@ -221,6 +223,9 @@ _SIGNATURES = {
     "sigma_sampler_sample": (c_int, [_H, POINTER(c_float), POINTER(sigma_token)]),
     "sigma_sampler_accept": (c_int, [_H, sigma_token]),
     "sigma_sampler_reset": (c_int, [_H, c_uint64]),
+    "sigma_sampler_grammar_done": (c_int, [_H, POINTER(c_int)]),
+    "sigma_json_schema_to_grammar": (c_int, [_H, c_char_p, c_size_t, c_char_p, c_size_t,
+                                             POINTER(c_size_t)]),
     # generation and chat
     "sigma_generate_params_init": (c_int, [POINTER(GenerateParams), c_size_t]),
     "sigma_session_generate": (c_int, [_H, c_char_p, POINTER(GenerateParams),
