@@ -1059,10 +1059,25 @@ typedef struct eval_item {
 /* The forward pass of one step: every active slot's next tokens. This is the
  * only place that evaluates; with batched evaluation it becomes one call
  * (see docs/server.md, "Batching"). */
+/* One step for every active slot in a single forward pass
+ * (sigma_sessions_eval: the matmuls are shared by all slots' rows; each slot
+ * keeps its own cache, and a slot that fails fails alone). */
 static void eval_step(server *srv, eval_item *items, size_t n) {
     (void)srv;
-    for (size_t i = 0; i < n; i++)
-        items[i].status = sigma_session_eval(items[i].s->session, items[i].tokens, items[i].n);
+    sigma_session *sessions[256];
+    const sigma_token *tokens[256];
+    size_t counts[256];
+    int statuses[256];
+    for (size_t i0 = 0; i0 < n; i0 += 256) {
+        size_t m = n - i0 < 256 ? n - i0 : 256;
+        for (size_t i = 0; i < m; i++) {
+            sessions[i] = items[i0 + i].s->session;
+            tokens[i] = items[i0 + i].tokens;
+            counts[i] = items[i0 + i].n;
+        }
+        sigma_sessions_eval(sessions, tokens, counts, m, statuses);
+        for (size_t i = 0; i < m; i++) items[i0 + i].status = statuses[i];
+    }
 }
 
 /* After a successful eval of a slot whose prompt is complete: sample, check
