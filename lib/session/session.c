@@ -198,6 +198,23 @@ static int reserve_floats(sigma_session *s, float **buf, size_t *cap, size_t row
     return SIGMA_OK;
 }
 
+/* A successful eval of n tokens at pos: keep them, and make the logits just
+ * written (rows rows in logits_tmp) the session's (the buffers swap). */
+static void commit_eval(sigma_session *s, size_t pos, const sigma_token *tokens, size_t n,
+                        size_t rows) {
+    memcpy(s->tokens + pos, tokens, n * sizeof *tokens);
+    s->n_tokens = pos + n;
+    float *tp = s->logits;
+    size_t tc = s->cap_logits;
+    s->logits = s->logits_tmp;
+    s->cap_logits = s->cap_logits_tmp;
+    s->logits_tmp = tp;
+    s->cap_logits_tmp = tc;
+    s->n_logit_rows = rows;
+    s->n_last_eval = n;
+    s->logits_valid = 1;
+}
+
 int sigma_session_eval(sigma_session *s, const sigma_token *tokens, size_t n) {
     if (!s) return SIGMA_E_INVALID_ARG;
     if (!tokens || n == 0) return sg_error(&s->err, SIGMA_E_INVALID_ARG, "eval: no tokens");
@@ -243,17 +260,7 @@ int sigma_session_eval(sigma_session *s, const sigma_token *tokens, size_t n) {
             return st;
         }
     }
-    memcpy(s->tokens + pos, tokens, n * sizeof *tokens);
-    s->n_tokens = pos + n;
-    float *tp = s->logits;
-    size_t tc = s->cap_logits;
-    s->logits = s->logits_tmp;
-    s->cap_logits = s->cap_logits_tmp;
-    s->logits_tmp = tp;
-    s->cap_logits_tmp = tc;
-    s->n_logit_rows = rows;
-    s->n_last_eval = n;
-    s->logits_valid = 1;
+    commit_eval(s, pos, tokens, n, rows);
     return SIGMA_OK;
 }
 
@@ -498,17 +505,7 @@ int sigma_sessions_eval(sigma_session *const *sessions, const sigma_token *const
             if (it->entered) s->kv.truncate(s->kv_state, (uint32_t)it->pos);
             continue;
         }
-        memcpy(s->tokens + it->pos, it->tok, it->n * sizeof *it->tok);
-        s->n_tokens = it->pos + it->n;
-        float *tp = s->logits;
-        size_t tc = s->cap_logits;
-        s->logits = s->logits_tmp;
-        s->cap_logits = s->cap_logits_tmp;
-        s->logits_tmp = tp;
-        s->cap_logits_tmp = tc;
-        s->n_logit_rows = it->rows;
-        s->n_last_eval = it->n;
-        s->logits_valid = 1;
+        commit_eval(s, it->pos, it->tok, it->n, it->rows);
     }
     sg_free(a, mem);
     return st;
