@@ -174,7 +174,7 @@ static int grammar_open(sigma_sampler *s) {
         if (used + n > UINT32_MAX ||
             sg_reserve(&s->alloc, (void **)&s->pieces, &cap, used, used + n) != SIGMA_OK)
             return sg_model_error(model, SIGMA_E_NOMEM, "sampler: out of memory");
-        memcpy(s->pieces + used, tmp, n);
+        if (n) memcpy(s->pieces + used, tmp, n); /* s->pieces is NULL until a piece has bytes */
         used += n;
     }
     s->piece_off[s->n_vocab] = (uint32_t)used;
