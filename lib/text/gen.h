@@ -21,6 +21,13 @@ void sg_sampler_apply_penalties(const sigma_sampler *s, float *logits);
  * tokens cut off). Does not touch the RNG or the history. For tests. */
 int sg_sampler_probs(sigma_sampler *s, const float *logits, double *probs);
 
+/* Tests: with `on`, a grammar sampler with top-k off checks every
+ * candidate (the plain definition) instead of stopping early or drawing
+ * first (sampler.c, grammar_walk / grammar_reject_draw). */
+void sg_sampler_set_exhaustive(sigma_sampler *s, int on);
+/* Grammar checks (one token's bytes against the matcher) made so far. */
+uint64_t sg_sampler_grammar_checks(const sigma_sampler *s);
+
 /* Upper bound on the penalty window (tokens). */
 #define SG_PENALTY_MAX_N (1 << 24)
 

@@ -19,6 +19,10 @@
  * whose first byte the current state cannot take is rejected by a bit test.
  * When top-k is on, only the k best allowed tokens matter, so candidates
  * are checked best first and the check stops at k (see grammar_filter).
+ * With top-k off, candidates are checked best first only as far as top-p
+ * and min-p need (grammar_walk), and pure temperature sampling draws first
+ * and checks only what it drew (grammar_reject_draw); both give exactly the
+ * distribution of checking every token.
  */
 #include <float.h>
 #include <math.h>
@@ -52,6 +56,8 @@ struct sigma_sampler {
     uint8_t *pieces;     /* token bytes back to back */
     uint32_t *piece_off; /* n_vocab + 1 */
     uint8_t *is_eog;     /* n_vocab */
+    int exhaustive;      /* tests: check every candidate (sg_sampler_set_exhaustive) */
+    uint64_t n_checks;   /* grammar checks so far (sg_sampler_grammar_checks) */
 };
 
 /* ---- RNG ---------------------------------------------------------------- */
@@ -188,6 +194,7 @@ static int grammar_open(sigma_sampler *s) {
 
 /* May token t come next under the grammar? */
 static int grammar_allows(sigma_sampler *s, sigma_token t, int can_end) {
+    s->n_checks++;
     if (s->is_eog[t]) return can_end;
     uint32_t o = s->piece_off[t], n = s->piece_off[t + 1] - o;
     return n && sg_gmatch_check(&s->gm, s->pieces + o, n);
@@ -374,13 +381,9 @@ static void partition_top_k(sg_cand *c, size_t n, size_t k) {
     }
 }
 
-/* Keep in c[0..n) the candidates the grammar allows (unordered; the
- * caller's top-k picks from them). A first pass drops the tokens whose
- * first byte the grammar cannot take (and EOG where it cannot end): a bit
- * test each. With k > 0 the rest is checked best first in two sorted
- * batches, which usually finds k allowed tokens; otherwise every remaining
- * candidate is checked. */
-static size_t grammar_filter(sigma_sampler *s, sg_cand *c, size_t n, size_t k) {
+/* Drop from c[0..n) the tokens whose first byte the grammar cannot take
+ * (and EOG where it cannot end): a bit test each. Returns the count left. */
+static size_t grammar_prefilter(sigma_sampler *s, sg_cand *c, size_t n) {
     int can_end = sg_gmatch_can_end(&s->gm);
     const uint8_t *first = s->gm.first;
     size_t m = 0;
@@ -392,7 +395,16 @@ static size_t grammar_filter(sigma_sampler *s, sg_cand *c, size_t n, size_t k) {
                                       (first[s->pieces[o] >> 3] >> (s->pieces[o] & 7) & 1);
         if (keep) c[m++] = c[i];
     }
-    n = m;
+    return m;
+}
+
+/* Keep in c[0..n) the candidates the grammar allows (unordered; the
+ * caller's top-k picks from them). After the first-byte test, with k > 0
+ * the rest is checked best first in two sorted batches, which usually finds
+ * k allowed tokens; otherwise every remaining candidate is checked. */
+static size_t grammar_filter(sigma_sampler *s, sg_cand *c, size_t n, size_t k) {
+    int can_end = sg_gmatch_can_end(&s->gm);
+    n = grammar_prefilter(s, c, n);
     size_t valid = 0, base = 0;
     if (k > 0) {
         size_t batch = k < 32 ? 64 : 2 * k;
@@ -412,10 +424,127 @@ static size_t grammar_filter(sigma_sampler *s, sg_cand *c, size_t n, size_t k) {
     return valid;
 }
 
+/* Top-k off under a grammar: steps 4-6 over the allowed tokens, checking
+ * candidates against the grammar best first and only as far as the result
+ * depends on them. With q = exp((logit - best allowed logit) / T):
+ *  - min-p keeps the allowed tokens with q >= min_p: known once a checked
+ *    candidate falls below min_p (all later ones are smaller);
+ *  - top-p keeps the shortest best-first prefix of the allowed tokens whose
+ *    mass reaches top_p * Z, Z the mass of all allowed tokens. Z lies
+ *    between the allowed mass found so far and that plus the mass of the
+ *    unchecked candidates, so the prefix is known once both bounds give the
+ *    same one.
+ * The kept tokens are the shorter of the two prefixes. Leaves them in
+ * c[0..kept) best first with p = q (not normalised); 0: nothing allowed.
+ * Same result as checking everything (up to rounding at a tie with the
+ * top-p boundary); in a peaked distribution it stops after a few batches. */
+static size_t grammar_walk(sigma_sampler *s, sg_cand *c, size_t n) {
+    int can_end = sg_gmatch_can_end(&s->gm);
+    n = grammar_prefilter(s, c, n);
+    const double T = (double)s->p.temperature;
+    const int use_top_p = s->p.top_p < 1.0f, use_min_p = s->p.min_p > 0.0f;
+    const double tp = (double)s->p.top_p, mp = (double)s->p.min_p;
+    size_t m = 0, base = 0, batch = 64;
+    double lref = 0.0, zc = 0.0, rest = 0.0;
+    while (base < n) {
+        size_t b = n - base < batch ? n - base : batch;
+        partition_top_k(c + base, n - base, b);
+        qsort(c + base, b, sizeof *c, cand_cmp);
+        double last_q = 1.0;
+        for (size_t i = base; i < base + b; i++) {
+            sg_cand ci = c[i];
+            int ok = grammar_allows(s, ci.id, can_end);
+            if (m == 0) {
+                if (!ok) continue;
+                /* the best allowed token: the reference; the unchecked mass */
+                lref = (double)ci.logit;
+                rest = 0.0;
+                for (size_t j = i + 1; j < n; j++) rest += exp(((double)c[j].logit - lref) / T);
+            }
+            double q = exp(((double)ci.logit - lref) / T);
+            if (m > 0) rest -= q; /* it was in the unchecked mass */
+            last_q = q;
+            if (!ok) continue;
+            ci.p = q;
+            c[m++] = ci;
+            zc += q;
+        }
+        base += b;
+        batch *= 4;
+        if (m == 0) continue;
+        if (rest < 0.0 || base == n) rest = 0.0;
+        /* min-p: kept count, or unknown (every allowed token so far passes) */
+        size_t kmin = SIZE_MAX;
+        if (use_min_p && (last_q < mp || base == n)) {
+            kmin = 0;
+            while (kmin < m && c[kmin].p >= mp) kmin++;
+        } else if (!use_min_p && base == n) {
+            kmin = m;
+        }
+        /* top-p: the prefix for Z = zc (lo) and for Z = zc + rest (hi) */
+        size_t ktop = SIZE_MAX, klo = m;
+        if (use_top_p) {
+            double cum = 0.0;
+            size_t lo = SIZE_MAX, hi = SIZE_MAX;
+            for (size_t i = 0; i < m && hi == SIZE_MAX; i++) {
+                cum += c[i].p;
+                if (lo == SIZE_MAX && cum >= tp * zc) lo = i + 1;
+                if (cum >= tp * (zc + rest)) hi = i + 1;
+            }
+            klo = lo;
+            if (hi != SIZE_MAX && hi == lo) ktop = hi;
+        } else if (base == n) {
+            ktop = m;
+        }
+        if (kmin != SIZE_MAX && ktop != SIZE_MAX) return kmin < ktop ? kmin : ktop;
+        if (kmin != SIZE_MAX && (use_top_p ? klo >= kmin : 1)) return kmin;
+        if (ktop != SIZE_MAX && ktop <= m) return ktop; /* min-p keeps >= m */
+    }
+    return m;
+}
+
+/* Pure temperature sampling under a grammar (top-k and top-p off, min-p 0):
+ * draw from all candidates and check only the drawn token; a rejected token
+ * is removed and the draw repeated. The result follows exactly the
+ * distribution restricted to the allowed tokens. Returns 1 with *t, or 0
+ * after 32 rejections (the caller then checks every candidate, which keeps
+ * the distribution exact). */
+static int grammar_reject_draw(sigma_sampler *s, sg_cand *c, size_t n, float lmax, sigma_token *t) {
+    int can_end = sg_gmatch_can_end(&s->gm);
+    n = grammar_prefilter(s, c, n);
+    const double T = (double)s->p.temperature;
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        c[i].p = exp(((double)c[i].logit - (double)lmax) / T);
+        sum += c[i].p;
+    }
+    for (int tries = 0; tries < 32 && sum > 0.0; tries++) {
+        double u = rng_uniform(s->rng) * sum, cum = 0.0;
+        size_t pick = SIZE_MAX;
+        for (size_t i = 0; i < n; i++) {
+            cum += c[i].p;
+            if (u < cum && c[i].p > 0.0) {
+                pick = i;
+                break;
+            }
+        }
+        if (pick == SIZE_MAX) break; /* rounding at the end: check them all */
+        if (grammar_allows(s, c[pick].id, can_end)) {
+            *t = c[pick].id;
+            return 1;
+        }
+        sum -= c[pick].p;
+        c[pick].p = 0.0;
+    }
+    return 0;
+}
+
 /* Runs steps 1-6; leaves the surviving candidates sorted in s->cand with
  * normalised probabilities p; returns their count (>= 1) or 0 if every
  * logit is -inf/NaN. */
-static size_t build_dist(sigma_sampler *s, const float *logits) {
+/* Steps 1-2 into s->cand: the finite candidates after penalties; their
+ * largest logit in *lmax. */
+static size_t prepare_cands(sigma_sampler *s, const float *logits, float *lmax_out) {
     float *w = s->work;
     uint32_t nv = s->n_vocab;
     for (uint32_t i = 0; i < nv; i++) {
@@ -438,7 +567,30 @@ static size_t build_dist(sigma_sampler *s, const float *logits) {
         if (w[i] > lmax) lmax = w[i];
         n++;
     }
+    *lmax_out = lmax;
+    return n;
+}
+
+/* grammar_reject_draw on the candidates of `logits` (1: *t drawn). */
+static int draw_first(sigma_sampler *s, const float *logits, sigma_token *t) {
+    float lmax;
+    size_t n = prepare_cands(s, logits, &lmax);
+    return n && grammar_reject_draw(s, s->cand, n, lmax, t);
+}
+
+static size_t build_dist(sigma_sampler *s, const float *logits) {
+    sg_cand *c = s->cand;
+    float lmax;
+    size_t n = prepare_cands(s, logits, &lmax);
     if (n == 0) return 0;
+    if (s->grammar && s->p.top_k <= 0 && !s->exhaustive) {
+        n = grammar_walk(s, c, n);
+        if (n == 0) return 0;
+        double tot = 0.0;
+        for (size_t i = 0; i < n; i++) tot += c[i].p;
+        for (size_t i = 0; i < n; i++) c[i].p /= tot;
+        return n;
+    }
     if (s->grammar) {
         n = grammar_filter(s, c, n, s->p.top_k > 0 ? (size_t)s->p.top_k : 0);
         if (n == 0) return 0;
@@ -550,6 +702,9 @@ int sigma_sampler_sample(sigma_sampler *s, const float *logits, sigma_token *tok
         }
         int st = sg_argmax(src, s->n_vocab, &t);
         if (st != SIGMA_OK) return st;
+    } else if (s->grammar && s->p.top_k <= 0 && !(s->p.top_p < 1.0f) && !(s->p.min_p > 0.0f) &&
+               !s->exhaustive && draw_first(s, logits, &t)) {
+        /* drawn from the whole distribution and allowed by the grammar */
     } else {
         size_t n = build_dist(s, logits);
         if (n == 0 && s->grammar)
@@ -571,6 +726,9 @@ int sigma_sampler_sample(sigma_sampler *s, const float *logits, sigma_token *tok
     *token = t;
     return SIGMA_OK;
 }
+
+void sg_sampler_set_exhaustive(sigma_sampler *s, int on) { s->exhaustive = on != 0; }
+uint64_t sg_sampler_grammar_checks(const sigma_sampler *s) { return s->n_checks; }
 
 /* ---- state serialization (session files) ---------------------------------
  * Layout (little-endian), documented in docs/session-format.md:

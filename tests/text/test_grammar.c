@@ -3,6 +3,7 @@
  * (SmolLM2) with random logits (no forward pass) and are skipped without
  * it. */
 #include <check.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -397,6 +398,151 @@ START_TEST(test_bad_grammar_message) {
 }
 END_TEST
 
+/* Top-k off: the early-stopping walk (top-p / min-p) gives the same
+ * distribution as checking every token, at every state of a few grammars,
+ * for flat and peaked logits; on peaked logits it checks far fewer tokens
+ * than the vocabulary. */
+static const char *const topk0_grammars[] = {
+    "root ::= \"{\\\"name\\\": \\\"\" [^\"\\\\]* \"\\\", \\\"n\\\": \" [0-9]+ \"}\"\n",
+    "root ::= [a-z ]+ \".\"\n",
+    "root ::= (\"yes\" | \"no\" | \"maybe\") \" because \" [a-zA-Z ,]+\n",
+};
+
+/* Logits shaped like a language model's: most near 0, a few hundred tokens
+ * up to 30 nats above them. */
+static void peaked_logits(float *l, uint32_t n, uint64_t *x) {
+    for (uint32_t i = 0; i < n; i++) {
+        *x = *x * 6364136223846793005ull + 1442695040888963407ull;
+        double u = (double)(*x >> 11) * 0x1.0p-53;
+        l[i] = (float)(30.0 * pow(u, 8.0));
+    }
+}
+
+START_TEST(test_topk0_walk_exact) {
+    if (!g_model) return;
+    static const float params[][3] = {/* temperature, top_p, min_p */
+                                      {1.0f, 0.95f, 0.0f}, {0.7f, 0.9f, 0.05f}, {1.3f, 1.0f, 0.1f},
+                                      {1.0f, 1.0f, 0.0f},  {0.5f, 0.5f, 0.0f},  {2.0f, 0.99f, 0.01f}};
+    float *l = malloc(g_vocab * sizeof *l);
+    double *fast = malloc(g_vocab * sizeof *fast), *full = malloc(g_vocab * sizeof *full);
+    uint64_t x = 41;
+    int compared = 0;
+    uint64_t peaked_checks = 0, peaked_calls = 0;
+    for (size_t gi = 0; gi < sizeof topk0_grammars / sizeof topk0_grammars[0]; gi++)
+        for (size_t pi = 0; pi < sizeof params / sizeof params[0]; pi++) {
+            sigma_sampler_params p;
+            sigma_sampler_params_init(&p, sizeof p);
+            p.temperature = params[pi][0];
+            p.top_p = params[pi][1];
+            p.min_p = params[pi][2];
+            p.top_k = 0;
+            p.seed = 5 + pi;
+            p.grammar = topk0_grammars[gi];
+            sigma_sampler *s = NULL;
+            ck_assert_int_eq(sigma_sampler_open(g_model, &p, &s), SIGMA_OK);
+            for (int step = 0; step < 12; step++) {
+                for (int peaked = 0; peaked < 2; peaked++) {
+                    if (peaked) peaked_logits(l, g_vocab, &x);
+                    else rand_logits(l, g_vocab, &x);
+                    sg_sampler_set_exhaustive(s, 1);
+                    ck_assert_int_eq(sg_sampler_probs(s, l, full), SIGMA_OK);
+                    sg_sampler_set_exhaustive(s, 0);
+                    uint64_t c0 = sg_sampler_grammar_checks(s);
+                    ck_assert_int_eq(sg_sampler_probs(s, l, fast), SIGMA_OK);
+                    if (peaked && p.top_p < 1.0f) {
+                        peaked_checks += sg_sampler_grammar_checks(s) - c0;
+                        peaked_calls++;
+                    }
+                    for (uint32_t i = 0; i < g_vocab; i++)
+                        ck_assert_msg(fabs(fast[i] - full[i]) <= 1e-9,
+                                      "grammar %zu params %zu step %d token %u: %.12g vs %.12g", gi, pi,
+                                      step, i, fast[i], full[i]);
+                    compared++;
+                }
+                /* move on to the next state */
+                sigma_token t;
+                ck_assert_int_eq(sigma_sampler_sample(s, l, &t), SIGMA_OK);
+                int done = 0;
+                sigma_sampler_grammar_done(s, &done);
+                int eog = 0;
+                sigma_token_is_eog(g_model, t, &eog);
+                if (eog) ck_assert_int_eq(sigma_sampler_reset(s, 9 + (uint64_t)step), SIGMA_OK);
+            }
+            sigma_sampler_close(s);
+        }
+    ck_assert_int_gt(compared, 300);
+    /* early stopping pays on peaked logits: a small share of the vocabulary */
+    ck_assert_uint_gt(peaked_calls, 0);
+    ck_assert_msg(peaked_checks / peaked_calls < g_vocab / 10, "%llu checks per call of %u tokens",
+                  (unsigned long long)(peaked_checks / peaked_calls), g_vocab);
+    free(l);
+    free(fast);
+    free(full);
+}
+END_TEST
+
+/* Pure temperature with top-k off draws first and checks only the drawn
+ * token: the frequencies of many draws from one state match the exact
+ * distribution over the allowed tokens (chi-square), with a few checks per
+ * draw. */
+START_TEST(test_topk0_draw_distribution) {
+    if (!g_model) return;
+    sigma_sampler_params p;
+    sigma_sampler_params_init(&p, sizeof p);
+    p.temperature = 1.0f;
+    p.top_k = 0;
+    p.top_p = 1.0f;
+    p.min_p = 0.0f;
+    p.grammar = "root ::= [a-z]+ \".\"\n";
+    sigma_sampler *s = NULL;
+    ck_assert_int_eq(sigma_sampler_open(g_model, &p, &s), SIGMA_OK);
+    float *l = malloc(g_vocab * sizeof *l);
+    double *pr = malloc(g_vocab * sizeof *pr);
+    uint32_t *cnt = calloc(g_vocab, sizeof *cnt);
+    uint64_t x = 3;
+    peaked_logits(l, g_vocab, &x);
+    sg_sampler_set_exhaustive(s, 1);
+    ck_assert_int_eq(sg_sampler_probs(s, l, pr), SIGMA_OK);
+    sg_sampler_set_exhaustive(s, 0);
+    const int N = 8000;
+    uint64_t c0 = sg_sampler_grammar_checks(s);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(sigma_sampler_reset(s, 1000 + (uint64_t)i), SIGMA_OK);
+        sigma_token t;
+        ck_assert_int_eq(sigma_sampler_sample(s, l, &t), SIGMA_OK);
+        ck_assert_msg(pr[t] > 0.0, "token %d drawn but not allowed", t);
+        cnt[t]++;
+    }
+    uint64_t checks = sg_sampler_grammar_checks(s) - c0;
+    ck_assert_msg(checks <= 33ull * (uint64_t)N, "%llu checks", (unsigned long long)checks);
+    ck_assert_msg(checks / (uint64_t)N < 20, "%llu checks per draw", (unsigned long long)(checks / (uint64_t)N));
+    /* chi-square over the tokens expected >= 10 times, the rest pooled */
+    double chi = 0.0, pool_e = 0.0, pool_o = 0.0;
+    int bins = 0;
+    for (uint32_t i = 0; i < g_vocab; i++) {
+        double e = pr[i] * N;
+        if (e >= 10.0) {
+            chi += (cnt[i] - e) * (cnt[i] - e) / e;
+            bins++;
+        } else {
+            pool_e += e;
+            pool_o += cnt[i];
+        }
+    }
+    if (pool_e >= 10.0) {
+        chi += (pool_o - pool_e) * (pool_o - pool_e) / pool_e;
+        bins++;
+    }
+    ck_assert_int_ge(bins, 5);
+    double df = bins - 1;
+    ck_assert_msg(chi < df + 6.0 * sqrt(2.0 * df), "chi-square %.1f over %d bins", chi, bins);
+    free(l);
+    free(pr);
+    free(cnt);
+    sigma_sampler_close(s);
+}
+END_TEST
+
 static int wr(void *ctx, const void *d, size_t n) { return sg_buf_append(ctx, d, n); }
 
 /* Save mid-way, continue; restore, continue again: the same text. An old
@@ -472,6 +618,8 @@ int main(void) {
     tcase_add_test(tc, test_forces_one_string);
     tcase_add_test(tc, test_bad_grammar_message);
     tcase_add_test(tc, test_state);
+    tcase_add_test(tc, test_topk0_walk_exact);
+    tcase_add_test(tc, test_topk0_draw_distribution);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);
