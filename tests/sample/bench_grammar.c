@@ -5,7 +5,9 @@
  * Constrained t/s = N / (eval + constrained sampling), unconstrained t/s =
  * N / (eval + unconstrained sampling): the same tokens, the same machine
  * load. Public API only. Not a test (run by hand, docs/performance.md):
- *   bench-grammar MODEL [N_TOKENS] [THREADS] [SCHEMA_JSON] [TOP_K] */
+ *   bench-grammar MODEL [N_TOKENS] [THREADS] [SCHEMA_JSON] [TOP_K] [TOP_P] [MIN_P]
+ * (an empty SCHEMA_JSON: the default schema; TOP_K 0 TOP_P 1 MIN_P 0 is the
+ * OpenAI API's default sampling, which sigma-server uses) */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +31,7 @@ static const char *default_schema =
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: bench-grammar MODEL [N_TOKENS] [THREADS] [SCHEMA_JSON] [TOP_K]\n");
+        fprintf(stderr, "usage: bench-grammar MODEL [N_TOKENS] [THREADS] [SCHEMA_JSON] [TOP_K] [TOP_P] [MIN_P]\n");
         return 2;
     }
     int n_tok = argc > 2 ? atoi(argv[2]) : 128;
@@ -47,6 +49,8 @@ int main(int argc, char **argv) {
     sigma_sampler_params_init(&sp, sizeof sp);
     sp.temperature = 1.0f;
     if (argc > 5) sp.top_k = atoi(argv[5]);
+    if (argc > 6) sp.top_p = (float)atof(argv[6]);
+    if (argc > 7) sp.min_p = (float)atof(argv[7]);
     sigma_sampler *plain = NULL, *con = NULL;
     if (sigma_sampler_open(m, &sp, &plain) != SIGMA_OK) return 1;
     sp.grammar = grammar;
