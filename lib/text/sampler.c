@@ -539,8 +539,9 @@ static int grammar_reject_draw(sigma_sampler *s, sg_cand *c, size_t n, float lma
     return 0;
 }
 
-/* Runs steps 1-6; leaves the surviving candidates sorted in s->cand with
- * normalised probabilities p; returns their count (>= 1) or 0 if every
+/* Runs steps 1-6; leaves the surviving candidates in s->cand (best first
+ * when top-p or a grammar with top-k off cut them) with normalised
+ * probabilities p; returns their count (>= 1) or 0 if every
  * logit is -inf/NaN. */
 /* Steps 1-2 into s->cand: the finite candidates after penalties; their
  * largest logit in *lmax. */
@@ -617,20 +618,31 @@ static size_t build_dist(sigma_sampler *s, const float *logits) {
             if (c[i].p >= thr) c[m++] = c[i];
         n = m;
     }
-    qsort(c, n, sizeof *c, cand_cmp);
     for (size_t i = 0; i < n; i++) c[i].p /= sum;
     if (s->p.top_p < 1.0f) {
+        /* the shortest best-first prefix whose mass reaches top_p, sorted
+         * in growing batches (the best b of the rest, then those sorted)
+         * only as far as it reaches: a peaked distribution sorts a few
+         * dozen of the 49k candidates of a large vocabulary */
         double cum = 0.0, tp = (double)s->p.top_p;
-        size_t keep = n;
-        for (size_t i = 0; i < n; i++) {
-            cum += c[i].p;
-            if (cum >= tp) {
-                keep = i + 1;
-                break;
+        size_t keep = n, base = 0, b = 64;
+        while (base < n && keep == n) {
+            size_t m = n - base < b ? n - base : b;
+            partition_top_k(c + base, n - base, m);
+            qsort(c + base, m, sizeof *c, cand_cmp);
+            for (size_t i = base; i < base + m; i++) {
+                cum += c[i].p;
+                if (cum >= tp) {
+                    keep = i + 1;
+                    break;
+                }
             }
+            base += m;
+            b *= 4;
         }
         n = keep;
     }
+    /* without top-p the draw does not need an order: not sorted */
     if (n == 0) n = 1;
     double tot = 0.0;
     for (size_t i = 0; i < n; i++) tot += c[i].p;
