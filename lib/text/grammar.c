@@ -854,16 +854,22 @@ static int gset_prepare(const sg_alloc *a, sg_gset *s) {
     return SIGMA_OK;
 }
 
-/* Append a stack (n positions) unless an equal one is there. 1 added, 0
- * duplicate or full, <0 NOMEM. */
-static int gset_add(const sg_alloc *a, sg_gset *s, const uint32_t *st, size_t n, int dedupe) {
-    if (dedupe)
-        for (size_t i = 0; i < s->n; i++) {
-            size_t l = s->off[i + 1] - s->off[i];
-            if (l == n && (!n || (s->data[s->off[i] + n - 1] == st[n - 1] &&
-                                  !memcmp(s->data + s->off[i], st, n * sizeof *st))))
-                return 0;
+/* Append a stack (n positions). With `hslot` (a table of 4 *
+ * SG_GRAMMAR_MAX_STACKS slots for this set, cleared when the set was),
+ * not if an equal one is there. 1 added, 0 duplicate, <0 NOMEM. */
+static int gset_add(const sg_alloc *a, sg_gset *s, const uint32_t *st, size_t n, uint32_t *hslot,
+                    uint64_t *probes) {
+    size_t slot = 0;
+    if (hslot) {
+        uint64_t h = 0xcbf29ce484222325ull ^ n;
+        for (size_t i = 0; i < n; i++) h = (h ^ st[i]) * 0x100000001b3ull;
+        const size_t mask = 4 * SG_GRAMMAR_MAX_STACKS - 1;
+        for (slot = (size_t)(h ^ (h >> 29)) & mask; hslot[slot]; slot = (slot + 1) & mask) {
+            ++*probes;
+            size_t i = hslot[slot] - 1, l = s->off[i + 1] - s->off[i];
+            if (l == n && (!n || !memcmp(s->data + s->off[i], st, n * sizeof *st))) return 0;
         }
+    }
     if (sg_reserve_n(a, (void **)&s->data, &s->cap, s->len, s->len + n + 1, sizeof *s->data) !=
             SIGMA_OK ||
         sg_reserve_n(a, (void **)&s->off, &s->ncap, s->n + 1, s->n + 2, sizeof *s->off) != SIGMA_OK)
@@ -871,6 +877,7 @@ static int gset_add(const sg_alloc *a, sg_gset *s, const uint32_t *st, size_t n,
     if (n) memcpy(s->data + s->len, st, n * sizeof *st);
     s->len += n;
     s->off[++s->n] = (uint32_t)s->len;
+    if (hslot) hslot[slot] = (uint32_t)s->n; /* index + 1 */
     return 1;
 }
 
@@ -880,16 +887,19 @@ static int expand(sg_gmatch *m, sg_gset *out) {
     sg_gset *w = &m->work;
     uint32_t *b = m->scratch;
     size_t steps = 0;
+    /* `out` was just cleared: so is its hash table */
+    memset(m->hslot, 0, sizeof m->hslot);
     while (w->n) {
-        if (++steps > 64 * SG_GRAMMAR_MAX_STACKS * (size_t)16) { /* bounded work */
+        if (++steps > SG_GRAMMAR_MAX_STEPS) { /* bounded work */
             gset_clear(w);
             break;
         }
+        m->n_steps++;
         size_t o = w->off[w->n - 1], n = w->len - o;
         uint32_t *st = w->data + o;
         if (n == 0 || E_TYPE(g->elems[st[n - 1]]) == E_BYTES) {
             if (out->n < SG_GRAMMAR_MAX_STACKS) {
-                int r = gset_add(&m->alloc, out, st, n, 1);
+                int r = gset_add(&m->alloc, out, st, n, m->hslot, &m->n_probes);
                 if (r < 0) return SIGMA_E_NOMEM;
             }
             w->len = o;
@@ -914,7 +924,7 @@ static int expand(sg_gmatch *m, sg_gset *out) {
         for (uint32_t k = g->rule_alt[r]; k < g->rule_alt[r + 1]; k++) {
             b[bn] = g->alts[k];
             if (w->n >= 16 * SG_GRAMMAR_MAX_STACKS) break;
-            if (gset_add(&m->alloc, w, b, bn + 1, 0) < 0) return SIGMA_E_NOMEM;
+            if (gset_add(&m->alloc, w, b, bn + 1, NULL, NULL) < 0) return SIGMA_E_NOMEM;
         }
     }
     return SIGMA_OK;
@@ -935,7 +945,7 @@ static int step(sg_gmatch *m, const sg_gset *in, uint8_t c, sg_gset *out) {
         memcpy(m->scratch, st, (n - 1) * sizeof *st);
         size_t bn = n - 1;
         if (E_TYPE(g->elems[pos + 1]) != E_END) m->scratch[bn++] = pos + 1;
-        if (gset_add(&m->alloc, &m->work, m->scratch, bn, 0) < 0) return SIGMA_E_NOMEM;
+        if (gset_add(&m->alloc, &m->work, m->scratch, bn, NULL, NULL) < 0) return SIGMA_E_NOMEM;
     }
     return expand(m, out);
 }
@@ -968,7 +978,7 @@ int sg_gmatch_reset(sg_gmatch *m) {
         return SIGMA_E_NOMEM;
     uint32_t r = g->root;
     for (uint32_t k = g->rule_alt[r]; k < g->rule_alt[r + 1]; k++)
-        if (gset_add(&m->alloc, &m->work, &g->alts[k], 1, 0) < 0) return SIGMA_E_NOMEM;
+        if (gset_add(&m->alloc, &m->work, &g->alts[k], 1, NULL, NULL) < 0) return SIGMA_E_NOMEM;
     int st = expand(m, &m->cur);
     compute_first(m);
     return st;
@@ -1068,7 +1078,7 @@ int sg_gmatch_decode(const sg_grammar *g, const sg_alloc *a, const uint8_t *d, s
             if (j + 1 == n && E_TYPE(g->elems[pos]) != E_BYTES) goto bad;
             buf[j] = pos;
         }
-        if (gset_add(a, set, buf, n, 0) < 0) {
+        if (gset_add(a, set, buf, n, NULL, NULL) < 0) {
             sg_gset_free(a, set);
             return sg_error(err, SIGMA_E_NOMEM, "grammar state: out of memory");
         }

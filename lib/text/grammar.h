@@ -45,7 +45,18 @@ typedef struct sg_gmatch {
     sg_gset cur, t[2], work;
     uint32_t *scratch; /* SG_GRAMMAR_MAX_DEPTH + 2 */
     uint8_t first[32]; /* bytes the current state can take next */
+    /* the stacks of the set being built, by hash (4 * SG_GRAMMAR_MAX_STACKS
+     * slots of index + 1, 0 = empty): a duplicate is found in O(depth) */
+    uint32_t hslot[4 * SG_GRAMMAR_MAX_STACKS];
+    /* work so far, for tests: expansion steps, and stacks compared while
+     * looking for duplicates */
+    uint64_t n_steps, n_probes;
 } sg_gmatch;
+
+/* Expansion steps one byte may cost at most (then the rest is dropped, as
+ * with the stack and depth limits): bounds the time of a check whatever
+ * the grammar. */
+#define SG_GRAMMAR_MAX_STEPS (64u * SG_GRAMMAR_MAX_STACKS)
 
 int sg_gmatch_init(sg_gmatch *m, const sg_grammar *g, const sg_alloc *a);
 void sg_gmatch_free(sg_gmatch *m);

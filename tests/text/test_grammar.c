@@ -13,6 +13,13 @@
 
 static sg_alloc g_alloc;
 
+static sg_grammar *compile_n(const char *text, size_t len, int *st, sg_err *err) {
+    sg_grammar *g = NULL;
+    sg_err_clear(err);
+    *st = sg_grammar_compile(&g_alloc, text, len, NULL, &g, err);
+    return g;
+}
+
 static sg_grammar *compile(const char *text, int *st, sg_err *err) {
     sg_grammar *g = NULL;
     sg_err_clear(err);
@@ -304,6 +311,51 @@ START_TEST(test_schema) {
     for (int i = 0; i < 100; i++) strcat(deep, "[");
     ck_assert_ptr_null(schema_grammar(deep, &st, &err));
     ck_assert_int_eq(st, SIGMA_E_INVALID_ARG);
+}
+END_TEST
+
+/* fuzz-grammar's 30-minute run found a grammar of nested repetitions
+ * (tests/fuzz/corpus/grammar/timeout-nested-plus.bin) whose states hold
+ * many stacks that share their top: each byte spent seconds removing
+ * duplicates by comparing every new stack with all the others. Duplicates
+ * are now found by hash, and a byte's expansion stops after 16,384 steps
+ * (SG_GRAMMAR_MAX_STEPS, was 262,144): the work per byte is bounded
+ * whatever the grammar. */
+START_TEST(test_bounded_work) {
+    const char *root = getenv("SIGMA_SOURCE_ROOT");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tests/fuzz/corpus/grammar/timeout-nested-plus.bin", root ? root : ".");
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "%s", path);
+    static char text[8192];
+    size_t len = fread(text, 1, sizeof text, f);
+    fclose(f);
+    ck_assert_uint_gt(len, 100);
+    int st;
+    sg_err err;
+    sg_grammar *g = compile_n(text, len, &st, &err);
+    ck_assert_msg(st == SIGMA_OK, "%s", err.msg);
+    sg_gmatch m;
+    ck_assert_int_eq(sg_gmatch_init(&m, g, &g_alloc), SIGMA_OK);
+    /* feed the text to itself in chunks of 1..4 bytes, as the harness does */
+    size_t fed = 0, i = 0;
+    while (i < len) {
+        size_t n = 1 + ((uint8_t)text[i] & 3);
+        if (n > len - i) n = len - i;
+        int ok = sg_gmatch_check(&m, (const uint8_t *)text + i, n);
+        fed += n;
+        if (!ok || sg_gmatch_advance(&m, (const uint8_t *)text + i, n) != SIGMA_OK) break;
+        fed += n;
+        i += n;
+    }
+    ck_assert_uint_gt(fed, 0);
+    ck_assert_msg(m.n_steps <= (uint64_t)16384 * (fed + 1), "%llu expansion steps for %zu bytes",
+                  (unsigned long long)m.n_steps, fed);
+    /* a duplicate check compares about one stack, not all of them */
+    ck_assert_msg(m.n_probes <= m.n_steps, "%llu stacks compared in %llu steps",
+                  (unsigned long long)m.n_probes, (unsigned long long)m.n_steps);
+    sg_gmatch_free(&m);
+    sg_grammar_free(g);
 }
 END_TEST
 
@@ -618,6 +670,7 @@ int main(void) {
     tcase_add_test(tc, test_forces_one_string);
     tcase_add_test(tc, test_bad_grammar_message);
     tcase_add_test(tc, test_state);
+    tcase_add_test(tc, test_bounded_work);
     tcase_add_test(tc, test_topk0_walk_exact);
     tcase_add_test(tc, test_topk0_draw_distribution);
     suite_add_tcase(s, tc);
