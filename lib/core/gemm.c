@@ -50,8 +50,18 @@ size_t sg_gemm_work_bytes(size_t n) {
 }
 
 int sg_type_q8_act(uint32_t type) {
-    return type == SG_TYPE_Q4_0 || type == SG_TYPE_Q4_1 || type == SG_TYPE_Q8_0;
+    return type == SG_TYPE_Q4_0 || type == SG_TYPE_Q4_1 || type == SG_TYPE_Q8_0 ||
+           type == SG_TYPE_IQ4_NL;
 }
+
+/* bytes of one block of a type that takes sg_q8 activation rows */
+static inline size_t q8_bs(uint32_t type) {
+    return type == SG_TYPE_Q4_0 || type == SG_TYPE_IQ4_NL ? 18 : type == SG_TYPE_Q4_1 ? 20 : 34;
+}
+
+/* The IQ4_NL / IQ4_XS non-linear values of the 16 nibbles. */
+static const int8_t k_iq4[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                 1,    13,   25,  38,  53,  69,  89,  113};
 
 static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 
@@ -112,7 +122,44 @@ size_t sg_q8k_row_bytes(size_t n) {
 }
 
 int sg_type_q8k_act(uint32_t type) {
-    return type == SG_TYPE_Q4_K || type == SG_TYPE_Q5_K || type == SG_TYPE_Q6_K;
+    return type == SG_TYPE_Q4_K || type == SG_TYPE_Q5_K || type == SG_TYPE_Q6_K ||
+           type == SG_TYPE_Q2_K || type == SG_TYPE_Q3_K || type == SG_TYPE_IQ4_XS;
+}
+
+/* Bytes of a super-block of a type that takes K activation rows. */
+static inline size_t k_bytes(uint32_t type) {
+    switch (type) {
+    case SG_TYPE_Q4_K: return 144;
+    case SG_TYPE_Q5_K: return 176;
+    case SG_TYPE_Q2_K: return 84;
+    case SG_TYPE_Q3_K: return 110;
+    case SG_TYPE_IQ4_XS: return 136;
+    default: return 210;
+    }
+}
+
+/* The 16 stored 6-bit scales (0..63; the weight is s - 32) of a Q3_K
+ * super-block, from its 12 scale bytes: low nibbles of bytes 0..7 are
+ * scales 0..7, high nibbles 8..15; the top 2 bits of scale k are bits
+ * 2(k/4).. of byte 8 + k%4. */
+static inline void q3k_scales16(const uint8_t *s, uint8_t out[16]) {
+    uint32_t a, b, c;
+    memcpy(&a, s, 4);
+    memcpy(&b, s + 4, 4);
+    memcpy(&c, s + 8, 4);
+    uint32_t v[4] = {(a & 0x0f0f0f0fu) | ((c & 0x03030303u) << 4),
+                     (b & 0x0f0f0f0fu) | (((c >> 2) & 0x03030303u) << 4),
+                     ((a >> 4) & 0x0f0f0f0fu) | (((c >> 4) & 0x03030303u) << 4),
+                     ((b >> 4) & 0x0f0f0f0fu) | (((c >> 6) & 0x03030303u) << 4)};
+    memcpy(out, v, 16);
+}
+
+/* The 8 stored 6-bit scales (0..63; the weight is s - 32) of an IQ4_XS
+ * super-block (scales_h at b + 2, scales_l at b + 4). */
+static inline void iq4xs_scales8(const uint8_t *b, uint8_t out[8]) {
+    unsigned sh = (unsigned)(b[2] | (b[3] << 8));
+    for (int k = 0; k < 8; k++)
+        out[k] = (uint8_t)(((b[4 + k / 2] >> (4 * (k % 2))) & 0x0f) | (((sh >> (2 * k)) & 3u) << 4));
 }
 
 void sg_q8k_quantize_generic(const float *x, size_t n, uint8_t *dst) {
@@ -179,6 +226,55 @@ static float dot_k_generic(uint32_t type, const uint8_t *w, const uint8_t *a, si
             w += 210;
             continue;
         }
+        if (type == SG_TYPE_Q2_K || type == SG_TYPE_Q3_K) {
+            /* element 128h + 32j + l: bits 2j.. of qs[32h + l]; Q3_K's
+             * third bit (bit 4h + j of hmask[l]) makes q 0..7, the -4
+             * comes from the activation sums */
+            const int three = type == SG_TYPE_Q3_K;
+            const uint8_t *qs = w + (three ? 32 : 16);
+            uint8_t s3[16];
+            if (three) q3k_scales16(w + 96, s3);
+            int32_t isum = 0, imin = 0;
+            for (int k = 0; k < 16; k++) {
+                int s = 0;
+                for (int l = 0; l < 16; l++) {
+                    int v = 16 * k + l, h = v / 128, j = (v % 128) / 32, li = v % 32;
+                    int q = (qs[32 * h + li] >> (2 * j)) & 3;
+                    if (three) q |= ((w[li] >> (v / 32)) & 1) << 2;
+                    s += q * x[v];
+                }
+                if (three) {
+                    isum += (s3[k] - 32) * (s - 4 * bs[k]);
+                } else {
+                    isum += (w[k] & 15) * s;
+                    imin += (w[k] >> 4) * bs[k];
+                }
+            }
+            if (three) {
+                acc += (sg_f16_to_f32(rd16(w + 108)) * dx) * (float)isum;
+                w += 110;
+            } else {
+                acc += (sg_f16_to_f32(rd16(w + 80)) * dx) * (float)isum;
+                acc -= (sg_f16_to_f32(rd16(w + 82)) * dx) * (float)imin;
+                w += 84;
+            }
+            continue;
+        }
+        if (type == SG_TYPE_IQ4_XS) {
+            uint8_t ls[8];
+            iq4xs_scales8(w, ls);
+            const uint8_t *qs = w + 8;
+            int32_t isum = 0;
+            for (int k = 0; k < 8; k++) {
+                int s = 0;
+                for (int l = 0; l < 16; l++)
+                    s += k_iq4[qs[16 * k + l] & 15] * x[32 * k + l] + k_iq4[qs[16 * k + l] >> 4] * x[32 * k + 16 + l];
+                isum += (ls[k] - 32) * s;
+            }
+            acc += (sg_f16_to_f32(rd16(w)) * dx) * (float)isum;
+            w += 136;
+            continue;
+        }
         const int q5 = type == SG_TYPE_Q5_K;
         const uint8_t *qs = w + (q5 ? 48 : 16), *qh = w + 16;
         int32_t isum = 0, imin = 0;
@@ -226,6 +322,13 @@ static float dot_q8_generic(uint32_t type, const uint8_t *w, const uint8_t *a, s
             for (int j = 0; j < 16; j++) s += (q[j] & 15) * lo[j] + (q[j] >> 4) * hi[j];
             acc += (float)s * (sg_f16_to_f32(rd16(w)) * da) + sg_f16_to_f32(rd16(w + 2)) * sa;
             w += 20;
+            break;
+        }
+        case SG_TYPE_IQ4_NL: {
+            const uint8_t *q = w + 2;
+            for (int j = 0; j < 16; j++) s += k_iq4[q[j] & 15] * lo[j] + k_iq4[q[j] >> 4] * hi[j];
+            acc += (float)s * (sg_f16_to_f32(rd16(w)) * da);
+            w += 18;
             break;
         }
         default: { /* Q8_0 */
@@ -391,7 +494,7 @@ SG_INLINE SG_T_AVX2 void tile_q8_avx2(uint32_t type, const uint8_t *w, size_t ws
     const __m256i ones = _mm256_set1_epi16(1);
     const __m256i pidx0 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
     const __m256i pidx1 = _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3);
-    const size_t bs = type == SG_TYPE_Q4_0 ? 18 : type == SG_TYPE_Q4_1 ? 20 : 34;
+    const size_t bs = q8_bs(type);
     const size_t ng = (nb + 3) / 4, nfull = nb / 4;
     for (size_t gi = 0; gi < ng; gi++) {
         const int nbk = gi < nfull ? 4 : (int)(nb - gi * 4);
@@ -608,9 +711,6 @@ SG_INLINE void k_scales8(const uint8_t *s, uint64_t *sc, uint64_t *mn) {
 #  define KW(w0, w1) _mm256_setr_m128i(_mm_set1_epi16((short)((2 * (w0) + 1) << 8 | 2 * (w0))), \
                                        _mm_set1_epi16((short)((2 * (w1) + 1) << 8 | 2 * (w1))))
 
-static inline size_t k_bytes(uint32_t type) {
-    return type == SG_TYPE_Q4_K ? 144 : type == SG_TYPE_Q5_K ? 176 : 210;
-}
 
 /* One tile of RW weight rows x RA activation rows over nsb super-blocks.
  * Per super-block and pair: an int32 accumulator of 8 lanes, each
@@ -799,6 +899,9 @@ SG_INLINE SG_T_AVX2 int k_gemm_avx2(const sg_gemm *g, const int RAB) {
 
 SG_T_AVX2 int sg_gemm_avx2(const sg_gemm *g) {
     if (g->n == 0) return -1;
+    if (g->type == SG_TYPE_Q2_K || g->type == SG_TYPE_Q3_K || g->type == SG_TYPE_IQ4_XS ||
+        g->type == SG_TYPE_IQ4_NL)
+        return sg_gemm_generic(g);
     if (sg_type_q8k_act(g->type)) return k_gemm_avx2(g, 2);
     if (sg_type_q8_act(g->type)) {
         if (g->n % 32) return -1;
@@ -919,7 +1022,7 @@ SG_INLINE SG_T_512 void tile_q8_512(uint32_t type, const uint8_t *w, size_t ws, 
     SG_UNROLL4 for (int i = 0; i < RW; i++)
         SG_UNROLL4 for (int j = 0; j < RA; j++) acc[i][j] = _mm512_setzero_ps();
     const __m512i zero = _mm512_setzero_si512();
-    const size_t bs = type == SG_TYPE_Q4_0 ? 18 : type == SG_TYPE_Q4_1 ? 20 : 34;
+    const size_t bs = q8_bs(type);
     const size_t ng = (nb + 3) / 4, nfull = nb / 4;
     for (size_t gi = 0; gi < ng; gi++) {
         __m512i lo[4], hi[4];
@@ -967,7 +1070,7 @@ static inline size_t xw_entry(uint32_t type) { return type == SG_TYPE_Q4_1 ? 256
 
 SG_INLINE SG_T_512 void expand_w512(uint32_t type, const uint8_t *w, size_t ws, int rw, size_t nb,
                                     uint8_t *xw) {
-    const size_t bs = type == SG_TYPE_Q4_0 ? 18 : type == SG_TYPE_Q4_1 ? 20 : 34;
+    const size_t bs = q8_bs(type);
     const size_t ng = (nb + 3) / 4, nfull = nb / 4, es = xw_entry(type);
     for (size_t gi = 0; gi < ng; gi++)
         for (int i = 0; i < rw; i++) {
@@ -1289,6 +1392,9 @@ SG_INLINE SG_T_512 int k_gemm_512(const sg_gemm *g) {
 
 SG_T_512 int sg_gemm_avx512(const sg_gemm *g) {
     if (g->n == 0) return -1;
+    if (g->type == SG_TYPE_Q2_K || g->type == SG_TYPE_Q3_K || g->type == SG_TYPE_IQ4_XS ||
+        g->type == SG_TYPE_IQ4_NL)
+        return sg_gemm_generic(g);
     if (sg_type_q8k_act(g->type)) return k_gemm_512(g);
     if (sg_type_q8_act(g->type)) {
         if (g->n % 32) return -1;
