@@ -62,6 +62,8 @@ static inline size_t q8_bs(uint32_t type) {
 /* The IQ4_NL / IQ4_XS non-linear values of the 16 nibbles. */
 static const int8_t k_iq4[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
                                  1,    13,   25,  38,  53,  69,  89,  113};
+/* the same + 128 (unsigned bytes for vpdpbusd, corrected by -128 * sum x) */
+static const uint8_t k_iq4u[16] = {1, 24, 45, 63, 79, 93, 106, 118, 129, 141, 153, 166, 181, 197, 217, 241};
 
 static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 
@@ -475,6 +477,11 @@ SG_INLINE SG_T_AVX2 void pair_w_avx2(uint32_t type, const uint8_t *b0, const uin
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     *lo = _mm256_and_si256(v, m4);
     *hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+    if (type == SG_TYPE_IQ4_NL) { /* nibbles to their signed values */
+        const __m256i tbl = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)k_iq4));
+        *lo = _mm256_shuffle_epi8(tbl, *lo);
+        *hi = _mm256_shuffle_epi8(tbl, *hi);
+    }
 }
 
 /* One tile of RW weight rows x RA activation rows. Per step a pair of
@@ -544,7 +551,7 @@ SG_INLINE SG_T_AVX2 void tile_q8_avx2(uint32_t type, const uint8_t *w, size_t ws
                 __m256 dx = _mm256_loadu_ps((const float *)(const void *)(g + 128 + 32 * p));
                 SG_UNROLL4 for (int i = 0; i < RW; i++) {
                     __m256i dot;
-                    if (type == SG_TYPE_Q8_0) {
+                    if (type == SG_TYPE_Q8_0 || type == SG_TYPE_IQ4_NL) {
                         __m256i pl = _mm256_maddubs_epi16(_mm256_abs_epi8(lo[i]), _mm256_sign_epi8(xl, lo[i]));
                         __m256i ph = _mm256_maddubs_epi16(_mm256_abs_epi8(hi[i]), _mm256_sign_epi8(xh, hi[i]));
                         dot = _mm256_add_epi32(_mm256_madd_epi16(pl, ones), _mm256_madd_epi16(ph, ones));
@@ -899,8 +906,7 @@ SG_INLINE SG_T_AVX2 int k_gemm_avx2(const sg_gemm *g, const int RAB) {
 
 SG_T_AVX2 int sg_gemm_avx2(const sg_gemm *g) {
     if (g->n == 0) return -1;
-    if (g->type == SG_TYPE_Q2_K || g->type == SG_TYPE_Q3_K || g->type == SG_TYPE_IQ4_XS ||
-        g->type == SG_TYPE_IQ4_NL)
+    if (g->type == SG_TYPE_Q2_K || g->type == SG_TYPE_Q3_K || g->type == SG_TYPE_IQ4_XS)
         return sg_gemm_generic(g);
     if (sg_type_q8k_act(g->type)) return k_gemm_avx2(g, 2);
     if (sg_type_q8_act(g->type)) {
@@ -910,6 +916,7 @@ SG_T_AVX2 int sg_gemm_avx2(const sg_gemm *g) {
         switch (g->type) {
         case SG_TYPE_Q4_0: q8_tiles_avx2(g, SG_TYPE_Q4_0, nb); break;
         case SG_TYPE_Q4_1: q8_tiles_avx2(g, SG_TYPE_Q4_1, nb); break;
+        case SG_TYPE_IQ4_NL: q8_tiles_avx2(g, SG_TYPE_IQ4_NL, nb); break;
         default: q8_tiles_avx2(g, SG_TYPE_Q8_0, nb); break;
         }
         return 0;
@@ -983,6 +990,11 @@ SG_INLINE SG_T_512 void prep_w512(uint32_t type, const uint8_t *blk, size_t bs, 
         const __m512i m4 = _mm512_set1_epi8(0x0f);
         *lo = _mm512_and_si512(z, m4);
         *hi = _mm512_and_si512(_mm512_srli_epi16(z, 4), m4);
+        if (type == SG_TYPE_IQ4_NL) { /* nibbles to their values + 128 */
+            const __m512i tbl = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)k_iq4u));
+            *lo = _mm512_shuffle_epi8(tbl, *lo);
+            *hi = _mm512_shuffle_epi8(tbl, *hi);
+        }
     }
     if (nbk == 4) {
         /* scale k is word (bs/2)*k of the group: 16 words (4 per block) to f32 */
@@ -1048,7 +1060,8 @@ SG_INLINE SG_T_512 void tile_q8_512(uint32_t type, const uint8_t *w, size_t ws, 
             __m512 dx = _mm512_loadu_ps((const void *)(g + 128));
             SG_UNROLL4 for (int i = 0; i < RW; i++) {
                 __m512i init = type == SG_TYPE_Q4_0   ? _mm512_loadu_si512((const void *)(g + 256))
-                               : type == SG_TYPE_Q8_0 ? _mm512_loadu_si512((const void *)(g + 320))
+                               : type == SG_TYPE_Q8_0 || type == SG_TYPE_IQ4_NL
+                                   ? _mm512_loadu_si512((const void *)(g + 320))
                                                       : zero;
                 __m512i dot = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(init, lo[i], xl), hi[i], xh);
                 acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw[i], dx), acc[i][j]);
@@ -1104,7 +1117,8 @@ SG_INLINE SG_T_512 void tile_q8x_512(uint32_t type, const uint8_t *xw, const int
             SG_UNROLL4 for (int i = 0; i < RW; i++) {
                 const uint8_t *ei = e + (size_t)i * es;
                 __m512i init = type == SG_TYPE_Q4_0   ? _mm512_loadu_si512((const void *)(g + 256))
-                               : type == SG_TYPE_Q8_0 ? _mm512_loadu_si512((const void *)(g + 320))
+                               : type == SG_TYPE_Q8_0 || type == SG_TYPE_IQ4_NL
+                                   ? _mm512_loadu_si512((const void *)(g + 320))
                                                       : zero;
                 __m512i dot = _mm512_dpbusd_epi32(
                     _mm512_dpbusd_epi32(init, _mm512_load_si512((const void *)ei), xl),
@@ -1392,8 +1406,7 @@ SG_INLINE SG_T_512 int k_gemm_512(const sg_gemm *g) {
 
 SG_T_512 int sg_gemm_avx512(const sg_gemm *g) {
     if (g->n == 0) return -1;
-    if (g->type == SG_TYPE_Q2_K || g->type == SG_TYPE_Q3_K || g->type == SG_TYPE_IQ4_XS ||
-        g->type == SG_TYPE_IQ4_NL)
+    if (g->type == SG_TYPE_Q2_K || g->type == SG_TYPE_Q3_K || g->type == SG_TYPE_IQ4_XS)
         return sg_gemm_generic(g);
     if (sg_type_q8k_act(g->type)) return k_gemm_512(g);
     if (sg_type_q8_act(g->type)) {
@@ -1402,6 +1415,7 @@ SG_T_512 int sg_gemm_avx512(const sg_gemm *g) {
         switch (g->type) {
         case SG_TYPE_Q4_0: q8_tiles_512(g, SG_TYPE_Q4_0, nb); break;
         case SG_TYPE_Q4_1: q8_tiles_512(g, SG_TYPE_Q4_1, nb); break;
+        case SG_TYPE_IQ4_NL: q8_tiles_512(g, SG_TYPE_IQ4_NL, nb); break;
         default: q8_tiles_512(g, SG_TYPE_Q8_0, nb); break;
         }
         return 0;
