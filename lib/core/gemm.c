@@ -714,6 +714,38 @@ SG_INLINE void k_scales8(const uint8_t *s, uint64_t *sc, uint64_t *mn) {
     *mn = (uint64_t)ml | ((uint64_t)mh << 32);
 }
 
+/* Per-row setup of the K-quant types new in issue 17: the f16 scale(s)
+ * and the sub-block scales as signed bytes (Q2_K: 16 scales, with the 16
+ * minimums in *mn; Q3_K: 16 scales - 32; IQ4_XS: 8 scales - 32 in the low
+ * half). */
+SG_INLINE SG_T_AVX2 __m128i k_new_scales(uint32_t type, const uint8_t *wb, float *d, float *dmin,
+                                        __m128i *mn) {
+    uint16_t h[2];
+    if (type == SG_TYPE_Q2_K) {
+        memcpy(h, wb + 80, 4);
+        *d = _cvtsh_ss(h[0]);
+        *dmin = _cvtsh_ss(h[1]);
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)wb);
+        const __m128i m4 = _mm_set1_epi8(0x0f);
+        *mn = _mm_and_si128(_mm_srli_epi16(v, 4), m4);
+        return _mm_and_si128(v, m4);
+    }
+    *dmin = 0.0f;
+    *mn = _mm_setzero_si128();
+    if (type == SG_TYPE_Q3_K) {
+        memcpy(h, wb + 108, 2);
+        *d = _cvtsh_ss(h[0]);
+        uint8_t s3[16];
+        q3k_scales16(wb + 96, s3);
+        return _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(const void *)s3), _mm_set1_epi8(32));
+    }
+    memcpy(h, wb, 2); /* IQ4_XS */
+    *d = _cvtsh_ss(h[0]);
+    uint8_t l8[8];
+    iq4xs_scales8(wb, l8);
+    return _mm_sub_epi8(_mm_loadl_epi64((const __m128i *)(const void *)l8), _mm_set1_epi8(32));
+}
+
 /* word w of each 128-bit lane of v in all 8 words of the lane: vpshufb mask */
 #  define KW(w0, w1) _mm256_setr_m128i(_mm_set1_epi16((short)((2 * (w0) + 1) << 8 | 2 * (w0))), \
                                        _mm_set1_epi16((short)((2 * (w1) + 1) << 8 | 2 * (w1))))
@@ -743,8 +775,8 @@ SG_INLINE SG_T_AVX2 void tile_k_avx2(uint32_t type, const uint8_t *w, size_t ws,
             const uint8_t *pf = wb + SG_PF_DIST(RW, ws, bs);
             _mm_prefetch((const char *)pf, _MM_HINT_T0);
             _mm_prefetch((const char *)(pf + 64), _MM_HINT_T0);
-            _mm_prefetch((const char *)(pf + 128), _MM_HINT_T0);
-            if (type != SG_TYPE_Q4_K) _mm_prefetch((const char *)(pf + 192), _MM_HINT_T0);
+            if (bs > 128) _mm_prefetch((const char *)(pf + 128), _MM_HINT_T0);
+            if (bs > 160) _mm_prefetch((const char *)(pf + 192), _MM_HINT_T0);
 #  endif
             if (type == SG_TYPE_Q6_K) {
                 uint16_t h;
@@ -754,6 +786,17 @@ SG_INLINE SG_T_AVX2 void tile_k_avx2(uint32_t type, const uint8_t *w, size_t ws,
                 /* int16 scales 0..7 | 8..15 */
                 scw[i] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(wb + 192)));
                 mins[i] = scw[i];
+            } else if (type == SG_TYPE_Q2_K || type == SG_TYPE_Q3_K) {
+                __m128i mn;
+                __m128i sc = k_new_scales(type, wb, &dw[i], &dmw[i], &mn);
+                /* Q2_K: unsigned scales and minimums; Q3_K: signed, its -4 through mins */
+                scw[i] = type == SG_TYPE_Q2_K ? _mm256_cvtepu8_epi16(sc) : _mm256_cvtepi8_epi16(sc);
+                mins[i] = type == SG_TYPE_Q2_K ? _mm256_cvtepu8_epi16(mn) : scw[i];
+            } else if (type == SG_TYPE_IQ4_XS) {
+                __m128i mn;
+                __m128i sc = k_new_scales(type, wb, &dw[i], &dmw[i], &mn);
+                scw[i] = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(sc));
+                mins[i] = _mm256_setzero_si256();
             } else {
                 uint16_t h[2];
                 memcpy(h, wb, 4);
@@ -768,7 +811,8 @@ SG_INLINE SG_T_AVX2 void tile_k_avx2(uint32_t type, const uint8_t *w, size_t ws,
             }
             SG_UNROLL4 for (int j = 0; j < RA; j++) iacc[i][j] = _mm256_setzero_si256();
         }
-        if (type == SG_TYPE_Q6_K) {
+        if (type == SG_TYPE_Q6_K || type == SG_TYPE_Q2_K || type == SG_TYPE_Q3_K) {
+            /* element 128h + 32k + l: sub-block 8h + 2k + l/16 */
             for (int h = 0; h < 2; h++) {
                 __m256i scl[4];
                 SG_UNROLL4 for (int i = 0; i < RW; i++) {
@@ -779,6 +823,20 @@ SG_INLINE SG_T_AVX2 void tile_k_avx2(uint32_t type, const uint8_t *w, size_t ws,
                     __m256i q[4];
                     SG_UNROLL4 for (int i = 0; i < RW; i++) {
                         const uint8_t *wb = w + (size_t)i * ws + sb * bs;
+                        if (type != SG_TYPE_Q6_K) {
+                            /* bits 2k.. of qs[32h + l]; Q3_K: bit 4h + k of hmask[l] as bit 2 */
+                            const __m256i m3 = _mm256_set1_epi8(3), m04 = _mm256_set1_epi8(4);
+                            __m256i qv = _mm256_loadu_si256(
+                                (const __m256i *)(const void *)(wb + (type == SG_TYPE_Q3_K ? 32 : 16) + 32 * h));
+                            q[i] = _mm256_and_si256(_mm256_srli_epi16(qv, 2 * k), m3);
+                            if (type == SG_TYPE_Q3_K) {
+                                __m256i hm = _mm256_loadu_si256((const __m256i *)(const void *)wb);
+                                const int sh = 4 * h + k - 2;
+                                __m256i hb = sh >= 0 ? _mm256_srli_epi16(hm, sh) : _mm256_slli_epi16(hm, -sh);
+                                q[i] = _mm256_or_si256(q[i], _mm256_and_si256(hb, m04));
+                            }
+                            continue;
+                        }
                         __m256i ql = _mm256_loadu_si256((const __m256i *)(const void *)(wb + 64 * h + 32 * (k & 1)));
                         __m256i qh = _mm256_loadu_si256((const __m256i *)(const void *)(wb + 128 + 32 * h));
                         __m256i lo = k < 2 ? _mm256_and_si256(ql, m4) : _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4);
@@ -807,6 +865,18 @@ SG_INLINE SG_T_AVX2 void tile_k_avx2(uint32_t type, const uint8_t *w, size_t ws,
             for (int c = 0; c < 4; c++) {
                 __m256i lo[4], hi[4];
                 SG_UNROLL4 for (int i = 0; i < RW; i++) {
+                    if (type == SG_TYPE_IQ4_XS) {
+                        /* 16 bytes a sub-block: low nibbles values 0..15, high 16..31 */
+                        const __m256i tbl = _mm256_broadcastsi128_si256(
+                            _mm_loadu_si128((const __m128i *)(const void *)k_iq4));
+                        __m256i v = _mm256_loadu_si256(
+                            (const __m256i *)(const void *)(w + (size_t)i * ws + sb * bs + 8 + 32 * c));
+                        __m256i tl = _mm256_shuffle_epi8(tbl, _mm256_and_si256(v, m4));
+                        __m256i th = _mm256_shuffle_epi8(tbl, _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
+                        lo[i] = _mm256_permute2x128_si256(tl, th, 0x20);
+                        hi[i] = _mm256_permute2x128_si256(tl, th, 0x31);
+                        continue;
+                    }
                     const uint8_t *qs = w + (size_t)i * ws + sb * bs + (type == SG_TYPE_Q5_K ? 48 : 16) + 32 * c;
                     __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)qs);
                     lo[i] = _mm256_and_si256(v, m4);
@@ -825,9 +895,14 @@ SG_INLINE SG_T_AVX2 void tile_k_avx2(uint32_t type, const uint8_t *w, size_t ws,
                     __m256i x0 = _mm256_loadu_si256((const __m256i *)(const void *)ab);
                     __m256i x1 = _mm256_loadu_si256((const __m256i *)(const void *)(ab + 32));
                     SG_UNROLL4 for (int i = 0; i < RW; i++) {
-                        __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo[i], x0),
+                        /* IQ4_XS: signed weights, |w| x (x with w's sign) */
+                        __m256i u0 = type == SG_TYPE_IQ4_XS ? _mm256_abs_epi8(lo[i]) : lo[i];
+                        __m256i u1 = type == SG_TYPE_IQ4_XS ? _mm256_abs_epi8(hi[i]) : hi[i];
+                        __m256i y0 = type == SG_TYPE_IQ4_XS ? _mm256_sign_epi8(x0, lo[i]) : x0;
+                        __m256i y1 = type == SG_TYPE_IQ4_XS ? _mm256_sign_epi8(x1, hi[i]) : x1;
+                        __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(u0, y0),
                                                        _mm256_shuffle_epi8(scw[i], KW(2 * c, 2 * c)));
-                        __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi[i], x1),
+                        __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(u1, y1),
                                                        _mm256_shuffle_epi8(scw[i], KW(2 * c + 1, 2 * c + 1)));
                         iacc[i][j] = _mm256_add_epi32(iacc[i][j], _mm256_add_epi32(p0, p1));
                     }
@@ -842,9 +917,13 @@ SG_INLINE SG_T_AVX2 void tile_k_avx2(uint32_t type, const uint8_t *w, size_t ws,
             SG_UNROLL4 for (int i = 0; i < RW; i++) {
                 /* Q6_K: sum_k sc_k * 32 * bs_k; Q4_K/Q5_K: sum_j m_j * (bs_2j + bs_2j+1) */
                 __m256i corr = _mm256_madd_epi16(bsum, mins[i]);
-                if (type == SG_TYPE_Q6_K) {
-                    __m256i t = _mm256_sub_epi32(iacc[i][j], _mm256_slli_epi32(corr, 5));
+                if (type == SG_TYPE_Q6_K || type == SG_TYPE_Q3_K) {
+                    /* Q6_K: q - 32, Q3_K: q - 4 */
+                    __m256i t = _mm256_sub_epi32(iacc[i][j], _mm256_slli_epi32(corr, type == SG_TYPE_Q6_K ? 5 : 2));
                     acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t), _mm256_set1_ps(dw[i] * dx), acc[i][j]);
+                } else if (type == SG_TYPE_IQ4_XS) {
+                    acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[i][j]), _mm256_set1_ps(dw[i] * dx),
+                                                acc[i][j]);
                 } else {
                     acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[i][j]), _mm256_set1_ps(dw[i] * dx),
                                                 acc[i][j]);
@@ -899,6 +978,9 @@ SG_INLINE SG_T_AVX2 int k_gemm_avx2(const sg_gemm *g, const int RAB) {
     switch (g->type) {
     case SG_TYPE_Q4_K: k_tiles_avx2(g, SG_TYPE_Q4_K, nsb, RAB); break;
     case SG_TYPE_Q5_K: k_tiles_avx2(g, SG_TYPE_Q5_K, nsb, RAB); break;
+    case SG_TYPE_Q2_K: k_tiles_avx2(g, SG_TYPE_Q2_K, nsb, RAB); break;
+    case SG_TYPE_Q3_K: k_tiles_avx2(g, SG_TYPE_Q3_K, nsb, RAB); break;
+    case SG_TYPE_IQ4_XS: k_tiles_avx2(g, SG_TYPE_IQ4_XS, nsb, RAB); break;
     default: k_tiles_avx2(g, SG_TYPE_Q6_K, nsb, RAB); break;
     }
     return 0;
@@ -906,8 +988,6 @@ SG_INLINE SG_T_AVX2 int k_gemm_avx2(const sg_gemm *g, const int RAB) {
 
 SG_T_AVX2 int sg_gemm_avx2(const sg_gemm *g) {
     if (g->n == 0) return -1;
-    if (g->type == SG_TYPE_Q2_K || g->type == SG_TYPE_Q3_K || g->type == SG_TYPE_IQ4_XS)
-        return sg_gemm_generic(g);
     if (sg_type_q8k_act(g->type)) return k_gemm_avx2(g, 2);
     if (sg_type_q8_act(g->type)) {
         if (g->n % 32) return -1;
