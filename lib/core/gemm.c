@@ -1336,10 +1336,21 @@ SG_INLINE SG_T_512 void tile_k_512(uint32_t type, const uint8_t *w, size_t ws, c
             const uint8_t *pf = wb + SG_PF_DIST(RW, ws, bs);
             _mm_prefetch((const char *)pf, _MM_HINT_T0);
             _mm_prefetch((const char *)(pf + 64), _MM_HINT_T0);
-            _mm_prefetch((const char *)(pf + 128), _MM_HINT_T0);
-            if (type != SG_TYPE_Q4_K) _mm_prefetch((const char *)(pf + 192), _MM_HINT_T0);
+            if (bs > 128) _mm_prefetch((const char *)(pf + 128), _MM_HINT_T0);
+            if (bs > 160) _mm_prefetch((const char *)(pf + 192), _MM_HINT_T0);
 #  endif
-            if (type == SG_TYPE_Q6_K) {
+            if (type == SG_TYPE_Q2_K || type == SG_TYPE_Q3_K) {
+                __m128i mn;
+                __m128i sc = k_new_scales(type, wb, &dw[i], &dmw[i], &mn);
+                __m256i s16 = type == SG_TYPE_Q2_K ? _mm256_cvtepu8_epi16(sc) : _mm256_cvtepi8_epi16(sc);
+                scw[i] = _mm512_castsi256_si512(s16);
+                mins[i] = type == SG_TYPE_Q2_K ? _mm256_cvtepu8_epi16(mn) : s16;
+            } else if (type == SG_TYPE_IQ4_XS) {
+                __m128i mn;
+                __m128i sc = k_new_scales(type, wb, &dw[i], &dmw[i], &mn);
+                scw[i] = _mm512_castsi128_si512(_mm_cvtepi8_epi16(sc));
+                mins[i] = _mm256_setzero_si256();
+            } else if (type == SG_TYPE_Q6_K) {
                 uint16_t h;
                 memcpy(&h, wb + 208, 2);
                 dw[i] = _cvtsh_ss(h);
@@ -1359,11 +1370,28 @@ SG_INLINE SG_T_512 void tile_k_512(uint32_t type, const uint8_t *w, size_t ws, c
             }
             SG_UNROLL4 for (int j = 0; j < RA; j++) iacc[i][j] = _mm512_setzero_si512();
         }
-        if (type == SG_TYPE_Q6_K) {
+        if (type == SG_TYPE_Q6_K || type == SG_TYPE_Q2_K || type == SG_TYPE_Q3_K) {
             for (int h = 0; h < 2; h++) {
                 __m512i lo[4], hi[4];
                 SG_UNROLL4 for (int i = 0; i < RW; i++) {
                     const uint8_t *wb = w + (size_t)i * ws + sb * bs;
+                    if (type != SG_TYPE_Q6_K) {
+                        /* values 128h + 0..63 (lo) and 64..127 (hi): bits 0-1 | 2-3 and
+                         * 4-5 | 6-7 of qs[32h + l]; Q3_K: bits 4h..4h+3 of hmask[l] as bit 2 */
+                        const __m512i m3 = _mm512_set1_epi8(3), m04 = _mm512_set1_epi8(4);
+                        __m512i qv = _mm512_broadcast_i64x4(_mm256_loadu_si256(
+                            (const __m256i *)(const void *)(wb + (type == SG_TYPE_Q3_K ? 32 : 16) + 32 * h)));
+                        lo[i] = _mm512_and_si512(_mm512_srlv_epi16(qv, KS2(0, 2)), m3);
+                        hi[i] = _mm512_and_si512(_mm512_srlv_epi16(qv, KS2(4, 6)), m3);
+                        if (type == SG_TYPE_Q3_K) {
+                            __m512i hm = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(const void *)wb));
+                            __m512i bl = h == 0 ? _mm512_sllv_epi16(hm, KS2(2, 1)) : _mm512_srlv_epi16(hm, KS2(2, 3));
+                            __m512i bh = h == 0 ? _mm512_srlv_epi16(hm, KS2(0, 1)) : _mm512_srlv_epi16(hm, KS2(4, 5));
+                            lo[i] = _mm512_or_si512(lo[i], _mm512_and_si512(bl, m04));
+                            hi[i] = _mm512_or_si512(hi[i], _mm512_and_si512(bh, m04));
+                        }
+                        continue;
+                    }
                     __m512i ql = _mm512_loadu_si512((const void *)(wb + 64 * h));
                     __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(const void *)(wb + 128 + 32 * h)));
                     /* values 128h + 0..63: bits 0-1 | 2-3 of qh; 64..127: bits 4-5 | 6-7 */
@@ -1393,6 +1421,17 @@ SG_INLINE SG_T_512 void tile_k_512(uint32_t type, const uint8_t *w, size_t ws, c
                 /* chunks 2z, 2z+1: lo = sub-blocks 4z | 4z+2, hi = 4z+1 | 4z+3 */
                 __m512i lo[4], hi[4];
                 SG_UNROLL4 for (int i = 0; i < RW; i++) {
+                    if (type == SG_TYPE_IQ4_XS) {
+                        /* sub-blocks 4z..4z+3, 16 bytes each (low nibbles values
+                         * 0..15, high 16..31): lo = 4z | 4z+1, hi = 4z+2 | 4z+3 */
+                        const __m512i tbl = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)k_iq4));
+                        __m512i v = _mm512_loadu_si512((const void *)(w + (size_t)i * ws + sb * bs + 8 + 64 * z));
+                        __m512i tl = _mm512_shuffle_epi8(tbl, _mm512_and_si512(v, m4));
+                        __m512i th = _mm512_shuffle_epi8(tbl, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4));
+                        lo[i] = _mm512_permutex2var_epi64(tl, _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11), th);
+                        hi[i] = _mm512_permutex2var_epi64(tl, _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15), th);
+                        continue;
+                    }
                     const uint8_t *qs = w + (size_t)i * ws + sb * bs + (type == SG_TYPE_Q5_K ? 48 : 16) + 64 * z;
                     __m512i v = _mm512_loadu_si512((const void *)qs);
                     lo[i] = _mm512_and_si512(v, m4);
@@ -1403,6 +1442,31 @@ SG_INLINE SG_T_512 void tile_k_512(uint32_t type, const uint8_t *w, size_t ws, c
                         lo[i] = _mm512_or_si512(lo[i], _mm512_and_si512(b0, m10));
                         hi[i] = _mm512_or_si512(hi[i], _mm512_and_si512(b1, m10));
                     }
+                }
+                if (type == SG_TYPE_IQ4_XS) {
+                    /* signed weights: |w| x (x negated where w < 0) */
+                    __m512i aw0[4], aw1[4];
+                    __mmask64 n0[4], n1[4];
+                    SG_UNROLL4 for (int i = 0; i < RW; i++) {
+                        aw0[i] = _mm512_abs_epi8(lo[i]);
+                        aw1[i] = _mm512_abs_epi8(hi[i]);
+                        n0[i] = _mm512_movepi8_mask(lo[i]);
+                        n1[i] = _mm512_movepi8_mask(hi[i]);
+                    }
+                    const __m512i zero = _mm512_setzero_si512();
+                    SG_UNROLL4 for (int j = 0; j < RA; j++) {
+                        const uint8_t *ab = a + (size_t)j * as + sb * QKB + 64 + 128 * z;
+                        __m512i x0 = _mm512_loadu_si512((const void *)ab), x1 = _mm512_loadu_si512((const void *)(ab + 64));
+                        SG_UNROLL4 for (int i = 0; i < RW; i++) {
+                            __m512i s0 = _mm512_permutexvar_epi16(KW4(4 * z, 4 * z, 4 * z + 1, 4 * z + 1), scw[i]);
+                            __m512i s1 = _mm512_permutexvar_epi16(KW4(4 * z + 2, 4 * z + 2, 4 * z + 3, 4 * z + 3), scw[i]);
+                            __m512i y0 = _mm512_mask_sub_epi8(x0, n0[i], zero, x0);
+                            __m512i y1 = _mm512_mask_sub_epi8(x1, n1[i], zero, x1);
+                            iacc[i][j] = _mm512_dpwssd_epi32(iacc[i][j], _mm512_maddubs_epi16(aw0[i], y0), s0);
+                            iacc[i][j] = _mm512_dpwssd_epi32(iacc[i][j], _mm512_maddubs_epi16(aw1[i], y1), s1);
+                        }
+                    }
+                    continue;
                 }
                 SG_UNROLL4 for (int j = 0; j < RA; j++) {
                     const uint8_t *ab = a + (size_t)j * as + sb * QKB + 64 + 128 * z;
@@ -1425,9 +1489,11 @@ SG_INLINE SG_T_512 void tile_k_512(uint32_t type, const uint8_t *w, size_t ws, c
                 __m256i ia = _mm256_add_epi32(_mm512_castsi512_si256(iacc[i][j]),
                                               _mm512_extracti64x4_epi64(iacc[i][j], 1));
                 __m256i corr = _mm256_madd_epi16(bsum, mins[i]);
-                if (type == SG_TYPE_Q6_K) {
-                    __m256i t = _mm256_sub_epi32(ia, _mm256_slli_epi32(corr, 5));
+                if (type == SG_TYPE_Q6_K || type == SG_TYPE_Q3_K) {
+                    __m256i t = _mm256_sub_epi32(ia, _mm256_slli_epi32(corr, type == SG_TYPE_Q6_K ? 5 : 2));
                     acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t), _mm256_set1_ps(dw[i] * dx), acc[i][j]);
+                } else if (type == SG_TYPE_IQ4_XS) {
+                    acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia), _mm256_set1_ps(dw[i] * dx), acc[i][j]);
                 } else {
                     acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia), _mm256_set1_ps(dw[i] * dx), acc[i][j]);
                     acc[i][j] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(corr), _mm256_set1_ps(dmw[i] * dx),
@@ -1479,6 +1545,9 @@ SG_INLINE SG_T_512 int k_gemm_512(const sg_gemm *g) {
     switch (g->type) {
     case SG_TYPE_Q4_K: k_tiles_512(g, SG_TYPE_Q4_K, nsb); break;
     case SG_TYPE_Q5_K: k_tiles_512(g, SG_TYPE_Q5_K, nsb); break;
+    case SG_TYPE_Q2_K: k_tiles_512(g, SG_TYPE_Q2_K, nsb); break;
+    case SG_TYPE_Q3_K: k_tiles_512(g, SG_TYPE_Q3_K, nsb); break;
+    case SG_TYPE_IQ4_XS: k_tiles_512(g, SG_TYPE_IQ4_XS, nsb); break;
     default: k_tiles_512(g, SG_TYPE_Q6_K, nsb); break;
     }
     return 0;
@@ -1486,8 +1555,6 @@ SG_INLINE SG_T_512 int k_gemm_512(const sg_gemm *g) {
 
 SG_T_512 int sg_gemm_avx512(const sg_gemm *g) {
     if (g->n == 0) return -1;
-    if (g->type == SG_TYPE_Q2_K || g->type == SG_TYPE_Q3_K || g->type == SG_TYPE_IQ4_XS)
-        return sg_gemm_generic(g);
     if (sg_type_q8k_act(g->type)) return k_gemm_512(g);
     if (sg_type_q8_act(g->type)) {
         if (g->n % 32) return -1;
