@@ -1,6 +1,6 @@
 /* Matrix products for the forward pass: y[j][i] = w_row(i) . a_row(j).
  *
- * Quantized weights (Q4_0, Q4_1, Q8_0) are multiplied with activations
+ * Quantized weights (Q4_0, Q4_1, Q8_0, IQ4_NL) are multiplied with activations
  * quantized to 8 bits once per matmul (sg_q8_quantize: per block of 32
  * values a float scale d = max|x|/127, int8 q = round(x/d), and s = d*sum q).
  * Each block's product is an exact integer dot; only the float accumulation
@@ -107,14 +107,15 @@ void sg_q8_quantize_generic(const float *x, size_t n, uint8_t *dst) {
 
 /* ---- K-quant activation rows ---------------------------------------------- */
 
-/* Q4_K, Q5_K and Q6_K weights take activation rows quantized per super-block
- * of 256 values (QKB bytes each):
+/* K-quant weights (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) and IQ4_XS take activation
+ * rows quantized per super-block of 256 values (QKB bytes each):
  *   float d         max|x|/127 (bytes 4..31 zero)
  *   int16 bs[16]    at 32: sum of q over each 16 values
  *   int8  q[256]    at 64: round(x / d)
  * Each weight sub-block's product with q is an exact integer; the scales
  * and minimums of the super-block are applied in integers too (the sums
- * bs give the K-quant minimums and Q6_K's -32), so a super-block's result
+ * bs give the Q2_K/Q4_K/Q5_K minimums, Q6_K's -32 and Q3_K's -4; IQ4_XS
+ * values are its table's signed bytes), so a super-block's result
  * is two integers and kernels differ only in float summation order. */
 #define QKB 320
 
