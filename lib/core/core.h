@@ -28,9 +28,9 @@ typedef int (*sg_to_f32_fn)(uint32_t type, const void *src, float *dst, uint64_t
 
 /* One call of a matrix-product kernel: y[j*ldy + i] = w_row(i) . a_row(j)
  * for i < nr weight rows (w_stride bytes apart) and j < na activation rows
- * (a_stride bytes apart) of n values. For Q4_0/Q4_1/Q8_0 weights the
- * activation rows are sg_q8 rows (sg_q8_quantize), for Q4_K/Q5_K/Q6_K
- * sg_q8k rows (sg_q8k_quantize), otherwise f32. */
+ * (a_stride bytes apart) of n values. For Q4_0/Q4_1/Q8_0/IQ4_NL weights the
+ * activation rows are sg_q8 rows (sg_q8_quantize), for Q2_K/Q3_K/Q4_K/
+ * Q5_K/Q6_K/IQ4_XS sg_q8k rows (sg_q8k_quantize), otherwise f32. */
 typedef struct sg_gemm {
     uint32_t type;
     const uint8_t *w;
@@ -67,7 +67,7 @@ typedef struct sg_kernels {
     /* the same for K-quant weights: n % 256 == 0, sg_q8k_row_bytes(n) */
     void (*quantize_q8k)(const float *x, size_t n, uint8_t *dst);
     int (*gemm)(const sg_gemm *g);
-    /* 1: Q4_0/Q4_1/Q8_0 and Q4_K/Q5_K/Q6_K weights are multiplied with 8-bit activations
+    /* 1: weights of the sg_type_q8_act / sg_type_q8k_act types are multiplied with 8-bit activations
      * (fast, llama.cpp-like accuracy); 0: f32 activations ("exact"). */
     int act_q8;
     /* Attention over a block of nb <= SG_ATTN_BLOCK cached rows (attnk.c).

@@ -1,6 +1,6 @@
 /* Matrix products for the forward pass: y[j][i] = w_row(i) . a_row(j).
  *
- * Quantized weights (Q4_0, Q4_1, Q8_0) are multiplied with activations
+ * Quantized weights (Q4_0, Q4_1, Q8_0, IQ4_NL) are multiplied with activations
  * quantized to 8 bits once per matmul (sg_q8_quantize: per block of 32
  * values a float scale d = max|x|/127, int8 q = round(x/d), and s = d*sum q).
  * Each block's product is an exact integer dot; only the float accumulation
@@ -50,8 +50,20 @@ size_t sg_gemm_work_bytes(size_t n) {
 }
 
 int sg_type_q8_act(uint32_t type) {
-    return type == SG_TYPE_Q4_0 || type == SG_TYPE_Q4_1 || type == SG_TYPE_Q8_0;
+    return type == SG_TYPE_Q4_0 || type == SG_TYPE_Q4_1 || type == SG_TYPE_Q8_0 ||
+           type == SG_TYPE_IQ4_NL;
 }
+
+/* bytes of one block of a type that takes sg_q8 activation rows */
+static inline size_t q8_bs(uint32_t type) {
+    return type == SG_TYPE_Q4_0 || type == SG_TYPE_IQ4_NL ? 18 : type == SG_TYPE_Q4_1 ? 20 : 34;
+}
+
+/* The IQ4_NL / IQ4_XS non-linear values of the 16 nibbles. */
+static const int8_t k_iq4[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                 1,    13,   25,  38,  53,  69,  89,  113};
+/* the same + 128 (unsigned bytes for vpdpbusd, corrected by -128 * sum x) */
+static const uint8_t k_iq4u[16] = {1, 24, 45, 63, 79, 93, 106, 118, 129, 141, 153, 166, 181, 197, 217, 241};
 
 static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 
@@ -95,14 +107,15 @@ void sg_q8_quantize_generic(const float *x, size_t n, uint8_t *dst) {
 
 /* ---- K-quant activation rows ---------------------------------------------- */
 
-/* Q4_K, Q5_K and Q6_K weights take activation rows quantized per super-block
- * of 256 values (QKB bytes each):
+/* K-quant weights (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) and IQ4_XS take activation
+ * rows quantized per super-block of 256 values (QKB bytes each):
  *   float d         max|x|/127 (bytes 4..31 zero)
  *   int16 bs[16]    at 32: sum of q over each 16 values
  *   int8  q[256]    at 64: round(x / d)
  * Each weight sub-block's product with q is an exact integer; the scales
  * and minimums of the super-block are applied in integers too (the sums
- * bs give the K-quant minimums and Q6_K's -32), so a super-block's result
+ * bs give the Q2_K/Q4_K/Q5_K minimums, Q6_K's -32 and Q3_K's -4; IQ4_XS
+ * values are its table's signed bytes), so a super-block's result
  * is two integers and kernels differ only in float summation order. */
 #define QKB 320
 
@@ -112,7 +125,44 @@ size_t sg_q8k_row_bytes(size_t n) {
 }
 
 int sg_type_q8k_act(uint32_t type) {
-    return type == SG_TYPE_Q4_K || type == SG_TYPE_Q5_K || type == SG_TYPE_Q6_K;
+    return type == SG_TYPE_Q4_K || type == SG_TYPE_Q5_K || type == SG_TYPE_Q6_K ||
+           type == SG_TYPE_Q2_K || type == SG_TYPE_Q3_K || type == SG_TYPE_IQ4_XS;
+}
+
+/* Bytes of a super-block of a type that takes K activation rows. */
+static inline size_t k_bytes(uint32_t type) {
+    switch (type) {
+    case SG_TYPE_Q4_K: return 144;
+    case SG_TYPE_Q5_K: return 176;
+    case SG_TYPE_Q2_K: return 84;
+    case SG_TYPE_Q3_K: return 110;
+    case SG_TYPE_IQ4_XS: return 136;
+    default: return 210;
+    }
+}
+
+/* The 16 stored 6-bit scales (0..63; the weight is s - 32) of a Q3_K
+ * super-block, from its 12 scale bytes: low nibbles of bytes 0..7 are
+ * scales 0..7, high nibbles 8..15; the top 2 bits of scale k are bits
+ * 2(k/4).. of byte 8 + k%4. */
+static inline void q3k_scales16(const uint8_t *s, uint8_t out[16]) {
+    uint32_t a, b, c;
+    memcpy(&a, s, 4);
+    memcpy(&b, s + 4, 4);
+    memcpy(&c, s + 8, 4);
+    uint32_t v[4] = {(a & 0x0f0f0f0fu) | ((c & 0x03030303u) << 4),
+                     (b & 0x0f0f0f0fu) | (((c >> 2) & 0x03030303u) << 4),
+                     ((a >> 4) & 0x0f0f0f0fu) | (((c >> 4) & 0x03030303u) << 4),
+                     ((b >> 4) & 0x0f0f0f0fu) | (((c >> 6) & 0x03030303u) << 4)};
+    memcpy(out, v, 16);
+}
+
+/* The 8 stored 6-bit scales (0..63; the weight is s - 32) of an IQ4_XS
+ * super-block (scales_h at b + 2, scales_l at b + 4). */
+static inline void iq4xs_scales8(const uint8_t *b, uint8_t out[8]) {
+    unsigned sh = (unsigned)(b[2] | (b[3] << 8));
+    for (int k = 0; k < 8; k++)
+        out[k] = (uint8_t)(((b[4 + k / 2] >> (4 * (k % 2))) & 0x0f) | (((sh >> (2 * k)) & 3u) << 4));
 }
 
 void sg_q8k_quantize_generic(const float *x, size_t n, uint8_t *dst) {
@@ -179,6 +229,55 @@ static float dot_k_generic(uint32_t type, const uint8_t *w, const uint8_t *a, si
             w += 210;
             continue;
         }
+        if (type == SG_TYPE_Q2_K || type == SG_TYPE_Q3_K) {
+            /* element 128h + 32j + l: bits 2j.. of qs[32h + l]; Q3_K's
+             * third bit (bit 4h + j of hmask[l]) makes q 0..7, the -4
+             * comes from the activation sums */
+            const int three = type == SG_TYPE_Q3_K;
+            const uint8_t *qs = w + (three ? 32 : 16);
+            uint8_t s3[16];
+            if (three) q3k_scales16(w + 96, s3);
+            int32_t isum = 0, imin = 0;
+            for (int k = 0; k < 16; k++) {
+                int s = 0;
+                for (int l = 0; l < 16; l++) {
+                    int v = 16 * k + l, h = v / 128, j = (v % 128) / 32, li = v % 32;
+                    int q = (qs[32 * h + li] >> (2 * j)) & 3;
+                    if (three) q |= ((w[li] >> (v / 32)) & 1) << 2;
+                    s += q * x[v];
+                }
+                if (three) {
+                    isum += (s3[k] - 32) * (s - 4 * bs[k]);
+                } else {
+                    isum += (w[k] & 15) * s;
+                    imin += (w[k] >> 4) * bs[k];
+                }
+            }
+            if (three) {
+                acc += (sg_f16_to_f32(rd16(w + 108)) * dx) * (float)isum;
+                w += 110;
+            } else {
+                acc += (sg_f16_to_f32(rd16(w + 80)) * dx) * (float)isum;
+                acc -= (sg_f16_to_f32(rd16(w + 82)) * dx) * (float)imin;
+                w += 84;
+            }
+            continue;
+        }
+        if (type == SG_TYPE_IQ4_XS) {
+            uint8_t ls[8];
+            iq4xs_scales8(w, ls);
+            const uint8_t *qs = w + 8;
+            int32_t isum = 0;
+            for (int k = 0; k < 8; k++) {
+                int s = 0;
+                for (int l = 0; l < 16; l++)
+                    s += k_iq4[qs[16 * k + l] & 15] * x[32 * k + l] + k_iq4[qs[16 * k + l] >> 4] * x[32 * k + 16 + l];
+                isum += (ls[k] - 32) * s;
+            }
+            acc += (sg_f16_to_f32(rd16(w)) * dx) * (float)isum;
+            w += 136;
+            continue;
+        }
         const int q5 = type == SG_TYPE_Q5_K;
         const uint8_t *qs = w + (q5 ? 48 : 16), *qh = w + 16;
         int32_t isum = 0, imin = 0;
@@ -226,6 +325,13 @@ static float dot_q8_generic(uint32_t type, const uint8_t *w, const uint8_t *a, s
             for (int j = 0; j < 16; j++) s += (q[j] & 15) * lo[j] + (q[j] >> 4) * hi[j];
             acc += (float)s * (sg_f16_to_f32(rd16(w)) * da) + sg_f16_to_f32(rd16(w + 2)) * sa;
             w += 20;
+            break;
+        }
+        case SG_TYPE_IQ4_NL: {
+            const uint8_t *q = w + 2;
+            for (int j = 0; j < 16; j++) s += k_iq4[q[j] & 15] * lo[j] + k_iq4[q[j] >> 4] * hi[j];
+            acc += (float)s * (sg_f16_to_f32(rd16(w)) * da);
+            w += 18;
             break;
         }
         default: { /* Q8_0 */
@@ -372,6 +478,11 @@ SG_INLINE SG_T_AVX2 void pair_w_avx2(uint32_t type, const uint8_t *b0, const uin
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     *lo = _mm256_and_si256(v, m4);
     *hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+    if (type == SG_TYPE_IQ4_NL) { /* nibbles to their signed values */
+        const __m256i tbl = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)k_iq4));
+        *lo = _mm256_shuffle_epi8(tbl, *lo);
+        *hi = _mm256_shuffle_epi8(tbl, *hi);
+    }
 }
 
 /* One tile of RW weight rows x RA activation rows. Per step a pair of
@@ -391,7 +502,7 @@ SG_INLINE SG_T_AVX2 void tile_q8_avx2(uint32_t type, const uint8_t *w, size_t ws
     const __m256i ones = _mm256_set1_epi16(1);
     const __m256i pidx0 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
     const __m256i pidx1 = _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3);
-    const size_t bs = type == SG_TYPE_Q4_0 ? 18 : type == SG_TYPE_Q4_1 ? 20 : 34;
+    const size_t bs = q8_bs(type);
     const size_t ng = (nb + 3) / 4, nfull = nb / 4;
     for (size_t gi = 0; gi < ng; gi++) {
         const int nbk = gi < nfull ? 4 : (int)(nb - gi * 4);
@@ -441,7 +552,7 @@ SG_INLINE SG_T_AVX2 void tile_q8_avx2(uint32_t type, const uint8_t *w, size_t ws
                 __m256 dx = _mm256_loadu_ps((const float *)(const void *)(g + 128 + 32 * p));
                 SG_UNROLL4 for (int i = 0; i < RW; i++) {
                     __m256i dot;
-                    if (type == SG_TYPE_Q8_0) {
+                    if (type == SG_TYPE_Q8_0 || type == SG_TYPE_IQ4_NL) {
                         __m256i pl = _mm256_maddubs_epi16(_mm256_abs_epi8(lo[i]), _mm256_sign_epi8(xl, lo[i]));
                         __m256i ph = _mm256_maddubs_epi16(_mm256_abs_epi8(hi[i]), _mm256_sign_epi8(xh, hi[i]));
                         dot = _mm256_add_epi32(_mm256_madd_epi16(pl, ones), _mm256_madd_epi16(ph, ones));
@@ -604,13 +715,42 @@ SG_INLINE void k_scales8(const uint8_t *s, uint64_t *sc, uint64_t *mn) {
     *mn = (uint64_t)ml | ((uint64_t)mh << 32);
 }
 
+/* Per-row setup of the K-quant types new in issue 17: the f16 scale(s)
+ * and the sub-block scales as signed bytes (Q2_K: 16 scales, with the 16
+ * minimums in *mn; Q3_K: 16 scales - 32; IQ4_XS: 8 scales - 32 in the low
+ * half). */
+SG_INLINE SG_T_AVX2 __m128i k_new_scales(uint32_t type, const uint8_t *wb, float *d, float *dmin,
+                                        __m128i *mn) {
+    uint16_t h[2];
+    if (type == SG_TYPE_Q2_K) {
+        memcpy(h, wb + 80, 4);
+        *d = _cvtsh_ss(h[0]);
+        *dmin = _cvtsh_ss(h[1]);
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)wb);
+        const __m128i m4 = _mm_set1_epi8(0x0f);
+        *mn = _mm_and_si128(_mm_srli_epi16(v, 4), m4);
+        return _mm_and_si128(v, m4);
+    }
+    *dmin = 0.0f;
+    *mn = _mm_setzero_si128();
+    if (type == SG_TYPE_Q3_K) {
+        memcpy(h, wb + 108, 2);
+        *d = _cvtsh_ss(h[0]);
+        uint8_t s3[16];
+        q3k_scales16(wb + 96, s3);
+        return _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(const void *)s3), _mm_set1_epi8(32));
+    }
+    memcpy(h, wb, 2); /* IQ4_XS */
+    *d = _cvtsh_ss(h[0]);
+    uint8_t l8[8];
+    iq4xs_scales8(wb, l8);
+    return _mm_sub_epi8(_mm_loadl_epi64((const __m128i *)(const void *)l8), _mm_set1_epi8(32));
+}
+
 /* word w of each 128-bit lane of v in all 8 words of the lane: vpshufb mask */
 #  define KW(w0, w1) _mm256_setr_m128i(_mm_set1_epi16((short)((2 * (w0) + 1) << 8 | 2 * (w0))), \
                                        _mm_set1_epi16((short)((2 * (w1) + 1) << 8 | 2 * (w1))))
 
-static inline size_t k_bytes(uint32_t type) {
-    return type == SG_TYPE_Q4_K ? 144 : type == SG_TYPE_Q5_K ? 176 : 210;
-}
 
 /* One tile of RW weight rows x RA activation rows over nsb super-blocks.
  * Per super-block and pair: an int32 accumulator of 8 lanes, each
@@ -636,8 +776,8 @@ SG_INLINE SG_T_AVX2 void tile_k_avx2(uint32_t type, const uint8_t *w, size_t ws,
             const uint8_t *pf = wb + SG_PF_DIST(RW, ws, bs);
             _mm_prefetch((const char *)pf, _MM_HINT_T0);
             _mm_prefetch((const char *)(pf + 64), _MM_HINT_T0);
-            _mm_prefetch((const char *)(pf + 128), _MM_HINT_T0);
-            if (type != SG_TYPE_Q4_K) _mm_prefetch((const char *)(pf + 192), _MM_HINT_T0);
+            if (bs > 128) _mm_prefetch((const char *)(pf + 128), _MM_HINT_T0);
+            if (bs > 160) _mm_prefetch((const char *)(pf + 192), _MM_HINT_T0);
 #  endif
             if (type == SG_TYPE_Q6_K) {
                 uint16_t h;
@@ -647,6 +787,17 @@ SG_INLINE SG_T_AVX2 void tile_k_avx2(uint32_t type, const uint8_t *w, size_t ws,
                 /* int16 scales 0..7 | 8..15 */
                 scw[i] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(wb + 192)));
                 mins[i] = scw[i];
+            } else if (type == SG_TYPE_Q2_K || type == SG_TYPE_Q3_K) {
+                __m128i mn;
+                __m128i sc = k_new_scales(type, wb, &dw[i], &dmw[i], &mn);
+                /* Q2_K: unsigned scales and minimums; Q3_K: signed, its -4 through mins */
+                scw[i] = type == SG_TYPE_Q2_K ? _mm256_cvtepu8_epi16(sc) : _mm256_cvtepi8_epi16(sc);
+                mins[i] = type == SG_TYPE_Q2_K ? _mm256_cvtepu8_epi16(mn) : scw[i];
+            } else if (type == SG_TYPE_IQ4_XS) {
+                __m128i mn;
+                __m128i sc = k_new_scales(type, wb, &dw[i], &dmw[i], &mn);
+                scw[i] = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(sc));
+                mins[i] = _mm256_setzero_si256();
             } else {
                 uint16_t h[2];
                 memcpy(h, wb, 4);
@@ -661,7 +812,8 @@ SG_INLINE SG_T_AVX2 void tile_k_avx2(uint32_t type, const uint8_t *w, size_t ws,
             }
             SG_UNROLL4 for (int j = 0; j < RA; j++) iacc[i][j] = _mm256_setzero_si256();
         }
-        if (type == SG_TYPE_Q6_K) {
+        if (type == SG_TYPE_Q6_K || type == SG_TYPE_Q2_K || type == SG_TYPE_Q3_K) {
+            /* element 128h + 32k + l: sub-block 8h + 2k + l/16 */
             for (int h = 0; h < 2; h++) {
                 __m256i scl[4];
                 SG_UNROLL4 for (int i = 0; i < RW; i++) {
@@ -672,6 +824,20 @@ SG_INLINE SG_T_AVX2 void tile_k_avx2(uint32_t type, const uint8_t *w, size_t ws,
                     __m256i q[4];
                     SG_UNROLL4 for (int i = 0; i < RW; i++) {
                         const uint8_t *wb = w + (size_t)i * ws + sb * bs;
+                        if (type != SG_TYPE_Q6_K) {
+                            /* bits 2k.. of qs[32h + l]; Q3_K: bit 4h + k of hmask[l] as bit 2 */
+                            const __m256i m3 = _mm256_set1_epi8(3), m04 = _mm256_set1_epi8(4);
+                            __m256i qv = _mm256_loadu_si256(
+                                (const __m256i *)(const void *)(wb + (type == SG_TYPE_Q3_K ? 32 : 16) + 32 * h));
+                            q[i] = _mm256_and_si256(_mm256_srli_epi16(qv, 2 * k), m3);
+                            if (type == SG_TYPE_Q3_K) {
+                                __m256i hm = _mm256_loadu_si256((const __m256i *)(const void *)wb);
+                                const int sh = 4 * h + k - 2;
+                                __m256i hb = sh >= 0 ? _mm256_srli_epi16(hm, sh) : _mm256_slli_epi16(hm, -sh);
+                                q[i] = _mm256_or_si256(q[i], _mm256_and_si256(hb, m04));
+                            }
+                            continue;
+                        }
                         __m256i ql = _mm256_loadu_si256((const __m256i *)(const void *)(wb + 64 * h + 32 * (k & 1)));
                         __m256i qh = _mm256_loadu_si256((const __m256i *)(const void *)(wb + 128 + 32 * h));
                         __m256i lo = k < 2 ? _mm256_and_si256(ql, m4) : _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4);
@@ -700,6 +866,18 @@ SG_INLINE SG_T_AVX2 void tile_k_avx2(uint32_t type, const uint8_t *w, size_t ws,
             for (int c = 0; c < 4; c++) {
                 __m256i lo[4], hi[4];
                 SG_UNROLL4 for (int i = 0; i < RW; i++) {
+                    if (type == SG_TYPE_IQ4_XS) {
+                        /* 16 bytes a sub-block: low nibbles values 0..15, high 16..31 */
+                        const __m256i tbl = _mm256_broadcastsi128_si256(
+                            _mm_loadu_si128((const __m128i *)(const void *)k_iq4));
+                        __m256i v = _mm256_loadu_si256(
+                            (const __m256i *)(const void *)(w + (size_t)i * ws + sb * bs + 8 + 32 * c));
+                        __m256i tl = _mm256_shuffle_epi8(tbl, _mm256_and_si256(v, m4));
+                        __m256i th = _mm256_shuffle_epi8(tbl, _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
+                        lo[i] = _mm256_permute2x128_si256(tl, th, 0x20);
+                        hi[i] = _mm256_permute2x128_si256(tl, th, 0x31);
+                        continue;
+                    }
                     const uint8_t *qs = w + (size_t)i * ws + sb * bs + (type == SG_TYPE_Q5_K ? 48 : 16) + 32 * c;
                     __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)qs);
                     lo[i] = _mm256_and_si256(v, m4);
@@ -718,9 +896,14 @@ SG_INLINE SG_T_AVX2 void tile_k_avx2(uint32_t type, const uint8_t *w, size_t ws,
                     __m256i x0 = _mm256_loadu_si256((const __m256i *)(const void *)ab);
                     __m256i x1 = _mm256_loadu_si256((const __m256i *)(const void *)(ab + 32));
                     SG_UNROLL4 for (int i = 0; i < RW; i++) {
-                        __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo[i], x0),
+                        /* IQ4_XS: signed weights, |w| x (x with w's sign) */
+                        __m256i u0 = type == SG_TYPE_IQ4_XS ? _mm256_abs_epi8(lo[i]) : lo[i];
+                        __m256i u1 = type == SG_TYPE_IQ4_XS ? _mm256_abs_epi8(hi[i]) : hi[i];
+                        __m256i y0 = type == SG_TYPE_IQ4_XS ? _mm256_sign_epi8(x0, lo[i]) : x0;
+                        __m256i y1 = type == SG_TYPE_IQ4_XS ? _mm256_sign_epi8(x1, hi[i]) : x1;
+                        __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(u0, y0),
                                                        _mm256_shuffle_epi8(scw[i], KW(2 * c, 2 * c)));
-                        __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi[i], x1),
+                        __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(u1, y1),
                                                        _mm256_shuffle_epi8(scw[i], KW(2 * c + 1, 2 * c + 1)));
                         iacc[i][j] = _mm256_add_epi32(iacc[i][j], _mm256_add_epi32(p0, p1));
                     }
@@ -735,9 +918,13 @@ SG_INLINE SG_T_AVX2 void tile_k_avx2(uint32_t type, const uint8_t *w, size_t ws,
             SG_UNROLL4 for (int i = 0; i < RW; i++) {
                 /* Q6_K: sum_k sc_k * 32 * bs_k; Q4_K/Q5_K: sum_j m_j * (bs_2j + bs_2j+1) */
                 __m256i corr = _mm256_madd_epi16(bsum, mins[i]);
-                if (type == SG_TYPE_Q6_K) {
-                    __m256i t = _mm256_sub_epi32(iacc[i][j], _mm256_slli_epi32(corr, 5));
+                if (type == SG_TYPE_Q6_K || type == SG_TYPE_Q3_K) {
+                    /* Q6_K: q - 32, Q3_K: q - 4 */
+                    __m256i t = _mm256_sub_epi32(iacc[i][j], _mm256_slli_epi32(corr, type == SG_TYPE_Q6_K ? 5 : 2));
                     acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t), _mm256_set1_ps(dw[i] * dx), acc[i][j]);
+                } else if (type == SG_TYPE_IQ4_XS) {
+                    acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[i][j]), _mm256_set1_ps(dw[i] * dx),
+                                                acc[i][j]);
                 } else {
                     acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[i][j]), _mm256_set1_ps(dw[i] * dx),
                                                 acc[i][j]);
@@ -792,6 +979,9 @@ SG_INLINE SG_T_AVX2 int k_gemm_avx2(const sg_gemm *g, const int RAB) {
     switch (g->type) {
     case SG_TYPE_Q4_K: k_tiles_avx2(g, SG_TYPE_Q4_K, nsb, RAB); break;
     case SG_TYPE_Q5_K: k_tiles_avx2(g, SG_TYPE_Q5_K, nsb, RAB); break;
+    case SG_TYPE_Q2_K: k_tiles_avx2(g, SG_TYPE_Q2_K, nsb, RAB); break;
+    case SG_TYPE_Q3_K: k_tiles_avx2(g, SG_TYPE_Q3_K, nsb, RAB); break;
+    case SG_TYPE_IQ4_XS: k_tiles_avx2(g, SG_TYPE_IQ4_XS, nsb, RAB); break;
     default: k_tiles_avx2(g, SG_TYPE_Q6_K, nsb, RAB); break;
     }
     return 0;
@@ -807,6 +997,7 @@ SG_T_AVX2 int sg_gemm_avx2(const sg_gemm *g) {
         switch (g->type) {
         case SG_TYPE_Q4_0: q8_tiles_avx2(g, SG_TYPE_Q4_0, nb); break;
         case SG_TYPE_Q4_1: q8_tiles_avx2(g, SG_TYPE_Q4_1, nb); break;
+        case SG_TYPE_IQ4_NL: q8_tiles_avx2(g, SG_TYPE_IQ4_NL, nb); break;
         default: q8_tiles_avx2(g, SG_TYPE_Q8_0, nb); break;
         }
         return 0;
@@ -880,6 +1071,11 @@ SG_INLINE SG_T_512 void prep_w512(uint32_t type, const uint8_t *blk, size_t bs, 
         const __m512i m4 = _mm512_set1_epi8(0x0f);
         *lo = _mm512_and_si512(z, m4);
         *hi = _mm512_and_si512(_mm512_srli_epi16(z, 4), m4);
+        if (type == SG_TYPE_IQ4_NL) { /* nibbles to their values + 128 */
+            const __m512i tbl = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)k_iq4u));
+            *lo = _mm512_shuffle_epi8(tbl, *lo);
+            *hi = _mm512_shuffle_epi8(tbl, *hi);
+        }
     }
     if (nbk == 4) {
         /* scale k is word (bs/2)*k of the group: 16 words (4 per block) to f32 */
@@ -919,7 +1115,7 @@ SG_INLINE SG_T_512 void tile_q8_512(uint32_t type, const uint8_t *w, size_t ws, 
     SG_UNROLL4 for (int i = 0; i < RW; i++)
         SG_UNROLL4 for (int j = 0; j < RA; j++) acc[i][j] = _mm512_setzero_ps();
     const __m512i zero = _mm512_setzero_si512();
-    const size_t bs = type == SG_TYPE_Q4_0 ? 18 : type == SG_TYPE_Q4_1 ? 20 : 34;
+    const size_t bs = q8_bs(type);
     const size_t ng = (nb + 3) / 4, nfull = nb / 4;
     for (size_t gi = 0; gi < ng; gi++) {
         __m512i lo[4], hi[4];
@@ -945,7 +1141,8 @@ SG_INLINE SG_T_512 void tile_q8_512(uint32_t type, const uint8_t *w, size_t ws, 
             __m512 dx = _mm512_loadu_ps((const void *)(g + 128));
             SG_UNROLL4 for (int i = 0; i < RW; i++) {
                 __m512i init = type == SG_TYPE_Q4_0   ? _mm512_loadu_si512((const void *)(g + 256))
-                               : type == SG_TYPE_Q8_0 ? _mm512_loadu_si512((const void *)(g + 320))
+                               : type == SG_TYPE_Q8_0 || type == SG_TYPE_IQ4_NL
+                                   ? _mm512_loadu_si512((const void *)(g + 320))
                                                       : zero;
                 __m512i dot = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(init, lo[i], xl), hi[i], xh);
                 acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw[i], dx), acc[i][j]);
@@ -967,7 +1164,7 @@ static inline size_t xw_entry(uint32_t type) { return type == SG_TYPE_Q4_1 ? 256
 
 SG_INLINE SG_T_512 void expand_w512(uint32_t type, const uint8_t *w, size_t ws, int rw, size_t nb,
                                     uint8_t *xw) {
-    const size_t bs = type == SG_TYPE_Q4_0 ? 18 : type == SG_TYPE_Q4_1 ? 20 : 34;
+    const size_t bs = q8_bs(type);
     const size_t ng = (nb + 3) / 4, nfull = nb / 4, es = xw_entry(type);
     for (size_t gi = 0; gi < ng; gi++)
         for (int i = 0; i < rw; i++) {
@@ -1001,7 +1198,8 @@ SG_INLINE SG_T_512 void tile_q8x_512(uint32_t type, const uint8_t *xw, const int
             SG_UNROLL4 for (int i = 0; i < RW; i++) {
                 const uint8_t *ei = e + (size_t)i * es;
                 __m512i init = type == SG_TYPE_Q4_0   ? _mm512_loadu_si512((const void *)(g + 256))
-                               : type == SG_TYPE_Q8_0 ? _mm512_loadu_si512((const void *)(g + 320))
+                               : type == SG_TYPE_Q8_0 || type == SG_TYPE_IQ4_NL
+                                   ? _mm512_loadu_si512((const void *)(g + 320))
                                                       : zero;
                 __m512i dot = _mm512_dpbusd_epi32(
                     _mm512_dpbusd_epi32(init, _mm512_load_si512((const void *)ei), xl),
@@ -1139,10 +1337,21 @@ SG_INLINE SG_T_512 void tile_k_512(uint32_t type, const uint8_t *w, size_t ws, c
             const uint8_t *pf = wb + SG_PF_DIST(RW, ws, bs);
             _mm_prefetch((const char *)pf, _MM_HINT_T0);
             _mm_prefetch((const char *)(pf + 64), _MM_HINT_T0);
-            _mm_prefetch((const char *)(pf + 128), _MM_HINT_T0);
-            if (type != SG_TYPE_Q4_K) _mm_prefetch((const char *)(pf + 192), _MM_HINT_T0);
+            if (bs > 128) _mm_prefetch((const char *)(pf + 128), _MM_HINT_T0);
+            if (bs > 160) _mm_prefetch((const char *)(pf + 192), _MM_HINT_T0);
 #  endif
-            if (type == SG_TYPE_Q6_K) {
+            if (type == SG_TYPE_Q2_K || type == SG_TYPE_Q3_K) {
+                __m128i mn;
+                __m128i sc = k_new_scales(type, wb, &dw[i], &dmw[i], &mn);
+                __m256i s16 = type == SG_TYPE_Q2_K ? _mm256_cvtepu8_epi16(sc) : _mm256_cvtepi8_epi16(sc);
+                scw[i] = _mm512_castsi256_si512(s16);
+                mins[i] = type == SG_TYPE_Q2_K ? _mm256_cvtepu8_epi16(mn) : s16;
+            } else if (type == SG_TYPE_IQ4_XS) {
+                __m128i mn;
+                __m128i sc = k_new_scales(type, wb, &dw[i], &dmw[i], &mn);
+                scw[i] = _mm512_castsi128_si512(_mm_cvtepi8_epi16(sc));
+                mins[i] = _mm256_setzero_si256();
+            } else if (type == SG_TYPE_Q6_K) {
                 uint16_t h;
                 memcpy(&h, wb + 208, 2);
                 dw[i] = _cvtsh_ss(h);
@@ -1162,11 +1371,28 @@ SG_INLINE SG_T_512 void tile_k_512(uint32_t type, const uint8_t *w, size_t ws, c
             }
             SG_UNROLL4 for (int j = 0; j < RA; j++) iacc[i][j] = _mm512_setzero_si512();
         }
-        if (type == SG_TYPE_Q6_K) {
+        if (type == SG_TYPE_Q6_K || type == SG_TYPE_Q2_K || type == SG_TYPE_Q3_K) {
             for (int h = 0; h < 2; h++) {
                 __m512i lo[4], hi[4];
                 SG_UNROLL4 for (int i = 0; i < RW; i++) {
                     const uint8_t *wb = w + (size_t)i * ws + sb * bs;
+                    if (type != SG_TYPE_Q6_K) {
+                        /* values 128h + 0..63 (lo) and 64..127 (hi): bits 0-1 | 2-3 and
+                         * 4-5 | 6-7 of qs[32h + l]; Q3_K: bits 4h..4h+3 of hmask[l] as bit 2 */
+                        const __m512i m3 = _mm512_set1_epi8(3), m04 = _mm512_set1_epi8(4);
+                        __m512i qv = _mm512_broadcast_i64x4(_mm256_loadu_si256(
+                            (const __m256i *)(const void *)(wb + (type == SG_TYPE_Q3_K ? 32 : 16) + 32 * h)));
+                        lo[i] = _mm512_and_si512(_mm512_srlv_epi16(qv, KS2(0, 2)), m3);
+                        hi[i] = _mm512_and_si512(_mm512_srlv_epi16(qv, KS2(4, 6)), m3);
+                        if (type == SG_TYPE_Q3_K) {
+                            __m512i hm = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(const void *)wb));
+                            __m512i bl = h == 0 ? _mm512_sllv_epi16(hm, KS2(2, 1)) : _mm512_srlv_epi16(hm, KS2(2, 3));
+                            __m512i bh = h == 0 ? _mm512_srlv_epi16(hm, KS2(0, 1)) : _mm512_srlv_epi16(hm, KS2(4, 5));
+                            lo[i] = _mm512_or_si512(lo[i], _mm512_and_si512(bl, m04));
+                            hi[i] = _mm512_or_si512(hi[i], _mm512_and_si512(bh, m04));
+                        }
+                        continue;
+                    }
                     __m512i ql = _mm512_loadu_si512((const void *)(wb + 64 * h));
                     __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(const void *)(wb + 128 + 32 * h)));
                     /* values 128h + 0..63: bits 0-1 | 2-3 of qh; 64..127: bits 4-5 | 6-7 */
@@ -1196,6 +1422,17 @@ SG_INLINE SG_T_512 void tile_k_512(uint32_t type, const uint8_t *w, size_t ws, c
                 /* chunks 2z, 2z+1: lo = sub-blocks 4z | 4z+2, hi = 4z+1 | 4z+3 */
                 __m512i lo[4], hi[4];
                 SG_UNROLL4 for (int i = 0; i < RW; i++) {
+                    if (type == SG_TYPE_IQ4_XS) {
+                        /* sub-blocks 4z..4z+3, 16 bytes each (low nibbles values
+                         * 0..15, high 16..31): lo = 4z | 4z+1, hi = 4z+2 | 4z+3 */
+                        const __m512i tbl = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)k_iq4));
+                        __m512i v = _mm512_loadu_si512((const void *)(w + (size_t)i * ws + sb * bs + 8 + 64 * z));
+                        __m512i tl = _mm512_shuffle_epi8(tbl, _mm512_and_si512(v, m4));
+                        __m512i th = _mm512_shuffle_epi8(tbl, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4));
+                        lo[i] = _mm512_permutex2var_epi64(tl, _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11), th);
+                        hi[i] = _mm512_permutex2var_epi64(tl, _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15), th);
+                        continue;
+                    }
                     const uint8_t *qs = w + (size_t)i * ws + sb * bs + (type == SG_TYPE_Q5_K ? 48 : 16) + 64 * z;
                     __m512i v = _mm512_loadu_si512((const void *)qs);
                     lo[i] = _mm512_and_si512(v, m4);
@@ -1206,6 +1443,31 @@ SG_INLINE SG_T_512 void tile_k_512(uint32_t type, const uint8_t *w, size_t ws, c
                         lo[i] = _mm512_or_si512(lo[i], _mm512_and_si512(b0, m10));
                         hi[i] = _mm512_or_si512(hi[i], _mm512_and_si512(b1, m10));
                     }
+                }
+                if (type == SG_TYPE_IQ4_XS) {
+                    /* signed weights: |w| x (x negated where w < 0) */
+                    __m512i aw0[4], aw1[4];
+                    __mmask64 n0[4], n1[4];
+                    SG_UNROLL4 for (int i = 0; i < RW; i++) {
+                        aw0[i] = _mm512_abs_epi8(lo[i]);
+                        aw1[i] = _mm512_abs_epi8(hi[i]);
+                        n0[i] = _mm512_movepi8_mask(lo[i]);
+                        n1[i] = _mm512_movepi8_mask(hi[i]);
+                    }
+                    const __m512i zero = _mm512_setzero_si512();
+                    SG_UNROLL4 for (int j = 0; j < RA; j++) {
+                        const uint8_t *ab = a + (size_t)j * as + sb * QKB + 64 + 128 * z;
+                        __m512i x0 = _mm512_loadu_si512((const void *)ab), x1 = _mm512_loadu_si512((const void *)(ab + 64));
+                        SG_UNROLL4 for (int i = 0; i < RW; i++) {
+                            __m512i s0 = _mm512_permutexvar_epi16(KW4(4 * z, 4 * z, 4 * z + 1, 4 * z + 1), scw[i]);
+                            __m512i s1 = _mm512_permutexvar_epi16(KW4(4 * z + 2, 4 * z + 2, 4 * z + 3, 4 * z + 3), scw[i]);
+                            __m512i y0 = _mm512_mask_sub_epi8(x0, n0[i], zero, x0);
+                            __m512i y1 = _mm512_mask_sub_epi8(x1, n1[i], zero, x1);
+                            iacc[i][j] = _mm512_dpwssd_epi32(iacc[i][j], _mm512_maddubs_epi16(aw0[i], y0), s0);
+                            iacc[i][j] = _mm512_dpwssd_epi32(iacc[i][j], _mm512_maddubs_epi16(aw1[i], y1), s1);
+                        }
+                    }
+                    continue;
                 }
                 SG_UNROLL4 for (int j = 0; j < RA; j++) {
                     const uint8_t *ab = a + (size_t)j * as + sb * QKB + 64 + 128 * z;
@@ -1228,9 +1490,11 @@ SG_INLINE SG_T_512 void tile_k_512(uint32_t type, const uint8_t *w, size_t ws, c
                 __m256i ia = _mm256_add_epi32(_mm512_castsi512_si256(iacc[i][j]),
                                               _mm512_extracti64x4_epi64(iacc[i][j], 1));
                 __m256i corr = _mm256_madd_epi16(bsum, mins[i]);
-                if (type == SG_TYPE_Q6_K) {
-                    __m256i t = _mm256_sub_epi32(ia, _mm256_slli_epi32(corr, 5));
+                if (type == SG_TYPE_Q6_K || type == SG_TYPE_Q3_K) {
+                    __m256i t = _mm256_sub_epi32(ia, _mm256_slli_epi32(corr, type == SG_TYPE_Q6_K ? 5 : 2));
                     acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t), _mm256_set1_ps(dw[i] * dx), acc[i][j]);
+                } else if (type == SG_TYPE_IQ4_XS) {
+                    acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia), _mm256_set1_ps(dw[i] * dx), acc[i][j]);
                 } else {
                     acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia), _mm256_set1_ps(dw[i] * dx), acc[i][j]);
                     acc[i][j] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(corr), _mm256_set1_ps(dmw[i] * dx),
@@ -1282,6 +1546,9 @@ SG_INLINE SG_T_512 int k_gemm_512(const sg_gemm *g) {
     switch (g->type) {
     case SG_TYPE_Q4_K: k_tiles_512(g, SG_TYPE_Q4_K, nsb); break;
     case SG_TYPE_Q5_K: k_tiles_512(g, SG_TYPE_Q5_K, nsb); break;
+    case SG_TYPE_Q2_K: k_tiles_512(g, SG_TYPE_Q2_K, nsb); break;
+    case SG_TYPE_Q3_K: k_tiles_512(g, SG_TYPE_Q3_K, nsb); break;
+    case SG_TYPE_IQ4_XS: k_tiles_512(g, SG_TYPE_IQ4_XS, nsb); break;
     default: k_tiles_512(g, SG_TYPE_Q6_K, nsb); break;
     }
     return 0;
@@ -1296,6 +1563,7 @@ SG_T_512 int sg_gemm_avx512(const sg_gemm *g) {
         switch (g->type) {
         case SG_TYPE_Q4_0: q8_tiles_512(g, SG_TYPE_Q4_0, nb); break;
         case SG_TYPE_Q4_1: q8_tiles_512(g, SG_TYPE_Q4_1, nb); break;
+        case SG_TYPE_IQ4_NL: q8_tiles_512(g, SG_TYPE_IQ4_NL, nb); break;
         default: q8_tiles_512(g, SG_TYPE_Q8_0, nb); break;
         }
         return 0;

@@ -182,7 +182,7 @@ int sg_kernel_type_supported(uint32_t type) {
     switch (type) {
     case SG_TYPE_F32: case SG_TYPE_F16: case SG_TYPE_BF16: case SG_TYPE_Q4_0: case SG_TYPE_Q4_1:
     case SG_TYPE_Q5_0: case SG_TYPE_Q5_1: case SG_TYPE_Q8_0: case SG_TYPE_Q4_K: case SG_TYPE_Q5_K:
-    case SG_TYPE_Q6_K:
+    case SG_TYPE_Q6_K: case SG_TYPE_Q2_K: case SG_TYPE_Q3_K: case SG_TYPE_IQ4_NL: case SG_TYPE_IQ4_XS:
         return 1;
     default:
         return 0;

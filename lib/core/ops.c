@@ -19,6 +19,10 @@ size_t sg_kernel_row_bytes(uint32_t type, uint64_t n) {
     case SG_TYPE_Q4_K: be = 256; bb = 144; break;
     case SG_TYPE_Q5_K: be = 256; bb = 176; break;
     case SG_TYPE_Q6_K: be = 256; bb = 210; break;
+    case SG_TYPE_Q2_K: be = 256; bb = 84; break;
+    case SG_TYPE_Q3_K: be = 256; bb = 110; break;
+    case SG_TYPE_IQ4_NL: be = 32; bb = 18; break;
+    case SG_TYPE_IQ4_XS: be = 256; bb = 136; break;
     default: return 0;
     }
     if (n == 0 || n % be) return 0;

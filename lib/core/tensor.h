@@ -22,6 +22,8 @@ typedef enum sg_type {
     SG_TYPE_Q5_K = 13,
     SG_TYPE_Q6_K = 14,
     SG_TYPE_Q8_K = 15,
+    SG_TYPE_IQ4_NL = 20,
+    SG_TYPE_IQ4_XS = 23,
     SG_TYPE_BF16 = 30,
     SG_TYPE_COUNT_
 } sg_type;

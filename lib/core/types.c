@@ -18,6 +18,26 @@
  *     is the 5th bit of element l of sub-block 2i / 2i+1.
  *   Q6_K (256): u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d
  *     16 sub-blocks of 16 with 8-bit signed scales; x = d * sc * (q - 32).
+ *   Q2_K (256): u8 scales[16]; u8 qs[64]; f16 d, dmin
+ *     16 sub-blocks of 16, scale (low nibble) and min (high nibble) in
+ *     scales[k]; x = (d * sc) * q - dmin * m. Element 128h + 32j + l is
+ *     bits 2j..2j+1 of qs[32h + l].
+ *   Q3_K (256): u8 hmask[32]; u8 qs[64]; u8 scales[12]; f16 d
+ *     16 sub-blocks of 16 with 6-bit scales (sc - 32): the low 4 bits of
+ *     scale k in scales[k % 8] (low nibble for k < 8, high otherwise), the
+ *     top 2 in bits 2(k/4).. of scales[8 + k % 4]. Element e = 128h + 32j + l
+ *     has 2 low bits as in Q2_K and q = low - (bit e/32 of hmask[l] ? 0 : 4);
+ *     x = (d * (sc - 32)) * q.
+ *   IQ4_NL (32): f16 d; u8 qs[16]      x = d * kv[nibble] (the Q4_0 nibble
+ *     order), kv the fixed non-linear table below
+ *   IQ4_XS (256): f16 d; u16 scales_h; u8 scales_l[4]; u8 qs[128]
+ *     8 sub-blocks of 32: 6-bit scale ls (low nibble k%2 of scales_l[k/2],
+ *     bits 2k..2k+1 of scales_h on top); sub-block k's 16 bytes at 16k in
+ *     the IQ4_NL nibble order; x = (d * (ls - 32)) * kv[nibble].
+ *
+ * The float operations and their order are those of the PyPI gguf
+ * package's reference (gguf.quants), so results are bitwise equal to it
+ * (tests/core/test_deq_gguf.c checks a fixture made with it).
  */
 #include <string.h>
 
@@ -80,12 +100,12 @@ typedef struct type_desc {
 static const type_desc k_types[] = {
     [0] = {"F32", 1, 4},      [1] = {"F16", 1, 2},      [2] = {"Q4_0", 32, 18},
     [3] = {"Q4_1", 32, 20},   [6] = {"Q5_0", 32, 22},   [7] = {"Q5_1", 32, 24},
-    [8] = {"Q8_0", 32, 34},   [9] = {"Q8_1", 0, 0},     [10] = {"Q2_K", 0, 0},
-    [11] = {"Q3_K", 0, 0},    [12] = {"Q4_K", 256, 144}, [13] = {"Q5_K", 256, 176},
+    [8] = {"Q8_0", 32, 34},   [9] = {"Q8_1", 0, 0},     [10] = {"Q2_K", 256, 84},
+    [11] = {"Q3_K", 256, 110},    [12] = {"Q4_K", 256, 144}, [13] = {"Q5_K", 256, 176},
     [14] = {"Q6_K", 256, 210}, [15] = {"Q8_K", 0, 0},   [16] = {"IQ2_XXS", 0, 0},
     [17] = {"IQ2_XS", 0, 0},  [18] = {"IQ3_XXS", 0, 0}, [19] = {"IQ1_S", 0, 0},
-    [20] = {"IQ4_NL", 0, 0},  [21] = {"IQ3_S", 0, 0},   [22] = {"IQ2_S", 0, 0},
-    [23] = {"IQ4_XS", 0, 0},  [24] = {"I8", 0, 0},      [25] = {"I16", 0, 0},
+    [20] = {"IQ4_NL", 32, 18},  [21] = {"IQ3_S", 0, 0},   [22] = {"IQ2_S", 0, 0},
+    [23] = {"IQ4_XS", 256, 136},  [24] = {"I8", 0, 0},      [25] = {"I16", 0, 0},
     [26] = {"I32", 0, 0},     [27] = {"I64", 0, 0},     [28] = {"F64", 0, 0},
     [29] = {"IQ1_M", 0, 0},   [30] = {"BF16", 1, 2},    [34] = {"TQ1_0", 0, 0},
     [35] = {"TQ2_0", 0, 0},   [39] = {"MXFP4", 0, 0},
@@ -241,6 +261,62 @@ static void deq_q6_k(const uint8_t *b, float *y) {
     }
 }
 
+static void deq_q2_k(const uint8_t *b, float *y) {
+    const uint8_t *sc = b, *qs = b + 16;
+    float d = rdh(b + 80), dmin = rdh(b + 82);
+    for (int e = 0; e < 256; e++) {
+        int k = e / 16, h = e / 128, j = (e % 128) / 32, l = e % 32;
+        float dl = d * (float)(sc[k] & 0x0f), ml = dmin * (float)(sc[k] >> 4);
+        float t = dl * (float)((qs[32 * h + l] >> (2 * j)) & 3); /* no fused multiply-add */
+        y[e] = t - ml;
+    }
+}
+
+/* Scale k (0..15) of a Q3_K super-block, 0..63 (the stored value; the
+ * weight is sc - 32). */
+static inline int q3k_scale(const uint8_t *s, int k) {
+    int lo = k < 8 ? s[k] & 0x0f : s[k - 8] >> 4;
+    int hi = (s[8 + k % 4] >> (2 * (k / 4))) & 3;
+    return lo | (hi << 4);
+}
+
+static void deq_q3_k(const uint8_t *b, float *y) {
+    const uint8_t *hm = b, *qs = b + 32, *sc = b + 96;
+    float d = rdh(b + 108);
+    for (int e = 0; e < 256; e++) {
+        int k = e / 16, h = e / 128, j = (e % 128) / 32, l = e % 32;
+        float dl = d * (float)(q3k_scale(sc, k) - 32);
+        int q = ((qs[32 * h + l] >> (2 * j)) & 3) - (((hm[l] >> (e / 32)) & 1) ? 0 : 4);
+        y[e] = dl * (float)q;
+    }
+}
+
+static const int8_t k_iq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                   1,    13,   25,  38,  53,  69,  89,  113};
+
+static void deq_iq4_nl(const uint8_t *b, float *y) {
+    float d = rdh(b);
+    const uint8_t *qs = b + 2;
+    for (int j = 0; j < 16; j++) {
+        y[j] = d * (float)k_iq4nl[qs[j] & 0x0f];
+        y[j + 16] = d * (float)k_iq4nl[qs[j] >> 4];
+    }
+}
+
+static void deq_iq4_xs(const uint8_t *b, float *y) {
+    float d = rdh(b);
+    unsigned sh = rd16(b + 2);
+    const uint8_t *sl = b + 4, *qs = b + 8;
+    for (int k = 0; k < 8; k++, qs += 16, y += 32) {
+        int ls = ((sl[k / 2] >> (4 * (k % 2))) & 0x0f) | (int)(((sh >> (2 * k)) & 3u) << 4);
+        float dl = d * (float)(ls - 32);
+        for (int j = 0; j < 16; j++) {
+            y[j] = dl * (float)k_iq4nl[qs[j] & 0x0f];
+            y[j + 16] = dl * (float)k_iq4nl[qs[j] >> 4];
+        }
+    }
+}
+
 int sg_dequantize_row(uint32_t type, const void *src, float *dst, uint64_t n) {
     uint32_t be, bb;
     if (!sg_type_info(type, &be, &bb) || n % be != 0) return -1;
@@ -265,6 +341,10 @@ int sg_dequantize_row(uint32_t type, const void *src, float *dst, uint64_t n) {
     case SG_TYPE_Q4_K: fn = deq_q4_k; break;
     case SG_TYPE_Q5_K: fn = deq_q5_k; break;
     case SG_TYPE_Q6_K: fn = deq_q6_k; break;
+    case SG_TYPE_Q2_K: fn = deq_q2_k; break;
+    case SG_TYPE_Q3_K: fn = deq_q3_k; break;
+    case SG_TYPE_IQ4_NL: fn = deq_iq4_nl; break;
+    case SG_TYPE_IQ4_XS: fn = deq_iq4_xs; break;
     default: return -1;
     }
     for (uint64_t i = 0; i < nb; i++) fn(p + i * bb, dst + i * be);

@@ -133,6 +133,8 @@ static const qtype qtypes[] = {
     {SG_TYPE_F32, 1, 4},    {SG_TYPE_F16, 1, 2},    {SG_TYPE_BF16, 1, 2},   {SG_TYPE_Q4_0, 32, 18},
     {SG_TYPE_Q4_1, 32, 20}, {SG_TYPE_Q5_0, 32, 22}, {SG_TYPE_Q5_1, 32, 24}, {SG_TYPE_Q8_0, 32, 34},
     {SG_TYPE_Q4_K, 256, 144}, {SG_TYPE_Q5_K, 256, 176}, {SG_TYPE_Q6_K, 256, 210},
+    {SG_TYPE_Q2_K, 256, 84}, {SG_TYPE_Q3_K, 256, 110}, {SG_TYPE_IQ4_NL, 32, 18},
+    {SG_TYPE_IQ4_XS, 256, 136},
 };
 #define N_QTYPES (sizeof qtypes / sizeof qtypes[0])
 
@@ -158,7 +160,7 @@ static void random_row(uint32_t type, uint8_t *p, size_t n) {
             put16(p + 2 * i, b);
         }
         break;
-    case SG_TYPE_Q4_0: case SG_TYPE_Q5_0: case SG_TYPE_Q8_0:
+    case SG_TYPE_Q4_0: case SG_TYPE_Q5_0: case SG_TYPE_Q8_0: case SG_TYPE_IQ4_NL:
         for (size_t b = 0; b < n / 32; b++) put16(p + b * (rb / (n / 32)), to_half(rndf() * 0.1f));
         break;
     case SG_TYPE_Q4_1: case SG_TYPE_Q5_1:
@@ -177,6 +179,18 @@ static void random_row(uint32_t type, uint8_t *p, size_t n) {
         break;
     case SG_TYPE_Q6_K:
         for (size_t b = 0; b < n / 256; b++) put16(p + b * 210 + 208, to_half(rndf() * 0.01f));
+        break;
+    case SG_TYPE_Q2_K:
+        for (size_t b = 0; b < n / 256; b++) {
+            put16(p + b * 84 + 80, to_half(rndf() * 0.01f));
+            put16(p + b * 84 + 82, to_half(rndf() * 0.01f));
+        }
+        break;
+    case SG_TYPE_Q3_K:
+        for (size_t b = 0; b < n / 256; b++) put16(p + b * 110 + 108, to_half(rndf() * 0.01f));
+        break;
+    case SG_TYPE_IQ4_XS:
+        for (size_t b = 0; b < n / 256; b++) put16(p + b * 136, to_half(rndf() * 0.001f));
         break;
     }
 }
@@ -267,7 +281,73 @@ START_TEST(test_dequant_types) {
         free(row);
     }
     ck_assert_uint_eq(sg_kernel_row_bytes(SG_TYPE_Q4_0, 33), 0);
-    ck_assert_uint_eq(sg_kernel_row_bytes(SG_TYPE_Q2_K, 256), 0);
+    ck_assert_uint_eq(sg_kernel_row_bytes(SG_TYPE_Q2_K, 128), 0);
+    ck_assert_uint_eq(sg_kernel_row_bytes(SG_TYPE_IQ4_XS, 32), 0);
+    ck_assert_uint_eq(sg_kernel_row_bytes(SG_TYPE_IQ4_NL, 48), 0);
+    ck_assert_uint_eq(sg_kernel_row_bytes(SG_TYPE_Q8_K, 256), 0);
+}
+END_TEST
+
+/* sg_dequantize_row and every table's to_f32 are bitwise equal to the PyPI
+ * gguf package's gguf.quants.dequantize on random blocks of every quantized
+ * type (tests/fixtures/deq_gguf.bin, tools/reference/make_deq_fixture.py). */
+static int gemm_tables(sg_kernels *ks);
+
+static uint32_t le32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+START_TEST(test_dequant_gguf_fixture) {
+    const char *root = getenv("SIGMA_SOURCE_ROOT");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tests/fixtures/deq_gguf.bin", root ? root : ".");
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *buf = malloc((size_t)len);
+    ck_assert_uint_eq(fread(buf, 1, (size_t)len, f), (size_t)len);
+    fclose(f);
+    ck_assert(len >= 12 && memcmp(buf, "SGDQ", 4) == 0 && le32(buf + 4) == 1);
+    uint32_t count = le32(buf + 8);
+    sg_kernels ks[3];
+    int nk = gemm_tables(ks);
+    const uint8_t *p = buf + 12;
+    int seen_new = 0;
+    for (uint32_t e = 0; e < count; e++) {
+        uint32_t type = le32(p), nb = le32(p + 4), bb = le32(p + 8), be = le32(p + 12);
+        p += 16;
+        uint32_t be2 = 0, bb2 = 0;
+        ck_assert_msg(sg_type_info(type, &be2, &bb2), "type %u unsupported", type);
+        ck_assert(be2 == be && bb2 == bb);
+        size_t n = (size_t)nb * be;
+        const uint8_t *blocks = p;
+        p += (size_t)nb * bb;
+        float *got = malloc(n * sizeof(float));
+        ck_assert_int_eq(sg_dequantize_row(type, blocks, got, n), 0);
+        for (size_t i = 0; i < n; i++) {
+            uint32_t want = le32(p + 4 * i), have;
+            memcpy(&have, &got[i], 4);
+            ck_assert_msg(have == want, "%s element %zu: %a, gguf %a", sg_type_name(type), i,
+                          (double)got[i], (double)((const float *)(const void *)p)[i]);
+        }
+        for (int k = 0; k < nk; k++) {
+            float *t = malloc(n * sizeof(float));
+            ck_assert_int_eq(ks[k].to_f32(type, blocks, t, n), 0);
+            ck_assert_msg(memcmp(t, got, n * sizeof(float)) == 0, "%s to_f32 %s differs", ks[k].name,
+                          sg_type_name(type));
+            free(t);
+        }
+        if (type == SG_TYPE_Q2_K || type == SG_TYPE_Q3_K || type == SG_TYPE_IQ4_NL ||
+            type == SG_TYPE_IQ4_XS)
+            seen_new++;
+        p += n * 4;
+        free(got);
+    }
+    ck_assert_int_eq(seen_new, 4);
+    ck_assert(p == buf + len);
+    free(buf);
 }
 END_TEST
 
@@ -471,7 +551,9 @@ START_TEST(test_q8k_quantize) {
     }
     ck_assert_uint_eq(sg_q8k_row_bytes(128), 0);
     ck_assert(sg_type_q8k_act(SG_TYPE_Q4_K) && sg_type_q8k_act(SG_TYPE_Q5_K) && sg_type_q8k_act(SG_TYPE_Q6_K));
-    ck_assert(!sg_type_q8k_act(SG_TYPE_Q4_0));
+    ck_assert(sg_type_q8k_act(SG_TYPE_Q2_K) && sg_type_q8k_act(SG_TYPE_Q3_K) && sg_type_q8k_act(SG_TYPE_IQ4_XS));
+    ck_assert(!sg_type_q8k_act(SG_TYPE_Q4_0) && !sg_type_q8k_act(SG_TYPE_IQ4_NL));
+    ck_assert(sg_type_q8_act(SG_TYPE_IQ4_NL) && !sg_type_q8_act(SG_TYPE_IQ4_XS));
 }
 END_TEST
 
@@ -480,7 +562,8 @@ END_TEST
 START_TEST(test_gemm_kernels) {
     static const uint32_t types[] = {SG_TYPE_Q4_0, SG_TYPE_Q4_1, SG_TYPE_Q8_0, SG_TYPE_F32,
                                      SG_TYPE_F16,  SG_TYPE_BF16, SG_TYPE_Q4_K, SG_TYPE_Q5_K,
-                                     SG_TYPE_Q6_K};
+                                     SG_TYPE_Q6_K, SG_TYPE_Q2_K, SG_TYPE_Q3_K, SG_TYPE_IQ4_NL,
+                                     SG_TYPE_IQ4_XS};
     sg_kernels ks[3];
     int nk = gemm_tables(ks);
     /* 1, 3, 8, 13 blocks: partial and whole groups of 4 blocks; K-quants:
@@ -570,11 +653,11 @@ END_TEST
 /* batches longer than one pass of the expanded-weight path (48 rows):
  * bitwise the same as without work memory */
 START_TEST(test_gemm_long_batch) {
-    static const uint32_t types[] = {SG_TYPE_Q4_0, SG_TYPE_Q4_1, SG_TYPE_Q8_0};
+    static const uint32_t types[] = {SG_TYPE_Q4_0, SG_TYPE_Q4_1, SG_TYPE_Q8_0, SG_TYPE_IQ4_NL};
     sg_kernels ks[3];
     int nk = gemm_tables(ks);
     const size_t in = 416, nr = 7, na = 101;
-    for (size_t ti = 0; ti < 3; ti++) {
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         uint32_t type = types[ti];
         size_t rb = sg_kernel_row_bytes(type, in), ab = sg_q8_row_bytes(in);
         uint8_t *w = malloc(rb * nr), *a = malloc(ab * na);
@@ -604,7 +687,8 @@ END_TEST
  * the f32-activation result */
 START_TEST(test_matmul_q8) {
     static const uint32_t types[] = {SG_TYPE_Q4_0, SG_TYPE_Q4_1, SG_TYPE_Q8_0, SG_TYPE_F16,
-                                     SG_TYPE_Q4_K, SG_TYPE_Q5_K, SG_TYPE_Q6_K};
+                                     SG_TYPE_Q4_K, SG_TYPE_Q5_K, SG_TYPE_Q6_K, SG_TYPE_Q2_K,
+                                     SG_TYPE_Q3_K, SG_TYPE_IQ4_NL, SG_TYPE_IQ4_XS};
     const size_t in = 512, out = 77, n = 6;
     sg_alloc al;
     sg_alloc_init(&al, NULL);
@@ -880,6 +964,7 @@ int main(void) {
     tcase_add_test(tc, test_bf16);
     tcase_add_test(tc, test_dot_axpy);
     tcase_add_test(tc, test_dequant_types);
+    tcase_add_test(tc, test_dequant_gguf_fixture);
     tcase_add_test(tc, test_matmul_types);
     tcase_add_test(tc, test_q8_quantize);
     tcase_add_test(tc, test_q8k_quantize);

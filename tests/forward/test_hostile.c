@@ -126,14 +126,16 @@ static void run_case(int kind, uint32_t wtype, hm_role role, hm_pattern pat, con
     free(img);
 }
 
+/* Every type the builder writes (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1,
+ * Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS) is read. */
 static int type_supported(const uint8_t *mem, size_t size) {
     sigma_model_params mp;
     sigma_model_params_init(&mp, sizeof mp);
     sigma_model *m = NULL;
     int st = sigma_model_open_memory(mem, size, &mp, &m);
     if (st == SIGMA_OK) sigma_model_close(m);
-    ck_assert_msg(st == SIGMA_OK || st == SIGMA_E_UNSUPPORTED, "baseline open: %d", st);
-    return st == SIGMA_OK;
+    ck_assert_msg(st == SIGMA_OK, "baseline open: %d", st);
+    return 1;
 }
 
 START_TEST(test_every_type_role_pattern) {

@@ -812,7 +812,8 @@ START_TEST(test_type_info) {
         {SG_TYPE_F32, 1, 4},     {SG_TYPE_F16, 1, 2},     {SG_TYPE_BF16, 1, 2},
         {SG_TYPE_Q4_0, 32, 18},  {SG_TYPE_Q4_1, 32, 20},  {SG_TYPE_Q5_0, 32, 22},
         {SG_TYPE_Q5_1, 32, 24},  {SG_TYPE_Q8_0, 32, 34},  {SG_TYPE_Q4_K, 256, 144},
-        {SG_TYPE_Q5_K, 256, 176}, {SG_TYPE_Q6_K, 256, 210},
+        {SG_TYPE_Q5_K, 256, 176}, {SG_TYPE_Q6_K, 256, 210}, {SG_TYPE_Q2_K, 256, 84},
+        {SG_TYPE_Q3_K, 256, 110}, {SG_TYPE_IQ4_NL, 32, 18}, {SG_TYPE_IQ4_XS, 256, 136},
     };
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
         uint32_t be = 0, bb = 0;
@@ -821,8 +822,10 @@ START_TEST(test_type_info) {
         ck_assert_uint_eq(bb, k[i].bb);
         ck_assert_uint_eq(sg_type_row_bytes(k[i].t, 4096), 4096 / k[i].be * k[i].bb);
     }
-    uint32_t unsupported[] = {SG_TYPE_Q8_1, SG_TYPE_Q2_K, SG_TYPE_Q3_K, SG_TYPE_Q8_K, 4, 5, 16,
-                              28, 31, 1000, UINT32_MAX};
+    /* still refused: Q8_1, Q8_K, IQ2_XXS, IQ2_XS, IQ3_XXS, IQ1_S, IQ3_S, IQ2_S,
+     * IQ1_M, TQ1_0, TQ2_0, MXFP4, the integer and F64 types, unknown numbers */
+    uint32_t unsupported[] = {SG_TYPE_Q8_1, SG_TYPE_Q8_K, 4, 5, 16, 17, 18, 19, 21, 22, 24, 25, 26,
+                              27, 28, 29, 31, 34, 35, 39, 1000, UINT32_MAX};
     for (size_t i = 0; i < sizeof unsupported / sizeof unsupported[0]; i++) {
         ck_assert_int_eq(sg_type_info(unsupported[i], NULL, NULL), 0);
         ck_assert_uint_eq(sg_type_row_bytes(unsupported[i], 256), 0);
@@ -832,6 +835,14 @@ START_TEST(test_type_info) {
     }
     ck_assert_str_eq(sg_type_name(SG_TYPE_Q4_K), "Q4_K");
     ck_assert_str_eq(sg_type_name(SG_TYPE_Q2_K), "Q2_K");
+    ck_assert_str_eq(sg_type_name(SG_TYPE_IQ4_NL), "IQ4_NL");
+    ck_assert_str_eq(sg_type_name(SG_TYPE_IQ4_XS), "IQ4_XS");
+    /* block constraints of the new types */
+    ck_assert_uint_eq(sg_type_row_bytes(SG_TYPE_Q2_K, 128), 0);
+    ck_assert_uint_eq(sg_type_row_bytes(SG_TYPE_Q3_K, 384), 0);
+    ck_assert_uint_eq(sg_type_row_bytes(SG_TYPE_IQ4_XS, 224), 0);
+    ck_assert_uint_eq(sg_type_row_bytes(SG_TYPE_IQ4_NL, 48), 0);
+    ck_assert_uint_eq(sg_type_row_bytes(SG_TYPE_IQ4_NL, 96), 54);
     ck_assert_str_eq(sg_type_name(SG_TYPE_BF16), "BF16");
     ck_assert_str_eq(sg_type_name(4), "?");
     ck_assert_str_eq(sg_type_name(UINT32_MAX), "?");
@@ -1129,12 +1140,41 @@ START_TEST(test_bad_tensors) {
     one_tensor(200, 2, ne, 1024, &img, &n);
     expect_gguf_fail(img, n, SIGMA_E_FORMAT, "'blk.3.attn_k.weight': unknown type 200");
     free(img);
-    one_tensor(SG_TYPE_Q2_K, 2, ne, 1024, &img, &n);
-    expect_gguf_fail(img, n, SIGMA_E_UNSUPPORTED, "'blk.3.attn_k.weight': type Q2_K");
+    one_tensor(16 /* IQ2_XXS */, 2, ne, 1024, &img, &n);
+    expect_gguf_fail(img, n, SIGMA_E_UNSUPPORTED, "'blk.3.attn_k.weight': type IQ2_XXS");
     free(img);
-    one_tensor(SG_TYPE_Q3_K, 2, ne, 1024, &img, &n);
-    expect_gguf_fail(img, n, SIGMA_E_UNSUPPORTED, "Q3_K");
+    one_tensor(SG_TYPE_Q8_K, 2, ne, 1024, &img, &n);
+    expect_gguf_fail(img, n, SIGMA_E_UNSUPPORTED, "Q8_K");
     free(img);
+    one_tensor(21 /* IQ3_S */, 2, ne, 1024, &img, &n);
+    expect_gguf_fail(img, n, SIGMA_E_UNSUPPORTED, "IQ3_S");
+    free(img);
+    /* Q2_K, Q3_K, IQ4_NL, IQ4_XS are read; their rows must be whole blocks */
+    static const struct { uint32_t type; uint64_t ok_ne0, bad_ne0; size_t row_bytes; const char *msg; } blk[] = {
+        {SG_TYPE_Q2_K, 256, 128, 84, "row length 128 is not a multiple of the Q2_K block size 256"},
+        {SG_TYPE_Q3_K, 512, 288, 220, "row length 288 is not a multiple of the Q3_K block size 256"},
+        {SG_TYPE_IQ4_XS, 256, 32, 136, "row length 32 is not a multiple of the IQ4_XS block size 256"},
+        {SG_TYPE_IQ4_NL, 96, 48, 54, "row length 48 is not a multiple of the IQ4_NL block size 32"},
+    };
+    for (size_t i = 0; i < sizeof blk / sizeof blk[0]; i++) {
+        uint64_t good[2] = {blk[i].ok_ne0, 2};
+        one_tensor(blk[i].type, 2, good, 2 * blk[i].row_bytes, &img, &n);
+        ck_assert_ptr_nonnull(img);
+        sg_gguf *g1;
+        sg_err e1;
+        ck_assert_int_eq(gopen(img, n, &g1, &e1), SIGMA_OK);
+        const sg_tensor *t1 = sg_gguf_tensor(g1, "blk.3.attn_k.weight");
+        ck_assert_ptr_nonnull(t1);
+        ck_assert_uint_eq(t1->type, blk[i].type);
+        ck_assert_uint_eq(t1->nbytes, 2 * blk[i].row_bytes);
+        sg_gguf_close(g1);
+        free(img);
+        uint64_t bad[2] = {blk[i].bad_ne0, 2};
+        one_tensor(blk[i].type, 2, bad, 1024, &img, &n);
+        ck_assert_ptr_nonnull(img);
+        expect_gguf_fail(img, n, SIGMA_E_FORMAT, blk[i].msg);
+        free(img);
+    }
     uint64_t odd[2] = {33, 2};
     one_tensor(SG_TYPE_Q8_0, 2, odd, 68, &img, &n);
     expect_gguf_fail(img, n, SIGMA_E_FORMAT, "not a multiple");
