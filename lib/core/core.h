@@ -117,8 +117,8 @@ void sg_attn_accum_heads_generic(uint32_t nh, float *const *out, const float *co
 void sg_kernels_init(sg_kernels *k, int allow_simd);
 /* The same, then apply a SIGMA_KERNELS-style spec (NULL = none): a comma
  * list of "generic" (portable C only), "avx2" (no AVX-512), "exact" (f32
- * activations), "q8" (8-bit activations, the default). Unknown words are
- * ignored. */
+ * activations), "q8" (8-bit activations, the default), "nopack" (no
+ * repacked Q4_0 weights: gemm_x8 = NULL). Unknown words are ignored. */
 void sg_kernels_init_spec(sg_kernels *k, int allow_simd, const char *spec);
 
 /* ---- matrix products (gemm.c) ---- */

@@ -453,6 +453,8 @@ void sg_kernels_init_spec(sg_kernels *k, int allow_simd, const char *spec) {
     kernels_fill(k, level);
     if (spec && spec_has(spec, "exact")) k->act_q8 = 0;
     if (spec && spec_has(spec, "q8")) k->act_q8 = 1;
+    /* no repacked Q4_0 weights (model open skips the copy, sessions the kernel) */
+    if (spec && spec_has(spec, "nopack")) k->gemm_x8 = NULL;
 }
 
 /* ---- public kernels ---------------------------------------------------------- */

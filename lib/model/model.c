@@ -30,7 +30,7 @@ int sg_model_repack(sigma_model *m, sg_err *err) {
     if (!p)
         return sg_error(err, SIGMA_E_NOMEM,
                         "out of memory repacking %" PRIu64 " bytes of Q4_0 weights "
-                        "(SIGMA_KERNELS=generic or exact opens without it)", total);
+                        "(SIGMA_KERNELS=nopack opens without it)", total);
     m->packed = p;
     m->packed_bytes = total;
     for (uint64_t i = 0; i < g->n_tensors; i++) {

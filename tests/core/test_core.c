@@ -831,7 +831,7 @@ START_TEST(test_forward_kernels) {
             if (k.gemm_x8) { /* the same file opened without repacking: the same logits
                               * as the portable gemm would give for those matrices */
                 uint8_t *mem2 = NULL;
-                setenv("SIGMA_KERNELS", "generic", 1);
+                setenv("SIGMA_KERNELS", "avx2,nopack", 1);
                 sigma_model *m2 = tm_open(kind, &mem2);
                 unsetenv("SIGMA_KERNELS");
                 ck_assert_ptr_nonnull(m2);
