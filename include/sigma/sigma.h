@@ -150,7 +150,9 @@ typedef struct sigma_allocator {
 typedef struct sigma_model_params {
     uint32_t struct_size;
     /** Memory-map the file read-only (default 1). With 0 the file is read
-     *  into allocated memory. */
+     *  into allocated memory. Either way, on AVX2/AVX-512 CPUs the Q4_0
+     *  matrices are also copied into a repacked layout at open
+     *  (SIGMA_KERNELS=nopack skips the copy). */
     int use_mmap;
     /** Log callback (default NULL: no logging) and its level threshold
      *  (default SIGMA_LOG_WARN). */

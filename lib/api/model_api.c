@@ -71,6 +71,7 @@ static int model_open_common(const char *path, const void *data, size_t size,
         st = sg_gguf_open_memory(&m->alloc, data, size, &m->gguf, &err);
     if (st == SIGMA_OK) st = sg_model_load_arch(m, &err);
     if (st == SIGMA_OK) st = sg_tokenizer_load(m, &err);
+    if (st == SIGMA_OK) st = sg_model_repack(m, &err);
     if (st == SIGMA_OK) sg_model_fingerprint(m);
     if (st != SIGMA_OK) {
         report_open_error(&p, &log, st, &err);
@@ -80,6 +81,9 @@ static int model_open_common(const char *path, const void *data, size_t size,
     sg_logf(&m->log, SIGMA_LOG_INFO, "opened %s model '%s': %u layers, %.1f ms",
             m->hp.desc ? m->hp.desc->name : "?", m->name, m->hp.n_layer,
             sg_now_ms() - t0);
+    if (m->packed)
+        sg_logf(&m->log, SIGMA_LOG_INFO, "repacked %.1f MiB of Q4_0 weights in %.1f ms",
+                (double)m->packed_bytes / 1048576.0, m->packed_ms);
     *out = m;
     return SIGMA_OK;
 }
@@ -108,6 +112,7 @@ void sigma_model_close(sigma_model *model) {
     sg_free(&alloc, model->layers);
     sg_free(&alloc, model->rope_factors);
     sg_free(&alloc, model->name);
+    sg_free(&alloc, model->packed);
     sg_gguf_close(model->gguf);
     pthread_mutex_destroy(&model->err_lock);
     sg_free(&alloc, model);

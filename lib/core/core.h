@@ -88,6 +88,11 @@ typedef struct sg_kernels {
      * interleave, so the chains of additions overlap in the pipeline). */
     void (*attn_accum_heads)(uint32_t nh, float *const *out, const float *const *w, size_t nb,
                              const void *const *v, size_t v_stride, uint32_t rt, uint32_t d);
+    /* Q4_0 weights repacked by sg_q4_0_pack_x8 (sg_tensor.packed): the same
+     * product as gemm with g->w inside the packed copy (nr % 8 == 0, whole
+     * groups), each element bitwise equal to sg_gemm_generic on the
+     * unpacked rows. NULL = this level does not read packed weights. */
+    int (*gemm_x8)(const sg_gemm *g);
 } sg_kernels;
 #define SG_ATTN_ACCUM_HEADS 4
 
@@ -112,8 +117,8 @@ void sg_attn_accum_heads_generic(uint32_t nh, float *const *out, const float *co
 void sg_kernels_init(sg_kernels *k, int allow_simd);
 /* The same, then apply a SIGMA_KERNELS-style spec (NULL = none): a comma
  * list of "generic" (portable C only), "avx2" (no AVX-512), "exact" (f32
- * activations), "q8" (8-bit activations, the default). Unknown words are
- * ignored. */
+ * activations), "q8" (8-bit activations, the default), "nopack" (no
+ * repacked Q4_0 weights: gemm_x8 = NULL). Unknown words are ignored. */
 void sg_kernels_init_spec(sg_kernels *k, int allow_simd, const char *spec);
 
 /* ---- matrix products (gemm.c) ---- */
@@ -128,12 +133,18 @@ size_t sg_q8k_row_bytes(size_t n);
 int sg_type_q8k_act(uint32_t type);
 void sg_q8k_quantize_generic(const float *x, size_t n, uint8_t *dst);
 int sg_gemm_generic(const sg_gemm *g);
+/* Repack rows (a multiple of 8) of a Q4_0 matrix (row_bytes a multiple of
+ * 18) into the x8 layout (gemm.c; same size). Returns 0, or -1 for a shape
+ * it does not take. */
+int sg_q4_0_pack_x8(const uint8_t *src, size_t rows, size_t row_bytes, uint8_t *dst);
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__)) && \
     !defined(SG_FORCE_GENERIC)
 void sg_q8_quantize_avx2(const float *x, size_t n, uint8_t *dst);
 int sg_gemm_avx2(const sg_gemm *g);
 void sg_q8_quantize_avx512(const float *x, size_t n, uint8_t *dst);
 int sg_gemm_avx512(const sg_gemm *g);
+int sg_gemm_x8_avx2(const sg_gemm *g);
+int sg_gemm_x8_avx512(const sg_gemm *g);
 #endif
 
 /* Portable kernels (used by the tests as well). */

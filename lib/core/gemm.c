@@ -368,6 +368,30 @@ static float dot_f_generic(uint32_t type, const uint8_t *w, const float *x, size
     return t;
 }
 
+/* ---- Q4_0 weights repacked in groups of 8 rows ("x8") ---------------------
+ * Rows 8G..8G+7 of a Q4_0 matrix (row_bytes = nb * 18) become one group of
+ * 8 * row_bytes bytes (the same size): per block b, 144 bytes at b * 144:
+ *   uint16 d[8]       the f16 scale of row r at 2r
+ *   uint8  q[4][32]   chunk c, bytes 4r..4r+3: row r's quant bytes 4c..4c+3
+ *                     (low nibbles values 4c..4c+3, high ones 16+4c..)
+ * so one 256-bit load holds 4 bytes of each of the 8 rows and an 8-lane
+ * accumulator holds one row per lane (no horizontal sums). */
+int sg_q4_0_pack_x8(const uint8_t *src, size_t rows, size_t row_bytes, uint8_t *dst) {
+    if (rows % 8 || row_bytes == 0 || row_bytes % 18) return -1;
+    size_t nb = row_bytes / 18;
+    for (size_t G = 0; G < rows / 8; G++) {
+        const uint8_t *s = src + G * 8 * row_bytes;
+        uint8_t *d = dst + G * 8 * row_bytes;
+        for (size_t b = 0; b < nb; b++, d += 144)
+            for (size_t r = 0; r < 8; r++) {
+                const uint8_t *blk = s + r * row_bytes + b * 18;
+                memcpy(d + 2 * r, blk, 2);
+                for (size_t c = 0; c < 4; c++) memcpy(d + 16 + 32 * c + 4 * r, blk + 2 + 4 * c, 4);
+            }
+    }
+    return 0;
+}
+
 int sg_gemm_generic(const sg_gemm *g) {
     if (g->n == 0) return -1;
     if (sg_type_q8k_act(g->type)) {
@@ -987,6 +1011,82 @@ SG_INLINE SG_T_AVX2 int k_gemm_avx2(const sg_gemm *g, const int RAB) {
     return 0;
 }
 
+/* ---- Q4_0 x8 (sg_q4_0_pack_x8) ---- */
+
+#  ifndef SG_X8_PF
+#    define SG_X8_PF 1024
+#  endif
+/* Groups of 8 weight rows x RA activation rows. Per block: the 8 rows'
+ * nibbles unpacked from 4 loads, each 4-byte piece of the activation block
+ * broadcast to all lanes; vpmaddubsw + int16 adds (|sum| <= 8*2*15*128)
+ * and one vpmaddwd leave row r's exact block dot in lane r, then the -8
+ * offset (c8), and acc += float(s) * (dw * dx) as a multiply and an add:
+ * per row the operations of dot_q8_generic in the same order, so the
+ * results are bitwise those of the portable kernel on the unpacked rows. */
+SG_INLINE SG_T_AVX2 void tile_x8_avx2(const uint8_t *w, const uint8_t *a, size_t as, const int RA,
+                                      size_t nb, float *y, size_t ldy) {
+    __m256 acc[4];
+    SG_UNROLL4 for (int j = 0; j < RA; j++) acc[j] = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
+    for (size_t b = 0; b < nb; b++, w += 144) {
+#  ifndef SG_GEMM_NO_PREFETCH
+        _mm_prefetch((const char *)(w + SG_X8_PF), _MM_HINT_T0);
+        _mm_prefetch((const char *)(w + SG_X8_PF + 48), _MM_HINT_T0);
+        _mm_prefetch((const char *)(w + SG_X8_PF + 96), _MM_HINT_T0);
+#  endif
+        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)w));
+        __m256i wl[4], wh[4];
+        SG_UNROLL4 for (int c = 0; c < 4; c++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(w + 16 + 32 * c));
+            wl[c] = _mm256_and_si256(v, m4);
+            wh[c] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        }
+        const size_t go = (b / 4) * QG + (b % 4) * 16;
+        SG_UNROLL4 for (int j = 0; j < RA; j++) {
+            const uint8_t *g = a + (size_t)j * as + go;
+            int32_t xq[8], c8;
+            float dx;
+            memcpy(xq, g, 16);
+            memcpy(xq + 4, g + 64, 16);
+            memcpy(&c8, g + 256, 4);
+            memcpy(&dx, g + 128, 4);
+            __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(wl[0], _mm256_set1_epi32(xq[0])),
+                                         _mm256_maddubs_epi16(wh[0], _mm256_set1_epi32(xq[4])));
+            SG_UNROLL4 for (int c = 1; c < 4; c++)
+                p = _mm256_add_epi16(p, _mm256_add_epi16(_mm256_maddubs_epi16(wl[c], _mm256_set1_epi32(xq[c])),
+                                                         _mm256_maddubs_epi16(wh[c], _mm256_set1_epi32(xq[4 + c]))));
+            __m256i s = _mm256_add_epi32(_mm256_madd_epi16(p, ones), _mm256_set1_epi32(c8));
+            acc[j] = _mm256_add_ps(acc[j], _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_set1_ps(dx))));
+        }
+    }
+    SG_UNROLL4 for (int j = 0; j < RA; j++) _mm256_storeu_ps(y + (size_t)j * ldy, acc[j]);
+}
+
+/* g->w: group nr/8 groups of the packed matrix (g->w_stride = the unpacked
+ * row's bytes); nr % 8 == 0. Each weight group runs every activation row
+ * (4 at a time) while it is in L1. */
+SG_INLINE SG_T_AVX2 int x8_tiles_avx2(const sg_gemm *g) {
+    if (g->type != SG_TYPE_Q4_0 || g->n == 0 || g->n % 32 || g->nr % 8 || g->w_stride != g->n / 32 * 18)
+        return -1;
+    size_t nb = g->n / 32;
+    for (size_t i = 0; i < g->nr; i += 8) {
+        const uint8_t *w = g->w + i * g->w_stride;
+        for (size_t j = 0; j < g->na; j += 4) {
+            const uint8_t *a = (const uint8_t *)g->a + j * g->a_stride;
+            float *y = g->y + j * g->ldy + i;
+            switch (g->na - j < 4 ? g->na - j : 4) {
+            case 1: tile_x8_avx2(w, a, g->a_stride, 1, nb, y, g->ldy); break;
+            case 2: tile_x8_avx2(w, a, g->a_stride, 2, nb, y, g->ldy); break;
+            case 3: tile_x8_avx2(w, a, g->a_stride, 3, nb, y, g->ldy); break;
+            default: tile_x8_avx2(w, a, g->a_stride, 4, nb, y, g->ldy); break;
+            }
+        }
+    }
+    return 0;
+}
+
+SG_T_AVX2 int sg_gemm_x8_avx2(const sg_gemm *g) { return x8_tiles_avx2(g); }
+
 SG_T_AVX2 int sg_gemm_avx2(const sg_gemm *g) {
     if (g->n == 0) return -1;
     if (sg_type_q8k_act(g->type)) return k_gemm_avx2(g, 2);
@@ -1550,6 +1650,69 @@ SG_INLINE SG_T_512 int k_gemm_512(const sg_gemm *g) {
     case SG_TYPE_Q3_K: k_tiles_512(g, SG_TYPE_Q3_K, nsb); break;
     case SG_TYPE_IQ4_XS: k_tiles_512(g, SG_TYPE_IQ4_XS, nsb); break;
     default: k_tiles_512(g, SG_TYPE_Q6_K, nsb); break;
+    }
+    return 0;
+}
+
+/* The x8 tile with VNNI: the 8 vpmaddubsw, int16 adds and vpmaddwd of a
+ * block become 8 vpdpbusd into the offset c8 (the same exact int32 sums),
+ * the float steps unchanged: bitwise the AVX2 tile's (and the portable)
+ * results. */
+SG_INLINE SG_T_512 void tile_x8_512(const uint8_t *w, const uint8_t *a, size_t as, const int RA,
+                                    size_t nb, float *y, size_t ldy) {
+    __m256 acc[4];
+    SG_UNROLL4 for (int j = 0; j < RA; j++) acc[j] = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    for (size_t b = 0; b < nb; b++, w += 144) {
+#  ifndef SG_GEMM_NO_PREFETCH
+        _mm_prefetch((const char *)(w + SG_X8_PF), _MM_HINT_T0);
+        _mm_prefetch((const char *)(w + SG_X8_PF + 48), _MM_HINT_T0);
+        _mm_prefetch((const char *)(w + SG_X8_PF + 96), _MM_HINT_T0);
+#  endif
+        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)w));
+        __m256i wl[4], wh[4];
+        SG_UNROLL4 for (int c = 0; c < 4; c++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(w + 16 + 32 * c));
+            wl[c] = _mm256_and_si256(v, m4);
+            wh[c] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        }
+        const size_t go = (b / 4) * QG + (b % 4) * 16;
+        SG_UNROLL4 for (int j = 0; j < RA; j++) {
+            const uint8_t *g = a + (size_t)j * as + go;
+            int32_t xq[8], c8;
+            float dx;
+            memcpy(xq, g, 16);
+            memcpy(xq + 4, g + 64, 16);
+            memcpy(&c8, g + 256, 4);
+            memcpy(&dx, g + 128, 4);
+            __m256i s0 = _mm256_set1_epi32(c8), s1 = _mm256_setzero_si256();
+            SG_UNROLL4 for (int c = 0; c < 4; c++) {
+                s0 = _mm256_dpbusd_epi32(s0, wl[c], _mm256_set1_epi32(xq[c]));
+                s1 = _mm256_dpbusd_epi32(s1, wh[c], _mm256_set1_epi32(xq[4 + c]));
+            }
+            __m256i s = _mm256_add_epi32(s0, s1);
+            acc[j] = _mm256_add_ps(acc[j], _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_set1_ps(dx))));
+        }
+    }
+    SG_UNROLL4 for (int j = 0; j < RA; j++) _mm256_storeu_ps(y + (size_t)j * ldy, acc[j]);
+}
+
+SG_T_512 int sg_gemm_x8_avx512(const sg_gemm *g) {
+    if (g->type != SG_TYPE_Q4_0 || g->n == 0 || g->n % 32 || g->nr % 8 || g->w_stride != g->n / 32 * 18)
+        return -1;
+    size_t nb = g->n / 32;
+    for (size_t i = 0; i < g->nr; i += 8) {
+        const uint8_t *w = g->w + i * g->w_stride;
+        for (size_t j = 0; j < g->na; j += 4) {
+            const uint8_t *a = (const uint8_t *)g->a + j * g->a_stride;
+            float *y = g->y + j * g->ldy + i;
+            switch (g->na - j < 4 ? g->na - j : 4) {
+            case 1: tile_x8_512(w, a, g->a_stride, 1, nb, y, g->ldy); break;
+            case 2: tile_x8_512(w, a, g->a_stride, 2, nb, y, g->ldy); break;
+            case 3: tile_x8_512(w, a, g->a_stride, 3, nb, y, g->ldy); break;
+            default: tile_x8_512(w, a, g->a_stride, 4, nb, y, g->ldy); break;
+            }
+        }
     }
     return 0;
 }

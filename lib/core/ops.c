@@ -93,7 +93,9 @@ static void mm_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
         if (j->mode[m] != MM_LEGACY) {
             sg_gemm gg;
             gg.type = w->type;
-            gg.w = (const uint8_t *)w->data + r0 * j->row_bytes[m];
+            /* packed Q4_0 rows: whole groups of 8 (MM_GROUP), same results */
+            int x8 = j->mode[m] == MM_Q8 && w->packed && e->k->gemm_x8 && w->type == SG_TYPE_Q4_0;
+            gg.w = (const uint8_t *)(x8 ? w->packed : w->data) + r0 * j->row_bytes[m];
             gg.w_stride = j->row_bytes[m];
             gg.nr = r1 - r0;
             if (j->mode[m] == MM_Q8) {
@@ -112,6 +114,8 @@ static void mm_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
             gg.ldy = j->rows[m];
             gg.work = e->scratch + (size_t)tid * e->scratch_per_thread;
             gg.work_bytes = e->scratch_per_thread * sizeof(float);
+            if (x8 && e->k->gemm_x8(&gg) == 0) continue;
+            gg.w = (const uint8_t *)w->data + r0 * j->row_bytes[m];
             if (e->k->gemm(&gg) == 0) continue;
         }
         if (mm_rows_legacy(j, tid, m, r0, r1) != 0) {

@@ -108,6 +108,10 @@ struct sigma_model {
     sg_err err;
     /* identity of the weights and shape, for session files (model_api.c) */
     uint64_t fingerprint[2];
+    /* Q4_0 matrices repacked for the kernels (sg_model_repack), or NULL */
+    void *packed;
+    uint64_t packed_bytes;
+    double packed_ms;
 };
 
 /* Fill model->hp, tensors and layers from model->gguf, validating every
@@ -117,6 +121,13 @@ int sg_model_load_arch(struct sigma_model *model, sg_err *err);
 /* Record an error on a shared model (thread-safe) and return status. */
 int sg_model_error(const struct sigma_model *model, int status, const char *fmt, ...)
     SG_PRINTF(3, 4);
+
+/* Repack the Q4_0 matrices (2-D, rows % 8 == 0; the token embedding only
+ * when it is also the output) into the kernels' x8 layout when the kernel
+ * level chosen by SIGMA_KERNELS for this CPU reads it: one allocation of
+ * their size, t->packed set; t->data stays (the portable kernels, "exact"
+ * and lower levels read it). Returns a status and a message in err. */
+int sg_model_repack(struct sigma_model *model, sg_err *err);
 
 /* Compute model->fingerprint (after the architecture is loaded). */
 void sg_model_fingerprint(struct sigma_model *model);

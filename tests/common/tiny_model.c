@@ -23,7 +23,7 @@ static uint16_t f16(float f) {
     return h;
 }
 
-/* Encode n random values (scale s) as `type` (F32, F16, Q8_0 or Q4_1). */
+/* Encode n random values (scale s) as `type` (F32, F16, Q4_0, Q8_0 or Q4_1). */
 static uint8_t *make_data(uint32_t type, size_t n, float s, size_t *nbytes) {
     float *v = malloc(n * sizeof *v);
     for (size_t i = 0; i < n; i++) v[i] = rndf() * s;
@@ -50,6 +50,23 @@ static uint8_t *make_data(uint32_t type, size_t n, float s, size_t *nbytes) {
             memcpy(out + b * 34, &h, 2);
             for (int j = 0; j < 32; j++)
                 out[b * 34 + 2 + j] = (uint8_t)(int8_t)lrintf(d ? v[b * 32 + j] / d : 0);
+        }
+    } else if (type == 2) { /* Q4_0 */
+        *nbytes = n / 32 * 18;
+        out = malloc(*nbytes);
+        for (size_t b = 0; b < n / 32; b++) {
+            float mx = 0;
+            for (int j = 0; j < 32; j++) mx = fmaxf(mx, fabsf(v[b * 32 + j]));
+            float d = mx / 8.0f;
+            uint16_t h = f16(d);
+            memcpy(out + b * 18, &h, 2);
+            for (int j = 0; j < 16; j++) {
+                int q0 = (int)lrintf(d ? v[b * 32 + j] / d : 0) + 8;
+                int q1 = (int)lrintf(d ? v[b * 32 + j + 16] / d : 0) + 8;
+                q0 = q0 < 0 ? 0 : q0 > 15 ? 15 : q0;
+                q1 = q1 < 0 ? 0 : q1 > 15 ? 15 : q1;
+                out[b * 18 + 2 + j] = (uint8_t)(q0 | q1 << 4);
+            }
         }
     } else { /* Q4_1 */
         *nbytes = n / 32 * 20;
@@ -92,11 +109,12 @@ static void add_tensor(gw_writer *w, const char *name, uint32_t type, uint64_t n
 #define NLAYER 2
 
 /* kind 0: llama (GQA 4/2, d 16, Q8_0/Q4_1/F32, tied output);
+ * kind 2: kind 0 with Q4_0 in place of Q4_1 (matrices of 32..96 rows);
  * kind 1: sigma (8/2/4 heads, d_qk 16, d_v 8, AugQ 32, F16/F32, own output) */
 int tm_build(int kind, uint8_t **mem, size_t *size) {
     rng_state = 0xABCDEF0123456789ull + (uint64_t)kind;
     gw_writer *w = gw_new();
-    const char *a = kind ? "sigma" : "llama";
+    const char *a = kind == 1 ? "sigma" : "llama";
     char k[96];
 #define KEY(s) (snprintf(k, sizeof k, "%s.%s", a, s), k)
     gw_kv_str(w, "general.architecture", a);
@@ -109,7 +127,7 @@ int tm_build(int kind, uint8_t **mem, size_t *size) {
     gw_kv_f32(w, KEY("rope.freq_base"), 10000.0f);
     gw_kv_u32(w, KEY("vocab_size"), VOCAB);
     uint32_t nq, nk, nv, dqk, dv, daug;
-    if (kind == 0) {
+    if (kind != 1) {
         nq = 4; nk = nv = 2; dqk = dv = 16; daug = 0;
         gw_kv_u32(w, KEY("attention.head_count"), nq);
         gw_kv_u32(w, KEY("attention.head_count_kv"), nk);
@@ -122,10 +140,10 @@ int tm_build(int kind, uint8_t **mem, size_t *size) {
         gw_kv_u32(w, KEY("attention.value_length"), dv);
         gw_kv_u32(w, KEY("attention.augq_length"), daug);
     }
-    uint32_t tw = kind ? 1 : 8, tw2 = kind ? 0 : 3; /* weight types */
+    uint32_t tw = kind == 1 ? 1 : 8, tw2 = kind == 1 ? 0 : kind == 2 ? 2 : 3; /* weight types */
     add_tensor(w, "token_embd.weight", tw, EMB, VOCAB, 1.0f);
     add_tensor(w, "output_norm.weight", 0, EMB, 1, 1.0f);
-    if (kind) add_tensor(w, "output.weight", 1, EMB, VOCAB, 0.3f);
+    if (kind == 1) add_tensor(w, "output.weight", 1, EMB, VOCAB, 0.3f);
     for (int l = 0; l < NLAYER; l++) {
         char n[64];
 #define T(s, type, a0, a1, sc) (snprintf(n, sizeof n, "blk.%d.%s.weight", l, s), add_tensor(w, n, type, a0, a1, sc))

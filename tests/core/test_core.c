@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "model/model.h"
 #include "sigma/sigma.h"
 #include "tiny_model.h"
 
@@ -737,6 +738,135 @@ START_TEST(test_matmul_q8) {
 }
 END_TEST
 
+/* Q4_0 weights repacked in groups of 8 rows (sg_q4_0_pack_x8) through each
+ * table's gemm_x8: every element bitwise equal to the portable kernel on
+ * the unpacked rows, for block counts with and without a partial group of
+ * 4, 8..40 rows, 1..9 activation rows, whole and split calls; the extreme
+ * int16 sums (nibbles 15 against -128 activations) exactly; shapes it does
+ * not take refused. */
+START_TEST(test_gemm_x8) {
+    sg_kernels ks[3];
+    int nk = gemm_tables(ks), tested = 0;
+    static const size_t ins[] = {32, 64, 96, 128, 160, 416, 1024};
+    static const size_t nrs[] = {8, 16, 24, 40};
+    for (size_t ii = 0; ii < sizeof ins / sizeof ins[0]; ii++)
+        for (size_t ri = 0; ri < sizeof nrs / sizeof nrs[0]; ri++) {
+            size_t in = ins[ii], nr = nrs[ri], na = 9;
+            size_t rb = sg_kernel_row_bytes(SG_TYPE_Q4_0, in), ab = sg_q8_row_bytes(in);
+            uint8_t *w = malloc(rb * nr), *wp = malloc(rb * nr), *a = malloc(ab * na);
+            for (size_t r = 0; r < nr; r++) random_row(SG_TYPE_Q4_0, w + r * rb, in);
+            float *x = malloc(sizeof(float) * in);
+            for (size_t j = 0; j < na; j++) {
+                for (size_t i = 0; i < in; i++) x[i] = rndf() * (float)(j + 1);
+                ks[0].quantize_q8(x, in, a + j * ab);
+            }
+            if (ii == 2) { /* worst case for the int16 sums: q = 15, x = -128 */
+                for (size_t r = 0; r < 8; r++)
+                    for (size_t b = 0; b < in / 32; b++) memset(w + r * rb + b * 18 + 2, 0xff, 16);
+                for (size_t b = 0; b < in / 32; b++) {
+                    memset(a + (b / 4) * 384 + (b % 4) * 16, 0x80, 16);
+                    memset(a + (b / 4) * 384 + 64 + (b % 4) * 16, 0x80, 16);
+                    int32_t c8 = -8 * -128 * 32;
+                    memcpy(a + (b / 4) * 384 + 256 + (b % 4) * 16, &c8, 4);
+                }
+            }
+            ck_assert_int_eq(sg_q4_0_pack_x8(w, nr, rb, wp), 0);
+            float *yg = malloc(sizeof(float) * nr * na), *y = malloc(sizeof(float) * nr * na);
+            sg_gemm gg = {SG_TYPE_Q4_0, w, rb, nr, a, ab, na, in, yg, nr, NULL, 0};
+            ck_assert_int_eq(sg_gemm_generic(&gg), 0);
+            for (int k = 0; k < nk; k++) {
+                if (!ks[k].gemm_x8) continue;
+                tested++;
+                for (size_t ra = 1; ra <= na; ra++) {
+                    memset(y, 0xff, sizeof(float) * nr * na);
+                    sg_gemm g = {SG_TYPE_Q4_0, wp, rb, nr, a, ab, ra, in, y, nr, NULL, 0};
+                    ck_assert_int_eq(ks[k].gemm_x8(&g), 0);
+                    for (size_t j = 0; j < ra; j++)
+                        ck_assert_msg(memcmp(y + j * nr, yg + j * nr, sizeof(float) * nr) == 0,
+                                      "%s x8: in %zu rows %zu na %zu row %zu differs", ks[k].name, in, nr,
+                                      ra, j);
+                }
+                /* one group of 8 rows at a time, activation row by row */
+                for (size_t i = 0; i < nr; i += 8)
+                    for (size_t j = 0; j < na; j++) {
+                        float y8[8];
+                        sg_gemm g = {SG_TYPE_Q4_0, wp + i * rb, rb, 8, a + j * ab, ab, 1, in, y8, 8, NULL, 0};
+                        ck_assert_int_eq(ks[k].gemm_x8(&g), 0);
+                        ck_assert_mem_eq(y8, yg + j * nr + i, sizeof y8);
+                    }
+                /* refused: rows not whole groups, other types, a wrong stride */
+                sg_gemm bad = {SG_TYPE_Q4_0, wp, rb, nr - 1, a, ab, 1, in, y, nr, NULL, 0};
+                ck_assert_int_ne(ks[k].gemm_x8(&bad), 0);
+                bad.nr = nr;
+                bad.type = SG_TYPE_Q8_0;
+                ck_assert_int_ne(ks[k].gemm_x8(&bad), 0);
+                bad.type = SG_TYPE_Q4_0;
+                bad.w_stride = rb + 18;
+                ck_assert_int_ne(ks[k].gemm_x8(&bad), 0);
+            }
+            free(w); free(wp); free(a); free(x); free(yg); free(y);
+        }
+    sg_kernels k;
+    sg_kernels_init_spec(&k, 1, "avx2");
+    if (strcmp(k.name, "generic") != 0) ck_assert_int_gt(tested, 0);
+    ck_assert_int_ne(sg_q4_0_pack_x8(NULL, 7, 18, NULL), 0);
+    ck_assert_int_ne(sg_q4_0_pack_x8(NULL, 8, 20, NULL), 0);
+}
+END_TEST
+
+/* sg_matmul with a packed Q4_0 tensor: 1 vs 3 threads bitwise, bitwise the
+ * portable table's result on the unpacked rows, decode = the same row of a
+ * batch; tables without gemm_x8 and "exact" ignore the packed copy. */
+START_TEST(test_matmul_x8) {
+    const size_t in = 416, out = 40, n = 6;
+    sg_alloc al;
+    sg_alloc_init(&al, NULL);
+    sg_pool *pool3;
+    ck_assert_int_eq(sg_pool_create(&al, 3, &pool3), SIGMA_OK);
+    sg_kernels ks[3];
+    int nk = gemm_tables(ks);
+    size_t rb = sg_kernel_row_bytes(SG_TYPE_Q4_0, in);
+    uint8_t *w = malloc(rb * out), *wp = malloc(rb * out);
+    for (size_t r = 0; r < out; r++) random_row(SG_TYPE_Q4_0, w + r * rb, in);
+    ck_assert_int_eq(sg_q4_0_pack_x8(w, out, rb, wp), 0);
+    static float x[6 * 416], yref[6 * 40], y1[6 * 40], y3[6 * 40], yu[6 * 40], y1b[40];
+    for (size_t i = 0; i < n * in; i++) x[i] = rndf();
+    sg_tensor tu = {.name = "w", .type = SG_TYPE_Q4_0, .n_dims = 2, .ne = {in, out, 1, 1}, .data = w,
+                    .nbytes = rb * out};
+    sg_tensor tp = tu;
+    tp.packed = wp;
+    float *scratch = malloc(sizeof(float) * in * 3);
+    size_t qb = sg_q8_row_bytes(in) * n;
+    uint8_t *qbuf = malloc(qb);
+    sg_exec eg = {&ks[0], NULL, 1, scratch, in, qbuf, qb};
+    ck_assert_int_eq(sg_matmul(&eg, &tu, x, n, yref), SIGMA_OK);
+    for (int k = 0; k < nk; k++) {
+        sg_exec e1 = {&ks[k], NULL, 1, scratch, in, qbuf, qb};
+        sg_exec e3 = {&ks[k], pool3, 3, scratch, in, qbuf, qb};
+        ck_assert_int_eq(sg_matmul(&e1, &tp, x, n, y1), SIGMA_OK);
+        ck_assert_int_eq(sg_matmul(&e3, &tp, x, n, y3), SIGMA_OK);
+        ck_assert_int_eq(sg_matmul(&e1, &tu, x, n, yu), SIGMA_OK);
+        ck_assert_mem_eq(y1, y3, sizeof y1);
+        if (ks[k].gemm_x8) ck_assert_msg(memcmp(y1, yref, sizeof y1) == 0, "%s: packed differs from generic", ks[k].name);
+        else ck_assert_mem_eq(y1, yu, sizeof y1);
+        for (size_t t = 0; t < n; t++) {
+            ck_assert_int_eq(sg_matmul(&e3, &tp, x + t * in, 1, y1b), SIGMA_OK);
+            ck_assert_msg(memcmp(y1b, y1 + t * out, sizeof y1b) == 0, "%s: n=1 row %zu differs", ks[k].name, t);
+        }
+        /* f32 activations ("exact") read the unpacked rows */
+        sg_kernels kx = ks[k];
+        kx.act_q8 = 0;
+        sg_exec ex = {&kx, NULL, 1, scratch, in, qbuf, qb};
+        ck_assert_int_eq(sg_matmul(&ex, &tp, x, n, y1), SIGMA_OK);
+        ck_assert_int_eq(sg_matmul(&ex, &tu, x, n, yu), SIGMA_OK);
+        ck_assert_mem_eq(y1, yu, sizeof y1);
+    }
+    free(w); free(wp); free(scratch); free(qbuf);
+    sg_pool_destroy(pool3);
+}
+END_TEST
+
+
 
 /* Whole forward passes on the tiny models with the kernels a session picks
  * (SIGMA_KERNELS=q8 / generic,q8 / exact): logits of 1 and 3 threads are
@@ -768,10 +898,39 @@ static void eval_logits(sigma_model *m, const char *spec, uint32_t threads, floa
 }
 
 START_TEST(test_forward_kernels) {
-    for (int kind = 0; kind < 2; kind++) {
+    for (int kind = 0; kind < 3; kind++) {
         uint8_t *mem = NULL;
+        /* kind 2 (Q4_0): opened at a level that repacks when the CPU has one */
+        if (kind == 2) setenv("SIGMA_KERNELS", "avx2", 1);
         sigma_model *m = tm_open(kind, &mem);
+        unsetenv("SIGMA_KERNELS");
         ck_assert_ptr_nonnull(m);
+        if (kind == 2) {
+            sg_kernels k;
+            sg_kernels_init_spec(&k, 1, "avx2");
+            ck_assert_int_eq(m->packed != NULL, k.gemm_x8 != NULL);
+            ck_assert_ptr_nonnull(m->layers[0].w_gate);
+            ck_assert_int_eq(m->layers[0].w_gate->packed != NULL, k.gemm_x8 != NULL);
+            ck_assert_ptr_null(m->tok_embd->packed); /* 50 rows: not whole groups */
+            if (k.gemm_x8) { /* the same file opened without repacking: the same logits
+                              * as the portable gemm would give for those matrices */
+                uint8_t *mem2 = NULL;
+                setenv("SIGMA_KERNELS", "avx2,nopack", 1);
+                sigma_model *m2 = tm_open(kind, &mem2);
+                unsetenv("SIGMA_KERNELS");
+                ck_assert_ptr_nonnull(m2);
+                ck_assert_ptr_null(m2->packed);
+                static float p1[12 * TM_VOCAB], p2[12 * TM_VOCAB];
+                eval_logits(m, "generic,q8", 1, p1);
+                eval_logits(m2, "generic,q8", 3, p2);
+                ck_assert_mem_eq(p1, p2, sizeof p1);
+                eval_logits(m, "avx2,q8", 1, p1);
+                eval_logits(m2, "avx2,q8", 1, p2);
+                ck_assert_msg(memcmp(p1, p2, sizeof p1) != 0, "packed weights not used");
+                sigma_model_close(m2);
+                free(mem2);
+            }
+        }
         static float ex[12 * TM_VOCAB], a1[12 * TM_VOCAB], a3[12 * TM_VOCAB];
         eval_logits(m, "exact", 1, ex);
         const char *specs[] = {"q8", "generic,q8", "avx2,q8", "exact", "generic,exact"};
@@ -971,6 +1130,8 @@ int main(void) {
     tcase_add_test(tc, test_gemm_kernels);
     tcase_add_test(tc, test_gemm_long_batch);
     tcase_add_test(tc, test_matmul_q8);
+    tcase_add_test(tc, test_gemm_x8);
+    tcase_add_test(tc, test_matmul_x8);
     tcase_add_test(tc, test_forward_kernels);
     tcase_add_test(tc, test_rmsnorm);
     tcase_add_test(tc, test_rope);
