@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 import time
 
+import jsonschema
 import openai
 import pytest
 
@@ -307,8 +308,22 @@ BAD = [
     ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "stream_options": {"include_usage": True}}, 400),
     ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "response_format": "json"}, 400),
     ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "xml"}}, 400),
-    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}],
-                              "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "object"}}}}, 400),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": 5}}, 400),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "response_format": {"json_schema": {"name": "a", "schema": {}}}}, 400),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema"}}, 400),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema", "json_schema": "object"}}, 400),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema", "json_schema": {"schema": {"type": "object"}}}}, 400),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema", "json_schema": {"name": 7, "schema": {"type": "object"}}}}, 400),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": 5}}}, 400),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": False}}}, 400),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema", "json_schema": {"name": "a", "strict": "yes", "schema": {}}}}, 400),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "banana"}}}}, 400),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "string", "pattern": "^a+$"}}}}, 400),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "integer", "minimum": 3}}}}, 400),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {"$ref": "#/$defs/missing"}}}}, 400),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "object", "required": "name"}}}}, 400),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "object", "properties": []}}}}, 400),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {"anyOf": []}}}}, 400),
     ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]}, 400),
     ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x " * 3000}]}, 400),
     ("/v1/completions", {}, 400),
@@ -357,6 +372,126 @@ def test_context_error_via_openai(srv):
     assert e.value.code == "context_length_exceeded"
     with pytest.raises(openai.NotFoundError):
         srv.client().completions.create(model="nope", prompt="x", max_tokens=2)
+
+
+# (prompt, schema): every generated text must parse and validate
+SCHEMAS = [
+    ("Make up a person.",
+     {"type": "object",
+      "properties": {"name": {"type": "string", "maxLength": 20}, "age": {"type": "integer"}},
+      "required": ["name", "age"]}),
+    ("List some colours.",
+     {"type": "object",
+      "properties": {"colors": {"type": "array", "minItems": 1, "maxItems": 3,
+                                "items": {"type": "string", "enum": ["red", "green", "blue"]}},
+                     "ok": {"type": "boolean"}},
+      "required": ["colors", "ok"], "additionalProperties": False}),
+    ("Give me some numbers.",
+     {"type": "array", "items": {"type": "number"}, "maxItems": 4}),
+    ("Describe a city.",
+     {"$defs": {"place": {"type": "object",
+                          "properties": {"city": {"type": "string", "maxLength": 24},
+                                         "country": {"type": "string", "maxLength": 24}},
+                          "required": ["city", "country"]}},
+      "type": "object",
+      "properties": {"where": {"$ref": "#/$defs/place"},
+                     "size": {"enum": ["small", "medium", "large"]},
+                     "capital": {"anyOf": [{"type": "boolean"}, {"type": "null"}]},
+                     "kind": {"const": "city"}},
+      "required": ["where", "size", "capital", "kind"]}),
+]
+JSON_PROMPTS = ["What is the capital of France? Answer in JSON.",
+                "Give the name and age of a person as JSON."]
+
+
+def schema_format(schema):
+    return {"type": "json_schema", "json_schema": {"name": "out", "strict": True, "schema": schema}}
+
+
+def chat_text(client, prompt, stream=False, **kw):
+    """(text, finish_reason) of a chat completion, streamed or not."""
+    if not stream:
+        r = chat(client, prompt, **kw)
+        return r.choices[0].message.content, r.choices[0].finish_reason
+    pieces, finish = [], None
+    for chunk in chat(client, prompt, stream=True, **kw):
+        for ch in chunk.choices:
+            if ch.delta.content:
+                pieces.append(ch.delta.content)
+            if ch.finish_reason:
+                finish = ch.finish_reason
+    return "".join(pieces), finish
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("case", range(len(SCHEMAS)))
+def test_json_schema(srv, case, stream):
+    prompt, schema = SCHEMAS[case]
+    text, finish = chat_text(srv.client(), prompt, stream=stream, max_tokens=160, temperature=0,
+                             response_format=schema_format(schema))
+    assert finish == "stop", text
+    jsonschema.validate(json.loads(text), schema)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_json_object(srv, stream):
+    for prompt in JSON_PROMPTS:
+        text, finish = chat_text(srv.client(), prompt, stream=stream, max_tokens=160,
+                                 temperature=0, response_format={"type": "json_object"})
+        assert finish == "stop", text
+        assert isinstance(json.loads(text), dict), text
+
+
+def test_json_schema_sampled_and_completion(srv):
+    """At temperature 1 the grammar still holds; /v1/completions takes
+    response_format too."""
+    c = srv.client()
+    prompt, schema = SCHEMAS[1]
+    for seed in range(3):
+        text, finish = chat_text(c, prompt, max_tokens=160, temperature=1.0, seed=seed,
+                                 response_format=schema_format(schema))
+        assert finish == "stop", text
+        jsonschema.validate(json.loads(text), schema)
+    status, data = srv.request("POST", "/v1/completions",
+                               {"prompt": "A person as JSON:", "max_tokens": 160, "temperature": 0,
+                                "response_format": schema_format(SCHEMAS[0][1])})
+    assert status == 200, data
+    jsonschema.validate(json.loads(json.loads(data)["choices"][0]["text"]), SCHEMAS[0][1])
+
+
+def test_json_batched_no_mixing(srv):
+    """Grammar-constrained and free requests share steps: each slot keeps
+    its own sampler, so every answer equals the one it gets alone."""
+    c = srv.client()
+    jobs = [(p, schema_format(s)) for p, s in SCHEMAS] + \
+           [(p, {"type": "json_object"}) for p in JSON_PROMPTS] + \
+           [(p, None) for p in PROMPTS[:4]]
+
+    def ask(job):
+        prompt, fmt = job
+        kw = {"response_format": fmt} if fmt else {}
+        return chat_text(c, prompt, stream=len(prompt) % 2 == 0, max_tokens=160 if fmt else 12,
+                         temperature=0, **kw)[0]
+
+    alone = [ask(j) for j in jobs]
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        together = list(ex.map(ask, jobs))
+    assert together == alone
+    for (prompt, fmt), text in zip(jobs, together):
+        if fmt and fmt["type"] == "json_schema":
+            jsonschema.validate(json.loads(text), fmt["json_schema"]["schema"])
+
+
+def test_json_schema_errors_name_the_problem(srv):
+    c = srv.client()
+    with pytest.raises(openai.BadRequestError) as e:
+        chat(c, "x", max_tokens=2, response_format=schema_format({"type": "string",
+                                                                   "pattern": "^a+$"}))
+    assert e.value.code == "unsupported_value" and "pattern" in str(e.value)
+    with pytest.raises(openai.BadRequestError) as e:
+        chat(c, "x", max_tokens=2, response_format=schema_format({"type": "banana"}))
+    assert e.value.code == "invalid_value" and "banana" in str(e.value)
+    assert chat(c, "Hi", max_tokens=2, temperature=0).choices[0].message.content
 
 
 def test_api_key():
