@@ -558,6 +558,11 @@ static void gen_type(js *j, int32_t n, int32_t type, sg_buf *b) {
         gen_object(j, n, b);
     } else if (str_is(j, type, "array")) {
         gen_array(j, n, b);
+    } else if (j->st == SIGMA_OK && j->nodes[type].type == J_STR) {
+        /* name it (raw JSON string bytes, cut at 64) */
+        size_t len = j->nodes[type].len < 64 ? j->nodes[type].len : 64;
+        j->st = sg_error(j->err, SIGMA_E_INVALID_ARG, "json schema: unknown type '%.*s'", (int)len,
+                         j->t + j->nodes[type].start);
     } else {
         js_fail(j, SIGMA_E_INVALID_ARG, "unknown type");
     }

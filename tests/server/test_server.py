@@ -12,12 +12,22 @@ import subprocess
 import tempfile
 import time
 
+import jsonschema
 import openai
 import pytest
 
 SERVER = os.environ["SIGMA_SERVER"]
 MODEL = os.environ["SIGMA_TEST_MODEL"]
+# ThreadSanitizer build (tests/server/meson.build): the same concurrency with
+# fewer tokens; waits scale with the slower forward pass
+TSAN = os.environ.get("SIGMA_SERVER_TSAN") == "1"
+SLOW = 20 if TSAN else 1
+heavy = pytest.mark.skipif(TSAN, reason="single-request output checks: not rerun under TSan")
 NAME = os.path.basename(MODEL)[: -len(".gguf")] if MODEL.endswith(".gguf") else os.path.basename(MODEL)
+
+
+SANITIZER_MARKS = ("WARNING: ThreadSanitizer", "ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "runtime error:", "SUMMARY: UndefinedBehaviorSanitizer")
 
 
 class Server:
@@ -86,9 +96,14 @@ class Server:
             self.proc.wait(30)
 
     def close(self):
+        """Kill, clean up, and fail on any sanitizer report in the server's
+        output (the ASan/UBSan and TSan builds run this suite too)."""
         self.kill()
+        out = self.output()
         self.log.close()
         self.dir.cleanup()
+        if any(m in out for m in SANITIZER_MARKS):
+            raise AssertionError("sanitizer report from sigma-server:\n" + out[-8000:])
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +186,7 @@ def test_completion(srv):
     assert s == r.choices[0].text
 
 
+@heavy
 def test_stop_and_max_tokens(srv):
     c = srv.client()
     full = c.completions.create(model=NAME, prompt="1, 2, 3, 4, 5,", max_tokens=20,
@@ -184,6 +200,7 @@ def test_stop_and_max_tokens(srv):
     assert r.choices[0].finish_reason == "length" and r.usage.completion_tokens == 3
 
 
+@heavy
 def test_seeded_sampling_repeats(srv):
     c = srv.client()
     a = chat(c, "Tell me a story.", max_tokens=16, temperature=1.0, top_p=0.9, seed=42)
@@ -214,19 +231,22 @@ def test_load_no_mixing(srv):
     one the same prompt gets alone, nothing is dropped."""
     assert len(PROMPTS) == 48
     c = srv.client()
+    # under TSan: 12 requests (6 chat, 6 completions) of 4 tokens from 6 threads
+    prompts = PROMPTS[18:30] if TSAN else PROMPTS
+    n_tok = 4 if TSAN else 12
 
     def ask(p):
         if p.startswith("Continue"):
-            r = c.completions.create(model=NAME, prompt=p, max_tokens=12, temperature=0)
+            r = c.completions.create(model=NAME, prompt=p, max_tokens=n_tok, temperature=0)
             return r.choices[0].text
-        return chat(c, p, max_tokens=12, temperature=0).choices[0].message.content
+        return chat(c, p, max_tokens=n_tok, temperature=0).choices[0].message.content
 
-    alone = {p: ask(p) for p in PROMPTS}
+    alone = {p: ask(p) for p in prompts}
     t0 = time.monotonic()
-    with concurrent.futures.ThreadPoolExecutor(12) as ex:
-        together = list(ex.map(ask, PROMPTS))
+    with concurrent.futures.ThreadPoolExecutor(6 if TSAN else 12) as ex:
+        together = list(ex.map(ask, prompts))
     assert time.monotonic() - t0 < 900
-    mixed = [(p, alone[p], t) for p, t in zip(PROMPTS, together) if alone[p] != t]
+    mixed = [(p, alone[p], t) for p, t in zip(prompts, together) if alone[p] != t]
     assert not mixed, mixed[:3]
     status, h = srv.get_json("/health")
     assert h["slots_busy"] == 0 and h["queue"] == 0
@@ -252,11 +272,15 @@ def test_disconnect_frees_slot(srv):
     body = json.dumps(LONG).encode()
     s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
               b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
-    time.sleep(1.0)
-    _, h = srv.get_json("/health")
+    deadline = time.monotonic() + 2.0 * SLOW
+    while time.monotonic() < deadline:
+        _, h = srv.get_json("/health")
+        if h["slots_busy"] == 1:
+            break
+        time.sleep(0.1)
     assert h["slots_busy"] == 1
     s.close()
-    assert wait_idle(srv, 15)
+    assert wait_idle(srv, 15 * SLOW)
     # a streamed one closed after a few chunks
     stream = srv.client().completions.create(model=NAME, stream=True, **LONG)
     n = 0
@@ -265,7 +289,7 @@ def test_disconnect_frees_slot(srv):
         if n == 3:
             break
     stream.close()
-    assert wait_idle(srv, 15)
+    assert wait_idle(srv, 15 * SLOW)
     assert srv.metric("sigma_requests_cancelled_total") == before + 2
     # and the server still serves
     assert chat(srv.client(), "Hi", max_tokens=2, temperature=0).choices[0].message.content
@@ -307,8 +331,22 @@ BAD = [
     ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "stream_options": {"include_usage": True}}, 400),
     ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "response_format": "json"}, 400),
     ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "xml"}}, 400),
-    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}],
-                              "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "object"}}}}, 400),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": 5}}, 400),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "response_format": {"json_schema": {"name": "a", "schema": {}}}}, 400),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema"}}, 400),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema", "json_schema": "object"}}, 400),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema", "json_schema": {"schema": {"type": "object"}}}}, 400),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema", "json_schema": {"name": 7, "schema": {"type": "object"}}}}, 400),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": 5}}}, 400),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": False}}}, 400),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema", "json_schema": {"name": "a", "strict": "yes", "schema": {}}}}, 400),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "banana"}}}}, 400),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "string", "pattern": "^a+$"}}}}, 400),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "integer", "minimum": 3}}}}, 400),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {"$ref": "#/$defs/missing"}}}}, 400),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "object", "required": "name"}}}}, 400),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "object", "properties": []}}}}, 400),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {"anyOf": []}}}}, 400),
     ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]}, 400),
     ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x " * 3000}]}, 400),
     ("/v1/completions", {}, 400),
@@ -359,6 +397,131 @@ def test_context_error_via_openai(srv):
         srv.client().completions.create(model="nope", prompt="x", max_tokens=2)
 
 
+# (prompt, schema): every generated text must parse and validate
+SCHEMAS = [
+    ("Make up a person.",
+     {"type": "object",
+      "properties": {"name": {"type": "string", "maxLength": 20}, "age": {"type": "integer"}},
+      "required": ["name", "age"]}),
+    ("List some colours.",
+     {"type": "object",
+      "properties": {"colors": {"type": "array", "minItems": 1, "maxItems": 3,
+                                "items": {"type": "string", "enum": ["red", "green", "blue"]}},
+                     "ok": {"type": "boolean"}},
+      "required": ["colors", "ok"], "additionalProperties": False}),
+    ("Give me some numbers.",
+     {"type": "array", "items": {"type": "number"}, "maxItems": 4}),
+    ("Describe a city.",
+     {"$defs": {"place": {"type": "object",
+                          "properties": {"city": {"type": "string", "maxLength": 24},
+                                         "country": {"type": "string", "maxLength": 24}},
+                          "required": ["city", "country"]}},
+      "type": "object",
+      "properties": {"where": {"$ref": "#/$defs/place"},
+                     "size": {"enum": ["small", "medium", "large"]},
+                     "capital": {"anyOf": [{"type": "boolean"}, {"type": "null"}]},
+                     "kind": {"const": "city"}},
+      "required": ["where", "size", "capital", "kind"]}),
+]
+JSON_PROMPTS = ["What is the capital of France? Answer in JSON.",
+                "Give the name and age of a person as JSON."]
+
+
+def schema_format(schema):
+    return {"type": "json_schema", "json_schema": {"name": "out", "strict": True, "schema": schema}}
+
+
+def chat_text(client, prompt, stream=False, **kw):
+    """(text, finish_reason) of a chat completion, streamed or not."""
+    if not stream:
+        r = chat(client, prompt, **kw)
+        return r.choices[0].message.content, r.choices[0].finish_reason
+    pieces, finish = [], None
+    for chunk in chat(client, prompt, stream=True, **kw):
+        for ch in chunk.choices:
+            if ch.delta.content:
+                pieces.append(ch.delta.content)
+            if ch.finish_reason:
+                finish = ch.finish_reason
+    return "".join(pieces), finish
+
+
+@heavy
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("case", range(len(SCHEMAS)))
+def test_json_schema(srv, case, stream):
+    prompt, schema = SCHEMAS[case]
+    text, finish = chat_text(srv.client(), prompt, stream=stream, max_tokens=160, temperature=0,
+                             response_format=schema_format(schema))
+    assert finish == "stop", text
+    jsonschema.validate(json.loads(text), schema)
+
+
+@heavy
+@pytest.mark.parametrize("stream", [False, True])
+def test_json_object(srv, stream):
+    for prompt in JSON_PROMPTS:
+        text, finish = chat_text(srv.client(), prompt, stream=stream, max_tokens=160,
+                                 temperature=0, response_format={"type": "json_object"})
+        assert finish == "stop", text
+        assert isinstance(json.loads(text), dict), text
+
+
+@heavy
+def test_json_schema_sampled_and_completion(srv):
+    """At temperature 1 the grammar still holds; /v1/completions takes
+    response_format too."""
+    c = srv.client()
+    prompt, schema = SCHEMAS[1]
+    for seed in range(3):
+        text, finish = chat_text(c, prompt, max_tokens=160, temperature=1.0, seed=seed,
+                                 response_format=schema_format(schema))
+        assert finish == "stop", text
+        jsonschema.validate(json.loads(text), schema)
+    status, data = srv.request("POST", "/v1/completions",
+                               {"prompt": "A person as JSON:", "max_tokens": 160, "temperature": 0,
+                                "response_format": schema_format(SCHEMAS[0][1])})
+    assert status == 200, data
+    jsonschema.validate(json.loads(json.loads(data)["choices"][0]["text"]), SCHEMAS[0][1])
+
+
+def test_json_batched_no_mixing(srv):
+    """Grammar-constrained and free requests share steps: each slot keeps
+    its own sampler, so every answer equals the one it gets alone."""
+    c = srv.client()
+    jobs = [(p, schema_format(s)) for p, s in SCHEMAS] + \
+           [(p, {"type": "json_object"}) for p in JSON_PROMPTS] + \
+           [(p, None) for p in PROMPTS[:4]]
+    if TSAN:  # the shortest answers: a schema, json_object, two free
+        jobs = [jobs[0], jobs[4], jobs[6], jobs[7]]
+
+    def ask(job):
+        prompt, fmt = job
+        kw = {"response_format": fmt} if fmt else {}
+        return chat_text(c, prompt, stream=len(prompt) % 2 == 0, max_tokens=160 if fmt else 12,
+                         temperature=0, **kw)[0]
+
+    alone = [ask(j) for j in jobs]
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        together = list(ex.map(ask, jobs))
+    assert together == alone
+    for (prompt, fmt), text in zip(jobs, together):
+        if fmt and fmt["type"] == "json_schema":
+            jsonschema.validate(json.loads(text), fmt["json_schema"]["schema"])
+
+
+def test_json_schema_errors_name_the_problem(srv):
+    c = srv.client()
+    with pytest.raises(openai.BadRequestError) as e:
+        chat(c, "x", max_tokens=2, response_format=schema_format({"type": "string",
+                                                                   "pattern": "^a+$"}))
+    assert e.value.code == "unsupported_value" and "pattern" in str(e.value)
+    with pytest.raises(openai.BadRequestError) as e:
+        chat(c, "x", max_tokens=2, response_format=schema_format({"type": "banana"}))
+    assert e.value.code == "invalid_value" and "banana" in str(e.value)
+    assert chat(c, "Hi", max_tokens=2, temperature=0).choices[0].message.content
+
+
 def test_api_key():
     s = Server("--parallel", "1", "--ctx-size", "256", "--api-key", "secret-key")
     try:
@@ -406,7 +569,7 @@ def test_sigterm_drains():
             fut.result(60)
         assert "r" in results
         # a short request finishes during a drain
-        s2 = Server("--parallel", "1", "--ctx-size", "512")
+        s2 = Server("--parallel", "1", "--ctx-size", "512", "--drain-timeout", str(10 * SLOW))
         try:
             with concurrent.futures.ThreadPoolExecutor(1) as ex:
                 fut = ex.submit(lambda: s2.request("POST", "/v1/completions",

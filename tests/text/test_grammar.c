@@ -305,6 +305,7 @@ START_TEST(test_schema) {
     ck_assert_int_eq(st, SIGMA_E_INVALID_ARG);
     ck_assert_ptr_null(schema_grammar("{\"type\":\"strin\"}", &st, &err));
     ck_assert_int_eq(st, SIGMA_E_INVALID_ARG);
+    ck_assert_msg(strstr(err.msg, "unknown type 'strin'") != NULL, "%s", err.msg);
     ck_assert_ptr_null(schema_grammar("{\"$ref\":\"#/$defs/nope\"}", &st, &err));
     ck_assert_int_eq(st, SIGMA_E_UNSUPPORTED);
     char deep[1000] = "";

@@ -2,7 +2,8 @@
  *
  * Threads: libmicrohttpd runs one thread per connection; those threads parse
  * and validate a request, tokenize its prompt (the model is thread-safe) and
- * queue it. One scheduler thread owns every session, sampler and decoder:
+ * queue it (with its sampler, whose grammar is compiled there). One
+ * scheduler thread owns every session, running sampler and decoder:
  * each step it gives waiting requests to free slots (reusing the longest
  * common token prefix a slot already holds), evaluates the next prompt chunk
  * or generated token of every active slot (eval_step, the one place that
@@ -224,6 +225,8 @@ typedef struct request {
     size_t n_prompt;
     int32_t max_tokens;
     sigma_sampler_params sp;
+    char *grammar;           /* response_format as GBNF (sp.grammar), or NULL */
+    sigma_sampler *sampler;  /* opened while parsing; the slot takes it over */
     char *stops[MAX_STOPS + 2];
     size_t n_stops;
     int client_fd;           /* dup of the connection's socket, or -1 */
@@ -250,6 +253,8 @@ static void req_unref(request *r) {
     pthread_mutex_unlock(&r->mu);
     if (left) return;
     free(r->prompt);
+    free(r->grammar);
+    sigma_sampler_close(r->sampler);
     for (size_t i = 0; i < r->n_stops; i++) free(r->stops[i]);
     free(r->out.p);
     if (r->client_fd >= 0) close(r->client_fd);
@@ -286,6 +291,7 @@ typedef struct server {
     int n_slots;
 
     pthread_mutex_t mu;      /* queue, counters, flags */
+    pthread_mutex_t grammar_mu; /* around model calls whose message we read */
     pthread_cond_t cv;
     request *q_head, *q_tail;
     int q_len;
@@ -610,7 +616,10 @@ static int parse_stop(const cJSON *body, request *r, verr *e) {
     return 0;
 }
 
-static int parse_response_format(const cJSON *body, verr *e) {
+/* response_format: "text"; "json_object" (any JSON object); "json_schema"
+ * (the schema converted to a grammar by sigma_json_schema_to_grammar). Sets
+ * r->grammar for the last two. */
+static int parse_response_format(server *srv, const cJSON *body, request *r, verr *e) {
     const cJSON *rf = field(body, "response_format");
     if (!rf) return 0;
     if (!cJSON_IsObject(rf))
@@ -620,27 +629,62 @@ static int parse_response_format(const cJSON *body, verr *e) {
         return fail(e, 400, "response_format", "invalid_type",
                     "'response_format.type' must be a string");
     if (!strcmp(type->valuestring, "text")) return 0;
+    char *schema_text = NULL;
     if (!strcmp(type->valuestring, "json_schema")) {
         const cJSON *js = cJSON_GetObjectItemCaseSensitive(rf, "json_schema");
         if (!cJSON_IsObject(js))
             return fail(e, 400, "response_format", "invalid_type",
                         "'response_format.json_schema' must be an object");
-        if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(js, "name")))
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(js, "name");
+        if (!cJSON_IsString(name))
             return fail(e, 400, "response_format", "missing_required_parameter",
-                        "'response_format.json_schema.name' is required");
+                        "'response_format.json_schema.name' is required (a string)");
+        const cJSON *strict = cJSON_GetObjectItemCaseSensitive(js, "strict");
+        if (strict && !cJSON_IsBool(strict) && !cJSON_IsNull(strict))
+            return fail(e, 400, "response_format", "invalid_type",
+                        "'response_format.json_schema.strict' must be a boolean");
         const cJSON *schema = cJSON_GetObjectItemCaseSensitive(js, "schema");
-        if (schema && !cJSON_IsObject(schema) && !cJSON_IsBool(schema))
+        if (schema && cJSON_IsFalse(schema))
+            return fail(e, 400, "response_format", "invalid_value",
+                        "'response_format.json_schema.schema' is false: no value matches it");
+        if (schema && !cJSON_IsObject(schema) && !cJSON_IsTrue(schema))
             return fail(e, 400, "response_format", "invalid_type",
                         "'response_format.json_schema.schema' must be an object");
-        return fail(e, 400, "response_format", "unsupported_value",
-                    "response_format 'json_schema' is not supported yet by this server "
-                    "(libsigma has no grammar-constrained sampling yet)");
+        /* absent or true: any JSON value */
+        schema_text = schema && cJSON_IsObject(schema) ? cJSON_PrintUnformatted(schema)
+                                                       : strdup("{}");
+    } else if (!strcmp(type->valuestring, "json_object")) {
+        schema_text = strdup("{\"type\":\"object\",\"additionalProperties\":true}");
+    } else {
+        return fail(e, 400, "response_format", "invalid_value",
+                    "'response_format.type' must be 'text', 'json_object' or 'json_schema'");
     }
-    if (!strcmp(type->valuestring, "json_object"))
+    if (!schema_text) return fail(e, 500, NULL, NULL, "out of memory");
+    /* the model's last error is shared by every thread: read it under a lock */
+    pthread_mutex_lock(&srv->grammar_mu);
+    size_t need = 0;
+    size_t slen = strlen(schema_text);
+    int st = sigma_json_schema_to_grammar(srv->model, schema_text, slen, NULL, 0, &need);
+    if (st == SIGMA_E_BUFFER_TOO_SMALL) {
+        r->grammar = malloc(need + 1);
+        st = r->grammar ? sigma_json_schema_to_grammar(srv->model, schema_text, slen, r->grammar,
+                                                       need + 1, &need)
+                        : SIGMA_E_NOMEM;
+    }
+    char msg[300] = "";
+    if (st != SIGMA_OK) sigma_model_last_error(srv->model, msg, sizeof msg);
+    pthread_mutex_unlock(&srv->grammar_mu);
+    free(schema_text);
+    if (st == SIGMA_E_NOMEM) return fail(e, 500, NULL, NULL, "out of memory");
+    if (st == SIGMA_E_UNSUPPORTED)
         return fail(e, 400, "response_format", "unsupported_value",
-                    "response_format 'json_object' is not supported yet by this server");
-    return fail(e, 400, "response_format", "invalid_value",
-                "'response_format.type' must be 'text', 'json_object' or 'json_schema'");
+                    "response_format.json_schema.schema uses what this server cannot enforce: %s",
+                    msg);
+    if (st != SIGMA_OK)
+        return fail(e, 400, "response_format", "invalid_value",
+                    "response_format.json_schema.schema is not a valid JSON Schema: %s", msg);
+    r->sp.grammar = r->grammar;
+    return 0;
 }
 
 /* Parse and validate a body into a request (prompt tokenized). */
@@ -752,7 +796,7 @@ static int parse_request(server *srv, enum req_kind kind, const char *body, size
                  unsupported[i]);
             goto out;
         }
-    if (parse_response_format(root, e)) goto out;
+    if (parse_response_format(srv, root, r, e)) goto out;
     if (parse_stop(root, r, e)) goto out;
     if (kind == REQ_CHAT ? parse_messages(srv, root, r, e) : parse_prompt(srv, root, r, e))
         goto out;
@@ -776,6 +820,22 @@ static int parse_request(server *srv, enum req_kind kind, const char *body, size
         }
     }
     if (r->max_tokens == 0) r->max_tokens = srv->opt.default_max_tokens;
+    /* the sampler (and its grammar) is made here so that a grammar the
+     * sampler rejects is the client's 400, not a failed generation */
+    pthread_mutex_lock(&srv->grammar_mu);
+    int st = sigma_sampler_open(srv->model, &r->sp, &r->sampler);
+    char msg[300] = "";
+    if (st != SIGMA_OK) sigma_model_last_error(srv->model, msg, sizeof msg);
+    pthread_mutex_unlock(&srv->grammar_mu);
+    if (st == SIGMA_E_NOMEM) {
+        fail(e, 500, NULL, NULL, "out of memory");
+        goto out;
+    }
+    if (st != SIGMA_OK) {
+        fail(e, 400, r->grammar ? "response_format" : NULL, "invalid_value",
+             "the sampler rejects the request: %s", msg);
+        goto out;
+    }
     rc = 0;
 out:
     cJSON_Delete(root);
@@ -1036,7 +1096,8 @@ static void assign_slots(server *srv) {
         srv->m_cached_tokens += best_lcp;
         pthread_mutex_unlock(&srv->mu);
         int st = sigma_session_rewind(s->session, (uint32_t)best_lcp);
-        if (st == SIGMA_OK) st = sigma_sampler_open(srv->model, &r->sp, &s->sampler);
+        s->sampler = r->sampler; /* opened by the connection thread */
+        r->sampler = NULL;
         if (st == SIGMA_OK) st = sigma_decoder_open(srv->model, 0, &s->dec);
         for (size_t i = 0; st == SIGMA_OK && i < r->n_prompt; i++)
             st = sigma_sampler_accept(s->sampler, r->prompt[i]);
@@ -1597,6 +1658,7 @@ int main(int argc, char **argv) {
     int sched_started = 0;
     struct MHD_Daemon *d = NULL;
     pthread_mutex_init(&srv->mu, NULL);
+    pthread_mutex_init(&srv->grammar_mu, NULL);
     pthread_cond_init(&srv->cv, NULL);
     st = sigma_threadpool_create(o->threads, NULL, &srv->pool);
     if (st != SIGMA_OK) {
@@ -1738,6 +1800,7 @@ out:
     sigma_threadpool_destroy(srv->pool);
     sigma_model_close(srv->model);
     pthread_mutex_destroy(&srv->mu);
+    pthread_mutex_destroy(&srv->grammar_mu);
     pthread_cond_destroy(&srv->cv);
     free(srv);
     if (rc == 0) logf_("stopped");
