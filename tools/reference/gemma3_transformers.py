@@ -125,6 +125,34 @@ def perplexity(model, toks, bos, add_bos, n_ctx, max_chunks):
     return ppl, se * ppl, n_chunks, count
 
 
+def compare_sigma(path, chunk, ref):
+    """libsigma's logits of the same chunk (all positions) against `ref`."""
+    import numpy as np
+    import sigma
+
+    with sigma.Model(path) as m, sigma.Session(m, n_ctx=len(chunk), logits_all=True) as s:
+        s.eval(chunk)
+        got = np.array([s.logits(j) for j in range(len(chunk))], dtype=np.float64)
+    d = np.abs(got - ref)
+    scale = np.abs(ref).max(axis=1)
+    j, v = np.unravel_index(int(d.argmax()), d.shape)
+    same = int((got.argmax(axis=1) == ref.argmax(axis=1)).sum())
+
+    def lsm(x):
+        mx = x.max(axis=1, keepdims=True)
+        return x - mx - np.log(np.exp(x - mx).sum(axis=1, keepdims=True))
+
+    nxt = np.array(chunk[1:])
+    half = len(chunk) // 2
+    nll_s = -lsm(got)[np.arange(len(chunk) - 1), nxt][half:].mean()
+    nll_r = -lsm(ref)[np.arange(len(chunk) - 1), nxt][half:].mean()
+    print(f"libsigma vs transformers, chunk 1 ({len(chunk)} positions): max |diff| {d.max():.4g} "
+          f"(position {j}, token {v}), max |diff| / max |logit| per position "
+          f"{(d.max(axis=1) / scale).max():.4g}, mean |diff| {d.mean():.4g}, "
+          f"argmax equal at {same}/{len(chunk)} positions; "
+          f"mean NLL of the scored half {nll_s:.6f} vs {nll_r:.6f}")
+
+
 def greedy(model, ids, n):
     import torch
 
@@ -152,16 +180,19 @@ def main():
     ap.add_argument("--greedy", type=int, default=10)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--dump", metavar="NPY",
-                    help="save the float32 logits of the first chunk (or of BOS + prompt)")
+                    help="save the float32 logits of the first chunk")
+    ap.add_argument("--compare-sigma", action="store_true",
+                    help="also evaluate the first chunk with libsigma (Python binding) and "
+                         "report the largest logit difference")
     a = ap.parse_args()
 
     import torch
     import transformers
-    import gguf
+    from importlib.metadata import version
     if a.threads:
         torch.set_num_threads(a.threads)
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, "
-          f"gguf {gguf.__version__ if hasattr(gguf, '__version__') else '?'}", file=sys.stderr)
+          f"gguf {version('gguf')}", file=sys.stderr)
 
     model = load(a.model)
     describe(model)
@@ -182,13 +213,17 @@ def main():
                 k = next((i for i, (x, y) in enumerate(zip(toks, other)) if x != y),
                          min(len(toks), len(other)))
                 print(f"  first difference at {k}: {toks[k:k + 8]} vs {other[k:k + 8]}")
-        if a.dump:
+        if a.dump or a.compare_sigma:
             import numpy as np
             chunk = list(toks[:a.ctx])
             if tok.add_bos:
                 chunk[0] = tok.bos
             with torch.no_grad():
-                np.save(a.dump, model(torch.tensor([chunk])).logits[0].float().numpy())
+                ref = model(torch.tensor([chunk])).logits[0].double().numpy()
+            if a.dump:
+                np.save(a.dump, ref.astype(np.float32))
+            if a.compare_sigma:
+                compare_sigma(a.model, chunk, ref)
         ppl, se, n_chunks, count = perplexity(model, toks, tok.bos, tok.add_bos, a.ctx, a.chunks)
         print(f"{n_chunks} chunks of {a.ctx}, {count} scored tokens")
         print(f"Final estimate: PPL = {ppl:.4f} +/- {se:.5f}")
