@@ -26,7 +26,8 @@ Not run in CI (it needs torch). Environment used for docs/model-format.md
 
     python3 -m venv /work/venv-ref
     /work/venv-ref/bin/pip install torch==2.15.0 transformers==5.25.0 \
-        gguf==0.19.0 numpy==2.4.6 sentencepiece==0.2.3 protobuf==7.36.2
+        gguf==0.19.0 accelerate==1.16.0 numpy==2.4.6 sentencepiece==0.2.3 \
+        protobuf==7.36.2
     PYTHONPATH=bindings/python SIGMA_LIBRARY=build/dev/libsigma.so.0 \
         /work/venv-ref/bin/python tools/reference/gemma3_transformers.py \
         gemma-3-270m-q4_k_m.gguf --ppl tests/fixtures/persuasion-100k.txt \
