@@ -1,0 +1,282 @@
+#!/usr/bin/env python3
+"""Distil SmolLM2-135M-Instruct into a DiffQKV (`sigma`) model with fewer K
+heads (issue 24; docs/sigma-smollm2.md is the model card).
+
+Student = teacher with the K projection heads of every layer mean-pooled to
+--n-k heads (default 1; V keeps SmolLM2's 3 heads). Only the pooled
+projections are trained; every other weight is frozen and shared with the
+teacher, so the patch that ships is just the new K (or V) tensors. No AugQ.
+
+Loss (per batch of --batch windows of --seq tokens of the training text):
+    KL(teacher || student) of the next-token distributions, mean per token
+  + --attn-weight * sum over layers of the relative MSE of the attention
+    block output (student's own residual stream vs the teacher's).
+--loss local trains against per-layer targets only (student attention fed
+the teacher's layer inputs): much cheaper per step, no end-to-end term.
+
+Sensitivity experiment (issue 24, "Done when"): --pool v --n-v 1 keeps the 3
+K heads and pools V instead (n_k=3 / n_v=1), training the V projections with
+the same budget.
+
+Resumable: a checkpoint (trainable tensors, optimizer, step, RNG) is written
+atomically to OUT/ckpt.pt every --save-every steps and at exit; rerunning the
+same command resumes from it (data position = step: the window order is a
+seeded permutation per epoch). Progress goes to OUT/log.csv.
+
+    /work/busy nice -n 10 /work/s6-gemmaref/.venv/bin/python \
+        tools/train/distill.py --out /work/distill-run --threads 2 --max-minutes 600
+
+Tokenization uses libsigma itself (bindings/python) with the base file's
+tokenizer; set SIGMA_LIBRARY to a built libsigma.so.0.
+"""
+import argparse
+import csv
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import smol  # noqa: E402
+
+DEFAULT_TRAIN = "/work/shared/data/austen-train.txt"
+
+
+def libsigma():
+    sys.path.insert(0, os.path.join(HERE, "..", "..", "bindings", "python"))
+    if "SIGMA_LIBRARY" not in os.environ:
+        guess = os.path.join(HERE, "..", "..", "build", "dev", "libsigma.so.0")
+        if os.path.exists(guess):
+            os.environ["SIGMA_LIBRARY"] = os.path.abspath(guess)
+    import sigma
+    return sigma
+
+
+def tokens_for(base, text_path, cache):
+    if os.path.exists(cache):
+        return np.load(cache)
+    sigma = libsigma()
+    with sigma.Model(base) as m, open(text_path, encoding="utf-8") as f:
+        text = f.read()
+        # tokenize paragraph blocks (the tokenizer's pre-split never merges
+        # across "\n\n" boundaries in a way that matters for training windows)
+        parts = text.split("\n\n")
+        ids = []
+        for i, p in enumerate(parts):
+            ids.extend(m.tokenize(p + ("\n\n" if i + 1 < len(parts) else ""), add_special=False))
+    a = np.asarray(ids, dtype=np.int32)
+    tmp = cache + ".tmp"
+    with open(tmp, "wb") as f:
+        np.save(f, a)
+    os.replace(tmp, cache)
+    return a
+
+
+class Windows:
+    """Window starts (stride seq) in a seeded permutation per epoch; the last
+    --val-windows windows are held out for the validation KL."""
+
+    def __init__(self, n_tokens, seq, seed, n_val):
+        n = (n_tokens - 1) // seq
+        self.seq, self.seed = seq, seed
+        self.val = np.arange(n - n_val, n) * seq
+        self.train = np.arange(n - n_val) * seq
+
+    def batch(self, step, bsz):
+        n = len(self.train)
+        idx = []
+        for j in range(step * bsz, (step + 1) * bsz):
+            epoch, pos = divmod(j, n)
+            perm = np.random.RandomState(self.seed + epoch).permutation(n)
+            idx.append(self.train[perm[pos]])
+        return idx, (step + 1) * bsz / n
+
+
+def make_student(c, W, a):
+    dh = c["d_head"]
+    params = []
+    for L in W["layers"]:
+        if a.pool == "k":
+            w = smol.pool_heads(L["k"], c["n_kv"], a.n_k)
+        else:
+            w = smol.pool_heads(L["v"], c["n_kv"], a.n_v)
+        params.append(torch.nn.Parameter(w.clone()))
+    assert params[0].shape[0] % dh == 0
+    return params
+
+
+def overrides(a, params):
+    return (params, None) if a.pool == "k" else (None, params)
+
+
+def batch_tensor(toks, starts, seq, bos):
+    x = np.stack([toks[s:s + seq] for s in starts]).astype(np.int64)
+    x[:, 0] = bos  # every window starts like a document
+    return torch.from_numpy(x)
+
+
+def loss_e2e(c, W, params, a, ids):
+    rec_t, rec_s = [], []
+    with torch.no_grad():
+        t_logits = smol.forward(c, W, ids, record=rec_t)
+        t_logp = torch.log_softmax(t_logits, dim=-1)
+        del t_logits
+    kw, vw = overrides(a, params)
+    s_logits = smol.forward(c, W, ids, kw, vw, record=rec_s)
+    s_logp = torch.log_softmax(s_logits, dim=-1)
+    kl = (t_logp.exp() * (t_logp - s_logp)).sum(-1).mean()
+    att = torch.zeros(())
+    if a.attn_weight > 0:
+        for (_, at), (_, as_) in zip(rec_t, rec_s):
+            att = att + (as_ - at).pow(2).mean() / at.pow(2).mean().clamp_min(1e-8)
+    return kl + a.attn_weight * att, kl.detach(), att.detach()
+
+
+def loss_local(c, W, params, a, ids):
+    rec_t = []
+    with torch.no_grad():
+        smol.forward(c, W, ids, record=rec_t)
+    cos, sin = smol.rope_tables(ids.shape[1], c["d_head"], c["theta"])
+    att = torch.zeros(())
+    for i, (h, at) in enumerate(rec_t):
+        kw = params[i] if a.pool == "k" else None
+        vw = params[i] if a.pool == "v" else None
+        as_ = smol.attention(c, W["layers"][i], h, cos, sin, kw, vw)
+        att = att + (as_ - at).pow(2).mean() / at.pow(2).mean().clamp_min(1e-8)
+    return att, torch.zeros(()), att.detach()
+
+
+@torch.no_grad()
+def val_kl(c, W, params, a, toks, win):
+    kw, vw = overrides(a, params)
+    tot = 0.0
+    for s in win.val:
+        ids = batch_tensor(toks, [s], a.seq, c["bos"])
+        t = torch.log_softmax(smol.forward(c, W, ids), -1)
+        s_ = torch.log_softmax(smol.forward(c, W, ids, kw, vw), -1)
+        tot += (t.exp() * (t - s_)).sum(-1).mean().item()
+    return tot / len(win.val)
+
+
+def save_ckpt(path, params, opt, step, a, c, extra):
+    state = {
+        "step": step, "args": vars(a), "config": c,
+        "params": [p.detach().clone() for p in params],
+        "optim": opt.state_dict(), "torch_rng": torch.get_rng_state(),
+        "extra": extra,
+    }
+    tmp = path + ".tmp"
+    torch.save(state, tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", required=True, help="run directory (checkpoint, log.csv, token cache)")
+    ap.add_argument("--base", default=smol.DEFAULT_BASE)
+    ap.add_argument("--train-text", default=DEFAULT_TRAIN)
+    ap.add_argument("--pool", choices=["k", "v"], default="k",
+                    help="k: n_k=--n-k, n_v=3 (default); v: n_k=3, n_v=--n-v (sensitivity run)")
+    ap.add_argument("--n-k", type=int, default=1)
+    ap.add_argument("--n-v", type=int, default=1)
+    ap.add_argument("--loss", choices=["e2e", "local"], default="e2e")
+    ap.add_argument("--attn-weight", type=float, default=0.1)
+    ap.add_argument("--seq", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=3000, help="total steps (cosine schedule length)")
+    ap.add_argument("--save-every", type=int, default=25)
+    ap.add_argument("--val-every", type=int, default=100)
+    ap.add_argument("--val-windows", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--max-minutes", type=float, default=0, help="stop (with a checkpoint) after this wall time; 0: no limit")
+    ap.add_argument("--seed", type=int, default=1234)
+    a = ap.parse_args()
+
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    os.makedirs(a.out, exist_ok=True)
+    t0 = time.time()
+    c, W = smol.load_base(a.base)
+    if a.pool == "k":
+        assert c["n_q"] % a.n_k == 0 and c["n_kv"] % a.n_k == 0
+    else:
+        assert c["n_q"] % a.n_v == 0 and c["n_kv"] % a.n_v == 0
+    toks = tokens_for(a.base, a.train_text, os.path.join(a.out, "train_tokens.npy"))
+    win = Windows(len(toks), a.seq, a.seed, a.val_windows)
+    params = make_student(c, W, a)
+    opt = torch.optim.AdamW(params, lr=a.lr, betas=(0.9, 0.95), weight_decay=0.0)
+    ckpt = os.path.join(a.out, "ckpt.pt")
+    step = 0
+    if os.path.exists(ckpt):
+        s = torch.load(ckpt, weights_only=False)
+        for key in ("pool", "n_k", "n_v", "seq", "batch", "seed", "loss"):
+            if s["args"][key] != getattr(a, key):
+                raise SystemExit(f"{ckpt} was made with --{key.replace('_', '-')} {s['args'][key]}, not {getattr(a, key)}")
+        with torch.no_grad():
+            for p, q in zip(params, s["params"]):
+                p.copy_(q)
+        opt.load_state_dict(s["optim"])
+        torch.set_rng_state(s["torch_rng"])
+        step = s["step"]
+        print(f"resumed from {ckpt} at step {step}", flush=True)
+    print(f"{len(toks)} training tokens, {len(win.train)} windows of {a.seq}; "
+          f"pool={a.pool} n_k={a.n_k if a.pool == 'k' else c['n_kv']} "
+          f"n_v={a.n_v if a.pool == 'v' else c['n_kv']}; loaded in {time.time() - t0:.1f}s", flush=True)
+
+    logp = os.path.join(a.out, "log.csv")
+    new_log = not os.path.exists(logp)
+    logf = open(logp, "a", newline="")
+    lw = csv.writer(logf)
+    if new_log:
+        lw.writerow(["step", "epoch", "wall_s", "step_s", "lr", "loss", "kl", "attn_rel_mse", "val_kl"])
+    if step == 0:
+        v = val_kl(c, W, params, a, toks, win)
+        lw.writerow([0, 0, 0, 0, 0, "", "", "", f"{v:.5f}"])
+        logf.flush()
+        print(f"step 0 val_kl {v:.4f}", flush=True)
+
+    lossfn = loss_e2e if a.loss == "e2e" else loss_local
+    start = time.time()
+    last_saved = step
+    while step < a.steps:
+        if a.max_minutes and time.time() - start > a.max_minutes * 60:
+            break
+        ts = time.time()
+        lr = a.lr * min(1.0, (step + 1) / a.warmup) * 0.5 * (1 + np.cos(np.pi * step / a.steps))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        starts, epoch = win.batch(step, a.batch)
+        ids = batch_tensor(toks, starts, a.seq, c["bos"])
+        loss, kl, att = lossfn(c, W, params, a, ids)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        dt = time.time() - ts
+        v = ""
+        if step % a.val_every == 0:
+            v = f"{val_kl(c, W, params, a, toks, win):.5f}"
+        lw.writerow([step, f"{epoch:.4f}", f"{time.time() - start:.1f}", f"{dt:.2f}", f"{lr:.3e}",
+                     f"{loss.item():.5f}", f"{kl.item():.5f}", f"{att.item():.5f}", v])
+        logf.flush()
+        print(f"step {step} loss {loss.item():.4f} kl {kl.item():.4f} attn {att.item():.4f} "
+              f"{dt:.1f}s/step{' val_kl ' + v if v else ''}", flush=True)
+        if step % a.save_every == 0:
+            save_ckpt(ckpt, params, opt, step, a, c, {})
+            last_saved = step
+    if step != last_saved:
+        save_ckpt(ckpt, params, opt, step, a, c, {})
+    print(f"stopped at step {step}; checkpoint {ckpt}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
