@@ -54,16 +54,20 @@ int sg_type_q8_act(uint32_t type) {
            type == SG_TYPE_IQ4_NL;
 }
 
+#if SG_GEMM_X86
 /* bytes of one block of a type that takes sg_q8 activation rows */
 static inline size_t q8_bs(uint32_t type) {
     return type == SG_TYPE_Q4_0 || type == SG_TYPE_IQ4_NL ? 18 : type == SG_TYPE_Q4_1 ? 20 : 34;
 }
+#endif
 
 /* The IQ4_NL / IQ4_XS non-linear values of the 16 nibbles. */
 static const int8_t k_iq4[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
                                  1,    13,   25,  38,  53,  69,  89,  113};
 /* the same + 128 (unsigned bytes for vpdpbusd, corrected by -128 * sum x) */
+#if SG_GEMM_X86
 static const uint8_t k_iq4u[16] = {1, 24, 45, 63, 79, 93, 106, 118, 129, 141, 153, 166, 181, 197, 217, 241};
+#endif
 
 static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 
@@ -129,6 +133,7 @@ int sg_type_q8k_act(uint32_t type) {
            type == SG_TYPE_Q2_K || type == SG_TYPE_Q3_K || type == SG_TYPE_IQ4_XS;
 }
 
+#if SG_GEMM_X86
 /* Bytes of a super-block of a type that takes K activation rows. */
 static inline size_t k_bytes(uint32_t type) {
     switch (type) {
@@ -140,6 +145,7 @@ static inline size_t k_bytes(uint32_t type) {
     default: return 210;
     }
 }
+#endif
 
 /* The 16 stored 6-bit scales (0..63; the weight is s - 32) of a Q3_K
  * super-block, from its 12 scale bytes: low nibbles of bytes 0..7 are
