@@ -474,6 +474,10 @@ SG_T_AVX2 void sg_q8_quantize_avx2(const float *x, size_t n, uint8_t *dst) {
 #  ifndef SG_PF_DIST
 #    define SG_PF_DIST(RW, ws, bs) ((size_t)4096)
 #  endif
+/* the K-quant and IQ4_XS tiles' distance (AVX2 and AVX-512) */
+#  ifndef SG_PFK_DIST
+#    define SG_PFK_DIST 16384
+#  endif
 SG_INLINE SG_T_AVX2 __m128 scales4_avx2(const uint8_t *blk, size_t bs, size_t off, const int nbk) {
     uint16_t h[4];
     for (int k = 0; k < 4; k++) {
@@ -819,7 +823,7 @@ SG_INLINE SG_T_AVX2 void tile_k_avx2(uint32_t type, const uint8_t *w, size_t ws,
         SG_UNROLL4 for (int i = 0; i < RW; i++) {
             const uint8_t *wb = w + (size_t)i * ws + sb * bs;
 #  ifndef SG_GEMM_NO_PREFETCH
-            const uint8_t *pf = wb + SG_PF_DIST(RW, ws, bs);
+            const uint8_t *pf = wb + SG_PFK_DIST;
             _mm_prefetch((const char *)pf, _MM_HINT_T0);
             _mm_prefetch((const char *)(pf + 64), _MM_HINT_T0);
             if (bs > 128) _mm_prefetch((const char *)(pf + 128), _MM_HINT_T0);
@@ -860,13 +864,13 @@ SG_INLINE SG_T_AVX2 void tile_k_avx2(uint32_t type, const uint8_t *w, size_t ws,
         }
         if (type == SG_TYPE_Q6_K || type == SG_TYPE_Q2_K || type == SG_TYPE_Q3_K) {
             /* element 128h + 32k + l: sub-block 8h + 2k + l/16 */
-            for (int h = 0; h < 2; h++) {
+            SG_UNROLL4 for (int h = 0; h < 2; h++) {
                 __m256i scl[4];
                 SG_UNROLL4 for (int i = 0; i < RW; i++) {
                     __m128i half = h ? _mm256_extracti128_si256(scw[i], 1) : _mm256_castsi256_si128(scw[i]);
                     scl[i] = _mm256_broadcastsi128_si256(half);
                 }
-                for (int k = 0; k < 4; k++) {
+                SG_UNROLL4 for (int k = 0; k < 4; k++) {
                     __m256i q[4];
                     SG_UNROLL4 for (int i = 0; i < RW; i++) {
                         const uint8_t *wb = w + (size_t)i * ws + sb * bs;
@@ -909,7 +913,7 @@ SG_INLINE SG_T_AVX2 void tile_k_avx2(uint32_t type, const uint8_t *w, size_t ws,
             if (type == SG_TYPE_Q5_K)
                 SG_UNROLL4 for (int i = 0; i < RW; i++) qh[i] = _mm256_loadu_si256(
                     (const __m256i *)(const void *)(w + (size_t)i * ws + sb * bs + 16));
-            for (int c = 0; c < 4; c++) {
+            SG_UNROLL4 for (int c = 0; c < 4; c++) {
                 __m256i lo[4], hi[4];
                 SG_UNROLL4 for (int i = 0; i < RW; i++) {
                     if (type == SG_TYPE_IQ4_XS) {
@@ -1480,7 +1484,7 @@ SG_INLINE SG_T_512 void tile_k_512(uint32_t type, const uint8_t *w, size_t ws, c
         SG_UNROLL4 for (int i = 0; i < RW; i++) {
             const uint8_t *wb = w + (size_t)i * ws + sb * bs;
 #  ifndef SG_GEMM_NO_PREFETCH
-            const uint8_t *pf = wb + SG_PF_DIST(RW, ws, bs);
+            const uint8_t *pf = wb + SG_PFK_DIST;
             _mm_prefetch((const char *)pf, _MM_HINT_T0);
             _mm_prefetch((const char *)(pf + 64), _MM_HINT_T0);
             if (bs > 128) _mm_prefetch((const char *)(pf + 128), _MM_HINT_T0);
@@ -1518,7 +1522,7 @@ SG_INLINE SG_T_512 void tile_k_512(uint32_t type, const uint8_t *w, size_t ws, c
             SG_UNROLL4 for (int j = 0; j < RA; j++) iacc[i][j] = _mm512_setzero_si512();
         }
         if (type == SG_TYPE_Q6_K || type == SG_TYPE_Q2_K || type == SG_TYPE_Q3_K) {
-            for (int h = 0; h < 2; h++) {
+            SG_UNROLL4 for (int h = 0; h < 2; h++) {
                 __m512i lo[4], hi[4];
                 SG_UNROLL4 for (int i = 0; i < RW; i++) {
                     const uint8_t *wb = w + (size_t)i * ws + sb * bs;
@@ -1564,7 +1568,7 @@ SG_INLINE SG_T_512 void tile_k_512(uint32_t type, const uint8_t *w, size_t ws, c
             if (type == SG_TYPE_Q5_K)
                 SG_UNROLL4 for (int i = 0; i < RW; i++) qh[i] = _mm512_broadcast_i64x4(
                     _mm256_loadu_si256((const __m256i *)(const void *)(w + (size_t)i * ws + sb * bs + 16)));
-            for (int z = 0; z < 2; z++) {
+            SG_UNROLL4 for (int z = 0; z < 2; z++) {
                 /* chunks 2z, 2z+1: lo = sub-blocks 4z | 4z+2, hi = 4z+1 | 4z+3 */
                 __m512i lo[4], hi[4];
                 SG_UNROLL4 for (int i = 0; i < RW; i++) {
