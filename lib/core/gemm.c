@@ -723,11 +723,27 @@ SG_INLINE SG_T_AVX2 void q8_tiles_avx2(const sg_gemm *g, uint32_t T, size_t nb) 
     }
 }
 
+/* Activation rows per pass over the weight rows in the float batch tiles:
+ * a block of them (at most SG_F_JBYTES of f32) stays in L2 while every
+ * 4-row weight block of this call (in L1) runs over it, instead of all the
+ * activation rows streaming from L3 once per weight block. */
+#  ifndef SG_F_JBYTES
+#    define SG_F_JBYTES (384u * 1024u)
+#  endif
+static inline size_t f_jblock(const sg_gemm *g, size_t ra) {
+    size_t jb = SG_F_JBYTES / (g->n * 4 + 1);
+    jb = jb / ra * ra;
+    return jb < ra ? ra : jb;
+}
+
 SG_INLINE SG_T_AVX2 void f_tiles_avx2(const sg_gemm *g, uint32_t T) {
+    const size_t jb = g->na == 1 ? 1 : f_jblock(g, 2);
+    for (size_t j0 = 0; j0 < g->na; j0 += jb)
     for (size_t i = 0; i < g->nr; i += 4) {
         int rw = g->nr - i < 4 ? (int)(g->nr - i) : 4;
-        for (size_t j = 0; j < g->na; j += 2) {
-            int ra = g->na - j < 2 ? (int)(g->na - j) : 2;
+        const size_t j1 = g->na - j0 < jb ? g->na : j0 + jb;
+        for (size_t j = j0; j < j1; j += 2) {
+            int ra = j1 - j < 2 ? (int)(j1 - j) : 2;
             if (ra == 2) {
                 switch (rw) {
                 case 1: CALL_F_AVX2(T, 1, 2); break;
@@ -1441,10 +1457,13 @@ SG_INLINE SG_T_512 void q8_tiles_512(const sg_gemm *g, uint32_t T, size_t nb) {
 }
 
 SG_INLINE SG_T_512 void f_tiles_512(const sg_gemm *g, uint32_t T) {
+    const size_t jb = g->na == 1 ? 1 : f_jblock(g, 4);
+    for (size_t j0 = 0; j0 < g->na; j0 += jb)
     for (size_t i = 0; i < g->nr; i += 4) {
         int rw = g->nr - i < 4 ? (int)(g->nr - i) : 4;
-        for (size_t j = 0; j < g->na; j += 4) {
-            int ra = g->na - j < 4 ? (int)(g->na - j) : 4;
+        const size_t j1 = g->na - j0 < jb ? g->na : j0 + jb;
+        for (size_t j = j0; j < j1; j += 4) {
+            int ra = j1 - j < 4 ? (int)(j1 - j) : 4;
             TILE_CASES(CALL_F_512, T)
         }
     }
