@@ -698,15 +698,31 @@ SG_INLINE SG_T_AVX2 void tile_f_avx2(uint32_t type, const uint8_t *w, size_t ws,
                 (const uint8_t *)g->a + j * g->a_stride, g->a_stride, RA_, g->n,         \
                 g->y + j * g->ldy + i, g->ldy)
 
+/* Activation rows per pass over the weight rows in the batch tiles: a
+ * block of them (at most SG_JBYTES) stays in L2 while every weight block of
+ * the call (in L1) runs over it, instead of all the activation rows
+ * streaming from L3 once per weight block. */
+#  ifndef SG_JBYTES
+#    define SG_JBYTES (384u * 1024u)
+#  endif
+static inline size_t act_jblock(size_t row_bytes, size_t ra) {
+    size_t jb = SG_JBYTES / (row_bytes + 1);
+    jb = jb / ra * ra;
+    return jb < ra ? ra : jb;
+}
+
 /* decode (one activation row): 4 weight rows at a time (4 streams, 4
  * accumulators); batches: tiles of 2 weight rows x up to 4 activation rows
  * (8 accumulators, the unpacked pair of blocks of 2 rows in registers) */
 SG_INLINE SG_T_AVX2 void q8_tiles_avx2(const sg_gemm *g, uint32_t T, size_t nb) {
     const int RWM = g->na == 1 ? 4 : 2;
+    const size_t jb = g->na == 1 ? 1 : act_jblock(g->a_stride, 4);
+    for (size_t j0 = 0; j0 < g->na; j0 += jb)
     for (size_t i = 0; i < g->nr; i += (size_t)RWM) {
         int rw = g->nr - i < (size_t)RWM ? (int)(g->nr - i) : RWM;
-        for (size_t j = 0; j < g->na; j += 4) {
-            int ra = g->na - j < 4 ? (int)(g->na - j) : 4;
+        const size_t j1 = g->na - j0 < jb ? g->na : j0 + jb;
+        for (size_t j = j0; j < j1; j += 4) {
+            int ra = j1 - j < 4 ? (int)(j1 - j) : 4;
             switch (rw * 8 + ra) {
             case 8 * 1 + 1: CALL_Q8_AVX2(T, 1, 1); break;
             case 8 * 2 + 1: CALL_Q8_AVX2(T, 2, 1); break;
@@ -723,21 +739,8 @@ SG_INLINE SG_T_AVX2 void q8_tiles_avx2(const sg_gemm *g, uint32_t T, size_t nb) 
     }
 }
 
-/* Activation rows per pass over the weight rows in the float batch tiles:
- * a block of them (at most SG_F_JBYTES of f32) stays in L2 while every
- * 4-row weight block of this call (in L1) runs over it, instead of all the
- * activation rows streaming from L3 once per weight block. */
-#  ifndef SG_F_JBYTES
-#    define SG_F_JBYTES (384u * 1024u)
-#  endif
-static inline size_t f_jblock(const sg_gemm *g, size_t ra) {
-    size_t jb = SG_F_JBYTES / (g->n * 4 + 1);
-    jb = jb / ra * ra;
-    return jb < ra ? ra : jb;
-}
-
 SG_INLINE SG_T_AVX2 void f_tiles_avx2(const sg_gemm *g, uint32_t T) {
-    const size_t jb = g->na == 1 ? 1 : f_jblock(g, 2);
+    const size_t jb = g->na == 1 ? 1 : act_jblock(g->n * 4, 2);
     for (size_t j0 = 0; j0 < g->na; j0 += jb)
     for (size_t i = 0; i < g->nr; i += 4) {
         int rw = g->nr - i < 4 ? (int)(g->nr - i) : 4;
@@ -1019,10 +1022,13 @@ SG_INLINE SG_T_AVX2 void tile_k_avx2(uint32_t type, const uint8_t *w, size_t ws,
  * rows (2 with the 16 vector registers of AVX2, 4 with the 32 of AVX-512) */
 SG_INLINE SG_T_AVX2 void k_tiles_avx2(const sg_gemm *g, uint32_t T, size_t nsb, const int RAB) {
     const int RWM = g->na == 1 ? 4 : 2;
+    const size_t jb = g->na == 1 ? 1 : act_jblock(g->a_stride, (size_t)RAB);
+    for (size_t j0 = 0; j0 < g->na; j0 += jb)
     for (size_t i = 0; i < g->nr; i += (size_t)RWM) {
         int rw = g->nr - i < (size_t)RWM ? (int)(g->nr - i) : RWM;
-        for (size_t j = 0; j < g->na; j += (size_t)RAB) {
-            int ra = g->na - j < (size_t)RAB ? (int)(g->na - j) : RAB;
+        const size_t j1 = g->na - j0 < jb ? g->na : j0 + jb;
+        for (size_t j = j0; j < j1; j += (size_t)RAB) {
+            int ra = j1 - j < (size_t)RAB ? (int)(j1 - j) : RAB;
             switch (rw * 8 + ra) {
             case 8 * 1 + 1: CALL_K_AVX2(T, 1, 1); break;
             case 8 * 2 + 1: CALL_K_AVX2(T, 2, 1); break;
@@ -1457,7 +1463,7 @@ SG_INLINE SG_T_512 void q8_tiles_512(const sg_gemm *g, uint32_t T, size_t nb) {
 }
 
 SG_INLINE SG_T_512 void f_tiles_512(const sg_gemm *g, uint32_t T) {
-    const size_t jb = g->na == 1 ? 1 : f_jblock(g, 4);
+    const size_t jb = g->na == 1 ? 1 : act_jblock(g->n * 4, 4);
     for (size_t j0 = 0; j0 < g->na; j0 += jb)
     for (size_t i = 0; i < g->nr; i += 4) {
         int rw = g->nr - i < 4 ? (int)(g->nr - i) : 4;

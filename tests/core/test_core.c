@@ -684,22 +684,30 @@ START_TEST(test_gemm_long_batch) {
 }
 END_TEST
 
-/* float weights, batches longer than one L2 block of activation rows
- * (the float tiles run the weight rows over ~384 KiB of activation rows at
- * a time: 11 rows of 8192 floats): every element written, bitwise the
+/* batches longer than one L2 block of activation rows (the batch tiles
+ * run the weight rows over ~384 KiB of activation rows at a time: 11 rows
+ * of 8192 floats, ~40 quantized ones): every element written, bitwise the
  * same as computing it alone */
-START_TEST(test_gemm_float_blocks) {
-    static const uint32_t types[] = {SG_TYPE_F32, SG_TYPE_F16, SG_TYPE_BF16};
+START_TEST(test_gemm_act_blocks) {
+    static const uint32_t types[] = {SG_TYPE_F32, SG_TYPE_F16, SG_TYPE_BF16, SG_TYPE_Q8_0,
+                                     SG_TYPE_Q4_1, SG_TYPE_Q4_K, SG_TYPE_Q6_K};
     sg_kernels ks[3];
     int nk = gemm_tables(ks);
-    const size_t in = 8192, nr = 6, na = 37;
+    const size_t in = 8192, nr = 6, na = 101;
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         uint32_t type = types[ti];
-        size_t rb = sg_kernel_row_bytes(type, in), ab = in * sizeof(float);
-        uint8_t *w = malloc(rb * nr);
-        float *x = malloc(ab * na), *y = malloc(sizeof(float) * nr * na);
+        int q8 = sg_type_q8_act(type), qk = sg_type_q8k_act(type);
+        size_t rb = sg_kernel_row_bytes(type, in);
+        size_t ab = q8 ? sg_q8_row_bytes(in) : qk ? sg_q8k_row_bytes(in) : in * sizeof(float);
+        uint8_t *w = malloc(rb * nr), *x = malloc(ab * na);
+        float *xf = malloc(sizeof(float) * in), *y = malloc(sizeof(float) * nr * na);
         for (size_t r = 0; r < nr; r++) random_row(type, w + r * rb, in);
-        for (size_t i = 0; i < in * na; i++) x[i] = rndf();
+        for (size_t j = 0; j < na; j++) {
+            for (size_t i = 0; i < in; i++) xf[i] = rndf();
+            if (qk) ks[0].quantize_q8k(xf, in, x + j * ab);
+            else if (q8) ks[0].quantize_q8(xf, in, x + j * ab);
+            else memcpy(x + j * ab, xf, ab);
+        }
         for (int k = 0; k < nk; k++) {
             for (size_t i = 0; i < nr * na; i++) y[i] = NAN;
             sg_gemm g = {type, w, rb, nr, x, ab, na, in, y, nr, NULL, 0};
@@ -707,13 +715,13 @@ START_TEST(test_gemm_float_blocks) {
             for (size_t j = 0; j < na; j++)
                 for (size_t r = 0; r < nr; r++) {
                     float one = NAN;
-                    sg_gemm g1 = {type, w + r * rb, rb, 1, x + j * in, ab, 1, in, &one, 1, NULL, 0};
+                    sg_gemm g1 = {type, w + r * rb, rb, 1, x + j * ab, ab, 1, in, &one, 1, NULL, 0};
                     ck_assert_int_eq(ks[k].gemm(&g1), 0);
                     ck_assert_msg(one == y[j * nr + r], "%s type %u row %zu act %zu: %g vs %g alone",
                                   ks[k].name, type, r, j, (double)y[j * nr + r], (double)one);
                 }
         }
-        free(w); free(x); free(y);
+        free(w); free(x); free(xf); free(y);
     }
 }
 END_TEST
@@ -1163,7 +1171,7 @@ int main(void) {
     tcase_add_test(tc, test_q8k_quantize);
     tcase_add_test(tc, test_gemm_kernels);
     tcase_add_test(tc, test_gemm_long_batch);
-    tcase_add_test(tc, test_gemm_float_blocks);
+    tcase_add_test(tc, test_gemm_act_blocks);
     tcase_add_test(tc, test_matmul_q8);
     tcase_add_test(tc, test_gemm_x8);
     tcase_add_test(tc, test_matmul_x8);
