@@ -472,7 +472,7 @@ SG_T_AVX2 void sg_q8_quantize_avx2(const float *x, size_t n, uint8_t *dst) {
  * floats. */
 /* prefetch distance of the AVX2 streams (bytes ahead on each weight row) */
 #  ifndef SG_PF_DIST
-#    define SG_PF_DIST(RW, ws, bs) ((size_t)4096)
+#    define SG_PF_DIST(RW, ws, bs) ((bs) > 32 ? (size_t)32768 : (size_t)4096)
 #  endif
 /* the K-quant and IQ4_XS tiles' distance (AVX2 and AVX-512) */
 #  ifndef SG_PFK_DIST
@@ -620,9 +620,11 @@ SG_INLINE SG_T_AVX2 void tile_q8_avx2(uint32_t type, const uint8_t *w, size_t ws
 /* prefetch distance of the float (F32/F16/BF16) tiles' weight rows, bytes
  * ahead; 0 = none. F16 decode of a 1.1B model (2026-12-05, AMD EPYC 2 vCPU):
  * AVX-512 11.0 -> 19.0 t/s, AVX2 16.4 -> 19.6 t/s at 1024 (512: 19.0/17.6,
- * 2048: 17.2/18.6, 4096: 16.5/15.7) */
+ * 2048: 17.2/18.6, 4096: 16.5/15.7); re-tried later on a quieter machine
+ * after the K-quant tiles gained from 16 KiB: 16 KiB 2-4% above 1 KiB on both
+ * levels in 6 of 6 alternating pairs */
 #  ifndef SG_PFF_DIST
-#    define SG_PFF_DIST 1024
+#    define SG_PFF_DIST 16384
 #  endif
 SG_INLINE SG_T_AVX2 __m256 ldw_avx2(uint32_t type, const uint8_t *w, size_t k) {
     if (type == SG_TYPE_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(w + 2 * k)));
@@ -1256,9 +1258,11 @@ SG_INLINE SG_T_512 void prep_w512(uint32_t type, const uint8_t *blk, size_t bs, 
  * of the AVX-512 q8 decode tile. Measured (2026-12-05, AMD EPYC 2 vCPU,
  * docs/performance.md): Q8_0 decode 1.1B 38 -> 45 t/s at 1024 bytes (4096:
  * 40), SmolLM2 Q4_1 225 -> 315-340 t/s at 4096 (1024: 230-255); the old
- * distance was 8 groups, one line each. */
+ * distance was 8 groups, one line each. Later the same day, idle, alternating
+ * with the K-quant tiles at 16 KiB: Q8_0 32 KiB ahead 3-6% above 1 KiB on
+ * both levels (AVX2: SG_PF_DIST). */
 #  ifndef SG_PF512_DIST
-#    define SG_PF512_DIST(bs) ((bs) > 32 ? (size_t)1024 : (size_t)4096)
+#    define SG_PF512_DIST(bs) ((bs) > 32 ? (size_t)32768 : (size_t)4096)
 #  endif
 #  ifndef SG_PF512_LINES
 #    define SG_PF512_LINES 3
