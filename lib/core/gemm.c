@@ -550,7 +550,8 @@ SG_INLINE SG_T_AVX2 void tile_q8_avx2(uint32_t type, const uint8_t *w, size_t ws
                  * ahead (past its end: the rows that follow), which keeps
                  * enough lines in flight (tried on a loaded 2-vCPU EPYC:
                  * 0.5-2 KiB and 6-8 KiB or "the same place in the next
-                 * tile" were slower) */
+                 * tile" were slower); Q8_0's 34-byte blocks: 32 KiB
+                 * (SG_PF_DIST, measured later on a quiet machine) */
                 const uint8_t *pf = blk + SG_PF_DIST(RW, ws, bs);
                 _mm_prefetch((const char *)pf, _MM_HINT_T0);
                 _mm_prefetch((const char *)(pf + 64), _MM_HINT_T0);
