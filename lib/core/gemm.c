@@ -744,9 +744,13 @@ SG_INLINE SG_T_AVX2 void q8_tiles_avx2(const sg_gemm *g, uint32_t T, size_t nb) 
 
 SG_INLINE SG_T_AVX2 void f_tiles_avx2(const sg_gemm *g, uint32_t T) {
     const size_t jb = g->na == 1 ? 1 : act_jblock(g->n * 4, 2);
+    /* decode: 2 weight rows per tile, i.e. 2 concurrent read streams per
+     * thread (4 streams read ~4% slower, 1 row is FMA-latency bound; AMD
+     * EPYC, 2026-12-05, 8 alternating rounds) */
+    const size_t rs = g->na == 1 ? 2 : 4;
     for (size_t j0 = 0; j0 < g->na; j0 += jb)
-    for (size_t i = 0; i < g->nr; i += 4) {
-        int rw = g->nr - i < 4 ? (int)(g->nr - i) : 4;
+    for (size_t i = 0; i < g->nr; i += rs) {
+        int rw = g->nr - i < rs ? (int)(g->nr - i) : (int)rs;
         const size_t j1 = g->na - j0 < jb ? g->na : j0 + jb;
         for (size_t j = j0; j < j1; j += 2) {
             int ra = j1 - j < 2 ? (int)(j1 - j) : 2;
@@ -1394,6 +1398,18 @@ SG_INLINE SG_T_512 __m512 ldw_512(uint32_t type, const uint8_t *w, size_t k, __m
     return _mm512_maskz_loadu_ps(m, (const void *)(w + 4 * k));
 }
 
+/* one 16-column step of tile_f_512 (m masks the row's tail) */
+SG_INLINE SG_T_512 void f512_step(uint32_t type, const uint8_t *w, size_t ws, const int RW,
+                                  const uint8_t *a, size_t as, const int RA, size_t k,
+                                  __mmask16 m, __m512 acc[4][4]) {
+    __m512 wv[4];
+    for (int i = 0; i < RW; i++) wv[i] = ldw_512(type, w + (size_t)i * ws, k, m);
+    for (int j = 0; j < RA; j++) {
+        __m512 x = _mm512_maskz_loadu_ps(m, (const float *)(const void *)(a + (size_t)j * as) + k);
+        for (int i = 0; i < RW; i++) acc[i][j] = _mm512_fmadd_ps(wv[i], x, acc[i][j]);
+    }
+}
+
 SG_INLINE SG_T_512 void tile_f_512(uint32_t type, const uint8_t *w, size_t ws, const int RW,
                                    const uint8_t *a, size_t as, const int RA, size_t n, float *y,
                                    size_t ldy) {
@@ -1401,9 +1417,8 @@ SG_INLINE SG_T_512 void tile_f_512(uint32_t type, const uint8_t *w, size_t ws, c
     for (int i = 0; i < RW; i++)
         for (int j = 0; j < RA; j++) acc[i][j] = _mm512_setzero_ps();
     const size_t es = type == SG_TYPE_F32 ? 4 : 2;
-    for (size_t k = 0; k < n; k += 16) {
-        __mmask16 m = n - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - k)) - 1u);
-        __m512 wv[4];
+    size_t k = 0;
+    for (; k + 16 <= n; k += 16) { /* whole vectors: no mask to compute */
 #  if SG_PFF_DIST > 0
         if ((k & 31) == 0)
             for (int i = 0; i < RW; i++) {
@@ -1412,12 +1427,9 @@ SG_INLINE SG_T_512 void tile_f_512(uint32_t type, const uint8_t *w, size_t ws, c
                 if (es == 4) _mm_prefetch(pf + 64, _MM_HINT_T0);
             }
 #  endif
-        for (int i = 0; i < RW; i++) wv[i] = ldw_512(type, w + (size_t)i * ws, k, m);
-        for (int j = 0; j < RA; j++) {
-            __m512 x = _mm512_maskz_loadu_ps(m, (const float *)(const void *)(a + (size_t)j * as) + k);
-            for (int i = 0; i < RW; i++) acc[i][j] = _mm512_fmadd_ps(wv[i], x, acc[i][j]);
-        }
+        f512_step(type, w, ws, RW, a, as, RA, k, (__mmask16)0xffff, acc);
     }
+    if (k < n) f512_step(type, w, ws, RW, a, as, RA, k, (__mmask16)((1u << (n - k)) - 1u), acc);
     for (int i = 0; i < RW; i++)
         for (int j = 0; j < RA; j++) y[(size_t)j * ldy + i] = _mm512_reduce_add_ps(acc[i][j]);
 }
@@ -1458,8 +1470,11 @@ SG_INLINE SG_T_512 void q8_tiles_512(const sg_gemm *g, uint32_t T, size_t nb) {
         }
         return;
     }
-    for (size_t i = 0; i < g->nr; i += 4) {
-        int rw = g->nr - i < 4 ? (int)(g->nr - i) : 4;
+    /* decode: one weight row at a time, so each thread reads one stream
+     * (Q8_0 decode +13% over 4 rows, AMD EPYC, 8 alternating rounds) */
+    const size_t rs = g->na == 1 ? 1 : 4;
+    for (size_t i = 0; i < g->nr; i += rs) {
+        int rw = g->nr - i < rs ? (int)(g->nr - i) : (int)rs;
         for (size_t j = 0; j < g->na; j += 3) {
             int ra = g->na - j < 3 ? (int)(g->na - j) : 3;
             TILE_CASES(CALL_Q8_512, T)
@@ -1469,9 +1484,15 @@ SG_INLINE SG_T_512 void q8_tiles_512(const sg_gemm *g, uint32_t T, size_t nb) {
 
 SG_INLINE SG_T_512 void f_tiles_512(const sg_gemm *g, uint32_t T) {
     const size_t jb = g->na == 1 ? 1 : act_jblock(g->n * 4, 4);
+    /* decode: one weight row at a time, so each thread reads one stream;
+     * the order of the sums is the same as in 4-row tiles. F16 decode of a
+     * 1.1B model +28% over 4 rows (AMD EPYC, 2026-12-05, median of 8
+     * alternating rounds): 4 rows interleave 4 streams 16 KiB apart, and
+     * this machine reads one stream per core faster. */
+    const size_t rs = g->na == 1 ? 1 : 4;
     for (size_t j0 = 0; j0 < g->na; j0 += jb)
-    for (size_t i = 0; i < g->nr; i += 4) {
-        int rw = g->nr - i < 4 ? (int)(g->nr - i) : 4;
+    for (size_t i = 0; i < g->nr; i += rs) {
+        int rw = g->nr - i < rs ? (int)(g->nr - i) : (int)rs;
         const size_t j1 = g->na - j0 < jb ? g->na : j0 + jb;
         for (size_t j = j0; j < j1; j += 4) {
             int ra = j1 - j < 4 ? (int)(j1 - j) : 4;
