@@ -635,16 +635,19 @@ SG_INLINE SG_T_AVX2 __m256 ldw_avx2(uint32_t type, const uint8_t *w, size_t k) {
     return _mm256_loadu_ps((const float *)(const void *)(w + 4 * k));
 }
 
+/* Float tiles: every (weight row, activation row) sum has two 8-lane
+ * accumulators, one for even and one for odd 8-column blocks (16 lanes in
+ * all, the order of tile_f_512's single 16-lane vector), so a one-row
+ * decode tile has two independent FMA chains and reads one stream. */
 SG_INLINE SG_T_AVX2 void tile_f_avx2(uint32_t type, const uint8_t *w, size_t ws, const int RW,
                                      const uint8_t *a, size_t as, const int RA, size_t n, float *y,
                                      size_t ldy) {
-    __m256 acc[4][2];
+    __m256 acc[3][6][2]; /* [2][3][2] is used; see f_tiles_avx2 */
     for (int i = 0; i < RW; i++)
-        for (int j = 0; j < RA; j++) acc[i][j] = _mm256_setzero_ps();
+        for (int j = 0; j < RA; j++) acc[i][j][0] = acc[i][j][1] = _mm256_setzero_ps();
     size_t k = 0;
     const size_t es = type == SG_TYPE_F32 ? 4 : 2;
-    for (; k + 8 <= n; k += 8) {
-        __m256 wv[4];
+    for (; k + 16 <= n; k += 16) {
 #  if SG_PFF_DIST > 0
         if (RA == 1 && (k & 31) == 0) /* decode only: costs ~5% in prefill */
             for (int i = 0; i < RW; i++) {
@@ -653,15 +656,28 @@ SG_INLINE SG_T_AVX2 void tile_f_avx2(uint32_t type, const uint8_t *w, size_t ws,
                 if (es == 4) _mm_prefetch(pf + 64, _MM_HINT_T0);
             }
 #  endif
+        SG_UNROLL4 for (int h = 0; h < 2; h++) {
+            __m256 wv[3];
+            for (int i = 0; i < RW; i++) wv[i] = ldw_avx2(type, w + (size_t)i * ws, k + 8 * h);
+            for (int j = 0; j < RA; j++) {
+                __m256 x = _mm256_loadu_ps((const float *)(const void *)(a + (size_t)j * as) + k + 8 * h);
+                for (int i = 0; i < RW; i++) acc[i][j][h] = _mm256_fmadd_ps(wv[i], x, acc[i][j][h]);
+            }
+        }
+    }
+    const int h8 = k + 8 <= n; /* one more even block */
+    if (h8) {
+        __m256 wv[3];
         for (int i = 0; i < RW; i++) wv[i] = ldw_avx2(type, w + (size_t)i * ws, k);
         for (int j = 0; j < RA; j++) {
             __m256 x = _mm256_loadu_ps((const float *)(const void *)(a + (size_t)j * as) + k);
-            for (int i = 0; i < RW; i++) acc[i][j] = _mm256_fmadd_ps(wv[i], x, acc[i][j]);
+            for (int i = 0; i < RW; i++) acc[i][j][0] = _mm256_fmadd_ps(wv[i], x, acc[i][j][0]);
         }
+        k += 8;
     }
     for (int i = 0; i < RW; i++)
         for (int j = 0; j < RA; j++) {
-            __m256 s = acc[i][j];
+            __m256 s = _mm256_add_ps(acc[i][j][0], acc[i][j][1]);
             __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
             h = _mm_add_ps(h, _mm_movehl_ps(h, h));
             h = _mm_add_ss(h, _mm_movehdup_ps(h));
@@ -742,32 +758,37 @@ SG_INLINE SG_T_AVX2 void q8_tiles_avx2(const sg_gemm *g, uint32_t T, size_t nb) 
     }
 }
 
+/* tiles of 2 weight rows x 3 activation rows (12 accumulators; 3x2 and
+ * 1x4 spill or starve, 2x2 is 23% slower in prefill); decode takes one
+ * weight row at a time, so each thread reads one stream: F16 decode of a
+ * 1.1B model +18% over 2 rows, +23% over 4 (AMD EPYC, 2026-12-05,
+ * alternating rounds), at a cost of ~4% in F16 prefill against the 8-lane
+ * 4x2 tiles this replaced. */
 SG_INLINE SG_T_AVX2 void f_tiles_avx2(const sg_gemm *g, uint32_t T) {
     const size_t jb = g->na == 1 ? 1 : act_jblock(g->n * 4, 2);
-    /* decode: 2 weight rows per tile, i.e. 2 concurrent read streams per
-     * thread (4 streams read ~4% slower, 1 row is FMA-latency bound; AMD
-     * EPYC, 2026-12-05, 8 alternating rounds) */
-    const size_t rs = g->na == 1 ? 2 : 4;
+    const size_t rs = g->na == 1 ? 1 : 2;
     for (size_t j0 = 0; j0 < g->na; j0 += jb)
     for (size_t i = 0; i < g->nr; i += rs) {
         int rw = g->nr - i < rs ? (int)(g->nr - i) : (int)rs;
         const size_t j1 = g->na - j0 < jb ? g->na : j0 + jb;
-        for (size_t j = j0; j < j1; j += 2) {
-            int ra = j1 - j < 2 ? (int)(j1 - j) : 2;
-            if (ra == 2) {
-                switch (rw) {
-                case 1: CALL_F_AVX2(T, 1, 2); break;
-                case 2: CALL_F_AVX2(T, 2, 2); break;
-                case 3: CALL_F_AVX2(T, 3, 2); break;
-                default: CALL_F_AVX2(T, 4, 2); break;
-                }
-            } else {
-                switch (rw) {
-                case 1: CALL_F_AVX2(T, 1, 1); break;
-                case 2: CALL_F_AVX2(T, 2, 1); break;
-                case 3: CALL_F_AVX2(T, 3, 1); break;
-                default: CALL_F_AVX2(T, 4, 1); break;
-                }
+        for (size_t j = j0; j < j1; j += 3) {
+            int ra = j1 - j < 3 ? (int)(j1 - j) : 3;
+            /* only rw <= 2, ra <= 3 occur; the other cases stay because
+             * without them GCC 12 compiled the 2x3 tile ~14% slower in F16
+             * prefill (3 alternating rounds, reproduced) */
+            switch (rw * 8 + ra) {
+            case 8 * 1 + 1: CALL_F_AVX2(T, 1, 1); break;
+            case 8 * 1 + 2: CALL_F_AVX2(T, 1, 2); break;
+            case 8 * 1 + 3: CALL_F_AVX2(T, 1, 3); break;
+            case 8 * 1 + 4: CALL_F_AVX2(T, 1, 4); break;
+            case 8 * 1 + 5: CALL_F_AVX2(T, 1, 5); break;
+            case 8 * 1 + 6: CALL_F_AVX2(T, 1, 6); break;
+            case 8 * 2 + 1: CALL_F_AVX2(T, 2, 1); break;
+            case 8 * 2 + 2: CALL_F_AVX2(T, 2, 2); break;
+            case 8 * 2 + 3: CALL_F_AVX2(T, 2, 3); break;
+            case 8 * 3 + 1: CALL_F_AVX2(T, 3, 1); break;
+            case 8 * 3 + 2: CALL_F_AVX2(T, 3, 2); break;
+            default: CALL_F_AVX2(T, 3, 3); break;
             }
         }
     }
