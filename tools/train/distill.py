@@ -12,7 +12,12 @@ Loss (per batch of --batch windows of --seq tokens of the training text):
   + --attn-weight * sum over layers of the relative MSE of the attention
     block output (student's own residual stream vs the teacher's).
 --loss local trains against per-layer targets only (student attention fed
-the teacher's layer inputs): much cheaper per step, no end-to-end term.
+the teacher's layer inputs): cheaper per step, no end-to-end term.
+--loss cached is the same objective with the teacher run once: its per-layer
+inputs, targets, roped Q and the untouched projection (V for --pool k, roped
+K for --pool v) are kept in memory (f16) for --cache-windows windows, and a
+step only recomputes the trained projection and the attention of every layer
+(~30x less work per window than --loss local; ~1 MB per window and layer).
 
 Sensitivity experiment (issue 24, "Done when"): --pool v --n-v 1 keeps the 3
 K heads and pools V instead (n_k=3 / n_v=1), training the V projections with
@@ -150,6 +155,57 @@ def loss_local(c, W, params, a, ids):
     return att, torch.zeros(()), att.detach()
 
 
+def cache_starts(win, a):
+    """The --cache-windows training windows --loss cached uses (seeded)."""
+    perm = np.random.RandomState(a.seed + 7919).permutation(len(win.train))
+    return win.train[np.sort(perm[:a.cache_windows])]
+
+
+@torch.no_grad()
+def build_cache(c, W, a, toks, starts):
+    """Per layer: normed input h, teacher attention output t, roped Q and the
+    fixed side (V for --pool k, roped K for --pool v), f16, window-major."""
+    dh, nq, nkv = c["d_head"], c["n_q"], c["n_kv"]
+    cos, sin = smol.rope_tables(a.seq, dh, c["theta"])
+    parts = [{"h": [], "t": [], "q": [], "f": []} for _ in W["layers"]]
+    for i in range(0, len(starts), 4):
+        ids = batch_tensor(toks, starts[i:i + 4], a.seq, c["bos"])
+        B, T = ids.shape
+        rec = []
+        smol.forward(c, W, ids, record=rec)
+        for li, (h, at) in enumerate(rec):
+            L = W["layers"][li]
+            q = smol.apply_rope((h @ L["q"].T).view(B, T, nq, dh).transpose(1, 2), cos, sin)
+            if a.pool == "k":
+                f = (h @ L["v"].T).view(B, T, nkv, dh).transpose(1, 2)
+            else:
+                f = smol.apply_rope((h @ L["k"].T).view(B, T, nkv, dh).transpose(1, 2), cos, sin)
+            for key, x in (("h", h), ("t", at), ("q", q), ("f", f)):
+                if not torch.isfinite(x).all() or x.abs().max() > 60000:
+                    raise SystemExit(f"layer {li}: {key} does not fit f16")
+                parts[li][key].append(x.to(torch.float16))
+    return [{k: torch.cat(v) for k, v in p.items()} for p in parts]
+
+
+def loss_cached(c, W, params, a, cache, idx):
+    dh, nq = c["d_head"], c["n_q"]
+    cos, sin = smol.rope_tables(a.seq, dh, c["theta"])
+    att = torch.zeros(())
+    for li, (L, C) in enumerate(zip(W["layers"], cache)):
+        h, t = C["h"][idx].float(), C["t"][idx].float()
+        q, f = C["q"][idx].float(), C["f"][idx].float()
+        B, T, _ = h.shape
+        w = params[li]
+        x = (h @ w.T).view(B, T, w.shape[0] // dh, dh).transpose(1, 2)
+        k, v = (smol.apply_rope(x, cos, sin), f) if a.pool == "k" else (f, x)
+        k = k.repeat_interleave(nq // k.shape[1], dim=1)
+        v = v.repeat_interleave(nq // v.shape[1], dim=1)
+        o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        o = o.transpose(1, 2).reshape(B, T, nq * dh) @ L["o"].T
+        att = att + (o - t).pow(2).mean() / t.pow(2).mean().clamp_min(1e-8)
+    return att, torch.zeros(()), att.detach()
+
+
 @torch.no_grad()
 def val_kl(c, W, params, a, toks, win):
     kw, vw = overrides(a, params)
@@ -185,7 +241,8 @@ def main():
                     help="k: n_k=--n-k, n_v=3 (default); v: n_k=3, n_v=--n-v (sensitivity run)")
     ap.add_argument("--n-k", type=int, default=1)
     ap.add_argument("--n-v", type=int, default=1)
-    ap.add_argument("--loss", choices=["e2e", "local"], default="e2e")
+    ap.add_argument("--loss", choices=["e2e", "local", "cached"], default="e2e")
+    ap.add_argument("--cache-windows", type=int, default=256, help="--loss cached: training windows kept")
     ap.add_argument("--attn-weight", type=float, default=0.1)
     ap.add_argument("--seq", type=int, default=256)
     ap.add_argument("--batch", type=int, default=4)
@@ -217,8 +274,8 @@ def main():
     step = 0
     if os.path.exists(ckpt):
         s = torch.load(ckpt, weights_only=False)
-        for key in ("pool", "n_k", "n_v", "seq", "batch", "seed", "loss"):
-            if s["args"][key] != getattr(a, key):
+        for key in ("pool", "n_k", "n_v", "seq", "batch", "seed", "loss", "cache_windows"):
+            if s["args"].get(key, getattr(a, key)) != getattr(a, key):
                 raise SystemExit(f"{ckpt} was made with --{key.replace('_', '-')} {s['args'][key]}, not {getattr(a, key)}")
         with torch.no_grad():
             for p, q in zip(params, s["params"]):
@@ -236,7 +293,7 @@ def main():
     logf = open(logp, "a", newline="")
     lw = csv.writer(logf)
     if new_log:
-        lw.writerow(["step", "epoch", "wall_s", "step_s", "lr", "loss", "kl", "attn_rel_mse", "val_kl"])
+        lw.writerow(["step", "epoch", "wall_s", "step_s", "lr", "loss", "kl", "attn_rel_mse", "val_kl", "val_local"])
     if step == 0:
         v = val_kl(c, W, params, a, toks, win)
         lw.writerow([0, 0, 0, 0, 0, "", "", "", f"{v:.5f}"])
@@ -244,6 +301,21 @@ def main():
         print(f"step 0 val_kl {v:.4f}", flush=True)
 
     lossfn = loss_e2e if a.loss == "e2e" else loss_local
+    if a.loss == "cached":
+        tc = time.time()
+        cstarts = cache_starts(win, a)
+        cache = build_cache(c, W, a, toks, np.concatenate([cstarts, win.val]))
+        nc = len(cstarts)
+        vidx = torch.arange(nc, nc + len(win.val))
+        print(f"teacher cache: {nc} windows (+{len(win.val)} val) in {time.time() - tc:.0f}s, "
+              f"{sum(x.numel() * 2 for C in cache for x in C.values()) / 2**30:.2f} GiB", flush=True)
+
+        def lossfn(c, W, params, a, ids, step=0):  # noqa: F811 (ids unused: windows come from the cache)
+            j = np.arange(step * a.batch, (step + 1) * a.batch)
+            perm = np.concatenate([np.random.RandomState(a.seed + 31 * e).permutation(nc)
+                                   for e in range(j[0] // nc, j[-1] // nc + 1)])
+            idx = torch.from_numpy(perm[j - (j[0] // nc) * nc])
+            return loss_cached(c, W, params, a, cache, idx)
     start = time.time()
     last_saved = step
     while step < a.steps:
@@ -255,21 +327,24 @@ def main():
             g["lr"] = lr
         starts, epoch = win.batch(step, a.batch)
         ids = batch_tensor(toks, starts, a.seq, c["bos"])
-        loss, kl, att = lossfn(c, W, params, a, ids)
+        loss, kl, att = lossfn(c, W, params, a, ids, step) if a.loss == "cached" else lossfn(c, W, params, a, ids)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         step += 1
         dt = time.time() - ts
-        v = ""
+        v = vl = ""
         if step % a.val_every == 0:
             v = f"{val_kl(c, W, params, a, toks, win):.5f}"
+            if a.loss == "cached":
+                with torch.no_grad():
+                    vl = f"{loss_cached(c, W, params, a, cache, vidx)[0].item():.5f}"
         lw.writerow([step, f"{epoch:.4f}", f"{time.time() - start:.1f}", f"{dt:.2f}", f"{lr:.3e}",
-                     f"{loss.item():.5f}", f"{kl.item():.5f}", f"{att.item():.5f}", v])
+                     f"{loss.item():.5f}", f"{kl.item():.5f}", f"{att.item():.5f}", v, vl])
         logf.flush()
         print(f"step {step} loss {loss.item():.4f} kl {kl.item():.4f} attn {att.item():.4f} "
-              f"{dt:.1f}s/step{' val_kl ' + v if v else ''}", flush=True)
+              f"{dt:.1f}s/step{' val_kl ' + v if v else ''}{' val_local ' + vl if vl else ''}", flush=True)
         if step % a.save_every == 0:
             save_ckpt(ckpt, params, opt, step, a, c, {})
             last_saved = step
