@@ -36,6 +36,13 @@ else
   cat "$out/fetch.log" >&2 || true
 fi
 
+if [ -n "${SIGMA_TEST_MODEL:-}" ] && sig=$(bash tools/fetch-sigma-smollm2.sh 2>>"$out/fetch.log"); then
+  export SIGMA_TEST_SIGMA_SMOL="$sig"
+  echo "Sigma SmolLM2 (distilled, built from models/): $SIGMA_TEST_SIGMA_SMOL"
+else
+  echo "warning: could not build the distilled Sigma model; its tests will be skipped" >&2
+fi
+
 if gemma=$(bash tools/fetch-gemma3.sh 2>>"$out/fetch.log"); then
   export SIGMA_TEST_GEMMA3="$gemma"
   echo "Gemma 3 model: $SIGMA_TEST_GEMMA3"

@@ -48,7 +48,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import smol  # noqa: E402
 
-DEFAULT_TRAIN = "/work/shared/data/austen-train.txt"
+# the shared data folder next to the repository (../shared/data)
+DEFAULT_TRAIN = os.path.join(HERE, "..", "..", "..", "shared", "data", "austen-train.txt")
 
 
 def libsigma():
@@ -164,13 +165,18 @@ def cache_starts(win, a):
 @torch.no_grad()
 def build_cache(c, W, a, toks, starts):
     """Per layer: normed input h, teacher attention output t, roped Q and the
-    fixed side (V for --pool k, roped K for --pool v), f16, window-major."""
-    dh, nq, nkv = c["d_head"], c["n_q"], c["n_kv"]
+    fixed side (V for --pool k, roped K for --pool v), f16, window-major.
+    Preallocated, so the peak is the cache itself (~27 MB per window)."""
+    dh, nq, nkv, D = c["d_head"], c["n_q"], c["n_kv"], c["d_model"]
     cos, sin = smol.rope_tables(a.seq, dh, c["theta"])
-    parts = [{"h": [], "t": [], "q": [], "f": []} for _ in W["layers"]]
-    for i in range(0, len(starts), 4):
+    N, T = len(starts), a.seq
+    cache = [{"h": torch.empty(N, T, D, dtype=torch.float16),
+              "t": torch.empty(N, T, D, dtype=torch.float16),
+              "q": torch.empty(N, nq, T, dh, dtype=torch.float16),
+              "f": torch.empty(N, nkv, T, dh, dtype=torch.float16)} for _ in W["layers"]]
+    for i in range(0, N, 4):
         ids = batch_tensor(toks, starts[i:i + 4], a.seq, c["bos"])
-        B, T = ids.shape
+        B = ids.shape[0]
         rec = []
         smol.forward(c, W, ids, record=rec)
         for li, (h, at) in enumerate(rec):
@@ -183,8 +189,8 @@ def build_cache(c, W, a, toks, starts):
             for key, x in (("h", h), ("t", at), ("q", q), ("f", f)):
                 if not torch.isfinite(x).all() or x.abs().max() > 60000:
                     raise SystemExit(f"layer {li}: {key} does not fit f16")
-                parts[li][key].append(x.to(torch.float16))
-    return [{k: torch.cat(v) for k, v in p.items()} for p in parts]
+                cache[li][key][i:i + B] = x.to(torch.float16)
+    return cache
 
 
 def loss_cached(c, W, params, a, cache, idx):

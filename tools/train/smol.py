@@ -15,8 +15,12 @@ import math
 import os
 
 import numpy as np
-import torch
-import torch.nn.functional as F
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:  # build_sigma_model.py needs only the GGUF helpers (no torch in CI)
+    torch = F = None
 
 try:
     import gguf
@@ -167,18 +171,18 @@ def forward(c, W, ids, k_ws=None, v_ws=None, record=None):
     return x @ W.get("lm_head", W["embed"]).T
 
 
-@torch.no_grad()
 def perplexity(c, W, ids, n_ctx, n_chunks, k_ws=None, v_ws=None):
     """llama.cpp-style: chunks of n_ctx, first token set to BOS, score the
     second half of each chunk."""
-    first = n_ctx // 2
-    nll, cnt = 0.0, 0
-    for i in range(n_chunks):
-        chunk = list(ids[i * n_ctx:(i + 1) * n_ctx])
-        chunk[0] = c["bos"]
-        t = torch.tensor([chunk])
-        logp = torch.log_softmax(forward(c, W, t, k_ws, v_ws)[0].double(), dim=-1)
-        tgt = t[0, first + 1:]
-        nll += -logp[first:n_ctx - 1].gather(1, tgt[:, None]).sum().item()
-        cnt += tgt.numel()
-    return math.exp(nll / cnt)
+    with torch.no_grad():
+        first = n_ctx // 2
+        nll, cnt = 0.0, 0
+        for i in range(n_chunks):
+            chunk = list(ids[i * n_ctx:(i + 1) * n_ctx])
+            chunk[0] = c["bos"]
+            t = torch.tensor([chunk])
+            logp = torch.log_softmax(forward(c, W, t, k_ws, v_ws)[0].double(), dim=-1)
+            tgt = t[0, first + 1:]
+            nll += -logp[first:n_ctx - 1].gather(1, tgt[:, None]).sum().item()
+            cnt += tgt.numel()
+        return math.exp(nll / cnt)
