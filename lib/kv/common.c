@@ -302,3 +302,77 @@ void sg_kv_copy_words(void *dst, const uint8_t *src, size_t n, size_t wsize) {
     uint8_t *d = dst;
     for (size_t i = 0; i < n; i++) word_from_le(d + i * wsize, src + i * wsize, wsize);
 }
+
+/* ---- head-major K and V planes -------------------------------------------- */
+
+void sg_kv_scatter(sg_kv_store *st, uint32_t l, uint32_t p, sg_kv_type type, size_t pos0,
+                   uint32_t n, const float *src, uint32_t heads, uint32_t d) {
+    size_t row = (size_t)heads * d;
+    for (uint32_t h = 0; h < heads; h++)
+        for (uint32_t i = 0; i < n; i++) {
+            uint8_t *dst = sg_kv_head_row(st, l, p, h, pos0 + i);
+            const float *x = src + (size_t)i * row + (size_t)h * d;
+            switch (type) {
+            case SG_KV_F16: sigma_kernel_f32_to_f16((uint16_t *)(void *)dst, x, d); break;
+            case SG_KV_BF16: sigma_kernel_f32_to_bf16((uint16_t *)(void *)dst, x, d); break;
+            default: memcpy(dst, x, (size_t)d * sizeof(float)); break;
+            }
+        }
+}
+
+typedef struct exact_job {
+    const sg_kv_base *b;
+    const sigma_kv_attend_args *a;
+    uint32_t kp, vp;
+    sg_kv_type type;
+    uint32_t splits; /* tasks per (query, K head): the group of query heads split in equal parts */
+} exact_job;
+
+/* One task: a part of the query heads sharing one K head, for one query;
+ * each block of K rows is read once for all of them. */
+static void exact_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
+    const exact_job *j = ctx;
+    const sg_kv_base *b = j->b;
+    const sigma_kv_layout *L = &b->lay;
+    uint32_t layer = j->a->layer;
+    uint32_t sub = L->n_q_heads / L->n_k_heads / j->splits;
+    const void *vb[SG_ATTN_GROUP_MAX];
+    (void)tid;
+    for (size_t t = begin; t < end; t++) {
+        size_t qi = t / ((size_t)L->n_k_heads * j->splits);
+        uint32_t r = (uint32_t)(t % ((size_t)L->n_k_heads * j->splits));
+        uint32_t kh = r / j->splits;
+        uint32_t h0 = sg_head_first_q(kh, L->n_q_heads, L->n_k_heads) + (r % j->splits) * sub;
+        size_t n_pos = (size_t)j->a->pos0 + qi + 1;
+        /* a sliding-window layer reads only the last `window` positions */
+        size_t first = j->a->window && n_pos > j->a->window ? n_pos - j->a->window : 0;
+        const uint8_t *kb = sg_kv_head_row(&b->st, layer, j->kp, kh, first);
+        n_pos -= first;
+        for (uint32_t c = 0; c < sub; c += SG_ATTN_GROUP_MAX) {
+            uint32_t nh = sub - c < SG_ATTN_GROUP_MAX ? sub - c : SG_ATTN_GROUP_MAX;
+            for (uint32_t i = 0; i < nh; i++)
+                vb[i] = sg_kv_head_row(&b->st, layer, j->vp,
+                                       sg_head_map(h0 + c + i, L->n_q_heads, L->n_v_heads), first);
+            size_t hq = qi * L->n_q_heads + h0 + c;
+            sg_attn_group_capped(b->exec->k, nh, j->a->q + hq * L->d_qk, L->d_qk, kb, L->d_qk, vb,
+                                 L->d_v, j->type, n_pos, L->d_qk, L->d_v, j->a->scale,
+                                 j->a->softcap, j->a->out + hq * L->d_v, L->d_v);
+        }
+    }
+}
+
+void sg_kv_attend_exact(const sg_kv_base *b, uint32_t kp, uint32_t vp, sg_kv_type type,
+                        const sigma_kv_attend_args *a) {
+    /* Enough tasks to keep every thread busy: split each group of query
+     * heads into more parts only when there are few (query, K head) pairs
+     * (decode). */
+    uint32_t group = b->lay.n_q_heads / b->lay.n_k_heads, splits = 1;
+    size_t pairs = (size_t)a->n_queries * b->lay.n_k_heads;
+    while (pairs * splits < 2 * (size_t)b->n_threads && splits < group) {
+        uint32_t next = splits + 1;
+        while (group % next) next++;
+        splits = next;
+    }
+    exact_job j = {b, a, kp, vp, type, splits};
+    sg_pool_run(b->exec->pool, pairs * splits, 1, exact_task, &j);
+}

@@ -13,7 +13,7 @@
  *
  * Attention streams over the rows with an online softmax, one task per
  * (query, K head): the query heads sharing a K head read each block of its
- * rows once (sg_attn_group). */
+ * rows once (sg_kv_attend_exact in common.c, which topv shares). */
 #include <string.h>
 
 #include "../core/core.h"
@@ -78,22 +78,6 @@ static int dense_create(void *user, const sigma_kv_layout *lay, const char *opti
     return sg_kv_create_end(s, st == SIGMA_OK && s->n_pos, state, dense_destroy);
 }
 
-static void store(const dense_state *s, uint8_t *dst, const float *src, size_t n) {
-    switch (s->type) {
-    case SG_KV_F16: sigma_kernel_f32_to_f16((uint16_t *)dst, src, n); break;
-    case SG_KV_BF16: sigma_kernel_f32_to_bf16((uint16_t *)dst, src, n); break;
-    default: memcpy(dst, src, n * sizeof(float)); break;
-    }
-}
-
-/* Row of head h at position p in layer l (K or V). */
-static uint8_t *k_at(const dense_state *s, uint32_t l, uint32_t h, size_t p) {
-    return sg_kv_head_row(&s->b.st, l, DENSE_K, h, p);
-}
-static uint8_t *v_at(const dense_state *s, uint32_t l, uint32_t h, size_t p) {
-    return sg_kv_head_row(&s->b.st, l, DENSE_V, h, p);
-}
-
 static int dense_append(void *state, uint32_t layer, uint32_t pos0, uint32_t n, const float *k,
                         const float *v) {
     dense_state *s = state;
@@ -103,55 +87,11 @@ static int dense_append(void *state, uint32_t layer, uint32_t pos0, uint32_t n, 
     if (end > s->b.lay.n_ctx) return SIGMA_E_CONTEXT_FULL;
     int st = sg_kv_store_reserve_all(&s->b.st, layer, s->n_pos[layer], (size_t)end);
     if (st != SIGMA_OK) return st;
-    /* scatter each position's row into its heads */
     const sigma_kv_layout *L = &s->b.lay;
-    for (uint32_t h = 0; h < L->n_k_heads; h++)
-        for (uint32_t i = 0; i < n; i++)
-            store(s, k_at(s, layer, h, (size_t)pos0 + i), k + (size_t)i * s->k_row + (size_t)h * L->d_qk,
-                  L->d_qk);
-    for (uint32_t h = 0; h < L->n_v_heads; h++)
-        for (uint32_t i = 0; i < n; i++)
-            store(s, v_at(s, layer, h, (size_t)pos0 + i), v + (size_t)i * s->v_row + (size_t)h * L->d_v,
-                  L->d_v);
+    sg_kv_scatter(&s->b.st, layer, DENSE_K, s->type, pos0, n, k, L->n_k_heads, L->d_qk);
+    sg_kv_scatter(&s->b.st, layer, DENSE_V, s->type, pos0, n, v, L->n_v_heads, L->d_v);
     s->n_pos[layer] = (uint32_t)end;
     return SIGMA_OK;
-}
-
-typedef struct attend_job {
-    const dense_state *s;
-    const sigma_kv_attend_args *a;
-    uint32_t layer;
-    uint32_t splits; /* tasks per (query, K head): the group of query heads split in equal parts */
-} attend_job;
-
-/* One task: a part of the query heads sharing one K head, for one query;
- * each block of K rows is read once for all of them. */
-static void attend_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
-    const attend_job *j = ctx;
-    const dense_state *s = j->s;
-    const sigma_kv_layout *L = &s->b.lay;
-    uint32_t sub = L->n_q_heads / L->n_k_heads / j->splits;
-    const void *vb[SG_ATTN_GROUP_MAX];
-    for (size_t t = begin; t < end; t++) {
-        size_t qi = t / ((size_t)L->n_k_heads * j->splits);
-        uint32_t r = (uint32_t)(t % ((size_t)L->n_k_heads * j->splits));
-        uint32_t kh = r / j->splits;
-        uint32_t h0 = sg_head_first_q(kh, L->n_q_heads, L->n_k_heads) + (r % j->splits) * sub;
-        size_t n_pos = (size_t)j->a->pos0 + qi + 1;
-        /* a sliding-window layer reads only the last `window` positions */
-        size_t first = j->a->window && n_pos > j->a->window ? n_pos - j->a->window : 0;
-        const uint8_t *kb = k_at(s, j->layer, kh, first);
-        n_pos -= first;
-        for (uint32_t c = 0; c < sub; c += SG_ATTN_GROUP_MAX) {
-            uint32_t nh = sub - c < SG_ATTN_GROUP_MAX ? sub - c : SG_ATTN_GROUP_MAX;
-            for (uint32_t i = 0; i < nh; i++)
-                vb[i] = v_at(s, j->layer, sg_head_map(h0 + c + i, L->n_q_heads, L->n_v_heads), first);
-            size_t hq = qi * L->n_q_heads + h0 + c;
-            sg_attn_group_capped(s->b.exec->k, nh, j->a->q + hq * L->d_qk, L->d_qk, kb, L->d_qk, vb,
-                                 L->d_v, s->type, n_pos, L->d_qk, L->d_v, j->a->scale,
-                                 j->a->softcap, j->a->out + hq * L->d_v, L->d_v);
-        }
-    }
 }
 
 static int dense_attend(void *state, const sigma_kv_attend_args *a) {
@@ -160,18 +100,7 @@ static int dense_attend(void *state, const sigma_kv_attend_args *a) {
         return SIGMA_E_INVALID_ARG;
     if ((uint64_t)a->pos0 + a->n_queries > s->n_pos[a->layer]) return SIGMA_E_INVALID_ARG;
     if (a->softcap < 0.0f) return SIGMA_E_INVALID_ARG;
-    /* Enough tasks to keep every thread busy: split each group of query
-     * heads into more parts only when there are few (query, K head) pairs
-     * (decode). Per-head results do not depend on the split. */
-    uint32_t group = s->b.lay.n_q_heads / s->b.lay.n_k_heads, splits = 1;
-    size_t pairs = (size_t)a->n_queries * s->b.lay.n_k_heads;
-    while (pairs * splits < 2 * (size_t)s->b.n_threads && splits < group) {
-        uint32_t next = splits + 1;
-        while (group % next) next++;
-        splits = next;
-    }
-    attend_job j = {s, a, a->layer, splits};
-    sg_pool_run(s->b.exec->pool, pairs * splits, 1, attend_task, &j);
+    sg_kv_attend_exact(&s->b, DENSE_K, DENSE_V, s->type, a);
     return SIGMA_OK;
 }
 

@@ -260,4 +260,23 @@ struct sg_kv_base {
     sg_kv_store st;
 };
 
+/* ---- head-major K and V planes (common.c): dense's rows, also topv's ---- */
+
+/* Convert n positions' rows src (position-major: n rows of heads * d
+ * floats) to `type` and store them from row pos0 of head-major plane p of
+ * layer l (room reserved by the caller). */
+void sg_kv_scatter(sg_kv_store *st, uint32_t l, uint32_t p, sg_kv_type type, size_t pos0,
+                   uint32_t n, const float *src, uint32_t heads, uint32_t d);
+
+/* Exact attention of call a (every query over all its rows; a sliding
+ * window reads only its last `window` rows) over layer a->layer's
+ * head-major K plane kp and V plane vp of b's store, rows of `type`: one
+ * task per (query, K head) on b's pool, the query heads sharing a K head
+ * reading each block of its rows once (sg_attn_group_capped); the group is
+ * split into more tasks only when there are fewer than two per thread.
+ * Per-head results do not depend on the split or the grouping. The caller
+ * has validated a. */
+void sg_kv_attend_exact(const sg_kv_base *b, uint32_t kp, uint32_t vp, sg_kv_type type,
+                        const sigma_kv_attend_args *a);
+
 #endif

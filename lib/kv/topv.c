@@ -1,7 +1,17 @@
 /* The `topv` KV strategy: Sigma's selective V fetching (paper, appendix B.2).
- * Every position's K and V rows are kept (f32). A query head computes its
- * scores against all K rows and reads at most k V rows (option k, default
- * 100): softmax renormalised over the rows it read. Choices:
+ * Every position's K and V rows are kept, on dense's storage: head-major
+ * planes of f32, f16 or bf16 rows (option type, default f32), so a K head's
+ * rows are one contiguous stream and a V row is fetched by its index. A
+ * query head computes its scores against all K rows and reads at most k V
+ * rows (option k, default 100): softmax renormalised over the rows it read.
+ *
+ * Selection does not sort or copy all n scores: the pass that stores the
+ * scores turns NaNs into -inf and takes the maximum of each block of 16
+ * positions; the k-th largest block maximum T bounds the k-th largest score
+ * from below (k different blocks hold a score >= T), so only the blocks
+ * whose maximum reaches T are scanned for candidates >= T (typically one
+ * to a few k of them), and the exact threshold is selected among those. The V rows chosen are
+ * prefetched before the weights are computed. Choices:
  *   - select=vhead (default): the heads sharing a V head each pick their
  *     rows (their own top-k) and all of them read
  *     the union (at most per_v * k rows, read once for the V head: never
@@ -63,14 +73,16 @@ typedef struct topv_state {
     uint32_t tail;                /* 1: the unread rows enter as their mean */
     uint32_t prefill;             /* TOPV_PREFILL_*: calls with more than one query */
     uint32_t select;              /* TOPV_SELECT_* */
+    sg_kv_type type;              /* stored element type */
+    size_t esize;                 /* its bytes */
     double **vsum;                /* tail: per layer, sum of V rows 0..n_pos-1 */
     double **base;                /* tail: per layer, the sum before the last append */
     uint32_t *base_pos;           /* tail: per layer, the position of that sum */
     double *pre;                  /* tail: per attend, [n_batch][v_row] sums */
     double *dscratch;             /* tail: per thread, d_v doubles */
-    size_t k_row, v_row;          /* floats per token and layer */
+    size_t k_row, v_row;          /* elements per token and layer */
     uint32_t *n_pos;              /* per layer */
-    float *scratch;               /* per thread: per_thread floats */
+    float *scratch;               /* per thread: per_thread 4-byte words */
     uint32_t unit_heads;          /* query heads scored by one task (before parts) */
     uint32_t set_heads;           /* query heads reading one set of V rows */
     size_t per_thread;
@@ -87,11 +99,21 @@ static void topv_destroy(void *state) {
     sg_kv_state_free(s, own, 7);
 }
 
-static const float *k_rows(const topv_state *s, uint32_t layer) {
-    return (const float *)(const void *)sg_kv_row(&s->b.st, layer, TOPV_K, 0);
+/* Row of head h at position p in layer l (K or V plane). */
+static const uint8_t *k_at(const topv_state *s, uint32_t l, uint32_t h, size_t p) {
+    return sg_kv_head_row(&s->b.st, l, TOPV_K, h, p);
 }
-static const float *v_rows(const topv_state *s, uint32_t layer) {
-    return (const float *)(const void *)sg_kv_row(&s->b.st, layer, TOPV_V, 0);
+static const uint8_t *v_at(const topv_state *s, uint32_t l, uint32_t h, size_t p) {
+    return sg_kv_head_row(&s->b.st, l, TOPV_V, h, p);
+}
+
+/* Element i of a stored row, as a float. */
+static inline float elem(const topv_state *s, const uint8_t *row, uint32_t i) {
+    switch (s->type) {
+    case SG_KV_F16: return sg_f16_to_f32(((const uint16_t *)(const void *)row)[i]);
+    case SG_KV_BF16: return sg_bf16_to_f32(((const uint16_t *)(const void *)row)[i]);
+    default: return ((const float *)(const void *)row)[i];
+    }
 }
 
 static void resum(topv_state *s, uint32_t layer);
@@ -116,18 +138,26 @@ static void topv_set(void *owner, uint32_t l, const uint32_t *w) {
     }
 }
 
+/* Positions per block maximum (selection). */
+#define TOPV_BLOCK 16
+static size_t n_blocks(size_t n) { return (n + TOPV_BLOCK - 1) / TOPV_BLOCK; }
+
 static int topv_create(void *user, const sigma_kv_layout *lay, const char *options, void **state,
                        char *err, size_t err_size) {
-    sg_kv_opt o[6] = {{"k", 1, 1u << 24, 100, 0, 0},
+    sg_kv_opt o[7] = {{"k", 1, 1u << 24, 100, 0, 0},
                       {"sinks", 0, 1u << 24, 0, 0, 0},
                       {"recent", 0, 1u << 24, 0, 0, 0},
                       {"tail", 0, 1, 0, 0, 0},
                       {"prefill", 0, 1, TOPV_PREFILL_EXACT, 0, 0},
-                      {"select", 0, 1, TOPV_SELECT_VHEAD, 0, 0}};
+                      {"select", 0, 1, TOPV_SELECT_VHEAD, 0, 0},
+                      {"type", 0, 0, SG_KV_F32, 0, 0}};
     static const char *const prefill_names[] = {"topk", "exact", NULL};
     static const char *const select_names[] = {"head", "vhead", NULL};
-    const char *const *const names[6] = {NULL, NULL, NULL, NULL, prefill_names, select_names};
-    int st = sg_kv_create_begin("topv", lay, options, o, names, 6, state, err, err_size);
+    /* type: the index of its name is the sg_kv_type (as in dense) */
+    static const char *const type_names[] = {"f32", "f16", "bf16", NULL};
+    const char *const *const names[7] = {NULL, NULL, NULL, NULL, prefill_names, select_names,
+                                         type_names};
+    int st = sg_kv_create_begin("topv", lay, options, o, names, 7, state, err, err_size);
     if (st != SIGMA_OK) return st;
     if ((uint64_t)o[1].val + o[2].val + o[3].val > o[0].val) {
         if (err && err_size)
@@ -145,6 +175,8 @@ static int topv_create(void *user, const sigma_kv_layout *lay, const char *optio
     s->tail = o[3].val;
     s->prefill = o[4].val;
     s->select = o[5].val;
+    s->type = (sg_kv_type)o[6].val;
+    s->esize = s->type == SG_KV_F32 ? 4 : 2;
     s->k_row = (size_t)lay->n_k_heads * lay->d_qk;
     s->v_row = (size_t)lay->n_v_heads * lay->d_v;
     uint32_t kk = s->topk < lay->n_ctx ? s->topk : lay->n_ctx;
@@ -155,17 +187,25 @@ static int topv_create(void *user, const sigma_kv_layout *lay, const char *optio
     uint32_t group = lay->n_q_heads / lay->n_k_heads, per_v = lay->n_q_heads / lay->n_v_heads;
     s->set_heads = s->select == TOPV_SELECT_VHEAD ? per_v : 1;
     s->unit_heads = s->select == TOPV_SELECT_VHEAD ? group / gcd_u32(group, per_v) * per_v : group;
-    /* per thread: the unit's scores, a selection copy, weights and the
-     * heads' maxima (floats); the heads' rows and their union (u32); marks
-     * (bytes) */
+    /* per thread (4-byte words): the unit's scores (n_ctx per head) and
+     * their block maxima (TOPV_BLOCK positions each); a selection copy and
+     * candidate positions (n_ctx each); weights, the heads' rows, their
+     * union and a merge buffer (set_rows each); the heads' maxima */
     size_t set_rows = (size_t)s->set_heads * kk;
-    s->per_thread = ((size_t)s->unit_heads + 1) * lay->n_ctx + 3 * set_rows + s->set_heads +
-                    (lay->n_ctx + 3) / 4;
+    s->per_thread = (size_t)s->unit_heads * (lay->n_ctx + n_blocks(lay->n_ctx)) + 2 * (size_t)lay->n_ctx +
+                    4 * set_rows + s->set_heads;
     uint32_t L = lay->n_layers;
     s->n_pos = sg_calloc(a, L, sizeof *s->n_pos);
     s->scratch = sg_calloc(a, s->b.n_threads, s->per_thread * sizeof(float));
-    sg_kv_plane pl[2] = {sg_kv_plane_words(s->k_row, 4), sg_kv_plane_words(s->v_row, 4)};
-    pl[TOPV_K].max_rows = pl[TOPV_V].max_rows = lay->n_ctx;
+    /* two head-major planes (dense's layout), 64 positions at first, at most n_ctx */
+    sg_kv_plane pl[2] = {sg_kv_plane_words(s->k_row, (uint32_t)s->esize),
+                         sg_kv_plane_words(s->v_row, (uint32_t)s->esize)};
+    pl[TOPV_K].heads = lay->n_k_heads;
+    pl[TOPV_V].heads = lay->n_v_heads;
+    for (int i = 0; i < 2; i++) {
+        pl[i].min_rows = 64;
+        pl[i].max_rows = lay->n_ctx;
+    }
     st = sg_kv_store_init(&s->b, pl, 2, 1, topv_words, topv_rows, NULL, topv_set);
     int ok = st == SIGMA_OK && s->n_pos && s->scratch;
     if (ok && s->tail) {
@@ -189,10 +229,13 @@ static int topv_create(void *user, const sigma_kv_layout *lay, const char *optio
  * to it, in position order (the one order used everywhere, so equal states
  * give bitwise equal sums). */
 static void add_rows(const topv_state *s, uint32_t layer, double *sum, size_t p0, size_t p1) {
-    const float *vb = v_rows(s, layer);
-    for (size_t p = p0; p < p1; p++) {
-        const float *row = vb + p * s->v_row;
-        for (size_t i = 0; i < s->v_row; i++) sum[i] += row[i];
+    const sigma_kv_layout *L = &s->b.lay;
+    for (uint32_t h = 0; h < L->n_v_heads; h++) {
+        double *sh = sum + (size_t)h * L->d_v;
+        for (size_t p = p0; p < p1; p++) {
+            const uint8_t *row = v_at(s, layer, h, p);
+            for (uint32_t i = 0; i < L->d_v; i++) sh[i] += elem(s, row, i);
+        }
     }
 }
 
@@ -215,10 +258,9 @@ static int topv_append(void *state, uint32_t layer, uint32_t pos0, uint32_t n, c
         s->n_pos[layer] = pos0;
         resum(s, layer);
     }
-    if (n) {
-        memcpy(sg_kv_row(&s->b.st, layer, TOPV_K, pos0), k, (size_t)n * s->k_row * sizeof(float));
-        memcpy(sg_kv_row(&s->b.st, layer, TOPV_V, pos0), v, (size_t)n * s->v_row * sizeof(float));
-    }
+    const sigma_kv_layout *L = &s->b.lay;
+    sg_kv_scatter(&s->b.st, layer, TOPV_K, s->type, pos0, n, k, L->n_k_heads, L->d_qk);
+    sg_kv_scatter(&s->b.st, layer, TOPV_V, s->type, pos0, n, v, L->n_v_heads, L->d_v);
     if (s->tail) {
         memcpy(s->base[layer], s->vsum[layer], s->v_row * sizeof(double));
         s->base_pos[layer] = pos0;
@@ -262,42 +304,178 @@ typedef struct topv_job {
     uint32_t parts;               /* tasks per (query, unit of heads) */
 } topv_job;
 
-/* The rows query head scores sc[0..n) read (n > kk): the first `sinks`,
- * the largest scores among the others, the `recent` newest, into idx in
- * ascending position order; returns their number (kk - tail). NaN scores
- * become -inf first (a NaN is never selected over a number); *mx gets the
- * largest score. sel: n floats of scratch. */
-static size_t select_rows(const topv_state *s, float *sc, size_t n, size_t kk, float *sel,
-                          uint32_t *idx, float *mx) {
-    float m_x = -INFINITY;
-    for (size_t p = 0; p < n; p++) {
-        float x = sc[p];
-        sc[p] = x == x ? x : -INFINITY;
-        if (sc[p] > m_x) m_x = sc[p];
+/* dst[0..n) = src[0..n) with NaNs as -inf (a NaN is never selected over
+ * a number); returns the largest (-inf if none), in 8 independent lanes. */
+static float clean_max(float *dst, const float *src, size_t n) {
+    float p[8];
+    for (int i = 0; i < 8; i++) p[i] = -INFINITY;
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int i = 0; i < 8; i++) {
+            float v = src[j + i];
+            v = v == v ? v : -INFINITY;
+            dst[j + i] = v;
+            p[i] = v > p[i] ? v : p[i];
+        }
+    for (; j < n; j++) {
+        float v = src[j];
+        v = v == v ? v : -INFINITY;
+        dst[j] = v;
+        p[0] = v > p[0] ? v : p[0];
     }
-    *mx = m_x;
+    float m = -INFINITY;
+    for (int i = 0; i < 8; i++) m = p[i] > m ? p[i] : m;
+    return m;
+}
+
+/* clean_max of one whole block (n = TOPV_BLOCK = 16), in a form the
+ * compiler turns into a few vector operations: lanes, then a tree. */
+static inline float clean_max16(float *dst, const float *src) {
+    float p[16];
+    for (int i = 0; i < 16; i++) {
+        float v = src[i];
+        v = v == v ? v : -INFINITY;
+        dst[i] = v;
+        p[i] = v;
+    }
+    for (int i = 0; i < 8; i++) p[i] = p[i + 8] > p[i] ? p[i + 8] : p[i];
+    for (int i = 0; i < 4; i++) p[i] = p[i + 4] > p[i] ? p[i + 4] : p[i];
+    for (int i = 0; i < 2; i++) p[i] = p[i + 2] > p[i] ? p[i + 2] : p[i];
+    return p[1] > p[0] ? p[1] : p[0];
+}
+
+/* Scores of the query heads [0, nh) (q rows d_qk apart, all sharing the K
+ * head kh) against rows 0..n-1 of layer `layer`: sc[h * nc + p], soft-capped
+ * if asked, NaNs as -inf; bmax[h * nbc + b] = the largest of positions
+ * [TOPV_BLOCK b, TOPV_BLOCK (b + 1)). One pass over the K rows, a block of
+ * SG_ATTN_BLOCK rows at a time through the kernel (the values
+ * sg_attn_scores gives). */
+static void score_heads(const topv_state *s, uint32_t layer, uint32_t kh, const float *q, uint32_t nh,
+                        size_t n, float scale, float cap, float *sc, float *bmax, size_t nc, size_t nbc) {
+    const sigma_kv_layout *L = &s->b.lay;
+    const sg_kernels *kern = s->b.exec->k;
+    float blk[SG_ATTN_GROUP_MAX * SG_ATTN_BLOCK];
+    for (uint32_t h0 = 0; h0 < nh; h0 += SG_ATTN_GROUP_MAX) {
+        uint32_t g = nh - h0 < SG_ATTN_GROUP_MAX ? nh - h0 : SG_ATTN_GROUP_MAX;
+        for (size_t p0 = 0; p0 < n; p0 += SG_ATTN_BLOCK) {
+            size_t nb = n - p0 < SG_ATTN_BLOCK ? n - p0 : SG_ATTN_BLOCK;
+            kern->attn_scores(q + (size_t)h0 * L->d_qk, L->d_qk, g, k_at(s, layer, kh, p0), L->d_qk,
+                              (uint32_t)s->type, nb, L->d_qk, scale, blk);
+            for (uint32_t h = 0; h < g; h++) {
+                float *bh = blk + (size_t)h * SG_ATTN_BLOCK;
+                if (cap > 0.0f) sg_softcap(bh, nb, cap); /* monotonic: the same rows are picked */
+                float *sh = sc + (size_t)(h0 + h) * nc + p0;
+                float *mh = bmax + (size_t)(h0 + h) * nbc + p0 / TOPV_BLOCK;
+                size_t c = 0;
+                for (; c + TOPV_BLOCK <= nb; c += TOPV_BLOCK) mh[c / TOPV_BLOCK] = clean_max16(sh + c, bh + c);
+                if (c < nb) mh[c / TOPV_BLOCK] = clean_max(sh + c, bh + c, nb - c);
+            }
+        }
+    }
+}
+
+/* Per-thread scratch of select_rows: sel n_ctx floats, cand n_ctx
+ * positions. */
+typedef struct topv_sel {
+    float *sel;
+    uint32_t *cand;
+} topv_sel;
+
+/* The rows query head scores sc[0..n) read (n > kk; NaNs already -inf,
+ * bmax their block maxima, score_heads): the first `sinks`, the largest
+ * scores among the others, the `recent` newest, into idx in ascending
+ * position order; returns their number (kk - tail). *mx gets the largest
+ * score. The largest m_top scores of the middle are those of the ordering
+ * (score descending, position ascending): ties at the threshold go to the
+ * earlier positions. bmax is changed (its entries for the middle's first
+ * and last blocks cover only the middle's part). */
+static size_t select_rows(const topv_state *s, const float *sc, float *bmax, size_t n, size_t kk,
+                          const topv_sel *w, uint32_t *idx, float *mx) {
     /* n > kk >= sinks + recent + tail: the sinks, the recent rows and the
      * others do not overlap, and there are more others than m_top */
     size_t mid0 = s->sinks, mid1 = n - s->recent;
     size_t m_top = kk - s->sinks - s->recent - s->tail, m = 0;
+    float m_x = -INFINITY;
+    for (size_t b = 0; b < n_blocks(n); b++) m_x = bmax[b] > m_x ? bmax[b] : m_x;
+    *mx = m_x;
     for (size_t p = 0; p < mid0; p++) idx[m++] = (uint32_t)p;
     if (m_top > 0) {
-        size_t nm = mid1 - mid0;
-        memcpy(sel, sc + mid0, nm * sizeof(float));
-        float thr = kth_largest(sel, nm, m_top);
+        /* the middle's blocks b0..b1-1; the first and last only partly */
+        size_t b0 = mid0 / TOPV_BLOCK, b1 = n_blocks(mid1), c = 0;
+        float tmp[TOPV_BLOCK];
+        bmax[b0] = clean_max(tmp, sc + mid0, (b0 + 1) * TOPV_BLOCK < mid1 ? (b0 + 1) * TOPV_BLOCK - mid0 : mid1 - mid0);
+        if (b1 - 1 > b0) bmax[b1 - 1] = clean_max(tmp, sc + (b1 - 1) * TOPV_BLOCK, mid1 - (b1 - 1) * TOPV_BLOCK);
+        if (b1 - b0 >= m_top) {
+            /* T = the m_top-th largest block maximum <= the m_top-th largest
+             * score (m_top different blocks hold a score >= T): the
+             * candidates are the scores >= T, all in blocks whose maximum
+             * reaches T */
+            memcpy(w->sel, bmax + b0, (b1 - b0) * sizeof(float));
+            float T = kth_largest(w->sel, b1 - b0, m_top);
+            for (size_t b = b0; b < b1; b++) {
+                if (!(bmax[b] >= T)) continue;
+                size_t p0 = b * TOPV_BLOCK < mid0 ? mid0 : b * TOPV_BLOCK;
+                size_t p1 = (b + 1) * TOPV_BLOCK < mid1 ? (b + 1) * TOPV_BLOCK : mid1;
+                for (size_t p = p0; p < p1; p++)
+                    if (sc[p] >= T) {
+                        w->cand[c] = (uint32_t)p;
+                        w->sel[c++] = sc[p];
+                    }
+            }
+        } else { /* few blocks: every position of the middle */
+            for (size_t p = mid0; p < mid1; p++) {
+                w->cand[c] = (uint32_t)p;
+                w->sel[c++] = sc[p];
+            }
+        }
+        float thr = kth_largest(w->sel, c, m_top); /* c >= m_top */
         size_t greater = 0;
-        for (size_t p = mid0; p < mid1; p++) greater += sc[p] > thr;
+        for (size_t i = 0; i < c; i++) greater += sc[w->cand[i]] > thr;
         size_t eq_left = m_top - greater, got = 0;
-        for (size_t p = mid0; p < mid1 && got < m_top; p++) {
+        for (size_t i = 0; i < c && got < m_top; i++) {
+            uint32_t p = w->cand[i];
             if (sc[p] > thr || (sc[p] == thr && eq_left > 0)) {
                 if (!(sc[p] > thr)) eq_left--;
-                idx[m++] = (uint32_t)p;
+                idx[m++] = p;
                 got++;
             }
         }
     }
     for (size_t p = mid1; p < n; p++) idx[m++] = (uint32_t)p;
     return m;
+}
+
+/* out = the union of the ascending lists a[0..na) and b[0..nb), ascending;
+ * returns its length. */
+static size_t merge_rows(const uint32_t *a, size_t na, const uint32_t *b, size_t nb, uint32_t *out) {
+    size_t i = 0, j = 0, u = 0;
+    while (i < na && j < nb) {
+        if (a[i] < b[j])
+            out[u++] = a[i++];
+        else if (b[j] < a[i])
+            out[u++] = b[j++];
+        else {
+            out[u++] = a[i++];
+            j++;
+        }
+    }
+    while (i < na) out[u++] = a[i++];
+    while (j < nb) out[u++] = b[j++];
+    return u;
+}
+
+/* Prefetch the V rows of one head that a set reads. */
+static void prefetch_rows(const topv_state *s, uint32_t layer, uint32_t vh, const uint32_t *rows,
+                          size_t m) {
+#if defined(__GNUC__) || defined(__clang__)
+    size_t bytes = (size_t)s->b.lay.d_v * s->esize;
+    for (size_t r = 0; r < m; r++) {
+        const uint8_t *row = v_at(s, layer, vh, rows[r]);
+        for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(row + o, 0, 0);
+    }
+#else
+    (void)s, (void)layer, (void)vh, (void)rows, (void)m;
+#endif
 }
 
 /* One task: query qi, the query heads [h0, h0 + gh) (whole selection sets:
@@ -315,13 +493,14 @@ static void topv_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
     size_t nc = L->n_ctx;
     uint32_t kk = s->topk < L->n_ctx ? s->topk : L->n_ctx;
     size_t set_rows = (size_t)s->set_heads * kk; /* at most this many rows per set */
+    size_t nbc = n_blocks(nc);
     float *sc_all = s->scratch + (size_t)tid * s->per_thread;
-    float *sel = sc_all + (size_t)s->unit_heads * nc, *w = sel + nc, *mx = w + set_rows;
+    float *bm_all = sc_all + (size_t)s->unit_heads * nc;
+    topv_sel sw = {bm_all + (size_t)s->unit_heads * nbc, NULL};
+    sw.cand = (uint32_t *)(void *)(sw.sel + nc);
+    float *w = (float *)(void *)(sw.cand + nc), *mx = w + set_rows;
     uint32_t *idx = (uint32_t *)(void *)(mx + s->set_heads); /* each head's rows, kk apart */
-    uint32_t *uni = idx + set_rows;                      /* the set's rows (vhead) */
-    uint8_t *mark = (uint8_t *)(void *)(uni + set_rows); /* nc bytes, all 0 between uses */
-    const float *kb = k_rows(s, layer);
-    const float *vb = v_rows(s, layer);
+    uint32_t *uni = idx + set_rows, *tmp = uni + set_rows; /* the set's rows (vhead) */
     const uint32_t n_units = L->n_q_heads / s->unit_heads, gh = s->unit_heads / j->parts;
     for (size_t t = begin; t < end; t++) {
         size_t qi = j->q0 + t / ((size_t)n_units * j->parts);
@@ -330,10 +509,10 @@ static void topv_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
         size_t n = (size_t)j->a->pos0 + qi + 1;
         if (n <= s->topk) { /* every row is read: dense */
             for (uint32_t h = h0; h < h0 + gh; h++) {
-                const void *vr = vb + (size_t)sg_head_map(h, L->n_q_heads, L->n_v_heads) * L->d_v;
+                const void *vr = v_at(s, layer, sg_head_map(h, L->n_q_heads, L->n_v_heads), 0);
                 sg_attn_group_capped(kern, 1, j->a->q + (qi * L->n_q_heads + h) * L->d_qk, 0,
-                                     kb + (size_t)sg_head_map(h, L->n_q_heads, L->n_k_heads) * L->d_qk,
-                                     s->k_row, &vr, s->v_row, SG_KV_F32, n, L->d_qk, L->d_v,
+                                     k_at(s, layer, sg_head_map(h, L->n_q_heads, L->n_k_heads), 0),
+                                     L->d_qk, &vr, L->d_v, s->type, n, L->d_qk, L->d_v,
                                      j->a->scale, j->a->softcap,
                                      j->a->out + (qi * L->n_q_heads + h) * L->d_v, 0);
             }
@@ -343,42 +522,40 @@ static void topv_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
             uint32_t kh = sg_head_map(r, L->n_q_heads, L->n_k_heads);
             uint32_t r1 = sg_head_first_q(kh + 1, L->n_q_heads, L->n_k_heads);
             if (r1 > h0 + gh) r1 = h0 + gh;
-            sg_attn_scores(kern, r1 - r, j->a->q + (qi * L->n_q_heads + r) * L->d_qk, L->d_qk,
-                           kb + (size_t)kh * L->d_qk, s->k_row, SG_KV_F32, n, L->d_qk, j->a->scale,
-                           sc_all + (size_t)(r - h0) * nc, nc);
-            if (j->a->softcap > 0.0f) /* soft-capping is monotonic: the same rows are picked */
-                for (uint32_t i = r; i < r1; i++)
-                    sg_softcap(sc_all + (size_t)(i - h0) * nc, n, j->a->softcap);
+            score_heads(s, layer, kh, j->a->q + (qi * L->n_q_heads + r) * L->d_qk, r1 - r, n,
+                        j->a->scale, j->a->softcap, sc_all + (size_t)(r - h0) * nc,
+                        bm_all + (size_t)(r - h0) * nbc, nc, nbc);
             r = r1;
         }
         for (uint32_t g0 = h0; g0 < h0 + gh; g0 += s->set_heads) {
             uint32_t vh = sg_head_map(g0, L->n_q_heads, L->n_v_heads);
-            const float *vh0 = vb + (size_t)vh * L->d_v;
             size_t m = 0;
             const uint32_t *rows = idx;
             for (uint32_t i = 0; i < s->set_heads; i++)
-                m = select_rows(s, sc_all + (size_t)(g0 - h0 + i) * nc, n, kk, sel,
-                                idx + (size_t)i * kk, &mx[i]);
+                m = select_rows(s, sc_all + (size_t)(g0 - h0 + i) * nc,
+                                bm_all + (size_t)(g0 - h0 + i) * nbc, n, kk, &sw, idx + (size_t)i * kk,
+                                &mx[i]);
             if (s->set_heads > 1) { /* the union, in position order */
-                for (uint32_t i = 0; i < s->set_heads; i++)
-                    for (size_t r = 0; r < m; r++) mark[idx[(size_t)i * kk + r]] = 1;
-                size_t u = 0;
-                for (size_t p = 0; p < n; p++)
-                    if (mark[p]) {
-                        mark[p] = 0;
-                        uni[u++] = (uint32_t)p;
-                    }
+                uint32_t *acc = uni, *nxt = tmp;
+                size_t u = merge_rows(idx, m, idx + kk, m, acc);
+                for (uint32_t i = 2; i < s->set_heads; i++) {
+                    u = merge_rows(acc, u, idx + (size_t)i * kk, m, nxt);
+                    uint32_t *x = acc;
+                    acc = nxt;
+                    nxt = x;
+                }
                 m = u;
-                rows = uni;
+                rows = acc;
             }
+            prefetch_rows(s, layer, vh, rows, m);
             double *ds = NULL;
             if (s->tail) { /* the sum of the rows not read: (sum of rows 0..n-1) - the rows read */
                 ds = s->dscratch + (size_t)tid * L->d_v;
                 memcpy(ds, s->pre + (qi - j->q0) * s->v_row + (size_t)vh * L->d_v,
                        L->d_v * sizeof(double));
                 for (size_t i = 0; i < m; i++) {
-                    const float *row = vh0 + (size_t)rows[i] * s->v_row;
-                    for (uint32_t d = 0; d < L->d_v; d++) ds[d] -= row[d];
+                    const uint8_t *row = v_at(s, layer, vh, rows[i]);
+                    for (uint32_t d = 0; d < L->d_v; d++) ds[d] -= elem(s, row, d);
                 }
             }
             for (uint32_t i = 0; i < s->set_heads; i++) {
@@ -405,43 +582,9 @@ static void topv_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
                     for (uint32_t d = 0; d < L->d_v; d++) out[d] = (float)(ds[d] * f);
                 }
                 for (size_t r = 0; r < m; r++)
-                    kern->axpy_f32(out, w[r], vh0 + (size_t)rows[r] * s->v_row, L->d_v);
+                    kern->attn_accum(out, w + r, 1, v_at(s, layer, vh, rows[r]), 0,
+                                     (uint32_t)s->type, L->d_v);
             }
-        }
-    }
-}
-
-/* prefill=exact, a call with more than one query: dense attention, one
- * task per (query, K head), the query heads of a K head together (the
- * kernel and grouping of `dense`; per-head results are bitwise those of
- * sg_attn_head). */
-static void exact_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
-    const topv_job *j = ctx;
-    const topv_state *s = j->s;
-    const sigma_kv_layout *L = &s->b.lay;
-    uint32_t group = L->n_q_heads / L->n_k_heads;
-    const void *vb[SG_ATTN_GROUP_MAX];
-    (void)tid;
-    for (size_t t = begin; t < end; t++) {
-        size_t qi = t / L->n_k_heads;
-        uint32_t kh = (uint32_t)(t % L->n_k_heads);
-        const float *kb = k_rows(s, j->a->layer) + (size_t)kh * L->d_qk;
-        const float *v0 = v_rows(s, j->a->layer);
-        size_t n_pos = (size_t)j->a->pos0 + qi + 1;
-        /* a sliding-window layer reads only its last `window` rows */
-        size_t first = j->a->window && n_pos > j->a->window ? n_pos - j->a->window : 0;
-        n_pos -= first;
-        kb += first * s->k_row;
-        v0 += first * s->v_row;
-        for (uint32_t c = 0; c < group; c += SG_ATTN_GROUP_MAX) {
-            uint32_t nh = group - c < SG_ATTN_GROUP_MAX ? group - c : SG_ATTN_GROUP_MAX;
-            uint32_t h0 = sg_head_first_q(kh, L->n_q_heads, L->n_k_heads) + c;
-            for (uint32_t i = 0; i < nh; i++)
-                vb[i] = v0 + (size_t)sg_head_map(h0 + i, L->n_q_heads, L->n_v_heads) * L->d_v;
-            size_t hq = qi * L->n_q_heads + h0;
-            sg_attn_group_capped(s->b.exec->k, nh, j->a->q + hq * L->d_qk, L->d_qk, kb, s->k_row,
-                                 vb, s->v_row, SG_KV_F32, n_pos, L->d_qk, L->d_v, j->a->scale,
-                                 j->a->softcap, j->a->out + hq * L->d_v, L->d_v);
         }
     }
 }
@@ -455,8 +598,7 @@ static int topv_attend(void *state, const sigma_kv_attend_args *a) {
     if (a->softcap < 0.0f) return SIGMA_E_INVALID_ARG;
     /* a sliding-window layer is read exactly: its window bounds the rows */
     if (a->window || (s->prefill == TOPV_PREFILL_EXACT && a->n_queries > 1)) {
-        topv_job j = {s, a, 0, 1};
-        sg_pool_run(s->b.exec->pool, (size_t)a->n_queries * s->b.lay.n_k_heads, 1, exact_task, &j);
+        sg_kv_attend_exact(&s->b, TOPV_K, TOPV_V, s->type, a);
         return SIGMA_OK;
     }
     uint32_t part = a->n_queries;
@@ -515,26 +657,31 @@ static int topv_truncate(void *state, uint32_t n_pos) {
 }
 
 /* Format: header (tag "TOPV", options: k, sinks, recent, tail, prefill (0 = topk,
- * 1 = exact), select (0 = head, 1 = vhead)), then per layer (the row store)
- * u32 n_pos, n_pos K rows and n_pos V rows of f32. select=head is saved
- * without the sixth word (the bytes of before `select` existed). A header
- * with the first four options only (written before `prefill` existed, when
- * every call was approximated) loads as prefill=topk, select=head; one with
- * five as select=head. */
+ * 1 = exact), select (0 = head, 1 = vhead), type (0 = f32, 1 = f16, 2 =
+ * bf16)), then per layer (the row store) u32 n_pos, n_pos K rows and n_pos
+ * V rows (position-major, as appended) of that type. Trailing options at
+ * their older values are left out, so files keep the bytes of before those
+ * options existed: type=f32 is saved without the seventh word, and then
+ * select=head without the sixth. A header with the first four options only
+ * (written before `prefill` existed, when every call was approximated)
+ * loads as prefill=topk, select=head, type=f32; one with five as
+ * select=head, type=f32; one with six as type=f32. */
 static int topv_save(void *state, sigma_write_fn wf, void *ctx) {
     topv_state *s = state;
     if (!s) return SIGMA_E_INVALID_ARG;
-    uint32_t opts[6] = {s->topk, s->sinks, s->recent, s->tail, s->prefill, s->select};
-    return sg_kv_store_save_tagged(&s->b.st, "TOPV", opts, s->select == TOPV_SELECT_HEAD ? 5 : 6, wf,
-                                   ctx);
+    uint32_t opts[7] = {s->topk, s->sinks, s->recent, s->tail, s->prefill, s->select,
+                        (uint32_t)s->type};
+    uint32_t n = s->type != SG_KV_F32 ? 7 : s->select == TOPV_SELECT_HEAD ? 5 : 6;
+    return sg_kv_store_save_tagged(&s->b.st, "TOPV", opts, n, wf, ctx);
 }
 
 static int topv_load(void *state, const void *data, size_t size) {
     topv_state *s = state;
     if (!s) return SIGMA_E_INVALID_ARG;
-    uint32_t opts[6] = {s->topk, s->sinks, s->recent, s->tail, s->prefill, s->select};
-    static const uint32_t older[2] = {TOPV_PREFILL_TOPK, TOPV_SELECT_HEAD};
-    return sg_kv_store_load_tagged(&s->b.st, "TOPV", opts, 6, 4, older, data, size);
+    uint32_t opts[7] = {s->topk, s->sinks, s->recent, s->tail, s->prefill, s->select,
+                        (uint32_t)s->type};
+    static const uint32_t older[3] = {TOPV_PREFILL_TOPK, TOPV_SELECT_HEAD, SG_KV_F32};
+    return sg_kv_store_load_tagged(&s->b.st, "TOPV", opts, 7, 4, older, data, size);
 }
 
 void sg_kv_topv_init(sigma_kv_strategy *k) {

@@ -724,6 +724,88 @@ START_TEST(test_topv_vhead_layouts) {
 }
 END_TEST
 
+/* topv's selection at depth (n much larger than k: the blockwise path,
+ * where only blocks whose maximum reaches the k-th largest block maximum
+ * are scanned) against the double reference: 3000 positions; layouts where
+ * K and V heads align (6/3/3) and where they do not (6/3/2, 8/2/4, 4/1/2);
+ * rows of random values (f32) and rows of small integers and halves, where
+ * every score is exact in float and double and many are equal (ties go to
+ * the earlier position), stored as f32, f16 and bf16 (all exact). */
+START_TEST(test_topv_select_deep) {
+    static const uint32_t heads[4][3] = {{6, 3, 2}, {8, 2, 4}, {6, 3, 3}, {4, 1, 2}};
+    const uint32_t *hd = heads[_i];
+    uint32_t nq = hd[0], nk = hd[1], nv = hd[2];
+    enum { N = 3000 };
+    sigma_kv_layout lay = {sizeof(sigma_kv_layout), 1, nq, nk, nv, 8, 4, 4096, 64};
+    static float kr[N * 3 * 8], vr[N * 4 * 4], q[3 * 8 * 8], o[3 * 8 * 4];
+    static double sc[8][N];
+    static int keep[8][N], uni[N];
+    struct {
+        const char *opts;
+        uint32_t k, sinks, recent;
+        int tail, vhead;
+    } cases[] = {{"k=100", 100, 0, 0, 0, 1},
+                 {"k=100,select=head", 100, 0, 0, 0, 0},
+                 {"k=8,sinks=2,recent=3", 8, 2, 3, 0, 1},
+                 {"k=100,tail=1", 100, 0, 0, 1, 1},
+                 {"k=33,sinks=1,select=head", 33, 1, 0, 0, 0}};
+    const char *types[3] = {"f32", "f16", "bf16"};
+    for (int data = 0; data < 2; data++) {
+        if (data == 0) {
+            fill(kr, (size_t)N * nk * 8, 0.2f);
+            fill(vr, (size_t)N * nv * 4, -0.4f);
+            fill(q, sizeof q / 4, 0.6f);
+        } else { /* K in {-1, 0, 1}, q in {-1, -0.5, 0, 0.5, 1}: scores multiples of 0.25 */
+            for (size_t i = 0; i < (size_t)N * nk * 8; i++) kr[i] = (float)((i * 7 + i / 13) % 3) - 1.0f;
+            for (size_t i = 0; i < (size_t)N * nv * 4; i++) vr[i] = (float)((i * 5) % 9) * 0.25f - 1.0f;
+            for (size_t i = 0; i < sizeof q / 4; i++) q[i] = (float)(i % 5) * 0.5f - 1.0f;
+        }
+        for (int ti = 0; ti < (data ? 3 : 1); ti++)
+            for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+                char opts[96];
+                snprintf(opts, sizeof opts, "%s,prefill=topk,type=%s", cases[c].opts, types[ti]);
+                sigma_kv_strategy k;
+                ck_assert(sg_kv_find("topv", &k));
+                void *st = NULL;
+                char err[128];
+                ck_assert_int_eq(k.create(NULL, &lay, opts, &st, err, sizeof err), SIGMA_OK);
+                for (uint32_t p = 0; p < N; p += 500)
+                    ck_assert_int_eq(k.append(st, 0, p, 500, kr + (size_t)p * nk * 8, vr + (size_t)p * nv * 4),
+                                     SIGMA_OK);
+                const uint32_t blocks[2][2] = {{N - 1, 1}, {N - 3, 3}};
+                for (int bi = 0; bi < 2; bi++) {
+                    uint32_t pos0 = blocks[bi][0], n_q = blocks[bi][1];
+                    sigma_kv_attend_args a = {sizeof a, 0, pos0, n_q, q, o, 0.5f, 0, 0.0f};
+                    ck_assert_int_eq(k.attend(st, &a), SIGMA_OK);
+                    for (uint32_t qi = 0; qi < n_q; qi++) {
+                        size_t n = pos0 + qi + 1;
+                        for (uint32_t h = 0; h < nq; h++)
+                            ref_topv_keep(q + (qi * nq + h) * 8, kr + (h * nk / nq) * 8, nk * 8, n,
+                                          cases[c].k, cases[c].sinks, cases[c].recent, cases[c].tail,
+                                          0.5f, sc[h], keep[h]);
+                        for (uint32_t h = 0; h < nq; h++) {
+                            uint32_t vh = h * nv / nq;
+                            for (size_t p = 0; p < n; p++) {
+                                uni[p] = keep[h][p];
+                                for (uint32_t g = 0; cases[c].vhead && g < nq; g++)
+                                    if (g * nv / nq == vh) uni[p] |= keep[g][p];
+                            }
+                            double ref[4];
+                            ref_topv_out(sc[h], uni, vr + vh * 4, nv * 4, n, cases[c].tail, ref);
+                            for (int i = 0; i < 4; i++)
+                                ck_assert_msg(fabs(o[(qi * nq + h) * 4 + i] - ref[i]) < 2e-5,
+                                              "%u/%u/%u topv:%s data %d pos %zu head %u: %g vs %g", nq,
+                                              nk, nv, opts, data, n - 1, h,
+                                              (double)o[(qi * nq + h) * 4 + i], ref[i]);
+                        }
+                    }
+                }
+                k.destroy(st);
+            }
+    }
+}
+END_TEST
+
 /* topv blobs across the prefill option: a header with the four options of
  * before it (k, sinks, recent, tail) loads as prefill=topk; anything else
  * about the option list is refused. */
@@ -983,6 +1065,7 @@ int main(void) {
     tcase_add_test(tc, test_topv_options_reference);
     tcase_add_test(tc, test_topv_blob_compat);
     tcase_add_loop_test(tc, test_topv_vhead_layouts, 0, 3);
+    tcase_add_loop_test(tc, test_topv_select_deep, 0, 4);
     tcase_add_test(tc, test_options);
     tcase_add_test(tc, test_kernels);
     suite_add_tcase(s, tc);
