@@ -11,7 +11,8 @@
  * from below (k different blocks hold a score >= T), so only the blocks
  * whose maximum reaches T are scanned for candidates >= T (typically one
  * to a few k of them), and the exact threshold is selected among those. The V rows chosen are
- * prefetched before the weights are computed. Choices:
+ * gathered into one block, which the heads sharing them read together
+ * (attn_accum_heads). Choices:
  *   - select=vhead (default): the heads sharing a V head each pick their
  *     rows (their own top-k) and all of them read
  *     the union (at most per_v * k rows, read once for the V head: never
@@ -74,6 +75,8 @@ typedef struct topv_state {
     uint32_t prefill;             /* TOPV_PREFILL_*: calls with more than one query */
     uint32_t select;              /* TOPV_SELECT_* */
     sg_kv_type type;              /* stored element type */
+    uint32_t mass;                /* per mille of softmax mass the rows read must hold (0: off) */
+    uint32_t kmax;                /* with mass: k doubles up to this many rows */
     size_t esize;                 /* its bytes */
     double **vsum;                /* tail: per layer, sum of V rows 0..n_pos-1 */
     double **base;                /* tail: per layer, the sum before the last append */
@@ -144,26 +147,33 @@ static size_t n_blocks(size_t n) { return (n + TOPV_BLOCK - 1) / TOPV_BLOCK; }
 
 static int topv_create(void *user, const sigma_kv_layout *lay, const char *options, void **state,
                        char *err, size_t err_size) {
-    sg_kv_opt o[7] = {{"k", 1, 1u << 24, 100, 0, 0},
+    sg_kv_opt o[9] = {{"k", 1, 1u << 24, 100, 0, 0},
                       {"sinks", 0, 1u << 24, 0, 0, 0},
                       {"recent", 0, 1u << 24, 0, 0, 0},
                       {"tail", 0, 1, 0, 0, 0},
                       {"prefill", 0, 1, TOPV_PREFILL_EXACT, 0, 0},
                       {"select", 0, 1, TOPV_SELECT_VHEAD, 0, 0},
-                      {"type", 0, 0, SG_KV_F32, 0, 0}};
+                      {"type", 0, 0, SG_KV_F32, 0, 0},
+                      {"mass", 0, 1000, 0, 0, 0},
+                      {"kmax", 0, 1u << 24, 0, 0, 0}};
     static const char *const prefill_names[] = {"topk", "exact", NULL};
     static const char *const select_names[] = {"head", "vhead", NULL};
     /* type: the index of its name is the sg_kv_type (as in dense) */
     static const char *const type_names[] = {"f32", "f16", "bf16", NULL};
-    const char *const *const names[7] = {NULL, NULL, NULL, NULL, prefill_names, select_names,
-                                         type_names};
-    int st = sg_kv_create_begin("topv", lay, options, o, names, 7, state, err, err_size);
+    const char *const *const names[9] = {NULL, NULL, NULL, NULL, prefill_names, select_names,
+                                         type_names, NULL, NULL};
+    int st = sg_kv_create_begin("topv", lay, options, o, names, 9, state, err, err_size);
     if (st != SIGMA_OK) return st;
     if ((uint64_t)o[1].val + o[2].val + o[3].val > o[0].val) {
         if (err && err_size)
             snprintf(err, err_size,
                      "topv: sinks=%u + recent=%u%s is more than the k=%u rows a query reads",
                      o[1].val, o[2].val, o[3].val ? " + 1 (tail)" : "", o[0].val);
+        return SIGMA_E_INVALID_ARG;
+    }
+    if (o[8].set && (!o[7].val || o[8].val < o[0].val)) {
+        if (err && err_size)
+            snprintf(err, err_size, "topv: kmax=%u needs mass (and kmax >= k=%u)", o[8].val, o[0].val);
         return SIGMA_E_INVALID_ARG;
     }
     topv_state *s = sg_kv_state_new(user, lay, sizeof *s);
@@ -177,9 +187,12 @@ static int topv_create(void *user, const sigma_kv_layout *lay, const char *optio
     s->select = o[5].val;
     s->type = (sg_kv_type)o[6].val;
     s->esize = s->type == SG_KV_F32 ? 4 : 2;
+    s->mass = o[7].val;
+    /* kmax: given (at least k), or 4 k; without mass, k */
+    s->kmax = !s->mass ? s->topk : o[8].val ? o[8].val : (s->topk > (1u << 22) ? 1u << 24 : 4 * s->topk);
     s->k_row = (size_t)lay->n_k_heads * lay->d_qk;
     s->v_row = (size_t)lay->n_v_heads * lay->d_v;
-    uint32_t kk = s->topk < lay->n_ctx ? s->topk : lay->n_ctx;
+    uint32_t kk = s->kmax < lay->n_ctx ? s->kmax : lay->n_ctx; /* rows a head reads, at most */
     /* a task scores the query heads of one K head (select=head), or the
      * fewest consecutive heads that are whole K heads and whole V heads
      * (select=vhead: lcm of the two group sizes); a set of V rows is read
@@ -188,12 +201,15 @@ static int topv_create(void *user, const sigma_kv_layout *lay, const char *optio
     s->set_heads = s->select == TOPV_SELECT_VHEAD ? per_v : 1;
     s->unit_heads = s->select == TOPV_SELECT_VHEAD ? group / gcd_u32(group, per_v) * per_v : group;
     /* per thread (4-byte words): the unit's scores (n_ctx per head) and
-     * their block maxima (TOPV_BLOCK positions each); a selection copy and
-     * candidate positions (n_ctx each); weights, the heads' rows, their
-     * union and a merge buffer (set_rows each); the heads' maxima */
+     * their block maxima (TOPV_BLOCK positions each); a selection copy,
+     * candidate positions and exponentials (n_ctx each); each head's
+     * weights, the heads' rows, their union and a merge buffer (set_rows
+     * each); the heads' maxima and row counts; the set's V rows gathered
+     * (set_rows * d_v elements) */
     size_t set_rows = (size_t)s->set_heads * kk;
-    s->per_thread = (size_t)s->unit_heads * (lay->n_ctx + n_blocks(lay->n_ctx)) + 2 * (size_t)lay->n_ctx +
-                    4 * set_rows + s->set_heads;
+    s->per_thread = (size_t)s->unit_heads * (lay->n_ctx + n_blocks(lay->n_ctx)) + 3 * (size_t)lay->n_ctx +
+                    ((size_t)s->set_heads + 3) * set_rows + 2 * (size_t)s->set_heads +
+                    set_rows * lay->d_v; /* gathered rows: at most 4 bytes an element */
     uint32_t L = lay->n_layers;
     s->n_pos = sg_calloc(a, L, sizeof *s->n_pos);
     s->scratch = sg_calloc(a, s->b.n_threads, s->per_thread * sizeof(float));
@@ -375,29 +391,26 @@ static void score_heads(const topv_state *s, uint32_t layer, uint32_t kh, const 
 }
 
 /* Per-thread scratch of select_rows: sel n_ctx floats, cand n_ctx
- * positions. */
+ * positions; of pick_rows: ex n_ctx floats. */
 typedef struct topv_sel {
     float *sel;
     uint32_t *cand;
+    float *ex;
 } topv_sel;
 
 /* The rows query head scores sc[0..n) read (n > kk; NaNs already -inf,
  * bmax their block maxima, score_heads): the first `sinks`, the largest
  * scores among the others, the `recent` newest, into idx in ascending
- * position order; returns their number (kk - tail). *mx gets the largest
- * score. The largest m_top scores of the middle are those of the ordering
+ * position order; returns their number (kk - tail). The largest m_top scores of the middle are those of the ordering
  * (score descending, position ascending): ties at the threshold go to the
  * earlier positions. bmax is changed (its entries for the middle's first
  * and last blocks cover only the middle's part). */
 static size_t select_rows(const topv_state *s, const float *sc, float *bmax, size_t n, size_t kk,
-                          const topv_sel *w, uint32_t *idx, float *mx) {
+                          const topv_sel *w, uint32_t *idx) {
     /* n > kk >= sinks + recent + tail: the sinks, the recent rows and the
      * others do not overlap, and there are more others than m_top */
     size_t mid0 = s->sinks, mid1 = n - s->recent;
     size_t m_top = kk - s->sinks - s->recent - s->tail, m = 0;
-    float m_x = -INFINITY;
-    for (size_t b = 0; b < n_blocks(n); b++) m_x = bmax[b] > m_x ? bmax[b] : m_x;
-    *mx = m_x;
     for (size_t p = 0; p < mid0; p++) idx[m++] = (uint32_t)p;
     if (m_top > 0) {
         /* the middle's blocks b0..b1-1; the first and last only partly */
@@ -445,6 +458,36 @@ static size_t select_rows(const topv_state *s, const float *sc, float *bmax, siz
     return m;
 }
 
+/* The rows one head reads (n > 0 scores, NaNs -inf, bmax their block
+ * maxima, mx the largest): with n <= k every row; otherwise select_rows
+ * with k; with `mass`, k doubles (at most to kmax; at kmax >= n every row)
+ * while the rows picked hold less than mass/1000 of the softmax mass over
+ * all n scores. Returns the number of rows, in idx in position order. */
+static size_t pick_rows(const topv_state *s, const sg_kernels *kern, const float *sc, float *bmax,
+                        size_t n, size_t k, size_t kmax, float mx, const topv_sel *w, uint32_t *idx) {
+    if (n <= k) {
+        for (size_t p = 0; p < n; p++) idx[p] = (uint32_t)p;
+        return n;
+    }
+    size_t m = select_rows(s, sc, bmax, n, k, w, idx);
+    if (!s->mass || !(mx > -INFINITY)) return m;
+    /* the whole mass, through the kernel's exp on a copy */
+    memcpy(w->ex, sc, n * sizeof(float));
+    double z = (double)kern->attn_exp(w->ex, n, mx), need = z * (double)s->mass / 1000.0;
+    while (k < kmax) {
+        double got = 0;
+        for (size_t r = 0; r < m; r++) got += (double)w->ex[idx[r]];
+        if (got >= need) break;
+        k = 2 * k < kmax ? 2 * k : kmax;
+        if (n <= k) {
+            for (size_t p = 0; p < n; p++) idx[p] = (uint32_t)p;
+            return n;
+        }
+        m = select_rows(s, sc, bmax, n, k, w, idx);
+    }
+    return m;
+}
+
 /* out = the union of the ascending lists a[0..na) and b[0..nb), ascending;
  * returns its length. */
 static size_t merge_rows(const uint32_t *a, size_t na, const uint32_t *b, size_t nb, uint32_t *out) {
@@ -464,20 +507,6 @@ static size_t merge_rows(const uint32_t *a, size_t na, const uint32_t *b, size_t
     return u;
 }
 
-/* Prefetch the V rows of one head that a set reads. */
-static void prefetch_rows(const topv_state *s, uint32_t layer, uint32_t vh, const uint32_t *rows,
-                          size_t m) {
-#if defined(__GNUC__) || defined(__clang__)
-    size_t bytes = (size_t)s->b.lay.d_v * s->esize;
-    for (size_t r = 0; r < m; r++) {
-        const uint8_t *row = v_at(s, layer, vh, rows[r]);
-        for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(row + o, 0, 0);
-    }
-#else
-    (void)s, (void)layer, (void)vh, (void)rows, (void)m;
-#endif
-}
-
 /* One task: query qi, the query heads [h0, h0 + gh) (whole selection sets:
  * single heads, or with select=vhead the heads of whole V heads). Scores
  * per K head in one pass over its rows for the task's heads that share it
@@ -491,16 +520,20 @@ static void topv_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
     const sg_kernels *kern = s->b.exec->k;
     uint32_t layer = j->a->layer;
     size_t nc = L->n_ctx;
-    uint32_t kk = s->topk < L->n_ctx ? s->topk : L->n_ctx;
+    uint32_t k0 = s->topk < L->n_ctx ? s->topk : L->n_ctx;     /* rows a head reads first */
+    uint32_t kk = s->kmax < L->n_ctx ? s->kmax : L->n_ctx;     /* ... and at most */
     size_t set_rows = (size_t)s->set_heads * kk; /* at most this many rows per set */
     size_t nbc = n_blocks(nc);
     float *sc_all = s->scratch + (size_t)tid * s->per_thread;
     float *bm_all = sc_all + (size_t)s->unit_heads * nc;
-    topv_sel sw = {bm_all + (size_t)s->unit_heads * nbc, NULL};
+    topv_sel sw = {bm_all + (size_t)s->unit_heads * nbc, NULL, NULL};
     sw.cand = (uint32_t *)(void *)(sw.sel + nc);
-    float *w = (float *)(void *)(sw.cand + nc), *mx = w + set_rows;
-    uint32_t *idx = (uint32_t *)(void *)(mx + s->set_heads); /* each head's rows, kk apart */
+    sw.ex = (float *)(void *)(sw.cand + nc);
+    float *wts = sw.ex + nc, *mx = wts + (size_t)s->set_heads * set_rows; /* a weight row per head */
+    uint32_t *cnt = (uint32_t *)(void *)(mx + s->set_heads);  /* each head's number of rows */
+    uint32_t *idx = cnt + s->set_heads;                       /* each head's rows, kk apart */
     uint32_t *uni = idx + set_rows, *tmp = uni + set_rows; /* the set's rows (vhead) */
+    uint8_t *gv = (uint8_t *)(void *)(tmp + set_rows);      /* their V rows, gathered */
     const uint32_t n_units = L->n_q_heads / s->unit_heads, gh = s->unit_heads / j->parts;
     for (size_t t = begin; t < end; t++) {
         size_t qi = j->q0 + t / ((size_t)n_units * j->parts);
@@ -531,15 +564,19 @@ static void topv_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
             uint32_t vh = sg_head_map(g0, L->n_q_heads, L->n_v_heads);
             size_t m = 0;
             const uint32_t *rows = idx;
-            for (uint32_t i = 0; i < s->set_heads; i++)
-                m = select_rows(s, sc_all + (size_t)(g0 - h0 + i) * nc,
-                                bm_all + (size_t)(g0 - h0 + i) * nbc, n, kk, &sw, idx + (size_t)i * kk,
-                                &mx[i]);
+            for (uint32_t i = 0; i < s->set_heads; i++) {
+                const float *sc = sc_all + (size_t)(g0 - h0 + i) * nc;
+                float *bm = bm_all + (size_t)(g0 - h0 + i) * nbc;
+                mx[i] = -INFINITY;
+                for (size_t b = 0; b < n_blocks(n); b++) mx[i] = bm[b] > mx[i] ? bm[b] : mx[i];
+                cnt[i] = (uint32_t)pick_rows(s, kern, sc, bm, n, k0, kk, mx[i], &sw, idx + (size_t)i * kk);
+            }
+            m = cnt[0];
             if (s->set_heads > 1) { /* the union, in position order */
                 uint32_t *acc = uni, *nxt = tmp;
-                size_t u = merge_rows(idx, m, idx + kk, m, acc);
+                size_t u = merge_rows(idx, cnt[0], idx + kk, cnt[1], acc);
                 for (uint32_t i = 2; i < s->set_heads; i++) {
-                    u = merge_rows(acc, u, idx + (size_t)i * kk, m, nxt);
+                    u = merge_rows(acc, u, idx + (size_t)i * kk, cnt[i], nxt);
                     uint32_t *x = acc;
                     acc = nxt;
                     nxt = x;
@@ -547,7 +584,9 @@ static void topv_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
                 m = u;
                 rows = acc;
             }
-            prefetch_rows(s, layer, vh, rows, m);
+            /* the V rows read, gathered into one contiguous block */
+            size_t vbytes = (size_t)L->d_v * s->esize;
+            for (size_t r = 0; r < m; r++) memcpy(gv + r * vbytes, v_at(s, layer, vh, rows[r]), vbytes);
             double *ds = NULL;
             if (s->tail) { /* the sum of the rows not read: (sum of rows 0..n-1) - the rows read */
                 ds = s->dscratch + (size_t)tid * L->d_v;
@@ -558,10 +597,15 @@ static void topv_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
                     for (uint32_t d = 0; d < L->d_v; d++) ds[d] -= elem(s, row, d);
                 }
             }
+            float *ao[SG_ATTN_ACCUM_HEADS];
+            const float *aw[SG_ATTN_ACCUM_HEADS];
+            const void *av[SG_ATTN_ACCUM_HEADS];
+            uint32_t na = 0;
             for (uint32_t i = 0; i < s->set_heads; i++) {
                 uint32_t h = g0 + i;
                 const float *sc = sc_all + (size_t)(h - h0) * nc;
                 float *out = j->a->out + (qi * L->n_q_heads + h) * L->d_v;
+                float *w = wts + (size_t)i * set_rows;
                 for (size_t r = 0; r < m; r++) w[r] = sc[rows[r]];
                 memset(out, 0, (size_t)L->d_v * sizeof(float));
                 if (!s->tail) {
@@ -581,9 +625,14 @@ static void topv_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
                     double f = m < n ? (got < 1 ? 1 - got : 0) / (double)(n - m) : 0;
                     for (uint32_t d = 0; d < L->d_v; d++) out[d] = (float)(ds[d] * f);
                 }
-                for (size_t r = 0; r < m; r++)
-                    kern->attn_accum(out, w + r, 1, v_at(s, layer, vh, rows[r]), 0,
-                                     (uint32_t)s->type, L->d_v);
+                /* the heads of the set read the gathered rows together */
+                ao[na] = out;
+                aw[na] = w;
+                av[na] = gv;
+                if (++na == SG_ATTN_ACCUM_HEADS || i + 1 == s->set_heads) {
+                    kern->attn_accum_heads(na, ao, aw, m, av, L->d_v, (uint32_t)s->type, L->d_v);
+                    na = 0;
+                }
             }
         }
     }
@@ -658,30 +707,39 @@ static int topv_truncate(void *state, uint32_t n_pos) {
 
 /* Format: header (tag "TOPV", options: k, sinks, recent, tail, prefill (0 = topk,
  * 1 = exact), select (0 = head, 1 = vhead), type (0 = f32, 1 = f16, 2 =
- * bf16)), then per layer (the row store) u32 n_pos, n_pos K rows and n_pos
+ * bf16), mass, kmax (0: 4 k)), then per layer (the row store) u32 n_pos, n_pos K rows and n_pos
  * V rows (position-major, as appended) of that type. Trailing options at
  * their older values are left out, so files keep the bytes of before those
- * options existed: type=f32 is saved without the seventh word, and then
- * select=head without the sixth. A header with the first four options only
+ * options existed: mass=0 (and its kmax) without the last two words,
+ * type=f32 then without the seventh, and then select=head without the
+ * sixth. A header with the first four options only
  * (written before `prefill` existed, when every call was approximated)
  * loads as prefill=topk, select=head, type=f32; one with five as
  * select=head, type=f32; one with six as type=f32. */
+/* the values options 4.. had before they existed (see the format above) */
+static const uint32_t topv_older[5] = {TOPV_PREFILL_TOPK, TOPV_SELECT_HEAD, SG_KV_F32, 0, 0};
+
+static void topv_opts(const topv_state *s, uint32_t *o) {
+    uint32_t v[9] = {s->topk, s->sinks, s->recent, s->tail, s->prefill, s->select, (uint32_t)s->type,
+                     s->mass, s->mass && s->kmax != 4 * s->topk ? s->kmax : 0};
+    memcpy(o, v, sizeof v);
+}
+
 static int topv_save(void *state, sigma_write_fn wf, void *ctx) {
     topv_state *s = state;
     if (!s) return SIGMA_E_INVALID_ARG;
-    uint32_t opts[7] = {s->topk, s->sinks, s->recent, s->tail, s->prefill, s->select,
-                        (uint32_t)s->type};
-    uint32_t n = s->type != SG_KV_F32 ? 7 : s->select == TOPV_SELECT_HEAD ? 5 : 6;
+    uint32_t opts[9], n = 9;
+    topv_opts(s, opts);
+    while (n > 5 && opts[n - 1] == topv_older[n - 5]) n--;
     return sg_kv_store_save_tagged(&s->b.st, "TOPV", opts, n, wf, ctx);
 }
 
 static int topv_load(void *state, const void *data, size_t size) {
     topv_state *s = state;
     if (!s) return SIGMA_E_INVALID_ARG;
-    uint32_t opts[7] = {s->topk, s->sinks, s->recent, s->tail, s->prefill, s->select,
-                        (uint32_t)s->type};
-    static const uint32_t older[3] = {TOPV_PREFILL_TOPK, TOPV_SELECT_HEAD, SG_KV_F32};
-    return sg_kv_store_load_tagged(&s->b.st, "TOPV", opts, 7, 4, older, data, size);
+    uint32_t opts[9];
+    topv_opts(s, opts);
+    return sg_kv_store_load_tagged(&s->b.st, "TOPV", opts, 9, 4, topv_older, data, size);
 }
 
 void sg_kv_topv_init(sigma_kv_strategy *k) {

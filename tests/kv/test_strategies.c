@@ -543,21 +543,30 @@ END_TEST
  * rows (exact softmax over all scores) times their mean. Two blocks of
  * queries: 20 queries from position 100 (more than n_batch = 16, and not
  * where the last append started) and 8 from 112 (where it started). */
+/* order of positions: score descending, then position ascending */
+static const double *ref_sc;
+static int ref_cmp(const void *a, const void *b) {
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    if (ref_sc[i] != ref_sc[j]) return ref_sc[i] > ref_sc[j] ? -1 : 1;
+    return i < j ? -1 : i > j;
+}
+
 static void ref_topv_keep(const float *q, const float *k, size_t ks, size_t n, uint32_t kk,
                           uint32_t sinks, uint32_t recent, int tail, float scale, double *s, int *keep) {
+    static size_t order[4096];
+    size_t no = 0;
     for (size_t j = 0; j < n; j++) {
         double d = 0;
         for (int i = 0; i < 8; i++) d += (double)q[i] * k[j * ks + i];
         s[j] = d * scale;
         keep[j] = n <= kk || j < sinks || j >= n - recent;
+        if (!keep[j]) order[no++] = j;
     }
-    if (n > kk)
-        for (uint32_t t = 0; t < kk - sinks - recent - (uint32_t)tail; t++) {
-            int best = -1;
-            for (size_t j = 0; j < n; j++)
-                if (!keep[j] && (best < 0 || s[j] > s[best])) best = (int)j;
-            keep[best] = 1;
-        }
+    if (n > kk) {
+        ref_sc = s;
+        qsort(order, no, sizeof *order, ref_cmp);
+        for (uint32_t t = 0; t < kk - sinks - recent - (uint32_t)tail; t++) keep[order[t]] = 1;
+    }
 }
 
 /* the output of scores s over the rows in keep: renormalised, or with
@@ -744,23 +753,41 @@ START_TEST(test_topv_select_deep) {
         const char *opts;
         uint32_t k, sinks, recent;
         int tail, vhead;
-    } cases[] = {{"k=100", 100, 0, 0, 0, 1},
-                 {"k=100,select=head", 100, 0, 0, 0, 0},
-                 {"k=8,sinks=2,recent=3", 8, 2, 3, 0, 1},
-                 {"k=100,tail=1", 100, 0, 0, 1, 1},
-                 {"k=33,sinks=1,select=head", 33, 1, 0, 0, 0}};
+        uint32_t mass, kmax; /* mass: k doubles up to kmax while the rows hold < mass/1000 */
+        float scale;         /* of the scores: large = peaked attention, where mass stops early */
+    } cases[] = {{"k=100", 100, 0, 0, 0, 1, 0, 0, 0.5f},
+                 {"k=100,select=head", 100, 0, 0, 0, 0, 0, 0, 0.5f},
+                 {"k=8,sinks=2,recent=3", 8, 2, 3, 0, 1, 0, 0, 0.5f},
+                 {"k=100,tail=1", 100, 0, 0, 1, 1, 0, 0, 0.5f},
+                 {"k=33,sinks=1,select=head", 33, 1, 0, 0, 0, 0, 0, 0.5f},
+                 {"k=8,mass=900", 8, 0, 0, 0, 1, 900, 32, 0.5f},
+                 {"k=2,mass=700,kmax=64,select=head", 2, 0, 0, 0, 0, 700, 64, 1.0f},
+                 {"k=2,mass=200,kmax=200", 2, 0, 0, 0, 1, 200, 200, 1.0f},
+                 {"k=20,mass=990,kmax=50,select=head", 20, 0, 0, 0, 0, 990, 50, 0.5f},
+                 {"k=100,mass=600,sinks=1,tail=1", 100, 1, 0, 1, 1, 600, 400, 0.5f},
+                 {"k=700,mass=999,kmax=2999", 700, 0, 0, 0, 1, 999, 2999, 0.5f}};
     const char *types[3] = {"f32", "f16", "bf16"};
-    for (int data = 0; data < 2; data++) {
-        if (data == 0) {
+    for (int data = 0; data < 3; data++) {
+        if (data != 1) {
             fill(kr, (size_t)N * nk * 8, 0.2f);
             fill(vr, (size_t)N * nv * 4, -0.4f);
             fill(q, sizeof q / 4, 0.6f);
-        } else { /* K in {-1, 0, 1}, q in {-1, -0.5, 0, 0.5, 1}: scores multiples of 0.25 */
+        }
+        if (data == 2) { /* graded: q all ones; every 50th K row scores -(0..6) (levels of
+                          * ~9 rows), the others -8 + (p % 64) / 512: with scale 1 the top
+                          * levels hold 59%, 81%, 89% ... of the mass */
+            for (size_t i = 0; i < sizeof q / 4; i++) q[i] = 1.0f;
+            for (size_t p = 0; p < N; p++)
+                for (size_t i = 0; i < (size_t)nk * 8; i++)
+                    kr[p * nk * 8 + i] = p % 50 ? -1.0f + (float)(p % 64) / 4096.0f /* exact */
+                                                : -(float)((p / 50) % 7) * 0.125f;
+        }
+        if (data == 1) { /* K in {-1, 0, 1}, q in {-1, -0.5, 0, 0.5, 1}: scores multiples of 0.25 */
             for (size_t i = 0; i < (size_t)N * nk * 8; i++) kr[i] = (float)((i * 7 + i / 13) % 3) - 1.0f;
             for (size_t i = 0; i < (size_t)N * nv * 4; i++) vr[i] = (float)((i * 5) % 9) * 0.25f - 1.0f;
             for (size_t i = 0; i < sizeof q / 4; i++) q[i] = (float)(i % 5) * 0.5f - 1.0f;
         }
-        for (int ti = 0; ti < (data ? 3 : 1); ti++)
+        for (int ti = 0; ti < (data == 1 ? 3 : 1); ti++)
             for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
                 char opts[96];
                 snprintf(opts, sizeof opts, "%s,prefill=topk,type=%s", cases[c].opts, types[ti]);
@@ -775,14 +802,24 @@ START_TEST(test_topv_select_deep) {
                 const uint32_t blocks[2][2] = {{N - 1, 1}, {N - 3, 3}};
                 for (int bi = 0; bi < 2; bi++) {
                     uint32_t pos0 = blocks[bi][0], n_q = blocks[bi][1];
-                    sigma_kv_attend_args a = {sizeof a, 0, pos0, n_q, q, o, 0.5f, 0, 0.0f};
+                    sigma_kv_attend_args a = {sizeof a, 0, pos0, n_q, q, o, cases[c].scale, 0, 0.0f};
                     ck_assert_int_eq(k.attend(st, &a), SIGMA_OK);
                     for (uint32_t qi = 0; qi < n_q; qi++) {
                         size_t n = pos0 + qi + 1;
                         for (uint32_t h = 0; h < nq; h++)
-                            ref_topv_keep(q + (qi * nq + h) * 8, kr + (h * nk / nq) * 8, nk * 8, n,
-                                          cases[c].k, cases[c].sinks, cases[c].recent, cases[c].tail,
-                                          0.5f, sc[h], keep[h]);
+                            for (uint32_t kc = cases[c].k;; kc = 2 * kc < cases[c].kmax ? 2 * kc : cases[c].kmax) {
+                                ref_topv_keep(q + (qi * nq + h) * 8, kr + (h * nk / nq) * 8, nk * 8, n, kc,
+                                              cases[c].sinks, cases[c].recent, cases[c].tail, cases[c].scale,
+                                              sc[h], keep[h]);
+                                if (!cases[c].mass || kc >= cases[c].kmax || n <= kc) break;
+                                double mx = -1e300, z = 0, got = 0;
+                                for (size_t p = 0; p < n; p++) mx = sc[h][p] > mx ? sc[h][p] : mx;
+                                for (size_t p = 0; p < n; p++) {
+                                    z += exp(sc[h][p] - mx);
+                                    if (keep[h][p]) got += exp(sc[h][p] - mx);
+                                }
+                                if (got >= z * cases[c].mass / 1000.0) break;
+                            }
                         for (uint32_t h = 0; h < nq; h++) {
                             uint32_t vh = h * nv / nq;
                             for (size_t p = 0; p < n; p++) {

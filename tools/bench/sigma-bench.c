@@ -8,7 +8,9 @@
  * Each test evaluates random token ids (no tokenizer, no sampling): ppN
  * evaluates N tokens in one call (split into batches of n_batch by the
  * library), tgN evaluates N tokens one at a time. With -d D the session is
- * first filled with D tokens (not timed) and each repetition rewinds to D.
+ * first filled with D tokens (not timed) and each repetition rewinds to D;
+ * the depths of one KV spec share a session whose fill is extended from one
+ * depth to the next (so -d 0,4096,16384 costs one 16384-token fill).
  * One untimed warm-up run precedes each test. The table reports tokens per
  * second as mean ± sample standard deviation over the repetitions, and the
  * median. KV SPEC is "name" or "name:options" (e.g. "topv:k=100"); several
@@ -392,12 +394,19 @@ int main(int argc, char **argv) {
             snprintf(kvname, sizeof kvname, "%s", kv_l.item[ki]);
             char *kvopt = strchr(kvname, ':');
             if (kvopt) *kvopt++ = 0;
-            for (int ti = 0; ti < n_thr; ti++)
+            for (int ti = 0; ti < n_thr; ti++) {
+                /* the unbatched tests of every depth share one session: its
+                 * fill is extended from the depth before (or rewound to a
+                 * smaller one), so only the largest depth costs a full fill */
+                long longest = 1, max_depth = 0;
+                for (int i = 0; i < n_pp; i++) longest = pps[i] > longest ? pps[i] : longest;
+                for (int i = 0; i < n_tg; i++) longest = tgs[i] > longest ? tgs[i] : longest;
+                for (int i = 0; i < n_depth; i++) max_depth = depths[i] > max_depth ? depths[i] : max_depth;
+                sigma_session *s = NULL;
+                sigma_token *buf = NULL;
+                long filled = 0;
                 for (int di = 0; di < n_depth; di++) {
                     long depth = depths[di];
-                    long longest = 1;
-                    for (int i = 0; i < n_pp; i++) longest = pps[i] > longest ? pps[i] : longest;
-                    for (int i = 0; i < n_tg; i++) longest = tgs[i] > longest ? tgs[i] : longest;
                     sigma_session_params sp;
                     sigma_session_params_init(&sp, sizeof sp);
                     sp.n_threads = (uint32_t)(thr[ti] ? thr[ti] : 0);
@@ -412,19 +421,23 @@ int main(int argc, char **argv) {
                                 rc = 1;
                         continue;
                     }
-                    sigma_session *s = NULL;
-                    if ((st = sigma_session_open(m, &sp, &s)) != SIGMA_OK) {
-                        char msg[256] = "";
-                        sigma_model_last_error(m, msg, sizeof msg);
-                        fprintf(stderr, "sigma-bench: cannot open a session (status %d) %s\n", st, msg);
-                        rc = 1;
-                        continue;
+                    if (!s) {
+                        sp.n_ctx = (uint32_t)(max_depth + longest + 64);
+                        if ((st = sigma_session_open(m, &sp, &s)) != SIGMA_OK) {
+                            char msg[256] = "";
+                            sigma_model_last_error(m, msg, sizeof msg);
+                            fprintf(stderr, "sigma-bench: cannot open a session (status %d) %s\n", st, msg);
+                            rc = 1;
+                            break;
+                        }
+                        buf = malloc(sizeof *buf * (size_t)(max_depth > longest ? max_depth : longest));
                     }
-                    sigma_token *buf = malloc(sizeof *buf * (size_t)(depth > longest ? depth : longest));
-                    if (depth && run_tokens(s, info.n_vocab, depth, 0, buf) != SIGMA_OK) {
+                    sigma_session_rewind(s, (uint32_t)(depth < filled ? depth : filled));
+                    if (depth > filled && run_tokens(s, info.n_vocab, depth - filled, 0, buf) != SIGMA_OK) {
                         fprintf(stderr, "sigma-bench: depth fill failed: %s\n", sigma_session_last_error(s));
                         rc = 1;
                     }
+                    filled = depth;
                     for (int kind = 0; kind < 2; kind++) {
                         int n_tests = kind ? n_tg : n_pp;
                         for (int x = 0; x < n_tests; x++) {
@@ -454,9 +467,10 @@ int main(int argc, char **argv) {
                             free(tps);
                         }
                     }
-                    free(buf);
-                    sigma_session_close(s);
                 }
+                free(buf);
+                sigma_session_close(s);
+            }
         }
         sigma_model_close(m);
     }
