@@ -25,6 +25,13 @@
  *     top-k);
  *   - ties at the last selected score are broken towards the earlier
  *     position, so exactly k rows are used;
+ *   - mass=900 (default; per mille): when the k rows a query head picked
+ *     hold less than 90% of its softmax mass (over all n scores, through
+ *     the kernel's exp), it picks again with 2k rows, and so on up to kmax
+ *     (default 2k) rows; mass=0 is the paper's plain top-k. Attention that
+ *     is flat (SmolLM2-135M's, at 2048 positions: plain k=100 costs +2.8%
+ *     perplexity) reads more rows, peaked attention k; the V rows are a
+ *     small part of the bytes (K is read whole), see docs/kv-strategies.md;
  *   - tail=1: the rows not read are not dropped but stood in for by their
  *     mean. A running sum of all V rows per layer (double) gives, with the
  *     rows read, the sum of the unread rows; the output is
@@ -77,6 +84,8 @@ typedef struct topv_state {
     sg_kv_type type;              /* stored element type */
     uint32_t mass;                /* per mille of softmax mass the rows read must hold (0: off) */
     uint32_t kmax;                /* with mass: k doubles up to this many rows */
+    uint32_t mass_given;          /* mass or kmax were options (else a load adopts the blob's) */
+    uint32_t kk_cap;              /* the most rows a head can read with this state's scratch */
     size_t esize;                 /* its bytes */
     double **vsum;                /* tail: per layer, sum of V rows 0..n_pos-1 */
     double **base;                /* tail: per layer, the sum before the last append */
@@ -141,6 +150,18 @@ static void topv_set(void *owner, uint32_t l, const uint32_t *w) {
     }
 }
 
+/* The default of option mass (per mille; docs/kv-strategies.md has the
+ * measurements it rests on). */
+#define TOPV_MASS_DEFAULT 900
+
+/* The most rows a head reads: without mass k; with mass the kmax option,
+ * or 2 k when it is 0. */
+static uint32_t kmax_of(uint32_t mass, uint32_t kmax, uint32_t k) {
+    if (!mass) return k;
+    if (kmax) return kmax;
+    return k > (1u << 23) ? 1u << 24 : 2 * k;
+}
+
 /* Positions per block maximum (selection). */
 #define TOPV_BLOCK 16
 static size_t n_blocks(size_t n) { return (n + TOPV_BLOCK - 1) / TOPV_BLOCK; }
@@ -154,7 +175,7 @@ static int topv_create(void *user, const sigma_kv_layout *lay, const char *optio
                       {"prefill", 0, 1, TOPV_PREFILL_EXACT, 0, 0},
                       {"select", 0, 1, TOPV_SELECT_VHEAD, 0, 0},
                       {"type", 0, 0, SG_KV_F32, 0, 0},
-                      {"mass", 0, 1000, 0, 0, 0},
+                      {"mass", 0, 1000, TOPV_MASS_DEFAULT, 0, 0},
                       {"kmax", 0, 1u << 24, 0, 0, 0}};
     static const char *const prefill_names[] = {"topk", "exact", NULL};
     static const char *const select_names[] = {"head", "vhead", NULL};
@@ -188,11 +209,12 @@ static int topv_create(void *user, const sigma_kv_layout *lay, const char *optio
     s->type = (sg_kv_type)o[6].val;
     s->esize = s->type == SG_KV_F32 ? 4 : 2;
     s->mass = o[7].val;
-    /* kmax: given (at least k), or 4 k; without mass, k */
-    s->kmax = !s->mass ? s->topk : o[8].val ? o[8].val : (s->topk > (1u << 22) ? 1u << 24 : 4 * s->topk);
+    s->kmax = kmax_of(s->mass, o[8].val, s->topk);
+    s->mass_given = o[7].set || o[8].set;
     s->k_row = (size_t)lay->n_k_heads * lay->d_qk;
     s->v_row = (size_t)lay->n_v_heads * lay->d_v;
     uint32_t kk = s->kmax < lay->n_ctx ? s->kmax : lay->n_ctx; /* rows a head reads, at most */
+    s->kk_cap = kk;
     /* a task scores the query heads of one K head (select=head), or the
      * fewest consecutive heads that are whole K heads and whole V heads
      * (select=vhead: lcm of the two group sizes); a set of V rows is read
@@ -707,7 +729,7 @@ static int topv_truncate(void *state, uint32_t n_pos) {
 
 /* Format: header (tag "TOPV", options: k, sinks, recent, tail, prefill (0 = topk,
  * 1 = exact), select (0 = head, 1 = vhead), type (0 = f32, 1 = f16, 2 =
- * bf16), mass, kmax (0: 4 k)), then per layer (the row store) u32 n_pos, n_pos K rows and n_pos
+ * bf16), mass, kmax (0: 2 k)), then per layer (the row store) u32 n_pos, n_pos K rows and n_pos
  * V rows (position-major, as appended) of that type. Trailing options at
  * their older values are left out, so files keep the bytes of before those
  * options existed: mass=0 (and its kmax) without the last two words,
@@ -721,7 +743,7 @@ static const uint32_t topv_older[5] = {TOPV_PREFILL_TOPK, TOPV_SELECT_HEAD, SG_K
 
 static void topv_opts(const topv_state *s, uint32_t *o) {
     uint32_t v[9] = {s->topk, s->sinks, s->recent, s->tail, s->prefill, s->select, (uint32_t)s->type,
-                     s->mass, s->mass && s->kmax != 4 * s->topk ? s->kmax : 0};
+                     s->mass, s->kmax != kmax_of(s->mass, 0, s->topk) ? s->kmax : 0};
     memcpy(o, v, sizeof v);
 }
 
@@ -734,12 +756,33 @@ static int topv_save(void *state, sigma_write_fn wf, void *ctx) {
     return sg_kv_store_save_tagged(&s->b.st, "TOPV", opts, n, wf, ctx);
 }
 
+/* Without mass or kmax among the create options, the blob's values of
+ * those two are adopted (a session saved before `mass` existed restores
+ * with plain top-k, as it ran), if this state's scratch holds that many
+ * rows (else SIGMA_E_MISMATCH). */
 static int topv_load(void *state, const void *data, size_t size) {
     topv_state *s = state;
-    if (!s) return SIGMA_E_INVALID_ARG;
+    if (!s || (!data && size)) return SIGMA_E_INVALID_ARG;
     uint32_t opts[9];
     topv_opts(s, opts);
-    return sg_kv_store_load_tagged(&s->b.st, "TOPV", opts, 9, 4, topv_older, data, size);
+    uint32_t mass = s->mass, kmax = s->kmax;
+    if (!s->mass_given) {
+        /* header: magic, tag, version, 6 layout words, n_opts at byte 36, options from 40 */
+        const uint8_t *p = data;
+        uint32_t c = size >= 40 ? sg_get_le32(p + 36) : 0;
+        opts[7] = c >= 8 && size >= 40 + 4 * 8 ? sg_get_le32(p + 40 + 4 * 7) : 0;
+        opts[8] = c >= 9 && size >= 40 + 4 * 9 ? sg_get_le32(p + 40 + 4 * 8) : 0;
+        if (opts[7] > 1000 || (opts[8] && (!opts[7] || opts[8] < s->topk))) return SIGMA_E_FORMAT;
+        mass = opts[7];
+        kmax = kmax_of(mass, opts[8], s->topk);
+        if ((kmax < s->b.lay.n_ctx ? kmax : s->b.lay.n_ctx) > s->kk_cap) return SIGMA_E_MISMATCH;
+    }
+    int st = sg_kv_store_load_tagged(&s->b.st, "TOPV", opts, 9, 4, topv_older, data, size);
+    if (st == SIGMA_OK) {
+        s->mass = mass;
+        s->kmax = kmax;
+    }
+    return st;
 }
 
 void sg_kv_topv_init(sigma_kv_strategy *k) {

@@ -500,7 +500,7 @@ START_TEST(test_topv_window_reference) {
         ck_assert(sg_kv_find(which ? "window" : "topv", &k));
         void *st = NULL;
         char err[128];
-        ck_assert_int_eq(k.create(NULL, &LAY, which ? "sinks=3,window=17" : "k=11,select=head", &st, err, sizeof err),
+        ck_assert_int_eq(k.create(NULL, &LAY, which ? "sinks=3,window=17" : "k=11,select=head,mass=0", &st, err, sizeof err),
                          SIGMA_OK);
         for (uint32_t p = 0; p < 120; p += 8)
             for (uint32_t l = 0; l < 2; l++)
@@ -629,7 +629,7 @@ START_TEST(test_topv_options_reference) {
              * mode&2: select=vhead */
             char opts[96];
             int vhead = mode >> 1;
-            snprintf(opts, sizeof opts, "%s%s%s", cases[c].opts, mode & 1 ? "" : ",prefill=topk",
+            snprintf(opts, sizeof opts, "%s%s%s,mass=0", cases[c].opts, mode & 1 ? "" : ",prefill=topk",
                      vhead ? "" : ",select=head"); /* vhead: the default */
             sigma_kv_strategy k;
             ck_assert(sg_kv_find("topv", &k));
@@ -691,8 +691,8 @@ START_TEST(test_topv_vhead_layouts) {
     fill(kr, 90 * nk * 8, 0.2f);
     fill(vr, 90 * nv * 4, -0.4f);
     fill(q, sizeof q / 4, 0.6f);
-    const char *optv[] = {"k=9,select=vhead,prefill=topk", "k=9,select=vhead,tail=1,prefill=topk",
-                          "k=9,sinks=1,recent=2,select=vhead,prefill=topk"};
+    const char *optv[] = {"k=9,select=vhead,prefill=topk,mass=0", "k=9,select=vhead,tail=1,prefill=topk,mass=0",
+                          "k=9,sinks=1,recent=2,select=vhead,prefill=topk,mass=0"};
     for (int oi = 0; oi < 3; oi++) {
         sigma_kv_strategy k;
         ck_assert(sg_kv_find("topv", &k));
@@ -760,11 +760,11 @@ START_TEST(test_topv_select_deep) {
                  {"k=8,sinks=2,recent=3", 8, 2, 3, 0, 1, 0, 0, 0.5f},
                  {"k=100,tail=1", 100, 0, 0, 1, 1, 0, 0, 0.5f},
                  {"k=33,sinks=1,select=head", 33, 1, 0, 0, 0, 0, 0, 0.5f},
-                 {"k=8,mass=900", 8, 0, 0, 0, 1, 900, 32, 0.5f},
+                 {"k=8,mass=900", 8, 0, 0, 0, 1, 900, 16, 0.5f},
                  {"k=2,mass=700,kmax=64,select=head", 2, 0, 0, 0, 0, 700, 64, 1.0f},
                  {"k=2,mass=200,kmax=200", 2, 0, 0, 0, 1, 200, 200, 1.0f},
                  {"k=20,mass=990,kmax=50,select=head", 20, 0, 0, 0, 0, 990, 50, 0.5f},
-                 {"k=100,mass=600,sinks=1,tail=1", 100, 1, 0, 1, 1, 600, 400, 0.5f},
+                 {"k=100,mass=600,sinks=1,tail=1", 100, 1, 0, 1, 1, 600, 200, 0.5f},
                  {"k=700,mass=999,kmax=2999", 700, 0, 0, 0, 1, 999, 2999, 0.5f}};
     const char *types[3] = {"f32", "f16", "bf16"};
     for (int data = 0; data < 3; data++) {
@@ -790,7 +790,8 @@ START_TEST(test_topv_select_deep) {
         for (int ti = 0; ti < (data == 1 ? 3 : 1); ti++)
             for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
                 char opts[96];
-                snprintf(opts, sizeof opts, "%s,prefill=topk,type=%s", cases[c].opts, types[ti]);
+                snprintf(opts, sizeof opts, "%s,prefill=topk,type=%s%s", cases[c].opts, types[ti],
+                         cases[c].mass ? "" : ",mass=0");
                 sigma_kv_strategy k;
                 ck_assert(sg_kv_find("topv", &k));
                 void *st = NULL;
@@ -851,7 +852,7 @@ START_TEST(test_topv_blob_compat) {
     ck_assert(sg_kv_find("topv", &k));
     void *st = NULL, *st2 = NULL;
     char err[160];
-    ck_assert_int_eq(k.create(NULL, &LAY, "k=10,prefill=topk,select=head", &st, err, sizeof err),
+    ck_assert_int_eq(k.create(NULL, &LAY, "k=10,prefill=topk,select=head,mass=0", &st, err, sizeof err),
                      SIGMA_OK);
     feed(&k, st, 0, 90);
     blob b = {NULL, 0};
@@ -874,9 +875,38 @@ START_TEST(test_topv_blob_compat) {
         ck_assert_int_ne(k.load(st2, old, len), SIGMA_OK);
     ck_assert_uint_eq(k.bytes_used(st2), 0);
     ck_assert_int_eq(k.load(st2, old, ol), SIGMA_OK);
-    probe(&k, st2, 90, o2);
+    probe(&k, st2, 90, o2); /* created without mass: the blob's plain top-k adopted */
     ck_assert_mem_eq(o1, o2, sizeof o1);
     k.destroy(st2);
+    {
+        /* the default mass saved, loaded where mass=0 is asked: refused;
+         * a blob reading more rows than the state's scratch holds: refused */
+        void *a = NULL, *b2 = NULL;
+        blob bm = {NULL, 0};
+        ck_assert_int_eq(k.create(NULL, &LAY, "k=10,prefill=topk,select=head", &a, err, sizeof err), SIGMA_OK);
+        feed(&k, a, 0, 90);
+        ck_assert_int_eq(k.save(a, blob_write, &bm), SIGMA_OK);
+        ck_assert_uint_eq(sg_get_le32(bm.data + 36), 8);
+        ck_assert_uint_eq(sg_get_le32(bm.data + 68), 900);
+        ck_assert_int_eq(k.create(NULL, &LAY, "k=10,prefill=topk,select=head,mass=0", &b2, err, sizeof err),
+                         SIGMA_OK);
+        ck_assert_int_eq(k.load(b2, bm.data, bm.len), SIGMA_E_MISMATCH);
+        k.destroy(b2);
+        k.destroy(a);
+        free(bm.data);
+        bm.data = NULL;
+        bm.len = 0;
+        ck_assert_int_eq(k.create(NULL, &LAY, "k=10,prefill=topk,select=head,kmax=40", &a, err, sizeof err),
+                         SIGMA_OK);
+        feed(&k, a, 0, 90);
+        ck_assert_int_eq(k.save(a, blob_write, &bm), SIGMA_OK);
+        ck_assert_int_eq(k.create(NULL, &LAY, "k=10,prefill=topk,select=head", &b2, err, sizeof err), SIGMA_OK);
+        ck_assert_int_eq(k.load(b2, bm.data, bm.len), SIGMA_E_MISMATCH);
+        ck_assert_uint_eq(k.bytes_used(b2), 0);
+        k.destroy(b2);
+        k.destroy(a);
+        free(bm.data);
+    }
     /* into prefill=exact: neither form */
     ck_assert_int_eq(k.create(NULL, &LAY, "k=10,select=head", &st2, err, sizeof err), SIGMA_OK);
     ck_assert_int_eq(k.load(st2, old, ol), SIGMA_E_MISMATCH);
@@ -925,7 +955,7 @@ START_TEST(test_topv_blob_compat) {
     ck_assert_int_eq(k.load(st2, old, ol), SIGMA_E_MISMATCH);
     ck_assert_uint_eq(k.bytes_used(st2), 0);
     void *st3 = NULL;
-    ck_assert_int_eq(k.create(NULL, &LAY, "k=10,prefill=topk,select=vhead", &st3, err, sizeof err),
+    ck_assert_int_eq(k.create(NULL, &LAY, "k=10,prefill=topk,select=vhead,mass=0", &st3, err, sizeof err),
                      SIGMA_OK);
     feed(&k, st3, 0, 90);
     blob b6 = {NULL, 0};
