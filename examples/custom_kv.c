@@ -286,7 +286,9 @@ int main(int argc, char **argv) {
     }
 
     const uint32_t n_ctx = 64;
-    sigma_session *dense = open_session(m, NULL, NULL, n_ctx);
+    /* dense with f32 rows, as the ring keeps them (the default dense type
+     * is f16) */
+    sigma_session *dense = open_session(m, NULL, "type=f32", n_ctx);
     sigma_session *mine = open_session(m, &ring_strategy, NULL, n_ctx);
     double worst = 0;
     sigma_token next = 0;

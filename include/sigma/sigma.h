@@ -234,7 +234,9 @@ typedef struct sigma_model_info {
     int tied_output;           /**< 1 if lm_head is token_embd */
     uint64_t n_params;         /**< number of weights */
     uint64_t file_size;        /**< bytes */
-    uint64_t kv_bytes_per_token; /**< f32 dense cache: n_layers*(n_k*d_qk+n_v*d_v)*4 */
+    /** f32 dense cache (`dense` with type=f32): n_layers*(n_k*d_qk+n_v*d_v)*4;
+     *  the default dense type, f16, takes half of it. */
+    uint64_t kv_bytes_per_token;
 } sigma_model_info;
 
 /** Fill `info` (whose struct_size the caller sets) with the model's shape.
@@ -407,8 +409,9 @@ typedef struct sigma_session_params {
     /** Keep the logits of every position of each eval (for perplexity);
      *  default 0: only the last. */
     int logits_all;
-    /** KV strategy by name ("dense", ...; NULL = "dense") and its options
-     *  string ("key=value,key=value"; NULL = defaults). */
+    /** KV strategy by name ("dense", ...; NULL = "dense", f16 rows by
+     *  default) and its options string ("key=value,key=value"; NULL =
+     *  defaults; "type=f32" for an exact dense cache). */
     const char *kv_strategy;
     const char *kv_options;
     /** A host-provided strategy; overrides kv_strategy when non-NULL.

@@ -227,6 +227,13 @@ size_t sg_kv_store_bytes(const sg_kv_store *st);
 /* The layers (counters and rows) through w / from r->off to the end. */
 int sg_kv_store_save(const sg_kv_store *st, sg_kv_wr *w);
 int sg_kv_store_load(sg_kv_store *st, sg_kv_rd *r);
+/* The same load with other plane descriptions (st->n_planes of them, as for
+ * sg_kv_store_init; same counters and callbacks), for a blob whose rows
+ * have another size (dense: another element type). All-or-nothing: only a
+ * load that succeeds replaces the store's planes (before it calls set);
+ * otherwise rows, planes and counters stay as they were. The rows and
+ * check callbacks must not depend on the planes' row sizes. */
+int sg_kv_store_load_planes(sg_kv_store *st, const sg_kv_plane *planes, sg_kv_rd *r);
 /* A whole blob with the shared header (tag, options; n_old/old_vals as in
  * sg_kv_r_header_compat, n_old = n_opts when the list never grew). */
 int sg_kv_store_save_tagged(const sg_kv_store *st, const char tag[4], const uint32_t *opts,

@@ -17,6 +17,21 @@ sg_kv_plane sg_kv_plane_words(size_t n, uint32_t wsize) {
     return p;
 }
 
+/* Copy n plane descriptions to out and set their row sizes;
+ * SIGMA_E_INTERNAL for an invalid one. */
+static int plane_setup(sg_kv_plane *out, const sg_kv_plane *planes, uint32_t n) {
+    for (uint32_t p = 0; p < n; p++) {
+        sg_kv_plane *pl = &out[p];
+        *pl = planes[p];
+        size_t a, c;
+        if (!sg_mul_size(pl->n1, pl->w1, &a) || !sg_mul_size(pl->n2, pl->w2, &c) || a > SIZE_MAX - c ||
+            !pl->heads || (pl->heads > 1 && (pl->n2 || pl->n1 % pl->heads)))
+            return SIGMA_E_INTERNAL;
+        pl->row = a + c;
+    }
+    return SIGMA_OK;
+}
+
 int sg_kv_store_init(sg_kv_base *b, const sg_kv_plane *planes, uint32_t n_planes,
                      uint32_t n_words, sg_kv_words_fn words, sg_kv_rows_fn rows,
                      sg_kv_check_fn check, sg_kv_set_fn set) {
@@ -26,15 +41,8 @@ int sg_kv_store_init(sg_kv_base *b, const sg_kv_plane *planes, uint32_t n_planes
     if (n_planes > SG_KV_PLANES_MAX || n_words > SG_KV_WORDS_MAX) return SIGMA_E_INTERNAL;
     st->n_planes = n_planes;
     st->n_words = n_words;
-    for (uint32_t p = 0; p < n_planes; p++) {
-        sg_kv_plane *pl = &st->plane[p];
-        *pl = planes[p];
-        size_t a, c;
-        if (!sg_mul_size(pl->n1, pl->w1, &a) || !sg_mul_size(pl->n2, pl->w2, &c) || a > SIZE_MAX - c ||
-            !pl->heads || (pl->heads > 1 && (pl->n2 || pl->n1 % pl->heads)))
-            return SIGMA_E_INTERNAL;
-        pl->row = a + c;
-    }
+    int rc = plane_setup(st->plane, planes, n_planes);
+    if (rc != SIGMA_OK) return rc;
     st->words = words;
     st->rows = rows;
     st->check = check;
@@ -176,17 +184,17 @@ int sg_kv_store_save_tagged(const sg_kv_store *st, const char tag[4], const uint
 
 /* ---- load --------------------------------------------------------------- */
 
-/* One layer of the blob at r: its counters into w, each plane's rows into
- * rows/data, all validated. */
-static int read_layer(const sg_kv_store *st, sg_kv_rd *r, uint32_t *w, uint64_t *rows,
-                      const uint8_t **data) {
+/* One layer of the blob at r, read with the plane descriptions pl: its
+ * counters into w, each plane's rows into rows/data, all validated. */
+static int read_layer(const sg_kv_store *st, const sg_kv_plane *pl, sg_kv_rd *r, uint32_t *w,
+                      uint64_t *rows, const uint8_t **data) {
     for (uint32_t i = 0; i < st->n_words; i++) w[i] = sg_kv_r_u32(r);
     if (r->bad) return SIGMA_E_FORMAT;
     int rc = st->rows(st->b, w, rows);
     if (rc != SIGMA_OK) return rc;
     for (uint32_t p = 0; p < st->n_planes; p++) {
-        if (rows[p] > st->plane[p].max_rows) return SIGMA_E_FORMAT;
-        data[p] = sg_kv_r_bytes(r, rows[p], st->plane[p].row);
+        if (rows[p] > pl[p].max_rows) return SIGMA_E_FORMAT;
+        data[p] = sg_kv_r_bytes(r, rows[p], pl[p].row);
     }
     if (r->bad) return SIGMA_E_FORMAT;
     return st->check ? st->check(st->b, w, data) : SIGMA_OK;
@@ -212,7 +220,10 @@ static void decode_rows(const sg_kv_plane *pl, uint8_t *dst, size_t cap, const u
     }
 }
 
-int sg_kv_store_load(sg_kv_store *st, sg_kv_rd *r) {
+/* The load of sg_kv_store_load and sg_kv_store_load_planes: the blob read
+ * with the plane descriptions pl (row sizes set); on success they replace
+ * the store's. */
+static int load_with(sg_kv_store *st, const sg_kv_plane *pl, sg_kv_rd *r) {
     const uint32_t L = st->b->lay.n_layers, P = st->n_planes;
     const size_t body = r->off;
     uint32_t w[SG_KV_WORDS_MAX];
@@ -220,7 +231,7 @@ int sg_kv_store_load(sg_kv_store *st, sg_kv_rd *r) {
     const uint8_t *data[SG_KV_PLANES_MAX];
     /* pass 1: parse and validate everything */
     for (uint32_t l = 0; l < L; l++) {
-        int rc = read_layer(st, r, w, rows, data);
+        int rc = read_layer(st, pl, r, w, rows, data);
         if (rc != SIGMA_OK) return rc;
     }
     if (r->off != r->size) return SIGMA_E_FORMAT;
@@ -230,11 +241,11 @@ int sg_kv_store_load(sg_kv_store *st, sg_kv_rd *r) {
     int rc = nb && nc ? SIGMA_OK : SIGMA_E_NOMEM;
     r->off = body;
     for (uint32_t l = 0; l < L && rc == SIGMA_OK; l++) {
-        read_layer(st, r, w, rows, data);
+        read_layer(st, pl, r, w, rows, data);
         for (uint32_t p = 0; p < P && rc == SIGMA_OK; p++) {
             size_t i = (size_t)l * P + p;
-            rc = grow(st, &st->plane[p], &nb[i], &nc[i], 0, rows[p] ? (size_t)rows[p] : 1);
-            if (rc == SIGMA_OK) decode_rows(&st->plane[p], nb[i], nc[i], data[p], (size_t)rows[p]);
+            rc = grow(st, &pl[p], &nb[i], &nc[i], 0, rows[p] ? (size_t)rows[p] : 1);
+            if (rc == SIGMA_OK) decode_rows(&pl[p], nb[i], nc[i], data[p], (size_t)rows[p]);
         }
     }
     if (rc != SIGMA_OK) {
@@ -242,17 +253,26 @@ int sg_kv_store_load(sg_kv_store *st, sg_kv_rd *r) {
         sg_free(&st->b->alloc, nc);
         return rc;
     }
-    /* pass 3: swap in, adopt the counters */
+    /* pass 3: swap in the buffers and planes, adopt the counters */
     free_bufs(st, st->buf);
     sg_free(&st->b->alloc, st->cap);
     st->buf = nb;
     st->cap = nc;
+    if (pl != st->plane) memcpy(st->plane, pl, P * sizeof *pl);
     r->off = body;
     for (uint32_t l = 0; l < L; l++) {
-        read_layer(st, r, w, rows, data);
+        read_layer(st, st->plane, r, w, rows, data);
         st->set(st->b, l, w);
     }
     return SIGMA_OK;
+}
+
+int sg_kv_store_load(sg_kv_store *st, sg_kv_rd *r) { return load_with(st, st->plane, r); }
+
+int sg_kv_store_load_planes(sg_kv_store *st, const sg_kv_plane *planes, sg_kv_rd *r) {
+    sg_kv_plane pl[SG_KV_PLANES_MAX];
+    int rc = plane_setup(pl, planes, st->n_planes);
+    return rc != SIGMA_OK ? rc : load_with(st, pl, r);
 }
 
 int sg_kv_store_load_tagged(sg_kv_store *st, const char tag[4], const uint32_t *opts,

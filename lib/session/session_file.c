@@ -641,8 +641,14 @@ int sigma_session_load_memory(sigma_session *s, const void *data, size_t size) {
             restore_commit(s, &h, &pl, &rs);
         } else {
             restore_abort(s, &rs);
-            st = sg_error(&s->err, kst, "load: KV strategy '%s' rejected its data: %s", s->kv.name,
-                          sigma_strerror(kst));
+            if (kst == SIGMA_E_MISMATCH) /* same model: other options (dense: another type) */
+                st = sg_error(&s->err, kst,
+                              "load: KV strategy '%s' rejected its data: the file's cache was "
+                              "saved with other options than this session's ('%s')",
+                              s->kv.name, s->kv_opts ? s->kv_opts : "");
+            else
+                st = sg_error(&s->err, kst, "load: KV strategy '%s' rejected its data: %s",
+                              s->kv.name, sigma_strerror(kst));
         }
     }
     sg_free(&s->alloc, owned);

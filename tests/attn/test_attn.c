@@ -184,7 +184,7 @@ static void run_case(int aug, uint32_t n_rot, int halves, uint32_t nthreads, con
                       "aug %d rot %u halves %d threads %u opts %s: elem %d: %g vs %g", aug, n_rot,
                       halves, nthreads, opts ? opts : "-", i, (double)out[i], ref[i]);
     ck_assert_uint_eq(kv.bytes_used(st),
-                      NTOK * (NK * DQK + NV * DV) * (opts && strstr(opts, "16") ? 2 : 4));
+                      NTOK * (NK * DQK + NV * DV) * (!opts || strstr(opts, "16") ? 2 : 4));
     kv.destroy(st);
     sg_pool_destroy(pool);
     free(scratch);
@@ -193,8 +193,10 @@ static void run_case(int aug, uint32_t n_rot, int halves, uint32_t nthreads, con
 START_TEST(test_attention_vs_naive) {
     for (int aug = 0; aug < 2; aug++)
         for (int halves = 0; halves < 2; halves++)
-            for (uint32_t rot = 8; rot <= DQK; rot += 8) run_case(aug, rot, halves, 1, NULL, 2e-5);
+            for (uint32_t rot = 8; rot <= DQK; rot += 8)
+                run_case(aug, rot, halves, 1, "type=f32", 2e-5);
     run_case(1, DQK, 1, 3, "type=f32", 2e-5);
+    run_case(1, DQK, 1, 1, NULL, 2e-2); /* the default: f16 */
     run_case(1, DQK, 0, 2, "type=f16", 2e-2);
     run_case(0, DQK, 1, 2, "type=bf16", 5e-2);
 }

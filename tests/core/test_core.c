@@ -913,11 +913,15 @@ END_TEST
 
 /* Whole forward passes on the tiny models with the kernels a session picks
  * (SIGMA_KERNELS=q8 / generic,q8 / exact): logits of 1 and 3 threads are
- * bitwise equal; 8-bit activations stay close to f32 activations. */
+ * bitwise equal; 8-bit activations stay close to f32 activations. The
+ * cache is dense f32: rounding K and V to f16 (the default) turns the
+ * kernels' last-bit differences into f16 steps, past the 1e-5 bound. */
 static void eval_logits(sigma_model *m, const char *spec, uint32_t threads, float *out) {
     setenv("SIGMA_KERNELS", spec, 1);
     sigma_session_params sp;
     sigma_session_params_init(&sp, sizeof sp);
+    sp.kv_strategy = "dense";
+    sp.kv_options = "type=f32";
     sp.n_threads = threads;
     sp.logits_all = 1;
     sigma_session *s = NULL;

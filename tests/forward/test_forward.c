@@ -50,14 +50,15 @@ static sigma_model *open_fixture(const char *name) {
     return m;
 }
 
-/* KV strategy of the sessions run() opens (NULL: the default, dense) */
+/* KV strategy of the sessions run() opens (NULL: dense with type=f32: the
+ * default f16 cache rounds K and V, which the f32 reference does not) */
 static const char *g_kv, *g_kv_opt;
 
 static sigma_session *open_session(const sigma_model *m, uint32_t threads) {
     sigma_session_params sp;
     sigma_session_params_init(&sp, sizeof sp);
-    sp.kv_strategy = g_kv;
-    sp.kv_options = g_kv_opt;
+    sp.kv_strategy = g_kv ? g_kv : "dense";
+    sp.kv_options = g_kv ? g_kv_opt : "type=f32";
     sp.n_ctx = 64;
     sp.n_threads = threads;
     sp.logits_all = 1;
@@ -360,6 +361,8 @@ static double smol_compare(const sigma_model *m, const int32_t *tok, uint32_t n_
                            const int32_t *ids, const double *vals, uint32_t chunk) {
     sigma_session_params sp;
     sigma_session_params_init(&sp, sizeof sp);
+    sp.kv_strategy = "dense";
+    sp.kv_options = "type=f32"; /* the reference keeps K and V in float64 */
     sp.n_ctx = 64;
     sp.n_threads = 2;
     sp.logits_all = 1;

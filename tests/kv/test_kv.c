@@ -65,14 +65,15 @@ START_TEST(test_options) {
 }
 END_TEST
 
-/* append / attend / truncate / bytes, growth across capacities */
+/* append / attend / truncate / bytes, growth across capacities (type=f32:
+ * attention against a double computation at 1e-5) */
 START_TEST(test_append_attend_truncate) {
     sigma_kv_strategy dk;
     ck_assert_int_eq(sg_kv_find("dense", &dk), 1);
     const sigma_kv_strategy *d = &dk;
     void *st = NULL;
     char err[128];
-    ck_assert_int_eq(d->create(NULL, &LAY, NULL, &st, err, sizeof err), SIGMA_OK);
+    ck_assert_int_eq(d->create(NULL, &LAY, "type=f32", &st, err, sizeof err), SIGMA_OK);
     const size_t kr = 1 * 8, vr = 2 * 4;
     float k[200 * 8], v[200 * 8];
     fill(k, sizeof k / 4, 0.1f);
@@ -139,7 +140,7 @@ START_TEST(test_append_attend_truncate) {
     blob b = {NULL, 0};
     ck_assert_int_eq(d->save(st, blob_write, &b), SIGMA_OK);
     void *st2 = NULL;
-    ck_assert_int_eq(d->create(NULL, &LAY, NULL, &st2, err, sizeof err), SIGMA_OK);
+    ck_assert_int_eq(d->create(NULL, &LAY, "type=f32", &st2, err, sizeof err), SIGMA_OK);
     ck_assert_int_eq(d->load(st2, b.data, b.len - 1), SIGMA_E_FORMAT);
     ck_assert_uint_eq(d->bytes_used(st2), 0);
     ck_assert_int_eq(d->load(st2, b.data, b.len), SIGMA_OK);
@@ -176,6 +177,116 @@ START_TEST(test_f16_storage) {
     ck_assert_int_eq(d->attend(s16, &a), SIGMA_OK);
     for (int i = 0; i < 16; i++) ck_assert(fabs(o32[i] - o16[i]) < 2e-3);
     d->destroy(s32);
+    d->destroy(s16);
+}
+END_TEST
+
+/* attention of `nq` queries ending at position `last` of layer 1 */
+static void attend_at(const sigma_kv_strategy *d, void *st, uint32_t last, uint32_t nq, float *out) {
+    float q[3 * 4 * 8];
+    fill(q, sizeof q / 4, 0.45f);
+    sigma_kv_attend_args a = {sizeof a, 1, last + 1 - nq, nq, q, out, 0.35f, 0, 0.0f};
+    ck_assert_int_eq(d->attend(st, &a), SIGMA_OK);
+}
+
+static void append_range(const sigma_kv_strategy *d, void *st, uint32_t from, uint32_t to,
+                         float base) {
+    float k[16 * 8], v[16 * 8];
+    for (uint32_t p = from; p < to; p += 16) {
+        uint32_t n = to - p < 16 ? to - p : 16;
+        for (uint32_t l = 0; l < 2; l++) {
+            fill(k, n * 8, base + (float)p * 0.01f + (float)l);
+            fill(v, n * 8, -base + (float)p * 0.02f - (float)l);
+            ck_assert_int_eq(d->append(st, l, p, n, k, v), SIGMA_OK);
+        }
+    }
+}
+
+static void assert_saves(const sigma_kv_strategy *d, void *st, const blob *want) {
+    blob got = {NULL, 0};
+    ck_assert_int_eq(d->save(st, blob_write, &got), SIGMA_OK);
+    ck_assert_uint_eq(got.len, want->len);
+    ck_assert_mem_eq(got.data, want->data, want->len);
+    free(got.data);
+}
+
+/* The default type is f16. A state created without a type option adopts
+ * the type of the blob it loads (an f32 blob, as the older default wrote:
+ * then it attends, grows and saves exactly as the f32 state), all or
+ * nothing; with an explicit type, a blob of another type is
+ * SIGMA_E_MISMATCH and changes nothing. */
+START_TEST(test_default_type_load) {
+    sigma_kv_strategy dk;
+    ck_assert_int_eq(sg_kv_find("dense", &dk), 1);
+    const sigma_kv_strategy *d = &dk;
+    const size_t kr = 1 * 8, vr = 2 * 4;
+    void *s32 = NULL, *def = NULL, *s16 = NULL;
+    char err[128];
+    ck_assert_int_eq(d->create(NULL, &LAY, "type=f32", &s32, err, sizeof err), SIGMA_OK);
+    ck_assert_int_eq(d->create(NULL, &LAY, NULL, &def, err, sizeof err), SIGMA_OK);
+    ck_assert_int_eq(d->create(NULL, &LAY, "type=f16", &s16, err, sizeof err), SIGMA_OK);
+    append_range(d, s32, 0, 90, 0.3f);
+    append_range(d, def, 0, 10, -0.6f);
+    append_range(d, s16, 0, 10, -0.6f);
+    ck_assert_uint_eq(d->bytes_used(def), 2 * 10 * (kr + vr) * 2); /* f16 */
+    blob b32 = {NULL, 0}, b16 = {NULL, 0};
+    ck_assert_int_eq(d->save(s32, blob_write, &b32), SIGMA_OK);
+    ck_assert_int_eq(d->save(def, blob_write, &b16), SIGMA_OK);
+    ck_assert_uint_eq(sg_get_le32(b32.data + 4), SG_KV_F32);
+    ck_assert_uint_eq(sg_get_le32(b16.data + 4), SG_KV_F16);
+    float o16[3 * 16], o[3 * 16], o32[3 * 16];
+    attend_at(d, def, 9, 3, o16);
+    /* a damaged f32 blob (truncated, an extra byte, an unknown type) changes
+     * nothing: still the f16 rows */
+    for (size_t len = 0; len < b32.len; len += (len < 64 ? 1 : 97))
+        ck_assert_int_ne(d->load(def, b32.data, len), SIGMA_OK);
+    unsigned char *x = malloc(b32.len + 1);
+    memcpy(x, b32.data, b32.len);
+    x[b32.len] = 0;
+    ck_assert_int_eq(d->load(def, x, b32.len + 1), SIGMA_E_FORMAT);
+    sg_put_le32(x + 4, 3);
+    ck_assert_int_eq(d->load(def, x, b32.len), SIGMA_E_MISMATCH);
+    free(x);
+    ck_assert_uint_eq(d->bytes_used(def), 2 * 10 * (kr + vr) * 2);
+    assert_saves(d, def, &b16);
+    attend_at(d, def, 9, 3, o);
+    ck_assert_mem_eq(o, o16, sizeof o);
+    /* an explicit f16 state refuses the f32 blob and stays usable */
+    ck_assert_int_eq(d->load(s16, b32.data, b32.len), SIGMA_E_MISMATCH);
+    assert_saves(d, s16, &b16);
+    attend_at(d, s16, 9, 3, o);
+    ck_assert_mem_eq(o, o16, sizeof o);
+    append_range(d, s16, 10, 20, 0.1f);
+    /* the default state adopts f32: the f32 state's bytes and attention,
+     * also after both grow past the loaded capacity */
+    ck_assert_int_eq(d->load(def, b32.data, b32.len), SIGMA_OK);
+    ck_assert_uint_eq(d->bytes_used(def), d->bytes_used(s32));
+    ck_assert_uint_eq(d->bytes_used(def), 2 * 90 * (kr + vr) * 4);
+    assert_saves(d, def, &b32);
+    attend_at(d, s32, 89, 3, o32);
+    attend_at(d, def, 89, 3, o);
+    ck_assert_mem_eq(o, o32, sizeof o);
+    append_range(d, s32, 90, 200, 0.8f);
+    append_range(d, def, 90, 200, 0.8f);
+    attend_at(d, s32, 199, 3, o32);
+    attend_at(d, def, 199, 3, o);
+    ck_assert_mem_eq(o, o32, sizeof o);
+    blob full = {NULL, 0};
+    ck_assert_int_eq(d->save(s32, blob_write, &full), SIGMA_OK);
+    assert_saves(d, def, &full);
+    free(full.data);
+    /* ... and adopts f16 again from an f16 blob, which the explicit f32
+     * state refuses */
+    ck_assert_int_eq(d->load(s32, b16.data, b16.len), SIGMA_E_MISMATCH);
+    ck_assert_int_eq(d->load(def, b16.data, b16.len), SIGMA_OK);
+    ck_assert_uint_eq(d->bytes_used(def), 2 * 10 * (kr + vr) * 2);
+    assert_saves(d, def, &b16);
+    attend_at(d, def, 9, 3, o);
+    ck_assert_mem_eq(o, o16, sizeof o);
+    free(b32.data);
+    free(b16.data);
+    d->destroy(s32);
+    d->destroy(def);
     d->destroy(s16);
 }
 END_TEST
@@ -391,6 +502,7 @@ int main(void) {
     tcase_add_test(tc, test_options);
     tcase_add_test(tc, test_append_attend_truncate);
     tcase_add_test(tc, test_f16_storage);
+    tcase_add_test(tc, test_default_type_load);
     tcase_add_loop_test(tc, test_head_major, 0, 3);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

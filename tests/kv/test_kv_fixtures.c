@@ -18,7 +18,10 @@
  * tokens, written by the same earlier code (--generate writes them too): it
  * loads into a session with the same strategy and saves again byte for
  * byte. (Regenerate these if the tiny model changes: its fingerprint is in
- * the file.) */
+ * the file.) session_dense was written with the default dense type of then,
+ * f32: it loads into a session opened with the default of now (f16), which
+ * adopts the file's f32 rows and continues bitwise as an f32 session
+ * (test_session_dense_f32). */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,19 +65,22 @@ static const fx_case CASES[] = {
 };
 #define N_CASES (sizeof CASES / sizeof CASES[0])
 
-/* session files: the tiny sigma model, 61 tokens in chunks of 9 */
+/* session files: the tiny sigma model, 61 tokens in chunks of 9; opened
+ * with opts to load, written (--generate) with gen_opts */
 typedef struct fx_session {
-    const char *name, *kv, *opts;
+    const char *name, *kv, *opts, *gen_opts;
 } fx_session;
 
 static const fx_session SESSIONS[] = {
-    {"session_dense", "dense", NULL},
-    {"session_dense_bf16", "dense", "type=bf16"},
-    {"session_topv_head", "topv", "k=16,select=head"},
-    {"session_topv_vhead_tail", "topv", "k=16,select=vhead,tail=1,prefill=topk"},
-    {"session_window", "window", "sinks=2,window=24"},
-    {"session_h2o", "h2o", "budget=20,recent=5"},
-    {"session_quant", "quant", "group=8,residual=8,kbits=4,vbits=2"},
+    {"session_dense", "dense", NULL, "type=f32"}, /* the default type was f32 */
+    {"session_dense_bf16", "dense", "type=bf16", "type=bf16"},
+    {"session_topv_head", "topv", "k=16,select=head", "k=16,select=head"},
+    {"session_topv_vhead_tail", "topv", "k=16,select=vhead,tail=1,prefill=topk",
+     "k=16,select=vhead,tail=1,prefill=topk"},
+    {"session_window", "window", "sinks=2,window=24", "sinks=2,window=24"},
+    {"session_h2o", "h2o", "budget=20,recent=5", "budget=20,recent=5"},
+    {"session_quant", "quant", "group=8,residual=8,kbits=4,vbits=2",
+     "group=8,residual=8,kbits=4,vbits=2"},
 };
 #define N_SESSIONS (sizeof SESSIONS / sizeof SESSIONS[0])
 #define S_TOKENS 61u
@@ -227,17 +233,21 @@ START_TEST(test_generate) {
 }
 END_TEST
 
-static sigma_session *open_session(const sigma_model *m, const fx_session *c) {
+static sigma_session *open_opts(const sigma_model *m, const char *kv, const char *opts) {
     sigma_session_params p;
     sigma_session_params_init(&p, sizeof p);
     p.n_ctx = 128;
     p.n_batch = 16;
     p.n_threads = 1;
-    p.kv_strategy = c->kv;
-    p.kv_options = c->opts;
+    p.kv_strategy = kv;
+    p.kv_options = opts;
     sigma_session *s = NULL;
     ck_assert_int_eq(sigma_session_open(m, &p, &s), SIGMA_OK);
     return s;
+}
+
+static sigma_session *open_session(const sigma_model *m, const fx_session *c) {
+    return open_opts(m, c->kv, c->opts);
 }
 
 static blob save_session(sigma_session *s) {
@@ -260,7 +270,7 @@ START_TEST(test_generate_sessions) {
     uint8_t *mem;
     sigma_model *m = tiny_sigma(&mem);
     for (size_t ci = 0; ci < N_SESSIONS; ci++) {
-        sigma_session *s = open_session(m, &SESSIONS[ci]);
+        sigma_session *s = open_opts(m, SESSIONS[ci].kv, SESSIONS[ci].gen_opts);
         sigma_token t[9];
         for (uint32_t i = 0; i < S_TOKENS; i += 9) {
             uint32_t n = S_TOKENS - i < 9 ? S_TOKENS - i : 9;
@@ -359,6 +369,88 @@ START_TEST(test_session_fixture) {
 }
 END_TEST
 
+/* the fixture's tokens from 61 on: a chunk of 5, then one by one; every
+ * call's logits (last position) into out, n_calls * TM_VOCAB floats */
+static void continue_session(sigma_session *s, float *out) {
+    sigma_token t[5];
+    for (uint32_t i = 0; i < 5; i++) t[i] = (sigma_token)(((S_TOKENS + i) * 7919u + 5u) % TM_VOCAB);
+    ck_assert_int_eq(sigma_session_eval(s, t, 5), SIGMA_OK);
+    const float *lg;
+    ck_assert_int_eq(sigma_session_logits(s, -1, &lg), SIGMA_OK);
+    memcpy(out, lg, TM_VOCAB * sizeof(float));
+    for (uint32_t i = 1; i <= 8; i++) {
+        sigma_token u = (sigma_token)(((S_TOKENS + 4 + i) * 7919u + 5u) % TM_VOCAB);
+        ck_assert_int_eq(sigma_session_eval(s, &u, 1), SIGMA_OK);
+        ck_assert_int_eq(sigma_session_logits(s, -1, &lg), SIGMA_OK);
+        memcpy(out + (size_t)i * TM_VOCAB, lg, TM_VOCAB * sizeof(float));
+    }
+}
+
+/* session_dense holds f32 rows (the default type of its time). A session
+ * opened with the default options (f16 now) loads it and continues bitwise
+ * as a session opened with type=f32 that loaded it; a session opened with
+ * an explicit type=f16 refuses it (SIGMA_E_MISMATCH) and goes on as if the
+ * load had not been tried. */
+START_TEST(test_session_dense_f32) {
+    char dir[900], p[1024];
+    fixture_dir(dir, sizeof dir);
+    path(p, sizeof p, dir, "session_dense", "session");
+    blob b = read_file(p);
+    uint8_t *mem;
+    sigma_model *m = tiny_sigma(&mem);
+    sigma_session *def = open_opts(m, "dense", NULL), *f32 = open_opts(m, "dense", "type=f32");
+    ck_assert_int_eq(sigma_session_load_memory(f32, b.data, b.len), SIGMA_OK);
+    int st = sigma_session_load_memory(def, b.data, b.len);
+    ck_assert_msg(st == SIGMA_OK, "default session: %s", sigma_session_last_error(def));
+    size_t k1, k2;
+    ck_assert_int_eq(sigma_session_kv_bytes(def, &k1), SIGMA_OK);
+    ck_assert_int_eq(sigma_session_kv_bytes(f32, &k2), SIGMA_OK);
+    ck_assert_uint_eq(k1, k2);
+    static float a[9 * TM_VOCAB], c[9 * TM_VOCAB];
+    continue_session(f32, a);
+    continue_session(def, c);
+    ck_assert_msg(memcmp(a, c, sizeof a) == 0, "the default session continues otherwise than f32");
+    /* its fork and its save are f32 too */
+    blob again = save_session(def);
+    sigma_session *g = open_opts(m, "dense", NULL);
+    ck_assert_int_eq(sigma_session_load_memory(g, again.data, again.len), SIGMA_OK);
+    sigma_session *fk = NULL;
+    ck_assert_int_eq(sigma_session_fork(g, &fk), SIGMA_OK);
+    ck_assert_int_eq(sigma_session_kv_bytes(fk, &k2), SIGMA_OK);
+    ck_assert_int_eq(sigma_session_kv_bytes(def, &k1), SIGMA_OK);
+    ck_assert_uint_eq(k1, k2);
+    sigma_session_close(fk);
+    sigma_session_close(g);
+    free(again.data);
+    /* explicit f16: refused, the session unchanged and usable */
+    sigma_session *x = open_opts(m, "dense", "type=f16"), *y = open_opts(m, "dense", "type=f16");
+    sigma_token t[7] = {5, 9, 1, 4, 33, 2, 8};
+    ck_assert_int_eq(sigma_session_eval(x, t, 4), SIGMA_OK);
+    ck_assert_int_eq(sigma_session_eval(y, t, 4), SIGMA_OK);
+    ck_assert_int_eq(sigma_session_kv_bytes(x, &k1), SIGMA_OK);
+    ck_assert_int_eq(sigma_session_load_memory(x, b.data, b.len), SIGMA_E_MISMATCH);
+    ck_assert_ptr_nonnull(strstr(sigma_session_last_error(x), "other options"));
+    uint32_t pos;
+    sigma_session_position(x, &pos);
+    ck_assert_uint_eq(pos, 4);
+    ck_assert_int_eq(sigma_session_kv_bytes(x, &k2), SIGMA_OK);
+    ck_assert_uint_eq(k1, k2);
+    ck_assert_int_eq(sigma_session_eval(x, t + 4, 3), SIGMA_OK);
+    ck_assert_int_eq(sigma_session_eval(y, t + 4, 3), SIGMA_OK);
+    const float *lx, *ly;
+    ck_assert_int_eq(sigma_session_logits(x, -1, &lx), SIGMA_OK);
+    ck_assert_int_eq(sigma_session_logits(y, -1, &ly), SIGMA_OK);
+    ck_assert_mem_eq(lx, ly, TM_VOCAB * sizeof(float));
+    sigma_session_close(x);
+    sigma_session_close(y);
+    sigma_session_close(def);
+    sigma_session_close(f32);
+    sigma_model_close(m);
+    free(mem);
+    free(b.data);
+}
+END_TEST
+
 int main(int argc, char **argv) {
     Suite *s = suite_create("kv-fixtures");
     TCase *tc = tcase_create("fixtures");
@@ -369,6 +461,7 @@ int main(int argc, char **argv) {
     } else {
         tcase_add_loop_test(tc, test_fixture, 0, (int)N_CASES);
         tcase_add_loop_test(tc, test_session_fixture, 0, (int)N_SESSIONS);
+        tcase_add_test(tc, test_session_dense_f32);
     }
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -77,9 +77,11 @@ static double max_diff(const float *a, const float *b, size_t n) {
     return m;
 }
 
-/* A prompt of 70 in batches of 16 (n_batch), then 30 single tokens. */
+/* A prompt of 70 in batches of 16 (n_batch), then 30 single tokens, with
+ * dense f32 (the exact rows the other strategies keep; the default dense
+ * type is f16). */
 static void reference(const sigma_model *m, float *out, size_t *n_out) {
-    sigma_session *s = open_kv(m, "dense", NULL, 128, 16);
+    sigma_session *s = open_kv(m, "dense", "type=f32", 128, 16);
     size_t c = run(s, 0, 70, 70, out);
     c += run(s, 70, 100, 1, out + c * V);
     *n_out = c;
@@ -100,7 +102,7 @@ START_TEST(test_identical_to_dense) {
     size_t n;
     reference(m, ref, &n);
     ck_assert_uint_eq(n, 31);
-    const char *cases[][2] = {{"dense", "type=f32"},       {"topv", "k=100"},
+    const char *cases[][2] = {{"topv", "k=100"},
                               {"topv", "k=128"},           {"window", "sinks=4,window=100"},
                               {"window", "sinks=0,window=128"}, {"h2o", "budget=100,recent=10"},
                               {"h2o", "budget=128"},       {"quant", "residual=100,group=8"},
@@ -174,14 +176,14 @@ START_TEST(test_topv_prefill) {
     ck_assert_mem_eq(ref, got, sizeof ref);
     /* every position of the prompt, not only the last */
     static float dall[70 * V], tall[70 * V];
-    eval_all(m, "dense", NULL, 70, dall);
+    eval_all(m, "dense", "type=f32", 70, dall);
     eval_all(m, "topv", "k=8", 70, tall);
     ck_assert_msg(memcmp(dall, tall, sizeof dall) == 0, "prompt logits differ by %g", max_diff(dall, tall, 70 * V));
     eval_all(m, "topv", "k=8,prefill=topk", 70, tall);
     ck_assert(max_diff(dall, tall, 70 * V) > 0);
     /* the strategy sees only the queries of one call: a prompt of n_batch + 1
      * tokens ends with a one-query call, which is approximated (documented) */
-    eval_all(m, "dense", NULL, 17, dall);
+    eval_all(m, "dense", "type=f32", 17, dall);
     eval_all(m, "topv", "k=8", 17, tall);
     ck_assert_mem_eq(dall, tall, 16 * V * sizeof(float));
     ck_assert(max_diff(dall + 16 * V, tall + 16 * V, V) > 0);
@@ -204,16 +206,16 @@ START_TEST(test_approximations_bounded) {
                  {"quant", "kbits=4,vbits=4,group=8,residual=0", 0.6},
                  {"quant", "kbits=8,vbits=8,group=32,residual=16", 0.03},
                  {"dense", "type=f16", 0.05},
+                 {"dense", NULL, 0.05}, /* the default: f16 */
                  {"dense", "type=bf16", 0.2}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         run_same(m, cases[i].kv, cases[i].opts, got);
         double d = max_diff(ref, got, 31 * V);
-        fprintf(stderr, "model %d %s:%s max |logit diff| %.3g (bound %g)\n", _i, cases[i].kv,
-                cases[i].opts, d, cases[i].bound);
-        ck_assert_msg(d <= cases[i].bound, "%s:%s: %g > %g", cases[i].kv, cases[i].opts, d,
-                      cases[i].bound);
-        ck_assert_msg(d > 0, "%s:%s: no difference at all (not quantizing?)", cases[i].kv,
-                      cases[i].opts);
+        const char *o = cases[i].opts ? cases[i].opts : "(default)";
+        fprintf(stderr, "model %d %s:%s max |logit diff| %.3g (bound %g)\n", _i, cases[i].kv, o, d,
+                cases[i].bound);
+        ck_assert_msg(d <= cases[i].bound, "%s:%s: %g > %g", cases[i].kv, o, d, cases[i].bound);
+        ck_assert_msg(d > 0, "%s:%s: no difference at all (not quantizing?)", cases[i].kv, o);
     }
     sigma_model_close(m);
     free(mem);
@@ -310,9 +312,12 @@ START_TEST(test_save_load_session) {
         run(s2, 61, 90, 1, b);
         ck_assert_msg(memcmp(a, b, c1 * V * sizeof(float)) == 0, "%s:%s: continuation differs by %g",
                       cases[i][0], cases[i][1] ? cases[i][1] : "", max_diff(a, b, c1 * V));
-        /* another strategy or other options: refused, session unchanged */
-        sigma_session *s3 = open_kv(m, cases[i][0], "", 128, 16);
-        if (cases[i][1]) {
+        /* other options: refused, session unchanged (dense: another type
+         * given explicitly; without a type option it adopts the file's,
+         * test_dense_adopts_type) */
+        int dense = !strcmp(cases[i][0], "dense");
+        sigma_session *s3 = open_kv(m, cases[i][0], dense ? "type=f32" : "", 128, 16);
+        if (cases[i][1] || dense) {
             ck_assert_int_ne(sigma_session_load_memory(s3, buf, len), SIGMA_OK);
             uint32_t pos;
             sigma_session_position(s3, &pos);
@@ -450,10 +455,12 @@ START_TEST(test_hostile_blobs) {
         ck_assert_int_eq(k.load(st2, b.data, b.len), SIGMA_OK);
         probe(&k, st2, 90, o2);
         ck_assert_mem_eq(o1, o2, sizeof o1);
-        /* other options or another layout: mismatch */
+        /* other options or another layout: mismatch (dense: another type
+         * given explicitly) */
         void *st3 = NULL;
-        ck_assert_int_eq(k.create(NULL, &LAY, "", &st3, err, sizeof err), SIGMA_OK);
-        if (cases[ci][1]) ck_assert_int_ne(k.load(st3, b.data, b.len), SIGMA_OK);
+        int dense = !strcmp(cases[ci][0], "dense");
+        ck_assert_int_eq(k.create(NULL, &LAY, dense ? "type=bf16" : "", &st3, err, sizeof err), SIGMA_OK);
+        if (cases[ci][1] || dense) ck_assert_int_eq(k.load(st3, b.data, b.len), SIGMA_E_MISMATCH);
         k.destroy(st3);
         sigma_kv_layout lay2 = LAY;
         lay2.d_v = 8;

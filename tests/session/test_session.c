@@ -28,10 +28,12 @@ static sigma_model *tiny_model(int kind, uint8_t **mem) {
     return m;
 }
 
-static sigma_session *open_session(const sigma_model *m, uint32_t n_ctx, uint32_t n_batch,
-                                   uint32_t n_threads, int logits_all) {
+/* dense with these options (NULL: the default, f16) */
+static sigma_session *open_session_kv(const sigma_model *m, uint32_t n_ctx, uint32_t n_batch,
+                                      uint32_t n_threads, int logits_all, const char *kv_options) {
     sigma_session_params p;
     ck_assert_int_eq(sigma_session_params_init(&p, sizeof p), SIGMA_OK);
+    p.kv_options = kv_options;
     p.n_ctx = n_ctx;
     p.n_batch = n_batch;
     p.n_threads = n_threads;
@@ -39,6 +41,11 @@ static sigma_session *open_session(const sigma_model *m, uint32_t n_ctx, uint32_
     sigma_session *s = NULL;
     ck_assert_int_eq(sigma_session_open(m, &p, &s), SIGMA_OK);
     return s;
+}
+
+static sigma_session *open_session(const sigma_model *m, uint32_t n_ctx, uint32_t n_batch,
+                                   uint32_t n_threads, int logits_all) {
+    return open_session_kv(m, n_ctx, n_batch, n_threads, logits_all, NULL);
 }
 
 static const sigma_token PROMPT[20] = {1, 7, 3, 49, 0, 22, 5, 5, 13, 40, 2, 8, 31, 17, 9, 44, 6, 11, 28, 19};
@@ -49,9 +56,10 @@ static void assert_close(const float *a, const float *b, size_t n, double tol, c
                       (double)a[i], (double)b[i]);
 }
 
-/* logits of every position, one token per eval */
-static void one_by_one(const sigma_model *m, size_t n, float *out, uint32_t threads) {
-    sigma_session *s = open_session(m, 64, 512, threads, 0);
+/* logits of every position, one token per eval (dense with kv_options) */
+static void one_by_one_kv(const sigma_model *m, size_t n, float *out, uint32_t threads,
+                          const char *kv_options) {
+    sigma_session *s = open_session_kv(m, 64, 512, threads, 0, kv_options);
     for (size_t i = 0; i < n; i++) {
         ck_assert_int_eq(sigma_session_eval(s, PROMPT + i, 1), SIGMA_OK);
         const float *lg;
@@ -59,6 +67,10 @@ static void one_by_one(const sigma_model *m, size_t n, float *out, uint32_t thre
         memcpy(out + i * VOCAB, lg, VOCAB * sizeof(float));
     }
     sigma_session_close(s);
+}
+
+static void one_by_one(const sigma_model *m, size_t n, float *out, uint32_t threads) {
+    one_by_one_kv(m, n, out, threads, NULL);
 }
 
 START_TEST(test_batched_equals_sequential) {
@@ -110,7 +122,8 @@ START_TEST(test_batched_equals_sequential) {
     ck_assert_int_eq(sigma_model_get_info(m, &info), SIGMA_OK);
     size_t kvb;
     ck_assert_int_eq(sigma_session_kv_bytes(s, &kvb), SIGMA_OK);
-    ck_assert_uint_eq(kvb, 20 * info.kv_bytes_per_token);
+    /* kv_bytes_per_token counts an f32 dense cache; the default is f16 */
+    ck_assert_uint_eq(2 * kvb, 20 * info.kv_bytes_per_token);
     sigma_session_close(s);
     sigma_model_close(m);
     free(mem);
@@ -431,7 +444,7 @@ START_TEST(test_custom_strategy) {
     uint8_t *mem;
     sigma_model *m = tiny_model(_i, &mem);
     float seq[20 * VOCAB];
-    one_by_one(m, 20, seq, 1);
+    one_by_one_kv(m, 20, seq, 1, "type=f32"); /* `mine` keeps f32 rows */
     sigma_kv_strategy mine = {SIGMA_KV_STRATEGY_VERSION, "mine", 0, NULL, my_create, my_destroy,
                               my_append, my_attend, my_truncate, my_bytes, NULL, NULL};
     sigma_session_params p;

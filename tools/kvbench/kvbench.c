@@ -17,6 +17,8 @@
  *   - decode tokens/s at the largest context: after the last chunk of that
  *     context, `--decode` more tokens of the text are evaluated one at a
  *     time (positions n_ctx .. n_ctx+decode-1), timed.
+ * "vs dense" columns compare with dense f32: the `dense:type=f32` row if
+ * there is one, else a plain `dense` row (the default type, f16).
  * Prints a Markdown table on stdout, progress on stderr. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -32,8 +34,8 @@
 #define MAX_CTX 8
 
 static const char *const DEFAULT_KV[] = {
-    "dense",
-    "dense:type=f16",
+    "dense:type=f32",
+    "dense", /* the default type: f16 */
     "quant:kbits=8,vbits=8",
     "quant:kbits=8,vbits=4",
     "quant:kbits=4,vbits=4",
@@ -311,8 +313,11 @@ int main(int argc, char **argv) {
     printf("|---|");
     for (size_t c = 0; c < n_ctxs; c++) printf("---:|---:|");
     printf("---:|---:|---:|\n");
+    /* the reference row: dense f32, else plain dense */
     size_t dense = n_kv;
     for (size_t k = 0; k < n_kv; k++)
+        if (!strcmp(kvs[k], "dense:type=f32") && !res[k].failed) dense = k;
+    for (size_t k = 0; k < n_kv && dense == n_kv; k++)
         if (!strcmp(kvs[k], "dense") && !res[k].failed) dense = k;
     for (size_t k = 0; k < n_kv; k++) {
         printf("| `%s` |", kvs[k]);
