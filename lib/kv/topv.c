@@ -451,11 +451,11 @@ static size_t select_rows(const topv_state *s, const float *sc, float *bmax, siz
                 if (!(bmax[b] >= T)) continue;
                 size_t p0 = b * TOPV_BLOCK < mid0 ? mid0 : b * TOPV_BLOCK;
                 size_t p1 = (b + 1) * TOPV_BLOCK < mid1 ? (b + 1) * TOPV_BLOCK : mid1;
-                for (size_t p = p0; p < p1; p++)
-                    if (sc[p] >= T) {
-                        w->cand[c] = (uint32_t)p;
-                        w->sel[c++] = sc[p];
-                    }
+                for (size_t p = p0; p < p1; p++) { /* branch-free: about half pass when m_top is large */
+                    w->cand[c] = (uint32_t)p;
+                    w->sel[c] = sc[p];
+                    c += sc[p] >= T;
+                }
             }
         } else { /* few blocks: every position of the middle */
             for (size_t p = mid0; p < mid1; p++) {
@@ -466,14 +466,15 @@ static size_t select_rows(const topv_state *s, const float *sc, float *bmax, siz
         float thr = kth_largest(w->sel, c, m_top); /* c >= m_top */
         size_t greater = 0;
         for (size_t i = 0; i < c; i++) greater += sc[w->cand[i]] > thr;
-        size_t eq_left = m_top - greater, got = 0;
-        for (size_t i = 0; i < c && got < m_top; i++) {
+        /* the candidates above thr, and the first eq_left equal to it, in
+         * position order (branch-free) */
+        size_t eq_left = m_top - greater, m_end = m + m_top; /* idx[m] stays below m_end */
+        for (size_t i = 0; i < c && m < m_end; i++) {
             uint32_t p = w->cand[i];
-            if (sc[p] > thr || (sc[p] == thr && eq_left > 0)) {
-                if (!(sc[p] > thr)) eq_left--;
-                idx[m++] = p;
-                got++;
-            }
+            size_t gt = sc[p] > thr, eq = (sc[p] == thr) & (eq_left > 0);
+            idx[m] = p;
+            m += gt | eq;
+            eq_left -= eq;
         }
     }
     for (size_t p = mid1; p < n; p++) idx[m++] = (uint32_t)p;
@@ -491,23 +492,25 @@ static size_t pick_rows(const topv_state *s, const sg_kernels *kern, const float
         for (size_t p = 0; p < n; p++) idx[p] = (uint32_t)p;
         return n;
     }
-    size_t m = select_rows(s, sc, bmax, n, k, w, idx);
-    if (!s->mass || !(mx > -INFINITY)) return m;
+    if (!s->mass || !(mx > -INFINITY)) return select_rows(s, sc, bmax, n, k, w, idx);
     /* the whole mass, through the kernel's exp on a copy */
     memcpy(w->ex, sc, n * sizeof(float));
     double z = (double)kern->attn_exp(w->ex, n, mx), need = z * (double)s->mass / 1000.0;
-    while (k < kmax) {
-        double got = 0;
-        for (size_t r = 0; r < m; r++) got += (double)w->ex[idx[r]];
-        if (got >= need) break;
-        k = 2 * k < kmax ? 2 * k : kmax;
+    /* every weight is <= 1 (exp(s - max)): rows fewer than `need` cannot
+     * hold it, so the doublings that must fail are skipped unselected */
+    while (k < kmax && (double)(k - s->tail) < need) k = 2 * k < kmax ? 2 * k : kmax;
+    for (;;) {
         if (n <= k) {
             for (size_t p = 0; p < n; p++) idx[p] = (uint32_t)p;
             return n;
         }
-        m = select_rows(s, sc, bmax, n, k, w, idx);
+        size_t m = select_rows(s, sc, bmax, n, k, w, idx);
+        if (k >= kmax) return m;
+        double got = 0;
+        for (size_t r = 0; r < m; r++) got += (double)w->ex[idx[r]];
+        if (got >= need) return m;
+        k = 2 * k < kmax ? 2 * k : kmax;
     }
-    return m;
 }
 
 /* out = the union of the ascending lists a[0..na) and b[0..nb), ascending;
