@@ -199,9 +199,12 @@ int main(int argc, char **argv) {
         qsort(t, reps, sizeof *t, cmp_d);
         qsort(c, reps, sizeof *c, cmp_d);
         double med = t[reps / 2];
-        /* bytes per element: dense f16 (its default) or bf16 unless type=f32 */
+        /* bytes per element: dense f16 (its default) or bf16 unless
+         * type=f32; topv f32 (its default) unless type=f16 or bf16. The
+         * column is the cache's size (what dense reads), also for topv */
         size_t esize = 4;
         if (!strcmp(name, "dense")) esize = opts && strstr(opts, "type=f32") ? 4 : 2;
+        if (!strcmp(name, "topv")) esize = opts && (strstr(opts, "type=f16") || strstr(opts, "type=bf16")) ? 2 : 4;
         double bytes = (double)D * (double)(krow + vrow) * (double)esize * layers;
         printf("| %u/%u/%u/%u | %u | %s | %u | %.3f | %.3f | %.3f | %.1f | %.1f |", nq, nk, nv, dh,
                layers, kvspec, D, med * 1e3, t[0] * 1e3, c[reps / 2] * 1e3, bytes / 1e6,

@@ -200,10 +200,11 @@ static void report(const char *base, const sigma_model_info *info, const char *k
     const char *kn = kernels ? kernels : getenv("SIGMA_KERNELS");
     if (!kn || !*kn) kn = "default";
     if (csv)
-        printf("%s,%llu,%llu,%s,%ld,%s,%s%ld%s%.0ld,%ld,%ld,%.3f,%.3f,%.3f\n", base,
+        /* a KV spec with options has commas: quoted (RFC 4180) */
+        printf("%s,%llu,%llu,%s,%ld,%s%s%s,%s%ld%s%.0ld,%ld,%ld,%.3f,%.3f,%.3f\n", base,
                (unsigned long long)info->file_size, (unsigned long long)info->n_params, kn, threads,
-               kv, kind ? "tg" : "pp", n, B > 0 ? "x" : "", B > 0 ? B : 0L, depth, reps, mean, sd,
-               med);
+               strchr(kv, ',') ? "\"" : "", kv, strchr(kv, ',') ? "\"" : "", kind ? "tg" : "pp", n,
+               B > 0 ? "x" : "", B > 0 ? B : 0L, depth, reps, mean, sd, med);
     else
         printf("| %s | %.2f GiB | %.2f B | %s | %ld | %s | %s | %.2f ± %.2f | %.2f |\n", base,
                (double)info->file_size / 1073741824.0, (double)info->n_params / 1e9, kn, threads,
