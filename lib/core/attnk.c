@@ -66,6 +66,11 @@ void sg_attn_accum_heads_generic(uint32_t nh, float *const *out, const float *co
 #if SG_AK_X86
 #  define SG_AI static inline __attribute__((always_inline))
 
+/* The SIMD kernels prefetch the rows one block ahead of the ones they read:
+ * a block's compute would otherwise not overlap the next block's loads. The
+ * addresses may lie past the cache's end (x86 prefetches never fault). */
+#  define SG_ATTN_PF_ROWS SG_ATTN_BLOCK
+
 /* ---- AVX2 (+FMA, F16C): 8 rows at a time --------------------------------------- */
 #  define SG_T2 __attribute__((target("avx2,fma,f16c")))
 
@@ -99,8 +104,12 @@ SG_T2 SG_AI void scores_avx2_t(const float *q, size_t q_stride, uint32_t nh, con
                                size_t k_stride, uint32_t rt, size_t nb, uint32_t d, float scale,
                                float *s) {
     const __m256 vs = _mm256_set1_ps(scale);
+    const size_t es = rt == SG_ROW_F32 ? 4 : 2;
     for (size_t j0 = 0; j0 < nb; j0 += 8) {
         size_t nr = nb - j0 < 8 ? nb - j0 : 8;
+        for (size_t r = 0; r < 8; r++)
+            for (size_t o = 0; o < d * es; o += 64)
+                _mm_prefetch((const char *)k + (SG_ATTN_PF_ROWS + j0 + r) * k_stride * es + o, _MM_HINT_T1);
         for (uint32_t h = 0; h < nh; h++) {
             const float *qh = q + (size_t)h * q_stride;
             __m256 acc[8];
@@ -182,7 +191,10 @@ SG_T2 SG_AI void accum_avx2_t(float *out, const float *w, size_t nb, const void 
         __m256 acc[8];
         for (uint32_t i = 0; i < 8; i++)
             acc[i] = i < na ? _mm256_loadu_ps(out + c0 + 8 * i) : _mm256_setzero_ps();
+        const size_t es = rt == SG_ROW_F32 ? 4 : 2;
         for (size_t j = 0; j < nb; j++) {
+            for (size_t o = 0; o < 8 * na * es; o += 64)
+                _mm_prefetch((const char *)v + ((SG_ATTN_PF_ROWS + j) * v_stride + c0) * es + o, _MM_HINT_T1);
             __m256 a = _mm256_set1_ps(w[j]);
             for (uint32_t i = 0; i < 8; i++)
                 if (i < na) acc[i] = _mm256_fmadd_ps(a, ld8(v, j * v_stride + c0 + 8 * i, rt), acc[i]);
@@ -294,6 +306,9 @@ SG_T5 SG_AI void scores_512_full(const float *q, size_t q_stride, uint32_t nh, c
     const size_t es = rt == SG_ROW_F32 ? 4 : 2;
     for (size_t j0 = 0; j0 < 16 * n16; j0 += 16) {
         const uint8_t *kb = (const uint8_t *)k + j0 * k_stride * es;
+        for (size_t r = 0; r < 16; r++)
+            for (size_t o = 0; o < d * es; o += 64)
+                _mm_prefetch((const char *)kb + (SG_ATTN_PF_ROWS + r) * k_stride * es + o, _MM_HINT_T1);
         for (uint32_t h = 0; h < nh; h++) {
             const float *qh = q + (size_t)h * q_stride;
             __m512 acc[16];
@@ -416,6 +431,8 @@ SG_T5 SG_AI void accum_heads_512_t(float *const *out, const float *const *w, siz
             for (uint32_t h = 0; h < NH; h++) {
                 __m512 a = _mm512_set1_ps(w[h][j]);
                 const void *row = vb[h] + j * v_stride * es;
+                for (size_t o = 0; o < 64 * es; o += 64)
+                    _mm_prefetch((const char *)row + SG_ATTN_PF_ROWS * v_stride * es + o, _MM_HINT_T1);
 #  pragma GCC unroll 4
                 for (uint32_t i = 0; i < 4; i++)
                     acc[4 * h + i] = _mm512_fmadd_ps(a, ld16(row, 16 * i, rt, mk[i]), acc[4 * h + i]);
