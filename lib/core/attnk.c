@@ -100,18 +100,53 @@ SG_T2 SG_AI __m256 hsum8x8(const __m256 a[8]) {
                          _mm256_permute2f128_ps(c[0], c[1], 0x31));
 }
 
+/* Query heads in pairs, 4 rows at a time: each K row chunk is loaded (and
+ * converted) once for both heads; hsum8x8 sums the 4 rows x 2 heads (lanes
+ * 0-3 the first head's, 4-7 the second's). An odd last head goes 8 rows at
+ * a time alone. Per score the same FMAs over the chunks in order and the
+ * same addition tree either way. The first pass over the rows (h == 0)
+ * prefetches the rows a block ahead. */
 SG_T2 SG_AI void scores_avx2_t(const float *q, size_t q_stride, uint32_t nh, const void *k,
                                size_t k_stride, uint32_t rt, size_t nb, uint32_t d, float scale,
                                float *s) {
     const __m256 vs = _mm256_set1_ps(scale);
     const size_t es = rt == SG_ROW_F32 ? 4 : 2;
-    for (size_t j0 = 0; j0 < nb; j0 += 8) {
-        size_t nr = nb - j0 < 8 ? nb - j0 : 8;
-        for (size_t r = 0; r < 8; r++)
-            for (size_t o = 0; o < d * es; o += 64)
-                _mm_prefetch((const char *)k + (SG_ATTN_PF_ROWS + j0 + r) * k_stride * es + o, _MM_HINT_T1);
-        for (uint32_t h = 0; h < nh; h++) {
-            const float *qh = q + (size_t)h * q_stride;
+    uint32_t h = 0;
+    for (; h + 1 < nh; h += 2) {
+        const float *qa = q + (size_t)h * q_stride, *qb = qa + q_stride;
+        for (size_t j0 = 0; j0 < nb; j0 += 4) {
+            size_t nr = nb - j0 < 4 ? nb - j0 : 4;
+            if (h == 0)
+                for (size_t r = 0; r < 4; r++)
+                    for (size_t o = 0; o < d * es; o += 64)
+                        _mm_prefetch((const char *)k + (SG_ATTN_PF_ROWS + j0 + r) * k_stride * es + o,
+                                     _MM_HINT_T1);
+            __m256 acc[8];
+            for (int r = 0; r < 8; r++) acc[r] = _mm256_setzero_ps();
+            for (uint32_t c = 0; c < d; c += 8) {
+                __m256 va = _mm256_loadu_ps(qa + c), vb = _mm256_loadu_ps(qb + c);
+                for (size_t r = 0; r < 4; r++)
+                    if (r < nr) {
+                        __m256 kv = ld8(k, (j0 + r) * k_stride + c, rt);
+                        acc[r] = _mm256_fmadd_ps(va, kv, acc[r]);
+                        acc[4 + r] = _mm256_fmadd_ps(vb, kv, acc[4 + r]);
+                    }
+            }
+            float t[8];
+            _mm256_storeu_ps(t, _mm256_mul_ps(hsum8x8(acc), vs));
+            memcpy(s + (size_t)h * SG_ATTN_BLOCK + j0, t, nr * sizeof(float));
+            memcpy(s + (size_t)(h + 1) * SG_ATTN_BLOCK + j0, t + 4, nr * sizeof(float));
+        }
+    }
+    for (; h < nh; h++) {
+        const float *qh = q + (size_t)h * q_stride;
+        for (size_t j0 = 0; j0 < nb; j0 += 8) {
+            size_t nr = nb - j0 < 8 ? nb - j0 : 8;
+            if (h == 0)
+                for (size_t r = 0; r < 8; r++)
+                    for (size_t o = 0; o < d * es; o += 64)
+                        _mm_prefetch((const char *)k + (SG_ATTN_PF_ROWS + j0 + r) * k_stride * es + o,
+                                     _MM_HINT_T1);
             __m256 acc[8];
             for (int r = 0; r < 8; r++) acc[r] = _mm256_setzero_ps();
             for (uint32_t c = 0; c < d; c += 8) {
@@ -119,9 +154,8 @@ SG_T2 SG_AI void scores_avx2_t(const float *q, size_t q_stride, uint32_t nh, con
                 for (size_t r = 0; r < 8; r++)
                     if (r < nr) acc[r] = _mm256_fmadd_ps(qv, ld8(k, (j0 + r) * k_stride + c, rt), acc[r]);
             }
-            __m256 v = _mm256_mul_ps(hsum8x8(acc), vs);
             float t[8];
-            _mm256_storeu_ps(t, v);
+            _mm256_storeu_ps(t, _mm256_mul_ps(hsum8x8(acc), vs));
             memcpy(s + (size_t)h * SG_ATTN_BLOCK + j0, t, nr * sizeof(float));
         }
     }
@@ -299,18 +333,54 @@ SG_T5 SG_AI __m512 ld16u(const void *base, size_t idx, uint32_t rt) {
     }
 }
 
+/* Full 16-row groups. Query heads go in pairs: each K row chunk is loaded
+ * (and converted) once for both heads, and the 8 rows x 2 heads of
+ * accumulators are summed by one hsum16x16 (lanes 0-7 the first head's
+ * rows, 8-15 the second's). Per score the operations are those of
+ * scores_512_t: FMAs over the chunks in order, the same addition tree. An
+ * odd last head goes 16 rows at a time alone. */
 SG_T5 SG_AI void scores_512_full(const float *q, size_t q_stride, uint32_t nh, const void *k,
                                  size_t k_stride, uint32_t rt, size_t n16, uint32_t d, float scale,
                                  float *s) {
     const __m512 vs = _mm512_set1_ps(scale);
     const size_t es = rt == SG_ROW_F32 ? 4 : 2;
-    for (size_t j0 = 0; j0 < 16 * n16; j0 += 16) {
-        const uint8_t *kb = (const uint8_t *)k + j0 * k_stride * es;
-        for (size_t r = 0; r < 16; r++)
-            for (size_t o = 0; o < d * es; o += 64)
-                _mm_prefetch((const char *)kb + (SG_ATTN_PF_ROWS + r) * k_stride * es + o, _MM_HINT_T1);
-        for (uint32_t h = 0; h < nh; h++) {
-            const float *qh = q + (size_t)h * q_stride;
+    uint32_t h = 0;
+    for (; h + 1 < nh; h += 2) {
+        const float *qa = q + (size_t)h * q_stride, *qb = qa + q_stride;
+        for (size_t j0 = 0; j0 < 16 * n16; j0 += 8) {
+            const uint8_t *kb = (const uint8_t *)k + j0 * k_stride * es;
+            if (h == 0) /* the first pair prefetches the rows a block ahead */
+                for (size_t r = 0; r < 8; r++)
+                    for (size_t o = 0; o < d * es; o += 64)
+                        _mm_prefetch((const char *)kb + (SG_ATTN_PF_ROWS + r) * k_stride * es + o,
+                                     _MM_HINT_T1);
+            __m512 acc[16];
+#  pragma GCC unroll 16
+            for (int r = 0; r < 16; r++) acc[r] = _mm512_setzero_ps();
+            for (uint32_t c = 0; c < d; c += 16) {
+                __m512 va = _mm512_loadu_ps(qa + c), vb = _mm512_loadu_ps(qb + c);
+#  pragma GCC unroll 8
+                for (size_t r = 0; r < 8; r++) {
+                    __m512 kv = ld16u(kb, r * k_stride + c, rt);
+                    acc[r] = _mm512_fmadd_ps(va, kv, acc[r]);
+                    acc[8 + r] = _mm512_fmadd_ps(vb, kv, acc[8 + r]);
+                }
+            }
+            __m512 v = _mm512_mul_ps(hsum16x16(acc), vs);
+            _mm256_storeu_ps(s + (size_t)h * SG_ATTN_BLOCK + j0, _mm512_castps512_ps256(v));
+            _mm256_storeu_ps(s + (size_t)(h + 1) * SG_ATTN_BLOCK + j0,
+                             _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+        }
+    }
+    for (; h < nh; h++) {
+        const float *qh = q + (size_t)h * q_stride;
+        for (size_t j0 = 0; j0 < 16 * n16; j0 += 16) {
+            const uint8_t *kb = (const uint8_t *)k + j0 * k_stride * es;
+            if (h == 0)
+                for (size_t r = 0; r < 16; r++)
+                    for (size_t o = 0; o < d * es; o += 64)
+                        _mm_prefetch((const char *)kb + (SG_ATTN_PF_ROWS + r) * k_stride * es + o,
+                                     _MM_HINT_T1);
             __m512 acc[16];
 #  pragma GCC unroll 16
             for (int r = 0; r < 16; r++) acc[r] = _mm512_setzero_ps();
