@@ -238,13 +238,59 @@ SG_T2 SG_AI void accum_avx2_t(float *out, const float *w, size_t nb, const void 
     }
 }
 
-/* AVX2 has 8 accumulators per 64 columns already: one head at a time */
+/* Two heads reading the same V rows (query heads sharing a V head), 32
+ * columns per pass: each row chunk loaded and converted once for both. Per
+ * element the same sequence as accum_avx2_t. d % 8 == 0. */
+SG_T2 SG_AI void accum_pair_avx2_t(float *o0, float *o1, const float *w0, const float *w1, size_t nb,
+                                   const void *v, size_t v_stride, uint32_t rt, uint32_t d) {
+    const size_t es = rt == SG_ROW_F32 ? 4 : 2;
+    for (uint32_t c0 = 0; c0 < d; c0 += 32) {
+        uint32_t na = (d - c0) / 8 < 4 ? (d - c0) / 8 : 4;
+        __m256 a0[4], a1[4];
+        for (uint32_t i = 0; i < 4; i++) {
+            a0[i] = i < na ? _mm256_loadu_ps(o0 + c0 + 8 * i) : _mm256_setzero_ps();
+            a1[i] = i < na ? _mm256_loadu_ps(o1 + c0 + 8 * i) : _mm256_setzero_ps();
+        }
+        for (size_t j = 0; j < nb; j++) {
+            for (size_t o = 0; o < 8 * na * es; o += 64)
+                _mm_prefetch((const char *)v + ((SG_ATTN_PF_ROWS + j) * v_stride + c0) * es + o, _MM_HINT_T1);
+            __m256 b0 = _mm256_set1_ps(w0[j]), b1 = _mm256_set1_ps(w1[j]);
+            for (uint32_t i = 0; i < 4; i++)
+                if (i < na) {
+                    __m256 x = ld8(v, j * v_stride + c0 + 8 * i, rt);
+                    a0[i] = _mm256_fmadd_ps(b0, x, a0[i]);
+                    a1[i] = _mm256_fmadd_ps(b1, x, a1[i]);
+                }
+        }
+        for (uint32_t i = 0; i < 4; i++)
+            if (i < na) {
+                _mm256_storeu_ps(o0 + c0 + 8 * i, a0[i]);
+                _mm256_storeu_ps(o1 + c0 + 8 * i, a1[i]);
+            }
+    }
+}
+
+/* AVX2 has 8 accumulators per 64 columns already: one head at a time,
+ * except two heads reading the same rows */
 SG_T2 static void attn_accum_avx2(float *out, const float *w, size_t nb, const void *v,
                                   size_t v_stride, uint32_t rt, uint32_t d);
 SG_T2 static void attn_accum_heads_avx2(uint32_t nh, float *const *out, const float *const *w,
                                         size_t nb, const void *const *v, size_t v_stride, uint32_t rt,
                                         uint32_t d) {
-    for (uint32_t h = 0; h < nh; h++) attn_accum_avx2(out[h], w[h], nb, v[h], v_stride, rt, d);
+    uint32_t h = 0;
+    if (d % 8 == 0)
+        for (; h + 1 < nh && v[h] == v[h + 1]; h += 2) switch (rt) {
+            case SG_ROW_F16:
+                accum_pair_avx2_t(out[h], out[h + 1], w[h], w[h + 1], nb, v[h], v_stride, SG_ROW_F16, d);
+                break;
+            case SG_ROW_BF16:
+                accum_pair_avx2_t(out[h], out[h + 1], w[h], w[h + 1], nb, v[h], v_stride, SG_ROW_BF16, d);
+                break;
+            default:
+                accum_pair_avx2_t(out[h], out[h + 1], w[h], w[h + 1], nb, v[h], v_stride, SG_ROW_F32, d);
+                break;
+            }
+    for (; h < nh; h++) attn_accum_avx2(out[h], w[h], nb, v[h], v_stride, rt, d);
 }
 
 SG_T2 static void attn_accum_avx2(float *out, const float *w, size_t nb, const void *v,
@@ -516,8 +562,60 @@ SG_T5 SG_AI void accum_heads_512_t(float *const *out, const float *const *w, siz
     }
 }
 
+/* As accum_heads_512_t for NP pairs of heads where both heads of a pair
+ * read the same V rows (v[2i] == v[2i+1]: query heads sharing a V head):
+ * each row chunk is loaded and converted once for the two. Per element the
+ * same sequence as accum_512_t. */
+SG_T5 SG_AI void accum_pairs_512_t(float *const *out, const float *const *w, size_t nb,
+                                   const void *const *v, size_t v_stride, uint32_t rt, uint32_t d,
+                                   const uint32_t NP) {
+    const size_t es = rt == SG_ROW_F32 ? 4 : 2;
+    for (uint32_t c0 = 0; c0 < d; c0 += 64) {
+        uint32_t left = d - c0;
+        __mmask16 mk[4];
+        for (uint32_t i = 0; i < 4; i++) mk[i] = left > 16 * i ? tail_mask(left - 16 * i) : 0;
+        __m512 acc[16];
+        const uint8_t *vb[2];
+#  pragma GCC unroll 4
+        for (uint32_t h = 0; h < 2 * NP; h++) {
+            if (h % 2 == 0) vb[h / 2] = (const uint8_t *)v[h] + (size_t)c0 * es;
+#  pragma GCC unroll 4
+            for (uint32_t i = 0; i < 4; i++)
+                acc[4 * h + i] = _mm512_maskz_loadu_ps(mk[i], out[h] + c0 + 16 * i);
+        }
+        for (size_t j = 0; j < nb; j++) {
+#  pragma GCC unroll 2
+            for (uint32_t p = 0; p < NP; p++) {
+                __m512 a0 = _mm512_set1_ps(w[2 * p][j]), a1 = _mm512_set1_ps(w[2 * p + 1][j]);
+                const void *row = vb[p] + j * v_stride * es;
+                for (size_t o = 0; o < 64 * es; o += 64)
+                    _mm_prefetch((const char *)row + SG_ATTN_PF_ROWS * v_stride * es + o, _MM_HINT_T1);
+#  pragma GCC unroll 4
+                for (uint32_t i = 0; i < 4; i++) {
+                    __m512 x = ld16(row, 16 * i, rt, mk[i]);
+                    acc[8 * p + i] = _mm512_fmadd_ps(a0, x, acc[8 * p + i]);
+                    acc[8 * p + 4 + i] = _mm512_fmadd_ps(a1, x, acc[8 * p + 4 + i]);
+                }
+            }
+        }
+#  pragma GCC unroll 4
+        for (uint32_t h = 0; h < 2 * NP; h++)
+#  pragma GCC unroll 4
+            for (uint32_t i = 0; i < 4; i++)
+                if (mk[i]) _mm512_mask_storeu_ps(out[h] + c0 + 16 * i, mk[i], acc[4 * h + i]);
+    }
+}
+
 SG_T5 SG_AI void accum_heads_512_n(uint32_t nh, float *const *out, const float *const *w, size_t nb,
                                    const void *const *v, size_t v_stride, uint32_t rt, uint32_t d) {
+    if (nh == 4 && v[0] == v[1] && v[2] == v[3]) {
+        accum_pairs_512_t(out, w, nb, v, v_stride, rt, d, 2);
+        return;
+    }
+    if (nh == 2 && v[0] == v[1]) {
+        accum_pairs_512_t(out, w, nb, v, v_stride, rt, d, 1);
+        return;
+    }
     switch (nh) {
     case 4: accum_heads_512_t(out, w, nb, v, v_stride, rt, d, 4); break;
     case 3: accum_heads_512_t(out, w, nb, v, v_stride, rt, d, 3); break;

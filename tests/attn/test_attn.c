@@ -420,7 +420,10 @@ START_TEST(test_attn_accum_heads) {
             size_t es = rt == SG_ROW_F32 ? 4 : 2;
             for (size_t di = 0; di < sizeof dims / sizeof *dims; di++)
                 for (size_t ni = 0; ni < sizeof nbs / sizeof *nbs; ni++)
-                    for (uint32_t nh = 1; nh <= SG_ATTN_ACCUM_HEADS; nh++) {
+                    for (uint32_t nhs = 2; nhs <= 2 * SG_ATTN_ACCUM_HEADS + 1; nhs++) {
+                        /* pairs: heads 2i and 2i+1 share rows (query heads
+                         * sharing a V head take the kernels' pair path) */
+                        uint32_t nh = nhs / 2, pairs = nhs % 2;
                         uint32_t d = dims[di];
                         size_t nb = nbs[ni];
                         float *o[SG_ATTN_ACCUM_HEADS];
@@ -432,14 +435,15 @@ START_TEST(test_attn_accum_heads) {
                             o[h] = out[h];
                             wp[h] = w[h];
                             /* heads 0 and 1 share rows, the others start elsewhere */
-                            vp[h] = vb + (h < 2 ? 0 : (size_t)h * 7 * vst * es);
+                            vp[h] = vb + (pairs ? (size_t)(h / 2) * 7 * vst * es
+                                          : h < 2 ? 0 : (size_t)h * 7 * vst * es);
                         }
                         ks[kk].attn_accum_heads(nh, o, wp, nb, vp, vst, rt, d);
                         for (uint32_t h = 0; h < nh; h++) {
                             ks[kk].attn_accum(ref[h], w[h], nb, vp[h], vst, rt, d);
                             ck_assert_msg(memcmp(out[h], ref[h], sizeof ref[h]) == 0,
-                                          "%s rt %u d %u nb %zu nh %u: head %u differs", ks[kk].name,
-                                          rt, d, nb, nh, h);
+                                          "%s rt %u d %u nb %zu nh %u pairs %u: head %u differs",
+                                          ks[kk].name, rt, d, nb, nh, pairs, h);
                         }
                     }
         }
