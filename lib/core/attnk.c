@@ -50,6 +50,19 @@ float sg_attn_exp_generic(float *x, size_t n, float m) {
     return sum;
 }
 
+void sg_attn_clean_blocks_generic(float *dst, const float *src, size_t n, float *bmax) {
+    for (size_t b0 = 0; b0 < n; b0 += SG_ATTN_CLEAN_BLOCK) {
+        size_t e = n - b0 < SG_ATTN_CLEAN_BLOCK ? n : b0 + SG_ATTN_CLEAN_BLOCK;
+        float m = -INFINITY;
+        for (size_t j = b0; j < e; j++) {
+            float v = src[j] == src[j] ? src[j] : -INFINITY;
+            dst[j] = v;
+            m = v > m ? v : m;
+        }
+        bmax[b0 / SG_ATTN_CLEAN_BLOCK] = m;
+    }
+}
+
 void sg_attn_accum_generic(float *out, const float *w, size_t nb, const void *v, size_t v_stride,
                            uint32_t rt, uint32_t d) {
     for (size_t j = 0; j < nb; j++) {
@@ -216,6 +229,24 @@ SG_T2 static float attn_exp_avx2(float *x, size_t n, float m) {
     h = _mm_add_ps(h, _mm_movehl_ps(h, h));
     h = _mm_add_ss(h, _mm_movehdup_ps(h));
     return _mm_cvtss_f32(h);
+}
+
+SG_T2 static void attn_clean_blocks_avx2(float *dst, const float *src, size_t n, float *bmax) {
+    const __m256 ninf = _mm256_set1_ps(-INFINITY);
+    size_t b0 = 0;
+    for (; b0 + 16 <= n; b0 += 16) {
+        __m256 a = _mm256_loadu_ps(src + b0), b = _mm256_loadu_ps(src + b0 + 8);
+        a = _mm256_blendv_ps(a, ninf, _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
+        b = _mm256_blendv_ps(b, ninf, _mm256_cmp_ps(b, b, _CMP_UNORD_Q));
+        _mm256_storeu_ps(dst + b0, a);
+        _mm256_storeu_ps(dst + b0 + 8, b);
+        __m256 m = _mm256_max_ps(a, b);
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        bmax[b0 / 16] = _mm_cvtss_f32(h);
+    }
+    if (b0 < n) sg_attn_clean_blocks_generic(dst + b0, src + b0, n - b0, bmax + b0 / 16);
 }
 
 SG_T2 SG_AI void accum_avx2_t(float *out, const float *w, size_t nb, const void *v, size_t v_stride,
@@ -499,6 +530,17 @@ SG_T5 static float attn_exp_512(float *x, size_t n, float m) {
     return _mm512_reduce_add_ps(sum);
 }
 
+SG_T5 static void attn_clean_blocks_512(float *dst, const float *src, size_t n, float *bmax) {
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    for (size_t b0 = 0; b0 < n; b0 += 16) {
+        __mmask16 k = tail_mask((uint32_t)(n - b0 < 16 ? n - b0 : 16));
+        __m512 a = _mm512_maskz_loadu_ps(k, src + b0);
+        a = _mm512_mask_mov_ps(a, _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q), ninf);
+        _mm512_mask_storeu_ps(dst + b0, k, a);
+        bmax[b0 / 16] = _mm512_reduce_max_ps(_mm512_mask_mov_ps(ninf, k, a));
+    }
+}
+
 SG_T5 SG_AI void accum_512_t(float *out, const float *w, size_t nb, const void *v, size_t v_stride,
                              uint32_t rt, uint32_t d) {
     for (uint32_t c0 = 0; c0 < d; c0 += 128) {
@@ -649,18 +691,21 @@ void sg_attn_kernels_fill(sg_kernels *k, int level) {
     k->attn_exp = sg_attn_exp_generic;
     k->attn_accum = sg_attn_accum_generic;
     k->attn_accum_heads = sg_attn_accum_heads_generic;
+    k->attn_clean_blocks = sg_attn_clean_blocks_generic;
 #if SG_AK_X86
     if (level >= 1) {
         k->attn_scores = attn_scores_avx2;
         k->attn_exp = attn_exp_avx2;
         k->attn_accum = attn_accum_avx2;
         k->attn_accum_heads = attn_accum_heads_avx2;
+        k->attn_clean_blocks = attn_clean_blocks_avx2;
     }
     if (level >= 2) {
         k->attn_scores = attn_scores_512;
         k->attn_exp = attn_exp_512;
         k->attn_accum = attn_accum_512;
         k->attn_accum_heads = attn_accum_heads_512;
+        k->attn_clean_blocks = attn_clean_blocks_512;
     }
 #else
     (void)level;

@@ -88,6 +88,11 @@ typedef struct sg_kernels {
      * interleave, so the chains of additions overlap in the pipeline). */
     void (*attn_accum_heads)(uint32_t nh, float *const *out, const float *const *w, size_t nb,
                              const void *const *v, size_t v_stride, uint32_t rt, uint32_t d);
+    /* attn_clean_blocks: dst[j] = src[j] with NaNs as -inf (j < n), and
+     * bmax[b] = the largest of dst[SG_ATTN_CLEAN_BLOCK*b ..] up to n (-inf
+     * if none) for every started block b: what top-k selection keeps of a
+     * row of scores (topv). dst may equal src. */
+    void (*attn_clean_blocks)(float *dst, const float *src, size_t n, float *bmax);
     /* Q4_0 weights repacked by sg_q4_0_pack_x8 (sg_tensor.packed): the same
      * product as gemm with g->w inside the packed copy (nr % 8 == 0, whole
      * groups), each element bitwise equal to sg_gemm_generic on the
@@ -95,6 +100,7 @@ typedef struct sg_kernels {
     int (*gemm_x8)(const sg_gemm *g);
 } sg_kernels;
 #define SG_ATTN_ACCUM_HEADS 4
+#define SG_ATTN_CLEAN_BLOCK 16
 
 /* Cached row types for the attention kernels (values of sg_kv_type). */
 enum { SG_ROW_F32 = 0, SG_ROW_F16 = 1, SG_ROW_BF16 = 2 };
@@ -107,6 +113,7 @@ void sg_attn_scores_generic(const float *q, size_t q_stride, uint32_t nh, const 
                             size_t k_stride, uint32_t rt, size_t nb, uint32_t d, float scale,
                             float *s);
 float sg_attn_exp_generic(float *x, size_t n, float m);
+void sg_attn_clean_blocks_generic(float *dst, const float *src, size_t n, float *bmax);
 void sg_attn_accum_generic(float *out, const float *w, size_t nb, const void *v, size_t v_stride,
                            uint32_t rt, uint32_t d);
 void sg_attn_accum_heads_generic(uint32_t nh, float *const *out, const float *const *w, size_t nb,

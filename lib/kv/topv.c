@@ -163,7 +163,8 @@ static uint32_t kmax_of(uint32_t mass, uint32_t kmax, uint32_t k) {
 }
 
 /* Positions per block maximum (selection). */
-#define TOPV_BLOCK 16
+#define TOPV_BLOCK SG_ATTN_CLEAN_BLOCK /* positions per block maximum (the kernel's) */
+_Static_assert(SG_ATTN_BLOCK % TOPV_BLOCK == 0, "score blocks hold whole maximum blocks");
 static size_t n_blocks(size_t n) { return (n + TOPV_BLOCK - 1) / TOPV_BLOCK; }
 
 static int topv_create(void *user, const sigma_kv_layout *lay, const char *options, void **state,
@@ -366,22 +367,6 @@ static float clean_max(float *dst, const float *src, size_t n) {
     return m;
 }
 
-/* clean_max of one whole block (n = TOPV_BLOCK = 16), in a form the
- * compiler turns into a few vector operations: lanes, then a tree. */
-static inline float clean_max16(float *dst, const float *src) {
-    float p[16];
-    for (int i = 0; i < 16; i++) {
-        float v = src[i];
-        v = v == v ? v : -INFINITY;
-        dst[i] = v;
-        p[i] = v;
-    }
-    for (int i = 0; i < 8; i++) p[i] = p[i + 8] > p[i] ? p[i + 8] : p[i];
-    for (int i = 0; i < 4; i++) p[i] = p[i + 4] > p[i] ? p[i + 4] : p[i];
-    for (int i = 0; i < 2; i++) p[i] = p[i + 2] > p[i] ? p[i + 2] : p[i];
-    return p[1] > p[0] ? p[1] : p[0];
-}
-
 /* Scores of the query heads [0, nh) (q rows d_qk apart, all sharing the K
  * head kh) against rows 0..n-1 of layer `layer`: sc[h * nc + p], soft-capped
  * if asked, NaNs as -inf; bmax[h * nbc + b] = the largest of positions
@@ -403,10 +388,7 @@ static void score_heads(const topv_state *s, uint32_t layer, uint32_t kh, const 
                 float *bh = blk + (size_t)h * SG_ATTN_BLOCK;
                 if (cap > 0.0f) sg_softcap(bh, nb, cap); /* monotonic: the same rows are picked */
                 float *sh = sc + (size_t)(h0 + h) * nc + p0;
-                float *mh = bmax + (size_t)(h0 + h) * nbc + p0 / TOPV_BLOCK;
-                size_t c = 0;
-                for (; c + TOPV_BLOCK <= nb; c += TOPV_BLOCK) mh[c / TOPV_BLOCK] = clean_max16(sh + c, bh + c);
-                if (c < nb) mh[c / TOPV_BLOCK] = clean_max(sh + c, bh + c, nb - c);
+                kern->attn_clean_blocks(sh, bh, nb, bmax + (size_t)(h0 + h) * nbc + p0 / TOPV_BLOCK);
             }
         }
     }

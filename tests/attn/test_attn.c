@@ -500,6 +500,61 @@ START_TEST(test_attn_scores_place) {
 }
 END_TEST
 
+/* NaNs to -inf and the maxima of 16-position blocks, on every level:
+ * values with NaNs (both signs, quiet and signalling patterns), infinities,
+ * both zeros, every length 0..70, in place and into another buffer */
+START_TEST(test_attn_clean_blocks) {
+    sg_kernels ks[3];
+    sg_kernels_init(&ks[0], 0);
+    sg_kernels_init_spec(&ks[1], 1, "avx2");
+    sg_kernels_init(&ks[2], 1);
+    static const uint32_t nans[] = {0x7fc00000u, 0xffc00000u, 0x7f800001u, 0xff812345u};
+    float src[72], dst[72], in[72], bm[8];
+    for (int kk = 0; kk < 3; kk++)
+        for (size_t n = 0; n <= 70; n++)
+            for (int pattern = 0; pattern < 4; pattern++)
+                for (int inplace = 0; inplace < 2; inplace++) {
+                    for (size_t j = 0; j < 72; j++) {
+                        float v = rndf() * 10.0f;
+                        uint32_t r = (uint32_t)(j * 7 + (size_t)pattern * 13) % 11;
+                        if (pattern > 0 && r == 0) memcpy(&v, &nans[j % 4], 4);
+                        if (pattern > 1 && r == 3) v = j % 2 ? INFINITY : -INFINITY;
+                        if (pattern == 3 && r != 0) v = j % 2 ? 0.0f : -0.0f;
+                        if (pattern == 2 && j >= 16 && j < 32) memcpy(&v, &nans[1], 4); /* a block of NaNs */
+                        src[j] = v;
+                    }
+                    memcpy(in, src, sizeof in);
+                    for (size_t j = 0; j < 72; j++) dst[j] = 12345.0f;
+                    for (int b = 0; b < 8; b++) bm[b] = 54321.0f;
+                    float *out = inplace ? in : dst;
+                    ks[kk].attn_clean_blocks(out, in, n, bm);
+                    for (size_t j = 0; j < 72; j++) {
+                        if (j >= n) {
+                            ck_assert_msg(inplace ? memcmp(&out[j], &src[j], 4) == 0 : out[j] == 12345.0f,
+                                          "%s n %zu: wrote past the end at %zu", ks[kk].name, n, j);
+                            continue;
+                        }
+                        float want = src[j] == src[j] ? src[j] : -INFINITY;
+                        ck_assert_msg(memcmp(&out[j], &want, 4) == 0 || (want == 0.0f && out[j] == 0.0f),
+                                      "%s n %zu pattern %d: element %zu %g, want %g", ks[kk].name, n,
+                                      pattern, j, (double)out[j], (double)want);
+                    }
+                    size_t nb = (n + SG_ATTN_CLEAN_BLOCK - 1) / SG_ATTN_CLEAN_BLOCK;
+                    for (size_t b = 0; b < 8; b++) {
+                        if (b >= nb) {
+                            ck_assert_msg(bm[b] == 54321.0f, "%s n %zu: block max %zu written", ks[kk].name, n, b);
+                            continue;
+                        }
+                        float m = -INFINITY;
+                        for (size_t j = b * 16; j < n && j < b * 16 + 16; j++)
+                            if (src[j] == src[j] && src[j] > m) m = src[j];
+                        ck_assert_msg(bm[b] == m, "%s n %zu pattern %d: block %zu max %g, want %g",
+                                      ks[kk].name, n, pattern, b, (double)bm[b], (double)m);
+                    }
+                }
+}
+END_TEST
+
 /* accumulate must not write past d (tails) */
 START_TEST(test_attn_accum_bounds) {
     float V[64 * 24], w[64], out[40];
@@ -530,6 +585,7 @@ int main(void) {
     tcase_add_test(tc, test_attn_accum_bounds);
     tcase_add_test(tc, test_attn_accum_heads);
     tcase_add_test(tc, test_attn_scores_place);
+    tcase_add_test(tc, test_attn_clean_blocks);
     tcase_add_test(tc, test_attn_scores_all);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
