@@ -145,10 +145,16 @@ SG_T2 SG_AI void scores_avx2_t(const float *q, size_t q_stride, uint32_t nh, con
                         acc[4 + r] = _mm256_fmadd_ps(vb, kv, acc[4 + r]);
                     }
             }
-            float t[8];
-            _mm256_storeu_ps(t, _mm256_mul_ps(hsum8x8(acc), vs));
-            memcpy(s + (size_t)h * SG_ATTN_BLOCK + j0, t, nr * sizeof(float));
-            memcpy(s + (size_t)(h + 1) * SG_ATTN_BLOCK + j0, t + 4, nr * sizeof(float));
+            __m256 v = _mm256_mul_ps(hsum8x8(acc), vs);
+            if (nr == 4) {
+                _mm_storeu_ps(s + (size_t)h * SG_ATTN_BLOCK + j0, _mm256_castps256_ps128(v));
+                _mm_storeu_ps(s + (size_t)(h + 1) * SG_ATTN_BLOCK + j0, _mm256_extractf128_ps(v, 1));
+            } else {
+                float t[8];
+                _mm256_storeu_ps(t, v);
+                memcpy(s + (size_t)h * SG_ATTN_BLOCK + j0, t, nr * sizeof(float));
+                memcpy(s + (size_t)(h + 1) * SG_ATTN_BLOCK + j0, t + 4, nr * sizeof(float));
+            }
         }
     }
     for (; h < nh; h++) {
@@ -167,9 +173,14 @@ SG_T2 SG_AI void scores_avx2_t(const float *q, size_t q_stride, uint32_t nh, con
                 for (size_t r = 0; r < 8; r++)
                     if (r < nr) acc[r] = _mm256_fmadd_ps(qv, ld8(k, (j0 + r) * k_stride + c, rt), acc[r]);
             }
-            float t[8];
-            _mm256_storeu_ps(t, _mm256_mul_ps(hsum8x8(acc), vs));
-            memcpy(s + (size_t)h * SG_ATTN_BLOCK + j0, t, nr * sizeof(float));
+            __m256 v = _mm256_mul_ps(hsum8x8(acc), vs);
+            if (nr == 8) {
+                _mm256_storeu_ps(s + (size_t)h * SG_ATTN_BLOCK + j0, v);
+            } else {
+                float t[8];
+                _mm256_storeu_ps(t, v);
+                memcpy(s + (size_t)h * SG_ATTN_BLOCK + j0, t, nr * sizeof(float));
+            }
         }
     }
 }
