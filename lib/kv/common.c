@@ -212,28 +212,54 @@ const uint8_t *sg_kv_r_bytes(sg_kv_rd *r, uint64_t n, uint64_t elem) {
     return p;
 }
 
-int sg_kv_r_header_compat(sg_kv_rd *r, const char tag[4], const sigma_kv_layout *lay,
-                          const uint32_t *opts, uint32_t n_opts, uint32_t n_old,
-                          const uint32_t *old_vals) {
+/* The header's options, older headers' missing ones at old_vals; *lay_ok
+ * = the layout words match. SIGMA_E_FORMAT for a wrong magic, tag or
+ * count or a truncated header, SIGMA_E_UNSUPPORTED for another version. */
+static int read_header(sg_kv_rd *r, const char tag[4], const sigma_kv_layout *lay, uint32_t n_opts,
+                       uint32_t n_old, const uint32_t *old_vals, uint32_t *out, int *lay_ok) {
     const uint8_t *m = sg_kv_r_bytes(r, 8, 1);
     if (!m || memcmp(m, "SGKV", 4) != 0 || memcmp(m + 4, tag, 4) != 0) return SIGMA_E_FORMAT;
     if (sg_kv_r_u32(r) != 1) return r->bad ? SIGMA_E_FORMAT : SIGMA_E_UNSUPPORTED;
     uint32_t lw[6];
     layout_words(lay, lw);
-    int mismatch = 0;
+    *lay_ok = 1;
     for (int i = 0; i < 6; i++)
-        if (sg_kv_r_u32(r) != lw[i]) mismatch = 1;
+        if (sg_kv_r_u32(r) != lw[i]) *lay_ok = 0;
     uint32_t no = sg_kv_r_u32(r);
     if (r->bad) return SIGMA_E_FORMAT;
-    if (no > n_opts || no < n_old || n_old > n_opts)
-        return mismatch ? SIGMA_E_MISMATCH : SIGMA_E_FORMAT;
-    for (uint32_t i = 0; i < no; i++)
-        if (sg_kv_r_u32(r) != opts[i]) mismatch = 1;
+    if (no > n_opts || no < n_old || n_old > n_opts) return SIGMA_E_FORMAT;
+    for (uint32_t i = 0; i < no; i++) out[i] = sg_kv_r_u32(r);
     if (r->bad) return SIGMA_E_FORMAT;
     /* an older header: the options it lacks had fixed values then */
-    for (uint32_t i = no; i < n_opts; i++)
-        if (old_vals[i - n_old] != opts[i]) mismatch = 1;
+    for (uint32_t i = no; i < n_opts; i++) out[i] = old_vals[i - n_old];
+    return SIGMA_OK;
+}
+
+int sg_kv_r_header_compat(sg_kv_rd *r, const char tag[4], const sigma_kv_layout *lay,
+                          const uint32_t *opts, uint32_t n_opts, uint32_t n_old,
+                          const uint32_t *old_vals) {
+    uint32_t got[SG_KV_OPTS_MAX];
+    int lay_ok = 1;
+    if (n_opts > SG_KV_OPTS_MAX) return SIGMA_E_INVALID_ARG;
+    int rc = read_header(r, tag, lay, n_opts, n_old, old_vals, got, &lay_ok);
+    if (rc == SIGMA_E_FORMAT && !lay_ok && !r->bad) return SIGMA_E_MISMATCH; /* as before */
+    if (rc != SIGMA_OK) return rc;
+    int mismatch = !lay_ok;
+    for (uint32_t i = 0; i < n_opts; i++)
+        if (got[i] != opts[i]) mismatch = 1;
     return mismatch ? SIGMA_E_MISMATCH : SIGMA_OK;
+}
+
+int sg_kv_blob_opts(const void *data, size_t size, const char tag[4], const sigma_kv_layout *lay,
+                    uint32_t n_opts, uint32_t n_old, const uint32_t *old_vals, uint32_t *out) {
+    if (!data && size) return SIGMA_E_INVALID_ARG;
+    if (n_opts > SG_KV_OPTS_MAX) return SIGMA_E_INVALID_ARG;
+    sg_kv_rd r = {data, size, 0, 0};
+    int lay_ok = 1;
+    int rc = read_header(&r, tag, lay, n_opts, n_old, old_vals, out, &lay_ok);
+    if (rc == SIGMA_E_FORMAT && !lay_ok && !r.bad) return SIGMA_E_MISMATCH;
+    if (rc != SIGMA_OK) return rc;
+    return lay_ok ? SIGMA_OK : SIGMA_E_MISMATCH;
 }
 
 /* ---- little-endian word arrays ------------------------------------------- */

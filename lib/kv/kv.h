@@ -144,6 +144,15 @@ const uint8_t *sg_kv_r_bytes(sg_kv_rd *r, uint64_t n, uint64_t elem);
 int sg_kv_r_header_compat(sg_kv_rd *r, const char tag[4], const sigma_kv_layout *lay,
                           const uint32_t *opts, uint32_t n_opts, uint32_t n_old,
                           const uint32_t *old_vals);
+/* The options a blob was saved with (read as sg_kv_r_header_compat reads
+ * them, out[0..n_opts)), without comparing them: what a strategy created
+ * without some options uses to adopt the blob's values (it validates them,
+ * then loads with those values in its option list). SIGMA_E_FORMAT,
+ * SIGMA_E_UNSUPPORTED as the header check; SIGMA_E_MISMATCH for another
+ * layout. n_opts <= SG_KV_OPTS_MAX. */
+#define SG_KV_OPTS_MAX 16
+int sg_kv_blob_opts(const void *data, size_t size, const char tag[4], const sigma_kv_layout *lay,
+                    uint32_t n_opts, uint32_t n_old, const uint32_t *old_vals, uint32_t *out);
 
 /* Arrays of 1-, 2- or 4-byte words in little-endian order (converted on
  * big-endian hosts). */

@@ -752,11 +752,13 @@ static int topv_load(void *state, const void *data, size_t size) {
     topv_opts(s, opts);
     uint32_t mass = s->mass, kmax = s->kmax;
     if (!s->mass_given) {
-        /* header: magic, tag, version, 6 layout words, n_opts at byte 36, options from 40 */
-        const uint8_t *p = data;
-        uint32_t c = size >= 40 ? sg_get_le32(p + 36) : 0;
-        opts[7] = c >= 8 && size >= 40 + 4 * 8 ? sg_get_le32(p + 40 + 4 * 7) : 0;
-        opts[8] = c >= 9 && size >= 40 + 4 * 9 ? sg_get_le32(p + 40 + 4 * 8) : 0;
+        /* the blob's mass and kmax (0 in a header from before they existed),
+         * checked before anything changes */
+        uint32_t b[9];
+        int rc = sg_kv_blob_opts(data, size, "TOPV", &s->b.lay, 9, 4, topv_older, b);
+        if (rc != SIGMA_OK) return rc;
+        opts[7] = b[7];
+        opts[8] = b[8];
         if (opts[7] > 1000 || (opts[8] && (!opts[7] || opts[8] < s->topk))) return SIGMA_E_FORMAT;
         mass = opts[7];
         kmax = kmax_of(mass, opts[8], s->topk);
