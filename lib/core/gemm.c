@@ -475,6 +475,10 @@ SG_T_AVX2 void sg_q8_quantize_avx2(const float *x, size_t n, uint8_t *dst) {
 
 /* The 4 f16 scales at blk + k*bs + off (k < nbk; zero for the others) as
  * floats. */
+/* cache level the weight streams are prefetched into (every tile) */
+#  ifndef SG_PFW_HINT
+#    define SG_PFW_HINT _MM_HINT_T0
+#  endif
 /* prefetch distance of the AVX2 streams (bytes ahead on each weight row) */
 #  ifndef SG_PF_DIST
 #    define SG_PF_DIST(RW, ws, bs) ((bs) > 32 ? (size_t)32768 : (size_t)4096)
@@ -554,9 +558,9 @@ SG_INLINE SG_T_AVX2 void tile_q8_avx2(uint32_t type, const uint8_t *w, size_t ws
                  * tile" were slower); Q8_0's 34-byte blocks: 32 KiB
                  * (SG_PF_DIST, measured later on a quiet machine) */
                 const uint8_t *pf = blk + SG_PF_DIST(RW, ws, bs);
-                _mm_prefetch((const char *)pf, _MM_HINT_T0);
-                _mm_prefetch((const char *)(pf + 64), _MM_HINT_T0);
-                if (type == SG_TYPE_Q8_0) _mm_prefetch((const char *)(pf + 128), _MM_HINT_T0);
+                _mm_prefetch((const char *)pf, SG_PFW_HINT);
+                _mm_prefetch((const char *)(pf + 64), SG_PFW_HINT);
+                if (type == SG_TYPE_Q8_0) _mm_prefetch((const char *)(pf + 128), SG_PFW_HINT);
 #  endif
                 d4 = scales4_avx2(blk, bs, 0, 4);
                 if (type == SG_TYPE_Q4_1) m4 = scales4_avx2(blk, bs, 2, 4);
@@ -624,7 +628,18 @@ SG_INLINE SG_T_AVX2 void tile_q8_avx2(uint32_t type, const uint8_t *w, size_t ws
  * AVX-512 11.0 -> 19.0 t/s, AVX2 16.4 -> 19.6 t/s at 1024 (512: 19.0/17.6,
  * 2048: 17.2/18.6, 4096: 16.5/15.7); re-tried later on a quieter machine
  * after the K-quant tiles gained from 16 KiB: 16 KiB 2-4% above 1 KiB on both
- * levels in 6 of 6 alternating pairs */
+ * levels in 6 of 6 alternating pairs.
+ * Into L2 (T1), not L1: on AMD EPYC Zen 4 (32 KiB L1d, 2026-12-06) the
+ * streamed weights prefetched into L1 evicted the activation row (22 KiB at
+ * the FFN down matrix's 5632 columns), whose reloads then competed with the
+ * stream: one-thread F16 rows of 5632 read 8.6-11.4 GB/s with T0 against
+ * 18-20 with T1 (a standalone loop); whole 1.1B F16 decode, 2 threads, two
+ * alternating rounds: AVX-512 13.6/11.2 -> 15.0/14.1 t/s, AVX2 11.3/11.8 ->
+ * 15.0/14.6 (llama.cpp native 15.2/14.0 in the same rounds). The quantized
+ * tiles stay with T0 (SG_PFW_HINT): with T1 they were mixed, +26% to -16%. */
+#  ifndef SG_PFF_HINT
+#    define SG_PFF_HINT _MM_HINT_T1
+#  endif
 #  ifndef SG_PFF_DIST
 #    define SG_PFF_DIST 16384
 #  endif
@@ -653,8 +668,8 @@ SG_INLINE SG_T_AVX2 void tile_f_avx2(uint32_t type, const uint8_t *w, size_t ws,
         if (RA == 1 && (k & 31) == 0) /* decode only: costs ~5% in prefill */
             for (int i = 0; i < RW; i++) {
                 const char *pf = (const char *)(w + (size_t)i * ws + es * k) + SG_PFF_DIST;
-                _mm_prefetch(pf, _MM_HINT_T0);
-                if (es == 4) _mm_prefetch(pf + 64, _MM_HINT_T0);
+                _mm_prefetch(pf, SG_PFF_HINT);
+                if (es == 4) _mm_prefetch(pf + 64, SG_PFF_HINT);
             }
 #  endif
         SG_UNROLL4 for (int h = 0; h < 2; h++) {
@@ -877,10 +892,10 @@ SG_INLINE SG_T_AVX2 void tile_k_avx2(uint32_t type, const uint8_t *w, size_t ws,
             const uint8_t *wb = w + (size_t)i * ws + sb * bs;
 #  ifndef SG_GEMM_NO_PREFETCH
             const uint8_t *pf = wb + SG_PFK_DIST;
-            _mm_prefetch((const char *)pf, _MM_HINT_T0);
-            _mm_prefetch((const char *)(pf + 64), _MM_HINT_T0);
-            if (bs > 128) _mm_prefetch((const char *)(pf + 128), _MM_HINT_T0);
-            if (bs > 160) _mm_prefetch((const char *)(pf + 192), _MM_HINT_T0);
+            _mm_prefetch((const char *)pf, SG_PFW_HINT);
+            _mm_prefetch((const char *)(pf + 64), SG_PFW_HINT);
+            if (bs > 128) _mm_prefetch((const char *)(pf + 128), SG_PFW_HINT);
+            if (bs > 160) _mm_prefetch((const char *)(pf + 192), SG_PFW_HINT);
 #  endif
             if (type == SG_TYPE_Q6_K) {
                 uint16_t h;
@@ -1122,9 +1137,9 @@ SG_INLINE SG_T_AVX2 void tile_x8_avx2(const uint8_t *w, const uint8_t *a, size_t
     const __m256i m4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
     for (size_t b = 0; b < nb; b++, w += 144) {
 #  ifndef SG_GEMM_NO_PREFETCH
-        _mm_prefetch((const char *)(w + SG_X8_PF), _MM_HINT_T0);
-        _mm_prefetch((const char *)(w + SG_X8_PF + 48), _MM_HINT_T0);
-        _mm_prefetch((const char *)(w + SG_X8_PF + 96), _MM_HINT_T0);
+        _mm_prefetch((const char *)(w + SG_X8_PF), SG_PFW_HINT);
+        _mm_prefetch((const char *)(w + SG_X8_PF + 48), SG_PFW_HINT);
+        _mm_prefetch((const char *)(w + SG_X8_PF + 96), SG_PFW_HINT);
 #  endif
         const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)w));
         __m256i wl[4], wh[4];
@@ -1332,9 +1347,9 @@ SG_INLINE SG_T_512 void tile_q8_512(uint32_t type, const uint8_t *w, size_t ws, 
                  * SG_PF512_DIST bytes ahead */
 #  ifndef SG_GEMM_NO_PREFETCH
                 const uint8_t *pf = blk + SG_PF512_DIST(bs);
-                _mm_prefetch((const char *)pf, _MM_HINT_T0);
-                if (SG_PF512_LINES > 1) _mm_prefetch((const char *)(pf + 64), _MM_HINT_T0);
-                if (SG_PF512_LINES > 1 && bs > 32) _mm_prefetch((const char *)(pf + 128), _MM_HINT_T0);
+                _mm_prefetch((const char *)pf, SG_PFW_HINT);
+                if (SG_PF512_LINES > 1) _mm_prefetch((const char *)(pf + 64), SG_PFW_HINT);
+                if (SG_PF512_LINES > 1 && bs > 32) _mm_prefetch((const char *)(pf + 128), SG_PFW_HINT);
 #  endif
                 prep_w512(type, blk, bs, 4, &lo[i], &hi[i], &dw[i], &mw[i]);
             }
@@ -1460,8 +1475,8 @@ SG_INLINE SG_T_512 void tile_f_512(uint32_t type, const uint8_t *w, size_t ws, c
         if ((k & 31) == 0)
             for (int i = 0; i < RW; i++) {
                 const char *pf = (const char *)(w + (size_t)i * ws + es * k) + SG_PFF_DIST;
-                _mm_prefetch(pf, _MM_HINT_T0);
-                if (es == 4) _mm_prefetch(pf + 64, _MM_HINT_T0);
+                _mm_prefetch(pf, SG_PFF_HINT);
+                if (es == 4) _mm_prefetch(pf + 64, SG_PFF_HINT);
             }
 #  endif
         f512_step(type, w, ws, RW, a, as, RA, k, (__mmask16)0xffff, acc);
@@ -1573,10 +1588,10 @@ SG_INLINE SG_T_512 void tile_k_512(uint32_t type, const uint8_t *w, size_t ws, c
             const uint8_t *wb = w + (size_t)i * ws + sb * bs;
 #  ifndef SG_GEMM_NO_PREFETCH
             const uint8_t *pf = wb + SG_PFK_DIST;
-            _mm_prefetch((const char *)pf, _MM_HINT_T0);
-            _mm_prefetch((const char *)(pf + 64), _MM_HINT_T0);
-            if (bs > 128) _mm_prefetch((const char *)(pf + 128), _MM_HINT_T0);
-            if (bs > 160) _mm_prefetch((const char *)(pf + 192), _MM_HINT_T0);
+            _mm_prefetch((const char *)pf, SG_PFW_HINT);
+            _mm_prefetch((const char *)(pf + 64), SG_PFW_HINT);
+            if (bs > 128) _mm_prefetch((const char *)(pf + 128), SG_PFW_HINT);
+            if (bs > 160) _mm_prefetch((const char *)(pf + 192), SG_PFW_HINT);
 #  endif
             if (type == SG_TYPE_Q2_K || type == SG_TYPE_Q3_K) {
                 __m128i mn;
@@ -1803,9 +1818,9 @@ SG_INLINE SG_T_512 void tile_x8_512(const uint8_t *w, const uint8_t *a, size_t a
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     for (size_t b = 0; b < nb; b++, w += 144) {
 #  ifndef SG_GEMM_NO_PREFETCH
-        _mm_prefetch((const char *)(w + SG_X8_PF), _MM_HINT_T0);
-        _mm_prefetch((const char *)(w + SG_X8_PF + 48), _MM_HINT_T0);
-        _mm_prefetch((const char *)(w + SG_X8_PF + 96), _MM_HINT_T0);
+        _mm_prefetch((const char *)(w + SG_X8_PF), SG_PFW_HINT);
+        _mm_prefetch((const char *)(w + SG_X8_PF + 48), SG_PFW_HINT);
+        _mm_prefetch((const char *)(w + SG_X8_PF + 96), SG_PFW_HINT);
 #  endif
         const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)w));
         __m256i wl[4], wh[4];
@@ -1846,12 +1861,12 @@ SG_INLINE SG_T_512 void tile_x16_512(const uint8_t *w0, const uint8_t *w1, const
     const __m512i m4 = _mm512_set1_epi8(0x0f);
     for (size_t b = 0; b < nb; b++, w0 += 144, w1 += 144) {
 #  ifndef SG_GEMM_NO_PREFETCH
-        _mm_prefetch((const char *)(w0 + SG_X8_PF), _MM_HINT_T0);
-        _mm_prefetch((const char *)(w0 + SG_X8_PF + 48), _MM_HINT_T0);
-        _mm_prefetch((const char *)(w0 + SG_X8_PF + 96), _MM_HINT_T0);
-        _mm_prefetch((const char *)(w1 + SG_X8_PF), _MM_HINT_T0);
-        _mm_prefetch((const char *)(w1 + SG_X8_PF + 48), _MM_HINT_T0);
-        _mm_prefetch((const char *)(w1 + SG_X8_PF + 96), _MM_HINT_T0);
+        _mm_prefetch((const char *)(w0 + SG_X8_PF), SG_PFW_HINT);
+        _mm_prefetch((const char *)(w0 + SG_X8_PF + 48), SG_PFW_HINT);
+        _mm_prefetch((const char *)(w0 + SG_X8_PF + 96), SG_PFW_HINT);
+        _mm_prefetch((const char *)(w1 + SG_X8_PF), SG_PFW_HINT);
+        _mm_prefetch((const char *)(w1 + SG_X8_PF + 48), SG_PFW_HINT);
+        _mm_prefetch((const char *)(w1 + SG_X8_PF + 96), SG_PFW_HINT);
 #  endif
         const __m256i sc = _mm256_inserti128_si256(
             _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)w0)),
