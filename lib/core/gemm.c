@@ -473,9 +473,8 @@ SG_T_AVX2 void sg_q8_quantize_avx2(const float *x, size_t n, uint8_t *dst) {
     }
 }
 
-/* The 4 f16 scales at blk + k*bs + off (k < nbk; zero for the others) as
- * floats. */
-/* cache level the weight streams are prefetched into (every tile) */
+/* cache level the quantized tiles' weight streams are prefetched into (the
+ * float tiles: SG_PFF_HINT) */
 #  ifndef SG_PFW_HINT
 #    define SG_PFW_HINT _MM_HINT_T0
 #  endif
@@ -487,6 +486,8 @@ SG_T_AVX2 void sg_q8_quantize_avx2(const float *x, size_t n, uint8_t *dst) {
 #  ifndef SG_PFK_DIST
 #    define SG_PFK_DIST 16384
 #  endif
+/* The 4 f16 scales at blk + k*bs + off (k < nbk; zero for the others) as
+ * floats. */
 SG_INLINE SG_T_AVX2 __m128 scales4_avx2(const uint8_t *blk, size_t bs, size_t off, const int nbk) {
     /* packed in a general register, then one move: no store-forwarding
      * stall and no chain of word inserts */
@@ -1067,8 +1068,6 @@ SG_INLINE SG_T_AVX2 void tile_k_avx2(uint32_t type, const uint8_t *w, size_t ws,
                 (const uint8_t *)g->a + j * g->a_stride, g->a_stride, RA_, nsb,          \
                 g->y + j * g->ldy + i, g->ldy)
 
-/* decode: SG_KD_RW weight rows at a time; batches: 2 rows x up to RAB activation
- * rows (2 with the 16 vector registers of AVX2, 4 with the 32 of AVX-512) */
 /* decode rows per K-quant tile (AVX2 and AVX-512): one, so each thread
  * reads one stream (AMD EPYC Zen 4, 2026-12-06, 1.1B tg64, 3 reps each,
  * same run; 4 / 2 / 1 rows: AVX2 Q4_K_M 20.7 / 24.3 / 36.4 t/s, Q6_K 16.8 /
@@ -1077,6 +1076,9 @@ SG_INLINE SG_T_AVX2 void tile_k_avx2(uint32_t type, const uint8_t *w, size_t ws,
 #  ifndef SG_KD_RW
 #    define SG_KD_RW 1
 #  endif
+/* decode: SG_KD_RW weight rows at a time; batches: 2 rows x up to RAB
+ * activation rows (2 with the 16 vector registers of AVX2, 4 with the 32
+ * of AVX-512) */
 SG_INLINE SG_T_AVX2 void k_tiles_avx2(const sg_gemm *g, uint32_t T, size_t nsb, const int RAB) {
     const int RWM = g->na == 1 ? SG_KD_RW : 2;
     const size_t jb = g->na == 1 ? 1 : act_jblock(g->a_stride, (size_t)RAB);
