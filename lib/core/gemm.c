@@ -171,6 +171,22 @@ static inline void iq4xs_scales8(const uint8_t *b, uint8_t out[8]) {
         out[k] = (uint8_t)(((b[4 + k / 2] >> (4 * (k % 2))) & 0x0f) | (((sh >> (2 * k)) & 3u) << 4));
 }
 
+/* The same 8 scales as the bytes of one integer (scale k in byte k, on a
+ * little-endian x86), spread in general registers: the byte loop above went
+ * through memory, and its 8 one-byte stores read back as one 8-byte load
+ * cannot be forwarded (a stall per super-block in the IQ4_XS tiles). */
+static inline uint64_t iq4xs_scales64(const uint8_t *b) {
+    uint64_t lo = (uint64_t)b[4] | (uint64_t)b[5] << 8 | (uint64_t)b[6] << 16 | (uint64_t)b[7] << 24;
+    lo = (lo | lo << 16) & 0x0000ffff0000ffffull; /* 2 bytes to each 32-bit half */
+    lo = (lo | lo << 8) & 0x00ff00ff00ff00ffull;  /* a byte to each 16-bit quarter */
+    lo = (lo | lo << 4) & 0x0f0f0f0f0f0f0f0full;  /* low nibble, then high, a byte each */
+    uint64_t hi = (uint64_t)b[2] | (uint64_t)b[3] << 8;
+    hi = (hi | hi << 24) & 0x000000ff000000ffull; /* a byte to each 32-bit half */
+    hi = (hi | hi << 12) & 0x000f000f000f000full; /* 4 bits to each 16-bit quarter */
+    hi = (hi | hi << 6) & 0x0303030303030303ull;  /* 2 bits to each byte */
+    return lo | hi << 4;
+}
+
 void sg_q8k_quantize_generic(const float *x, size_t n, uint8_t *dst) {
     for (size_t sb = 0; sb < n / 256; sb++, x += 256, dst += QKB) {
         float amax = 0.0f;
@@ -473,6 +489,18 @@ SG_T_AVX2 void sg_q8_quantize_avx2(const float *x, size_t n, uint8_t *dst) {
     }
 }
 
+/* Decode (one activation row): weight rows per tile in every tile family
+ * (AVX2 and AVX-512; q8, K-quant and float tiles). One, so each thread reads
+ * one weight stream: AMD EPYC Zen 4 (32 KiB L1d), 2 threads, 1.1B models,
+ * 2026-12-05/06, alternating runs, 4 -> 1 rows: AVX2 Q8_0 18.6 -> 26.3 t/s,
+ * Q4_K_M 20.7 -> 36.4 (AVX-512 25.1 -> 37.0), Q6_K 16.8 -> 28.2 (17.3 ->
+ * 28.8), AVX-512 Q8_0 +13%, F16 +28% (AVX2 +23%). The arithmetic per (weight
+ * row, activation row) is the same at any rows per tile, so this changes
+ * speed only. Batches keep their multi-row tiles (each family's own); at
+ * most 2 (the AVX2 tiles' largest row count). */
+#  ifndef SG_DECODE_RW
+#    define SG_DECODE_RW 1
+#  endif
 /* cache level the quantized tiles' weight streams are prefetched into (the
  * float tiles: SG_PFF_HINT) */
 #  ifndef SG_PFW_HINT
@@ -753,10 +781,7 @@ static inline size_t act_jblock(size_t row_bytes, size_t ra) {
  * 2 rows 17.8, 4 rows 18.6 t/s on Q8_0); batches: tiles of 2 weight rows x up to 4 activation rows
  * (8 accumulators, the unpacked pair of blocks of 2 rows in registers) */
 SG_INLINE SG_T_AVX2 void q8_tiles_avx2(const sg_gemm *g, uint32_t T, size_t nb) {
-#  ifndef SG_Q8D_RW
-#    define SG_Q8D_RW 1
-#  endif
-    const int RWM = g->na == 1 ? SG_Q8D_RW : 2;
+    const int RWM = g->na == 1 ? SG_DECODE_RW : 2;
     const size_t jb = g->na == 1 ? 1 : act_jblock(g->a_stride, 4);
     for (size_t j0 = 0; j0 < g->na; j0 += jb)
     for (size_t i = 0; i < g->nr; i += (size_t)RWM) {
@@ -788,7 +813,7 @@ SG_INLINE SG_T_AVX2 void q8_tiles_avx2(const sg_gemm *g, uint32_t T, size_t nb) 
  * 4x2 tiles this replaced. */
 SG_INLINE SG_T_AVX2 void f_tiles_avx2(const sg_gemm *g, uint32_t T) {
     const size_t jb = g->na == 1 ? 1 : act_jblock(g->n * 4, 2);
-    const size_t rs = g->na == 1 ? 1 : 2;
+    const size_t rs = g->na == 1 ? (size_t)SG_DECODE_RW : 2;
     for (size_t j0 = 0; j0 < g->na; j0 += jb)
     for (size_t i = 0; i < g->nr; i += rs) {
         int rw = g->nr - i < rs ? (int)(g->nr - i) : (int)rs;
@@ -855,15 +880,21 @@ SG_INLINE SG_T_AVX2 __m128i k_new_scales(uint32_t type, const uint8_t *wb, float
     if (type == SG_TYPE_Q3_K) {
         memcpy(h, wb + 108, 2);
         *d = _cvtsh_ss(h[0]);
-        uint8_t s3[16];
-        q3k_scales16(wb + 96, s3);
-        return _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(const void *)s3), _mm_set1_epi8(32));
+        /* q3k_scales16 in registers (its 4 stores read back as one 16-byte
+         * load cannot be forwarded) */
+        uint32_t a, b, c;
+        memcpy(&a, wb + 96, 4);
+        memcpy(&b, wb + 100, 4);
+        memcpy(&c, wb + 104, 4);
+        __m128i lo = _mm_and_si128(_mm_setr_epi32((int)a, (int)b, (int)(a >> 4), (int)(b >> 4)),
+                                   _mm_set1_epi8(0x0f));
+        __m128i hi = _mm_and_si128(_mm_setr_epi32((int)c, (int)(c >> 2), (int)(c >> 4), (int)(c >> 6)),
+                                   _mm_set1_epi8(0x03));
+        return _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi32(hi, 4)), _mm_set1_epi8(32));
     }
     memcpy(h, wb, 2); /* IQ4_XS */
     *d = _cvtsh_ss(h[0]);
-    uint8_t l8[8];
-    iq4xs_scales8(wb, l8);
-    return _mm_sub_epi8(_mm_loadl_epi64((const __m128i *)(const void *)l8), _mm_set1_epi8(32));
+    return _mm_sub_epi8(_mm_cvtsi64_si128((long long)iq4xs_scales64(wb)), _mm_set1_epi8(32));
 }
 
 /* word w of each 128-bit lane of v in all 8 words of the lane: vpshufb mask */
@@ -1068,19 +1099,15 @@ SG_INLINE SG_T_AVX2 void tile_k_avx2(uint32_t type, const uint8_t *w, size_t ws,
                 (const uint8_t *)g->a + j * g->a_stride, g->a_stride, RA_, nsb,          \
                 g->y + j * g->ldy + i, g->ldy)
 
-/* decode rows per K-quant tile (AVX2 and AVX-512): one, so each thread
- * reads one stream (AMD EPYC Zen 4, 2026-12-06, 1.1B tg64, 3 reps each,
- * same run; 4 / 2 / 1 rows: AVX2 Q4_K_M 20.7 / 24.3 / 36.4 t/s, Q6_K 16.8 /
- * 19.0 / 28.2, IQ4_XS 21.8 / 22.8 / 26.2; AVX-512 Q4_K_M 25.1 / 27.1 / 37.0,
- * Q6_K 17.3 / 17.2 / 28.8, IQ4_XS 24.7 / 28.2 / 34.2) */
-#  ifndef SG_KD_RW
-#    define SG_KD_RW 1
-#  endif
-/* decode: SG_KD_RW weight rows at a time; batches: 2 rows x up to RAB
+/* decode: SG_DECODE_RW weight rows at a time (AMD EPYC Zen 4, 2026-12-06,
+ * 1.1B tg64, 3 reps each, same run; 4 / 2 / 1 rows: AVX2 Q4_K_M 20.7 / 24.3 /
+ * 36.4 t/s, Q6_K 16.8 / 19.0 / 28.2, IQ4_XS 21.8 / 22.8 / 26.2; AVX-512
+ * Q4_K_M 25.1 / 27.1 / 37.0, Q6_K 17.3 / 17.2 / 28.8, IQ4_XS 24.7 / 28.2 /
+ * 34.2); batches: 2 rows x up to RAB
  * activation rows (2 with the 16 vector registers of AVX2, 4 with the 32
  * of AVX-512) */
 SG_INLINE SG_T_AVX2 void k_tiles_avx2(const sg_gemm *g, uint32_t T, size_t nsb, const int RAB) {
-    const int RWM = g->na == 1 ? SG_KD_RW : 2;
+    const int RWM = g->na == 1 ? SG_DECODE_RW : 2;
     const size_t jb = g->na == 1 ? 1 : act_jblock(g->a_stride, (size_t)RAB);
     for (size_t j0 = 0; j0 < g->na; j0 += jb)
     for (size_t i = 0; i < g->nr; i += (size_t)RWM) {
@@ -1526,7 +1553,7 @@ SG_INLINE SG_T_512 void q8_tiles_512(const sg_gemm *g, uint32_t T, size_t nb) {
     }
     /* decode: one weight row at a time, so each thread reads one stream
      * (Q8_0 decode +13% over 4 rows, AMD EPYC, 8 alternating rounds) */
-    const size_t rs = g->na == 1 ? 1 : 4;
+    const size_t rs = g->na == 1 ? (size_t)SG_DECODE_RW : 4;
     for (size_t i = 0; i < g->nr; i += rs) {
         int rw = g->nr - i < rs ? (int)(g->nr - i) : (int)rs;
         for (size_t j = 0; j < g->na; j += 3) {
@@ -1543,7 +1570,7 @@ SG_INLINE SG_T_512 void f_tiles_512(const sg_gemm *g, uint32_t T) {
      * 1.1B model +28% over 4 rows (AMD EPYC, 2026-12-05, median of 8
      * alternating rounds): 4 rows interleave 4 streams 16 KiB apart, and
      * this machine reads one stream per core faster. */
-    const size_t rs = g->na == 1 ? 1 : 4;
+    const size_t rs = g->na == 1 ? (size_t)SG_DECODE_RW : 4;
     for (size_t j0 = 0; j0 < g->na; j0 += jb)
     for (size_t i = 0; i < g->nr; i += rs) {
         int rw = g->nr - i < rs ? (int)(g->nr - i) : (int)rs;
@@ -1774,7 +1801,7 @@ SG_INLINE SG_T_512 void tile_k_512(uint32_t type, const uint8_t *w, size_t ws, c
                g->y + j * g->ldy + i, g->ldy)
 
 SG_INLINE SG_T_512 void k_tiles_512(const sg_gemm *g, uint32_t T, size_t nsb) {
-    const int RWM = g->na == 1 ? SG_KD_RW : 2;
+    const int RWM = g->na == 1 ? SG_DECODE_RW : 2;
     for (size_t i = 0; i < g->nr; i += (size_t)RWM) {
         int rw = g->nr - i < (size_t)RWM ? (int)(g->nr - i) : RWM;
         for (size_t j = 0; j < g->na; j += 4) {
