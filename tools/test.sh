@@ -84,10 +84,16 @@ run_build release --buildtype=release -Ddebug=true -- --no-suite slow
 if [ $quick = 0 ]; then
   run_build asan --buildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false -- --no-suite perplexity
   run_build tsan --buildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false -- --suite threads
-  CC=clang CXX=clang++ run_build clang --buildtype=release -- --no-suite perplexity
+  # clang: everything compiled with -Werror; the tests of the library's code
+  # (packaging, the Python binding and the HTTP server's protocol tests are
+  # the same programs as in the gcc builds and add ~3 minutes: not rerun)
+  CC=clang CXX=clang++ run_build clang --buildtype=release -- --no-suite perplexity \
+    --no-suite packaging --no-suite python --no-suite server
   # the portable C kernels only (SIMD dispatch compiled out): the fallback
-  # that every SIMD path is tested against, run as a whole second time
-  run_build generic --buildtype=release -Dgeneric_kernels=true -- --no-suite perplexity
+  # that every SIMD path is tested against, through every suite that runs
+  # the kernels (text, bindings, server and packaging do not depend on them)
+  run_build generic --buildtype=release -Dgeneric_kernels=true -- --no-suite perplexity \
+    --no-suite packaging --no-suite python --no-suite server --no-suite text
   echo "=== install + pkg-config consumer"
   if bash tools/ci/consumer-check.sh build/release "$out/consumer" > "$out/consumer.log" 2>&1; then
     echo "PASS pkg-config consumer" >> "$extra"
