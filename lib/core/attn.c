@@ -48,62 +48,97 @@ void sg_attn_group_capped(const sg_kernels *k, uint32_t n_heads, const float *q,
                           const void *kbase, size_t k_stride, const void *const *vbase,
                           size_t v_stride, sg_kv_type type, size_t n_pos, uint32_t d_qk,
                           uint32_t d_v, float scale, float cap, float *out, size_t out_stride) {
+    sg_attn_group_causal(k, 1, 0, 0, n_heads, q, q_stride, kbase, k_stride, vbase, v_stride, type,
+                         n_pos, d_qk, d_v, scale, cap, out, out_stride);
+}
+
+/* Queries in the outer loop of a block: block p0 of K and V rows is read
+ * from memory once and then from cache for the other queries of the tile.
+ * Each query's steps (the blocks it sees, their lengths, the kernel calls)
+ * are those it would run alone, in the same order, so the tile changes no
+ * result. */
+void sg_attn_group_causal(const sg_kernels *k, uint32_t n_q, size_t q_qstride, size_t out_qstride,
+                          uint32_t n_heads, const float *q, size_t q_stride, const void *kbase,
+                          size_t k_stride, const void *const *vbase, size_t v_stride,
+                          sg_kv_type type, size_t n_pos, uint32_t d_qk, uint32_t d_v, float scale,
+                          float cap, float *out, size_t out_stride) {
+    if (n_q == 0) return;
+    while (n_q > SG_ATTN_QTILE) {
+        sg_attn_group_causal(k, SG_ATTN_QTILE, q_qstride, out_qstride, n_heads, q, q_stride, kbase,
+                             k_stride, vbase, v_stride, type, n_pos, d_qk, d_v, scale, cap, out,
+                             out_stride);
+        n_q -= SG_ATTN_QTILE;
+        n_pos += SG_ATTN_QTILE;
+        q += SG_ATTN_QTILE * q_qstride;
+        out += SG_ATTN_QTILE * out_qstride;
+    }
     while (n_heads > SG_ATTN_GROUP_MAX) {
-        sg_attn_group_capped(k, SG_ATTN_GROUP_MAX, q, q_stride, kbase, k_stride, vbase, v_stride,
-                             type, n_pos, d_qk, d_v, scale, cap, out, out_stride);
+        sg_attn_group_causal(k, n_q, q_qstride, out_qstride, SG_ATTN_GROUP_MAX, q, q_stride, kbase,
+                             k_stride, vbase, v_stride, type, n_pos, d_qk, d_v, scale, cap, out,
+                             out_stride);
         n_heads -= SG_ATTN_GROUP_MAX;
         q += SG_ATTN_GROUP_MAX * q_stride;
         vbase += SG_ATTN_GROUP_MAX;
         out += SG_ATTN_GROUP_MAX * out_stride;
     }
     float s[SG_ATTN_GROUP_MAX * SG_ATTN_BLOCK];
-    float m[SG_ATTN_GROUP_MAX];
-    double l[SG_ATTN_GROUP_MAX];
+    float m[SG_ATTN_QTILE][SG_ATTN_GROUP_MAX];
+    double l[SG_ATTN_QTILE][SG_ATTN_GROUP_MAX];
     float *ao[SG_ATTN_GROUP_MAX];
     const float *aw[SG_ATTN_GROUP_MAX];
     const void *av[SG_ATTN_GROUP_MAX];
     size_t esize = type == SG_KV_F32 ? 4 : 2;
-    for (uint32_t h = 0; h < n_heads; h++) {
-        m[h] = -INFINITY;
-        l[h] = 0.0;
-        memset(out + h * out_stride, 0, (size_t)d_v * sizeof(float));
-    }
-    for (size_t p0 = 0; p0 < n_pos; p0 += SG_ATTN_BLOCK) {
-        size_t nb = n_pos - p0 < SG_ATTN_BLOCK ? n_pos - p0 : SG_ATTN_BLOCK;
-        k->attn_scores(q, q_stride, n_heads, (const uint8_t *)kbase + p0 * k_stride * esize, k_stride,
-                       (uint32_t)type, nb, d_qk, scale, s);
-        if (cap > 0.0f) /* soft-capping (Gemma 2): s = cap * tanh(s / cap) */
-            for (uint32_t h = 0; h < n_heads; h++)
-                sg_softcap(s + (size_t)h * SG_ATTN_BLOCK, nb, cap);
-        /* per head: block max, rescale, weights; then the V sums of the
-         * heads with weights, SG_ATTN_ACCUM_HEADS at a time */
-        uint32_t na = 0;
+    for (uint32_t i = 0; i < n_q; i++)
         for (uint32_t h = 0; h < n_heads; h++) {
-            float *sh = s + (size_t)h * SG_ATTN_BLOCK;
-            float *oh = out + h * out_stride;
-            float bm = block_max(sh, nb);
-            if (!(bm > -INFINITY)) continue; /* all -inf (or NaN): nothing to add */
-            if (bm > m[h]) {
-                if (l[h] > 0.0) {
-                    float f = expf(m[h] - bm);
-                    k->scale_f32(oh, f, d_v);
-                    l[h] *= (double)f;
-                }
-                m[h] = bm;
-            }
-            l[h] += (double)k->attn_exp(sh, nb, m[h]);
-            ao[na] = oh;
-            aw[na] = sh;
-            av[na] = (const uint8_t *)vbase[h] + p0 * v_stride * esize;
-            na++;
+            m[i][h] = -INFINITY;
+            l[i][h] = 0.0;
+            memset(out + i * out_qstride + h * out_stride, 0, (size_t)d_v * sizeof(float));
         }
-        for (uint32_t a = 0; a < na; a += SG_ATTN_ACCUM_HEADS) {
-            uint32_t n = na - a < SG_ATTN_ACCUM_HEADS ? na - a : SG_ATTN_ACCUM_HEADS;
-            k->attn_accum_heads(n, ao + a, aw + a, nb, av + a, v_stride, (uint32_t)type, d_v);
+    size_t n_all = n_pos + n_q - 1; /* rows the last query attends */
+    for (size_t p0 = 0; p0 < n_all; p0 += SG_ATTN_BLOCK) {
+        for (uint32_t i = 0; i < n_q; i++) {
+            size_t np = n_pos + i;
+            if (p0 >= np) continue;
+            size_t nb = np - p0 < SG_ATTN_BLOCK ? np - p0 : SG_ATTN_BLOCK;
+            const float *qi = q + i * q_qstride;
+            float *oi = out + i * out_qstride;
+            k->attn_scores(qi, q_stride, n_heads, (const uint8_t *)kbase + p0 * k_stride * esize,
+                           k_stride, (uint32_t)type, nb, d_qk, scale, s);
+            if (cap > 0.0f) /* soft-capping (Gemma 2): s = cap * tanh(s / cap) */
+                for (uint32_t h = 0; h < n_heads; h++)
+                    sg_softcap(s + (size_t)h * SG_ATTN_BLOCK, nb, cap);
+            /* per head: block max, rescale, weights; then the V sums of the
+             * heads with weights, SG_ATTN_ACCUM_HEADS at a time */
+            uint32_t na = 0;
+            for (uint32_t h = 0; h < n_heads; h++) {
+                float *sh = s + (size_t)h * SG_ATTN_BLOCK;
+                float *oh = oi + h * out_stride;
+                float bm = block_max(sh, nb);
+                if (!(bm > -INFINITY)) continue; /* all -inf (or NaN): nothing to add */
+                if (bm > m[i][h]) {
+                    if (l[i][h] > 0.0) {
+                        float f = expf(m[i][h] - bm);
+                        k->scale_f32(oh, f, d_v);
+                        l[i][h] *= (double)f;
+                    }
+                    m[i][h] = bm;
+                }
+                l[i][h] += (double)k->attn_exp(sh, nb, m[i][h]);
+                ao[na] = oh;
+                aw[na] = sh;
+                av[na] = (const uint8_t *)vbase[h] + p0 * v_stride * esize;
+                na++;
+            }
+            for (uint32_t a = 0; a < na; a += SG_ATTN_ACCUM_HEADS) {
+                uint32_t n = na - a < SG_ATTN_ACCUM_HEADS ? na - a : SG_ATTN_ACCUM_HEADS;
+                k->attn_accum_heads(n, ao + a, aw + a, nb, av + a, v_stride, (uint32_t)type, d_v);
+            }
         }
     }
-    for (uint32_t h = 0; h < n_heads; h++)
-        if (l[h] > 0.0) k->scale_f32(out + h * out_stride, (float)(1.0 / l[h]), d_v);
+    for (uint32_t i = 0; i < n_q; i++)
+        for (uint32_t h = 0; h < n_heads; h++)
+            if (l[i][h] > 0.0)
+                k->scale_f32(out + i * out_qstride + h * out_stride, (float)(1.0 / l[i][h]), d_v);
 }
 
 void sg_attn_scores(const sg_kernels *k, uint32_t n_heads, const float *q, size_t q_stride,

@@ -295,6 +295,18 @@ void sg_attn_group_capped(const sg_kernels *k, uint32_t n_heads, const float *q,
                           size_t v_stride, sg_kv_type type, size_t n_pos, uint32_t d_qk,
                           uint32_t d_v, float scale, float cap, float *out, size_t out_stride);
 
+/* n_q consecutive queries of a prompt, causal: query i (heads at q +
+ * i*q_qstride + h*q_stride, output at out + i*out_qstride + h*out_stride)
+ * attends the first n_pos + i rows. Each block of K and V rows is read once
+ * for up to SG_ATTN_QTILE queries; every query's result is bitwise what
+ * sg_attn_group_capped gives it alone (n_q = 1 is that function). */
+#define SG_ATTN_QTILE 16
+void sg_attn_group_causal(const sg_kernels *k, uint32_t n_q, size_t q_qstride, size_t out_qstride,
+                          uint32_t n_heads, const float *q, size_t q_stride, const void *kbase,
+                          size_t k_stride, const void *const *vbase, size_t v_stride,
+                          sg_kv_type type, size_t n_pos, uint32_t d_qk, uint32_t d_v, float scale,
+                          float cap, float *out, size_t out_stride);
+
 /* Scores of n_heads query heads (q + h*q_stride) against n_pos K rows:
  * s[h*s_stride + p] = scale * (q_h . K_p), the same values sg_attn_group
  * computes (strategies that select or weight rows by score use these). */

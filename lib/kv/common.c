@@ -351,11 +351,14 @@ typedef struct exact_job {
     const sigma_kv_attend_args *a;
     uint32_t kp, vp;
     sg_kv_type type;
-    uint32_t splits; /* tasks per (query, K head): the group of query heads split in equal parts */
+    uint32_t splits; /* tasks per (query tile, K head): the group of query heads split in equal parts */
+    uint32_t qtile;  /* queries per task */
 } exact_job;
 
-/* One task: a part of the query heads sharing one K head, for one query;
- * each block of K rows is read once for all of them. */
+/* One task: a part of the query heads sharing one K head, for a tile of
+ * consecutive queries; each block of K and V rows is read once for all of
+ * them (sg_attn_group_causal). Queries of a sliding-window layer whose
+ * window cuts their rows start at different rows: those go one by one. */
 static void exact_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
     const exact_job *j = ctx;
     const sg_kv_base *b = j->b;
@@ -365,40 +368,52 @@ static void exact_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
     const void *vb[SG_ATTN_GROUP_MAX];
     (void)tid;
     for (size_t t = begin; t < end; t++) {
-        size_t qi = t / ((size_t)L->n_k_heads * j->splits);
+        size_t q0 = t / ((size_t)L->n_k_heads * j->splits) * j->qtile;
+        uint32_t nq = j->a->n_queries - q0 < j->qtile ? (uint32_t)(j->a->n_queries - q0) : j->qtile;
         uint32_t r = (uint32_t)(t % ((size_t)L->n_k_heads * j->splits));
         uint32_t kh = r / j->splits;
         uint32_t h0 = sg_head_first_q(kh, L->n_q_heads, L->n_k_heads) + (r % j->splits) * sub;
-        size_t n_pos = (size_t)j->a->pos0 + qi + 1;
-        /* a sliding-window layer reads only the last `window` positions */
-        size_t first = j->a->window && n_pos > j->a->window ? n_pos - j->a->window : 0;
-        const uint8_t *kb = sg_kv_head_row(&b->st, layer, j->kp, kh, first);
-        n_pos -= first;
-        for (uint32_t c = 0; c < sub; c += SG_ATTN_GROUP_MAX) {
-            uint32_t nh = sub - c < SG_ATTN_GROUP_MAX ? sub - c : SG_ATTN_GROUP_MAX;
-            for (uint32_t i = 0; i < nh; i++)
-                vb[i] = sg_kv_head_row(&b->st, layer, j->vp,
-                                       sg_head_map(h0 + c + i, L->n_q_heads, L->n_v_heads), first);
-            size_t hq = qi * L->n_q_heads + h0 + c;
-            sg_attn_group_capped(b->exec->k, nh, j->a->q + hq * L->d_qk, L->d_qk, kb, L->d_qk, vb,
-                                 L->d_v, j->type, n_pos, L->d_qk, L->d_v, j->a->scale,
-                                 j->a->softcap, j->a->out + hq * L->d_v, L->d_v);
+        size_t n_last = (size_t)j->a->pos0 + q0 + nq; /* rows the tile's last query attends */
+        uint32_t step = j->a->window && n_last > j->a->window ? 1 : nq;
+        for (uint32_t i = 0; i < nq; i += step) {
+            size_t qi = q0 + i;
+            size_t n_pos = (size_t)j->a->pos0 + qi + 1;
+            /* a sliding-window layer reads only the last `window` positions */
+            size_t first = j->a->window && n_pos > j->a->window ? n_pos - j->a->window : 0;
+            const uint8_t *kb = sg_kv_head_row(&b->st, layer, j->kp, kh, first);
+            n_pos -= first;
+            for (uint32_t c = 0; c < sub; c += SG_ATTN_GROUP_MAX) {
+                uint32_t nh = sub - c < SG_ATTN_GROUP_MAX ? sub - c : SG_ATTN_GROUP_MAX;
+                for (uint32_t v = 0; v < nh; v++)
+                    vb[v] = sg_kv_head_row(&b->st, layer, j->vp,
+                                           sg_head_map(h0 + c + v, L->n_q_heads, L->n_v_heads), first);
+                size_t hq = qi * L->n_q_heads + h0 + c;
+                sg_attn_group_causal(b->exec->k, step, (size_t)L->n_q_heads * L->d_qk,
+                                     (size_t)L->n_q_heads * L->d_v, nh, j->a->q + hq * L->d_qk, L->d_qk,
+                                     kb, L->d_qk, vb, L->d_v, j->type, n_pos, L->d_qk, L->d_v,
+                                     j->a->scale, j->a->softcap, j->a->out + hq * L->d_v, L->d_v);
+            }
         }
     }
 }
 
 void sg_kv_attend_exact(const sg_kv_base *b, uint32_t kp, uint32_t vp, sg_kv_type type,
                         const sigma_kv_attend_args *a) {
-    /* Enough tasks to keep every thread busy: split each group of query
-     * heads into more parts only when there are few (query, K head) pairs
-     * (decode). */
-    uint32_t group = b->lay.n_q_heads / b->lay.n_k_heads, splits = 1;
-    size_t pairs = (size_t)a->n_queries * b->lay.n_k_heads;
+    /* Tiles of up to SG_ATTN_QTILE queries, but enough tasks to keep every
+     * thread busy (a few per thread, as the causal tiles differ in length):
+     * smaller tiles when there are few queries, and each group of query
+     * heads split into more parts only when there are few (tile, K head)
+     * pairs (decode). */
+    uint32_t group = b->lay.n_q_heads / b->lay.n_k_heads, splits = 1, qtile = SG_ATTN_QTILE;
+    while (qtile > 1 && ((size_t)a->n_queries + qtile - 1) / qtile * b->lay.n_k_heads <
+                            4 * (size_t)b->n_threads)
+        qtile /= 2;
+    size_t pairs = ((size_t)a->n_queries + qtile - 1) / qtile * b->lay.n_k_heads;
     while (pairs * splits < 2 * (size_t)b->n_threads && splits < group) {
         uint32_t next = splits + 1;
         while (group % next) next++;
         splits = next;
     }
-    exact_job j = {b, a, kp, vp, type, splits};
+    exact_job j = {b, a, kp, vp, type, splits, qtile};
     sg_pool_run(b->exec->pool, pairs * splits, 1, exact_task, &j);
 }
