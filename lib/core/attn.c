@@ -63,14 +63,19 @@ void sg_attn_group_causal(const sg_kernels *k, uint32_t n_q, size_t q_qstride, s
                           sg_kv_type type, size_t n_pos, uint32_t d_qk, uint32_t d_v, float scale,
                           float cap, float *out, size_t out_stride) {
     if (n_q == 0) return;
-    while (n_q > SG_ATTN_QTILE) {
-        sg_attn_group_causal(k, SG_ATTN_QTILE, q_qstride, out_qstride, n_heads, q, q_stride, kbase,
-                             k_stride, vbase, v_stride, type, n_pos, d_qk, d_v, scale, cap, out,
-                             out_stride);
-        n_q -= SG_ATTN_QTILE;
-        n_pos += SG_ATTN_QTILE;
-        q += SG_ATTN_QTILE * q_qstride;
-        out += SG_ATTN_QTILE * out_qstride;
+    /* queries per pass: at most SG_ATTN_QTILE, and at most SG_ATTN_QSTATE
+     * (query, head) states, which bounds this function's stack */
+    uint32_t nh_pass = n_heads < SG_ATTN_GROUP_MAX ? n_heads : SG_ATTN_GROUP_MAX;
+    uint32_t qmax = nh_pass ? SG_ATTN_QSTATE / nh_pass : SG_ATTN_QTILE;
+    if (qmax > SG_ATTN_QTILE) qmax = SG_ATTN_QTILE;
+    if (qmax < 1) qmax = 1;
+    while (n_q > qmax) {
+        sg_attn_group_causal(k, qmax, q_qstride, out_qstride, n_heads, q, q_stride, kbase, k_stride,
+                             vbase, v_stride, type, n_pos, d_qk, d_v, scale, cap, out, out_stride);
+        n_q -= qmax;
+        n_pos += qmax;
+        q += qmax * q_qstride;
+        out += qmax * out_qstride;
     }
     while (n_heads > SG_ATTN_GROUP_MAX) {
         sg_attn_group_causal(k, n_q, q_qstride, out_qstride, SG_ATTN_GROUP_MAX, q, q_stride, kbase,
@@ -82,16 +87,16 @@ void sg_attn_group_causal(const sg_kernels *k, uint32_t n_q, size_t q_qstride, s
         out += SG_ATTN_GROUP_MAX * out_stride;
     }
     float s[SG_ATTN_GROUP_MAX * SG_ATTN_BLOCK];
-    float m[SG_ATTN_QTILE][SG_ATTN_GROUP_MAX];
-    double l[SG_ATTN_QTILE][SG_ATTN_GROUP_MAX];
+    float m[SG_ATTN_QSTATE];  /* running maximum of (query i, head h) at [i * n_heads + h] */
+    double l[SG_ATTN_QSTATE]; /* running sum */
     float *ao[SG_ATTN_GROUP_MAX];
     const float *aw[SG_ATTN_GROUP_MAX];
     const void *av[SG_ATTN_GROUP_MAX];
     size_t esize = type == SG_KV_F32 ? 4 : 2;
     for (uint32_t i = 0; i < n_q; i++)
         for (uint32_t h = 0; h < n_heads; h++) {
-            m[i][h] = -INFINITY;
-            l[i][h] = 0.0;
+            m[i * n_heads + h] = -INFINITY;
+            l[i * n_heads + h] = 0.0;
             memset(out + i * out_qstride + h * out_stride, 0, (size_t)d_v * sizeof(float));
         }
     size_t n_all = n_pos + n_q - 1; /* rows the last query attends */
@@ -115,15 +120,17 @@ void sg_attn_group_causal(const sg_kernels *k, uint32_t n_q, size_t q_qstride, s
                 float *oh = oi + h * out_stride;
                 float bm = block_max(sh, nb);
                 if (!(bm > -INFINITY)) continue; /* all -inf (or NaN): nothing to add */
-                if (bm > m[i][h]) {
-                    if (l[i][h] > 0.0) {
-                        float f = expf(m[i][h] - bm);
+                float *mh = &m[i * n_heads + h];
+                double *lh = &l[i * n_heads + h];
+                if (bm > *mh) {
+                    if (*lh > 0.0) {
+                        float f = expf(*mh - bm);
                         k->scale_f32(oh, f, d_v);
-                        l[i][h] *= (double)f;
+                        *lh *= (double)f;
                     }
-                    m[i][h] = bm;
+                    *mh = bm;
                 }
-                l[i][h] += (double)k->attn_exp(sh, nb, m[i][h]);
+                *lh += (double)k->attn_exp(sh, nb, *mh);
                 ao[na] = oh;
                 aw[na] = sh;
                 av[na] = (const uint8_t *)vbase[h] + p0 * v_stride * esize;
@@ -137,8 +144,9 @@ void sg_attn_group_causal(const sg_kernels *k, uint32_t n_q, size_t q_qstride, s
     }
     for (uint32_t i = 0; i < n_q; i++)
         for (uint32_t h = 0; h < n_heads; h++)
-            if (l[i][h] > 0.0)
-                k->scale_f32(out + i * out_qstride + h * out_stride, (float)(1.0 / l[i][h]), d_v);
+            if (l[i * n_heads + h] > 0.0)
+                k->scale_f32(out + i * out_qstride + h * out_stride, (float)(1.0 / l[i * n_heads + h]),
+                             d_v);
 }
 
 void sg_attn_scores(const sg_kernels *k, uint32_t n_heads, const float *q, size_t q_stride,

@@ -301,6 +301,8 @@ void sg_attn_group_capped(const sg_kernels *k, uint32_t n_heads, const float *q,
  * for up to SG_ATTN_QTILE queries; every query's result is bitwise what
  * sg_attn_group_capped gives it alone (n_q = 1 is that function). */
 #define SG_ATTN_QTILE 16
+/* (query, head) states of one pass: fewer queries per pass for large groups */
+#define SG_ATTN_QSTATE 256
 void sg_attn_group_causal(const sg_kernels *k, uint32_t n_q, size_t q_qstride, size_t out_qstride,
                           uint32_t n_heads, const float *q, size_t q_stride, const void *kbase,
                           size_t k_stride, const void *const *vbase, size_t v_stride,

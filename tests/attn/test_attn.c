@@ -280,24 +280,27 @@ END_TEST
  * remainder starts further on), starts on and off the 64-row block edges,
  * f32 and f16 rows, with and without soft-capping, every kernel level. */
 START_TEST(test_attn_causal_tile) {
+    /* _i = 0: 4 heads (16 queries a pass); 1: 40 heads, 6 queries a pass
+     * (SG_ATTN_QSTATE) */
     const size_t max_pos = 230;
-    const uint32_t dqk = 16, dv = 8, nh = 4, nv = 2, nqmax = 40;
+    const uint32_t dqk = 16, dv = 8, nh = _i ? 40 : 4, nv = 2, nqmax = 40;
     const size_t kst = dqk, vst = (size_t)nv * dv, qst = (size_t)nh * dqk + 3, ost = (size_t)nh * dv + 5;
     float *K = malloc(max_pos * kst * sizeof(float)), *V = malloc(max_pos * vst * sizeof(float));
     uint16_t *K16 = malloc(max_pos * kst * 2), *V16 = malloc(max_pos * vst * 2);
     float *q = malloc(nqmax * qst * sizeof(float)), *out = malloc(nqmax * ost * sizeof(float));
-    float ref[4 * 8];
+    float *ref = malloc((size_t)nh * dv * sizeof(float));
     fill(K, max_pos * kst, 1.0f);
     fill(V, max_pos * vst, 1.0f);
     fill(q, nqmax * qst, 2.0f);
     sigma_kernel_f32_to_f16(K16, K, max_pos * kst);
     sigma_kernel_f32_to_f16(V16, V, max_pos * vst);
     static const size_t starts[] = {1, 2, 63, 64, 65, 100, 127, 190};
-    static const uint32_t nqs[] = {1, 2, 5, 15, 16, 17, 31, 32, 40};
+    static const uint32_t nqs[] = {1, 2, 5, 6, 7, 15, 16, 17, 31, 32, 40};
     sg_kernels ks[3];
     sg_kernels_init(&ks[0], 0);
     sg_kernels_init_spec(&ks[1], 1, "avx2");
     sg_kernels_init(&ks[2], 1);
+    const void *vb[40];
     for (int kk = 0; kk < 3; kk++)
         for (int f16 = 0; f16 < 2; f16++)
             for (int capped = 0; capped < 2; capped++)
@@ -307,7 +310,6 @@ START_TEST(test_attn_causal_tile) {
                         uint32_t nq = nqs[ni];
                         if (np + nq - 1 > max_pos) continue;
                         const void *kb = f16 ? (const void *)K16 : (const void *)K;
-                        const void *vb[4];
                         for (uint32_t h = 0; h < nh; h++)
                             vb[h] = f16 ? (const void *)(V16 + (h / (nh / nv)) * dv)
                                         : (const void *)(V + (h / (nh / nv)) * dv);
@@ -319,12 +321,12 @@ START_TEST(test_attn_causal_tile) {
                         for (uint32_t i = 0; i < nq; i++) {
                             sg_attn_group_capped(&ks[kk], nh, q + i * qst, dqk, kb, kst, vb, vst, ty, np + i,
                                                  dqk, dv, 0.25f, cap, ref, dv);
-                            ck_assert_msg(memcmp(ref, out + i * ost, sizeof ref) == 0,
-                                          "level %d f16 %d cap %d: query %u of %u from %zu rows differs", kk,
-                                          f16, capped, i, nq, np);
+                            ck_assert_msg(memcmp(ref, out + i * ost, (size_t)nh * dv * sizeof(float)) == 0,
+                                          "level %d f16 %d cap %d heads %u: query %u of %u from %zu rows differs",
+                                          kk, f16, capped, nh, i, nq, np);
                         }
                     }
-    free(K); free(V); free(K16); free(V16); free(q); free(out);
+    free(K); free(V); free(K16); free(V16); free(q); free(out); free(ref);
 }
 END_TEST
 
@@ -635,7 +637,7 @@ int main(void) {
     tcase_add_test(tc, test_attention_vs_naive);
     tcase_add_test(tc, test_attn_head_long);
     tcase_add_test(tc, test_attn_group);
-    tcase_add_test(tc, test_attn_causal_tile);
+    tcase_add_loop_test(tc, test_attn_causal_tile, 0, 2);
     tcase_add_test(tc, test_attn_kernels);
     tcase_add_test(tc, test_attn_accum_bounds);
     tcase_add_test(tc, test_attn_accum_heads);
