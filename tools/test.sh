@@ -84,9 +84,10 @@ run_build release --buildtype=release -Ddebug=true -- --no-suite slow
 if [ $quick = 0 ]; then
   run_build asan --buildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false -- --no-suite perplexity
   run_build tsan --buildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false -- --suite threads
-  # clang: everything compiled with -Werror; the tests of the library's code
-  # (packaging, the Python binding and the HTTP server's protocol tests are
-  # the same programs as in the gcc builds and add ~3 minutes: not rerun)
+  # clang: everything compiled with -Werror (the server and the binding's
+  # library too); the packaging, Python-binding and HTTP-server tests check
+  # build integration and protocol rather than code generation, run in the
+  # gcc builds, and would add ~3 minutes here: not rerun
   CC=clang CXX=clang++ run_build clang --buildtype=release -- --no-suite perplexity \
     --no-suite packaging --no-suite python --no-suite server
   # the portable C kernels only (SIMD dispatch compiled out): the fallback
