@@ -82,7 +82,7 @@ static int model_open_common(const char *path, const void *data, size_t size,
             m->hp.desc ? m->hp.desc->name : "?", m->name, m->hp.n_layer,
             sg_now_ms() - t0);
     if (m->packed)
-        sg_logf(&m->log, SIGMA_LOG_INFO, "repacked %.1f MiB of Q4_0 weights in %.1f ms",
+        sg_logf(&m->log, SIGMA_LOG_INFO, "repacked %.1f MiB of weights (x8) in %.1f ms",
                 (double)m->packed_bytes / 1048576.0, m->packed_ms);
     *out = m;
     return SIGMA_OK;

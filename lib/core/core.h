@@ -93,11 +93,14 @@ typedef struct sg_kernels {
      * if none) for every started block b: what top-k selection keeps of a
      * row of scores (topv). dst may equal src. */
     void (*attn_clean_blocks)(float *dst, const float *src, size_t n, float *bmax);
-    /* Q4_0 weights repacked by sg_q4_0_pack_x8 (sg_tensor.packed): the same
-     * product as gemm with g->w inside the packed copy (nr % 8 == 0, whole
-     * groups), each element bitwise equal to sg_gemm_generic on the
-     * unpacked rows. NULL = this level does not read packed weights. */
+    /* Weights repacked by sg_pack_x8 (sg_tensor.packed): the same product
+     * as gemm with g->w inside the packed copy (nr % 8 == 0, whole groups),
+     * each element bitwise equal to sg_gemm_generic on the unpacked rows;
+     * returns -1 for a type it does not read. NULL = this level reads no
+     * packed weights. x8_types: bit (1u << type) for each type it reads
+     * (the types the model repacks). */
     int (*gemm_x8)(const sg_gemm *g);
+    uint32_t x8_types;
 } sg_kernels;
 #define SG_ATTN_ACCUM_HEADS 4
 #define SG_ATTN_CLEAN_BLOCK 16
@@ -125,7 +128,7 @@ void sg_kernels_init(sg_kernels *k, int allow_simd);
 /* The same, then apply a SIGMA_KERNELS-style spec (NULL = none): a comma
  * list of "generic" (portable C only), "avx2" (no AVX-512), "exact" (f32
  * activations), "q8" (8-bit activations, the default), "nopack" (no
- * repacked Q4_0 weights: gemm_x8 = NULL). Unknown words are ignored. */
+ * repacked weights: gemm_x8 = NULL, x8_types = 0). Unknown words are ignored. */
 void sg_kernels_init_spec(sg_kernels *k, int allow_simd, const char *spec);
 
 /* ---- matrix products (gemm.c) ---- */
@@ -140,10 +143,12 @@ size_t sg_q8k_row_bytes(size_t n);
 int sg_type_q8k_act(uint32_t type);
 void sg_q8k_quantize_generic(const float *x, size_t n, uint8_t *dst);
 int sg_gemm_generic(const sg_gemm *g);
-/* Repack rows (a multiple of 8) of a Q4_0 matrix (row_bytes a multiple of
- * 18) into the x8 layout (gemm.c; same size). Returns 0, or -1 for a shape
- * it does not take. */
-int sg_q4_0_pack_x8(const uint8_t *src, size_t rows, size_t row_bytes, uint8_t *dst);
+/* Repack rows (a multiple of 8) of a Q4_0 or Q8_0 matrix (row_bytes a
+ * multiple of the block's bytes) into the x8 layout (gemm.c; same size).
+ * Returns 0, or -1 for a type or shape it does not take. sg_type_x8: the
+ * types sg_pack_x8 takes. */
+int sg_type_x8(uint32_t type);
+int sg_pack_x8(uint32_t type, const uint8_t *src, size_t rows, size_t row_bytes, uint8_t *dst);
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__)) && \
     !defined(SG_FORCE_GENERIC)
 void sg_q8_quantize_avx2(const float *x, size_t n, uint8_t *dst);

@@ -400,25 +400,32 @@ static float dot_f_generic(uint32_t type, const uint8_t *w, const float *x, size
     return t;
 }
 
-/* ---- Q4_0 weights repacked in groups of 8 rows ("x8") ---------------------
- * Rows 8G..8G+7 of a Q4_0 matrix (row_bytes = nb * 18) become one group of
- * 8 * row_bytes bytes (the same size): per block b, 144 bytes at b * 144:
- *   uint16 d[8]       the f16 scale of row r at 2r
- *   uint8  q[4][32]   chunk c, bytes 4r..4r+3: row r's quant bytes 4c..4c+3
- *                     (low nibbles values 4c..4c+3, high ones 16+4c..)
+/* ---- Weights repacked in groups of 8 rows ("x8") -------------------------
+ * Rows 8G..8G+7 of a matrix become one group of 8 * row_bytes bytes (the
+ * same size), block by block; per block b (32 values of every row):
+ *   Q4_0, 144 bytes at b * 144:
+ *     uint16 d[8]       the f16 scale of row r at 2r
+ *     uint8  q[4][32]   chunk c, bytes 4r..4r+3: row r's quant bytes 4c..4c+3
+ *                       (low nibbles values 4c..4c+3, high ones 16+4c..)
+ *   Q8_0, 272 bytes at b * 272:
+ *     uint16 d[8]       as above
+ *     int8   q[8][32]   chunk c, bytes 4r..4r+3: row r's values 4c..4c+3
  * so one 256-bit load holds 4 bytes of each of the 8 rows and an 8-lane
  * accumulator holds one row per lane (no horizontal sums). */
-int sg_q4_0_pack_x8(const uint8_t *src, size_t rows, size_t row_bytes, uint8_t *dst) {
-    if (rows % 8 || row_bytes == 0 || row_bytes % 18) return -1;
-    size_t nb = row_bytes / 18;
+int sg_type_x8(uint32_t type) { return type == SG_TYPE_Q4_0 || type == SG_TYPE_Q8_0; }
+
+int sg_pack_x8(uint32_t type, const uint8_t *src, size_t rows, size_t row_bytes, uint8_t *dst) {
+    const size_t bs = type == SG_TYPE_Q4_0 ? 18 : type == SG_TYPE_Q8_0 ? 34 : 0;
+    if (bs == 0 || rows % 8 || row_bytes == 0 || row_bytes % bs) return -1;
+    const size_t nb = row_bytes / bs, nc = (bs - 2) / 4;
     for (size_t G = 0; G < rows / 8; G++) {
         const uint8_t *s = src + G * 8 * row_bytes;
         uint8_t *d = dst + G * 8 * row_bytes;
-        for (size_t b = 0; b < nb; b++, d += 144)
+        for (size_t b = 0; b < nb; b++, d += 8 * bs)
             for (size_t r = 0; r < 8; r++) {
-                const uint8_t *blk = s + r * row_bytes + b * 18;
+                const uint8_t *blk = s + r * row_bytes + b * bs;
                 memcpy(d + 2 * r, blk, 2);
-                for (size_t c = 0; c < 4; c++) memcpy(d + 16 + 32 * c + 4 * r, blk + 2 + 4 * c, 4);
+                for (size_t c = 0; c < nc; c++) memcpy(d + 16 + 32 * c + 4 * r, blk + 2 + 4 * c, 4);
             }
     }
     return 0;
@@ -1155,12 +1162,16 @@ SG_INLINE SG_T_AVX2 int k_gemm_avx2(const sg_gemm *g, const int RAB) {
     return 0;
 }
 
-/* ---- Q4_0 x8 (sg_q4_0_pack_x8) ---- */
+/* ---- Q4_0 x8 (sg_pack_x8) ---- */
 
 /* prefetch distance of the x8/x16 tiles: 2 KiB (was 1 KiB) gave +3% for
  * 8-session decode and no loss for 1 row (alternating rounds, AMD EPYC) */
 #  ifndef SG_X8_PF
 #    define SG_X8_PF 2048
+#  endif
+/* the Q8_0 x8 tile's distance */
+#  ifndef SG_X8Q8_PF
+#    define SG_X8Q8_PF 4096
 #  endif
 /* Groups of 8 weight rows x RA activation rows. Per block: the 8 rows'
  * nibbles unpacked from 4 loads, each 4-byte piece of the activation block
@@ -1231,7 +1242,79 @@ SG_INLINE SG_T_AVX2 int x8_tiles_avx2(const sg_gemm *g) {
     return 0;
 }
 
-SG_T_AVX2 int sg_gemm_x8_avx2(const sg_gemm *g) { return x8_tiles_avx2(g); }
+/* ---- Q8_0 x8 ---- */
+
+/* Groups of 8 weight rows x RA activation rows. Per block and chunk c:
+ * the 8 rows' values 4c..4c+3 in one load, the activation's 4 values
+ * broadcast; vpmaddubsw of |w| and the activation with w's sign (a pair of
+ * products fits int16: 2 * 128 * 127) and one vpmaddwd per chunk give row
+ * r's 4-value sums in lane r, added up in int32: the block's exact integer
+ * dot. Then acc += float(s) * (dw * dx) as a multiply and an add: per row
+ * the operations of dot_q8_generic, bitwise its results. No horizontal
+ * sums, no scale gathers: the float steps serve 8 rows at once. */
+SG_INLINE SG_T_AVX2 void tile_x8q8_avx2(const uint8_t *w, const uint8_t *a, size_t as, const int RA,
+                                        size_t nb, float *y, size_t ldy) {
+    __m256 acc[4];
+    SG_UNROLL4 for (int j = 0; j < RA; j++) acc[j] = _mm256_setzero_ps();
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (size_t b = 0; b < nb; b++, w += 272) {
+#  ifndef SG_GEMM_NO_PREFETCH
+        SG_UNROLL4 for (int l = 0; l < 5; l++)
+            _mm_prefetch((const char *)(w + SG_X8Q8_PF + 64 * l), SG_PFW_HINT);
+#  endif
+        const size_t go = (b / 4) * QG + (b % 4) * 16;
+        __m256i s[4];
+        SG_UNROLL4 for (int j = 0; j < RA; j++) s[j] = _mm256_setzero_si256();
+        SG_UNROLL8 for (int c = 0; c < 8; c++) {
+            const __m256i wc = _mm256_loadu_si256((const __m256i *)(const void *)(w + 16 + 32 * c));
+            const __m256i aw = _mm256_abs_epi8(wc);
+            const size_t xo = go + (c < 4 ? 4 * (size_t)c : 64 + 4 * (size_t)(c - 4));
+            SG_UNROLL4 for (int j = 0; j < RA; j++) {
+                int32_t xv;
+                memcpy(&xv, a + (size_t)j * as + xo, 4);
+                const __m256i p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(_mm256_set1_epi32(xv), wc));
+                s[j] = _mm256_add_epi32(s[j], _mm256_madd_epi16(p, ones));
+            }
+        }
+        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)w));
+        SG_UNROLL4 for (int j = 0; j < RA; j++) {
+            float dx;
+            memcpy(&dx, a + (size_t)j * as + go + 128, 4);
+            acc[j] = _mm256_add_ps(acc[j], _mm256_mul_ps(_mm256_cvtepi32_ps(s[j]), _mm256_mul_ps(dw, _mm256_set1_ps(dx))));
+        }
+    }
+    SG_UNROLL4 for (int j = 0; j < RA; j++) _mm256_storeu_ps(y + (size_t)j * ldy, acc[j]);
+}
+
+/* Q8_0 x8: a block of activation rows (act_jblock) stays in L2 while the
+ * weight groups pass over it; each group runs its rows 4 at a time. */
+SG_INLINE SG_T_AVX2 int x8q8_tiles_avx2(const sg_gemm *g) {
+    if (g->n == 0 || g->n % 32 || g->nr % 8 || g->w_stride != g->n / 32 * 34) return -1;
+    size_t nb = g->n / 32;
+    const size_t jb = g->na == 1 ? 1 : act_jblock(g->a_stride, 4);
+    for (size_t j0 = 0; j0 < g->na; j0 += jb) {
+        const size_t j1 = g->na - j0 < jb ? g->na : j0 + jb;
+        for (size_t i = 0; i < g->nr; i += 8) {
+            const uint8_t *w = g->w + i * g->w_stride;
+            for (size_t j = j0; j < j1; j += 4) {
+                const uint8_t *a = (const uint8_t *)g->a + j * g->a_stride;
+                float *y = g->y + j * g->ldy + i;
+                switch (j1 - j < 4 ? j1 - j : 4) {
+                case 1: tile_x8q8_avx2(w, a, g->a_stride, 1, nb, y, g->ldy); break;
+                case 2: tile_x8q8_avx2(w, a, g->a_stride, 2, nb, y, g->ldy); break;
+                case 3: tile_x8q8_avx2(w, a, g->a_stride, 3, nb, y, g->ldy); break;
+                default: tile_x8q8_avx2(w, a, g->a_stride, 4, nb, y, g->ldy); break;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+SG_T_AVX2 int sg_gemm_x8_avx2(const sg_gemm *g) {
+    if (g->type == SG_TYPE_Q8_0) return x8q8_tiles_avx2(g);
+    return x8_tiles_avx2(g);
+}
 
 SG_T_AVX2 int sg_gemm_avx2(const sg_gemm *g) {
     if (g->n == 0) return -1;

@@ -404,6 +404,7 @@ static void kernels_fill(sg_kernels *k, int level) {
     k->gemm = sg_gemm_generic;
     k->act_q8 = 1;
     k->gemm_x8 = NULL;
+    k->x8_types = 0;
     sg_attn_kernels_fill(k, 0);
 #if SG_HAVE_X86_DISPATCH
     __builtin_cpu_init();
@@ -418,11 +419,14 @@ static void kernels_fill(sg_kernels *k, int level) {
         k->quantize_q8 = sg_q8_quantize_avx2;
         k->gemm = sg_gemm_avx2;
         k->gemm_x8 = sg_gemm_x8_avx2;
+        k->x8_types = 1u << SG_TYPE_Q4_0 | 1u << SG_TYPE_Q8_0;
         if (level >= 2 && cpu_has_avx512()) {
             k->name = "avx512";
             k->quantize_q8 = sg_q8_quantize_avx512;
             k->gemm = sg_gemm_avx512;
             k->gemm_x8 = sg_gemm_x8_avx512;
+            /* Q8_0's unpacked VNNI tiles are already fast here */
+            k->x8_types = 1u << SG_TYPE_Q4_0;
             sg_attn_kernels_fill(k, 2);
         }
     }
@@ -453,8 +457,11 @@ void sg_kernels_init_spec(sg_kernels *k, int allow_simd, const char *spec) {
     kernels_fill(k, level);
     if (spec && spec_has(spec, "exact")) k->act_q8 = 0;
     if (spec && spec_has(spec, "q8")) k->act_q8 = 1;
-    /* no repacked Q4_0 weights (model open skips the copy, sessions the kernel) */
-    if (spec && spec_has(spec, "nopack")) k->gemm_x8 = NULL;
+    /* no repacked weights (model open skips the copy, sessions the kernel) */
+    if (spec && spec_has(spec, "nopack")) {
+        k->gemm_x8 = NULL;
+        k->x8_types = 0;
+    }
 }
 
 /* ---- public kernels ---------------------------------------------------------- */

@@ -93,8 +93,9 @@ static void mm_task(void *ctx, uint32_t tid, size_t begin, size_t end) {
         if (j->mode[m] != MM_LEGACY) {
             sg_gemm gg;
             gg.type = w->type;
-            /* packed Q4_0 rows: whole groups of 8 (MM_GROUP), same results */
-            int x8 = j->mode[m] == MM_Q8 && w->packed && e->k->gemm_x8 && w->type == SG_TYPE_Q4_0;
+            /* packed rows: whole groups of 8 (MM_GROUP), same results */
+            int x8 = j->mode[m] == MM_Q8 && w->packed && e->k->gemm_x8 && w->type < 32 &&
+                     (e->k->x8_types >> w->type & 1u);
             gg.w = (const uint8_t *)(x8 ? w->packed : w->data) + r0 * j->row_bytes[m];
             gg.w_stride = j->row_bytes[m];
             gg.nr = r1 - r0;

@@ -47,7 +47,7 @@ typedef struct sg_tensor {
     const void *data;
     uint64_t nbytes;
     uint64_t offset;      /* in the data section */
-    /* Q4_0 matrices: the same rows repacked for the kernels (sg_q4_0_pack_x8,
+    /* Q4_0/Q8_0 matrices: the same rows repacked for the kernels (sg_pack_x8,
      * owned by the model), or NULL. data stays the reference copy. */
     const void *packed;
 } sg_tensor;

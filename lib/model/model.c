@@ -9,8 +9,9 @@
 #include "../core/core.h"
 #include "model.h"
 
-static int repack_eligible(const sigma_model *m, const sg_tensor *t) {
-    if (t->type != SG_TYPE_Q4_0 || t->n_dims != 2 || t->ne[1] == 0 || t->ne[1] % 8) return 0;
+static int repack_eligible(const sigma_model *m, const sg_kernels *k, const sg_tensor *t) {
+    if (t->type >= 32 || !(k->x8_types >> t->type & 1u) || !sg_type_x8(t->type)) return 0;
+    if (t->n_dims != 2 || t->ne[1] == 0 || t->ne[1] % 8) return 0;
     if (t == m->tok_embd && m->output != m->tok_embd) return 0; /* only looked up by row */
     size_t rb = sg_type_row_bytes(t->type, t->ne[0]);
     return rb && t->nbytes == (uint64_t)rb * t->ne[1];
@@ -23,20 +24,20 @@ int sg_model_repack(sigma_model *m, sg_err *err) {
     sg_gguf *g = m->gguf;
     uint64_t total = 0;
     for (uint64_t i = 0; i < g->n_tensors; i++)
-        if (repack_eligible(m, &g->tensors[i])) total += (g->tensors[i].nbytes + 63) & ~(uint64_t)63;
+        if (repack_eligible(m, &k, &g->tensors[i])) total += (g->tensors[i].nbytes + 63) & ~(uint64_t)63;
     if (total == 0) return SIGMA_OK;
     double t0 = sg_now_ms();
     uint8_t *p = total <= SIZE_MAX ? sg_malloc(&m->alloc, (size_t)total) : NULL;
     if (!p)
         return sg_error(err, SIGMA_E_NOMEM,
-                        "out of memory repacking %" PRIu64 " bytes of Q4_0 weights "
+                        "out of memory repacking %" PRIu64 " bytes of weights "
                         "(SIGMA_KERNELS=nopack opens without it)", total);
     m->packed = p;
     m->packed_bytes = total;
     for (uint64_t i = 0; i < g->n_tensors; i++) {
         sg_tensor *t = &g->tensors[i];
-        if (!repack_eligible(m, t)) continue;
-        if (sg_q4_0_pack_x8(t->data, (size_t)t->ne[1], (size_t)(t->nbytes / t->ne[1]), p) != 0)
+        if (!repack_eligible(m, &k, t)) continue;
+        if (sg_pack_x8(t->type, t->data, (size_t)t->ne[1], (size_t)(t->nbytes / t->ne[1]), p) != 0)
             return sg_error(err, SIGMA_E_INTERNAL, "tensor '%s': cannot repack", t->name);
         t->packed = p;
         p += (t->nbytes + 63) & ~(uint64_t)63;

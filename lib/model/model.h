@@ -108,7 +108,7 @@ struct sigma_model {
     sg_err err;
     /* identity of the weights and shape, for session files (model_api.c) */
     uint64_t fingerprint[2];
-    /* Q4_0 matrices repacked for the kernels (sg_model_repack), or NULL */
+    /* Q4_0/Q8_0 matrices repacked for the kernels (sg_model_repack), or NULL */
     void *packed;
     uint64_t packed_bytes;
     double packed_ms;
@@ -122,7 +122,8 @@ int sg_model_load_arch(struct sigma_model *model, sg_err *err);
 int sg_model_error(const struct sigma_model *model, int status, const char *fmt, ...)
     SG_PRINTF(3, 4);
 
-/* Repack the Q4_0 matrices (2-D, rows % 8 == 0; the token embedding only
+/* Repack the matrices of the types the kernels read packed (k->x8_types:
+ * Q4_0, and Q8_0 on AVX2; 2-D, rows % 8 == 0; the token embedding only
  * when it is also the output) into the kernels' x8 layout when the kernel
  * level chosen by SIGMA_KERNELS for this CPU reads it: one allocation of
  * their size, t->packed set; t->data stays (the portable kernels, "exact"

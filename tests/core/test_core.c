@@ -780,84 +780,111 @@ START_TEST(test_matmul_q8) {
 }
 END_TEST
 
-/* Q4_0 weights repacked in groups of 8 rows (sg_q4_0_pack_x8) through each
- * table's gemm_x8: every element bitwise equal to the portable kernel on
- * the unpacked rows, for block counts with and without a partial group of
- * 4, 8..40 rows, 1..17 activation rows (the AVX-512 tiles take 8 per pass,
- * so two passes and a tail), whole and split calls; the extreme
- * int16 sums (nibbles 15 against -128 activations) exactly; shapes it does
- * not take refused. */
+/* Q4_0 and Q8_0 weights repacked in groups of 8 rows (sg_pack_x8) through
+ * each table's gemm_x8 (for the types in its x8_types): every element
+ * bitwise equal to the portable kernel on the unpacked rows, for block
+ * counts with and without a partial group of 4, 8..40 rows, 1..17
+ * activation rows (the AVX-512 tiles take 8 per pass, so two passes and a
+ * tail), whole and split calls; the extreme int16 sums (Q4_0 nibbles 15
+ * against -128 activations; Q8_0 -128 and 127 against -127/127) exactly;
+ * shapes and types it does not take refused. */
 START_TEST(test_gemm_x8) {
     sg_kernels ks[3];
-    int nk = gemm_tables(ks), tested = 0;
+    int nk = gemm_tables(ks), tested = 0, tested_q8 = 0;
     static const size_t ins[] = {32, 64, 96, 128, 160, 416, 1024};
     static const size_t nrs[] = {8, 16, 24, 40};
-    for (size_t ii = 0; ii < sizeof ins / sizeof ins[0]; ii++)
-        for (size_t ri = 0; ri < sizeof nrs / sizeof nrs[0]; ri++) {
-            size_t in = ins[ii], nr = nrs[ri], na = 17;
-            size_t rb = sg_kernel_row_bytes(SG_TYPE_Q4_0, in), ab = sg_q8_row_bytes(in);
-            uint8_t *w = malloc(rb * nr), *wp = malloc(rb * nr), *a = malloc(ab * na);
-            for (size_t r = 0; r < nr; r++) random_row(SG_TYPE_Q4_0, w + r * rb, in);
-            float *x = malloc(sizeof(float) * in);
-            for (size_t j = 0; j < na; j++) {
-                for (size_t i = 0; i < in; i++) x[i] = rndf() * (float)(j + 1);
-                ks[0].quantize_q8(x, in, a + j * ab);
-            }
-            if (ii == 2) { /* worst case for the int16 sums: q = 15, x = -128 */
-                for (size_t r = 0; r < 8; r++)
-                    for (size_t b = 0; b < in / 32; b++) memset(w + r * rb + b * 18 + 2, 0xff, 16);
-                for (size_t b = 0; b < in / 32; b++) {
-                    memset(a + (b / 4) * 384 + (b % 4) * 16, 0x80, 16);
-                    memset(a + (b / 4) * 384 + 64 + (b % 4) * 16, 0x80, 16);
-                    int32_t c8 = -8 * -128 * 32;
-                    memcpy(a + (b / 4) * 384 + 256 + (b % 4) * 16, &c8, 4);
+    static const uint32_t types[] = {SG_TYPE_Q4_0, SG_TYPE_Q8_0};
+    for (size_t ti = 0; ti < 2; ti++)
+        for (size_t ii = 0; ii < sizeof ins / sizeof ins[0]; ii++)
+            for (size_t ri = 0; ri < sizeof nrs / sizeof nrs[0]; ri++) {
+                const uint32_t type = types[ti];
+                const size_t bs = type == SG_TYPE_Q4_0 ? 18 : 34;
+                size_t in = ins[ii], nr = nrs[ri], na = 17;
+                size_t rb = sg_kernel_row_bytes(type, in), ab = sg_q8_row_bytes(in);
+                uint8_t *w = malloc(rb * nr), *wp = malloc(rb * nr), *a = malloc(ab * na);
+                for (size_t r = 0; r < nr; r++) random_row(type, w + r * rb, in);
+                float *x = malloc(sizeof(float) * in);
+                for (size_t j = 0; j < na; j++) {
+                    for (size_t i = 0; i < in; i++) x[i] = rndf() * (float)(j + 1);
+                    ks[0].quantize_q8(x, in, a + j * ab);
                 }
-            }
-            ck_assert_int_eq(sg_q4_0_pack_x8(w, nr, rb, wp), 0);
-            float *yg = malloc(sizeof(float) * nr * na), *y = malloc(sizeof(float) * nr * na);
-            sg_gemm gg = {SG_TYPE_Q4_0, w, rb, nr, a, ab, na, in, yg, nr, NULL, 0};
-            ck_assert_int_eq(sg_gemm_generic(&gg), 0);
-            for (int k = 0; k < nk; k++) {
-                if (!ks[k].gemm_x8) continue;
-                tested++;
-                for (size_t ra = 1; ra <= na; ra++) {
-                    memset(y, 0xff, sizeof(float) * nr * na);
-                    sg_gemm g = {SG_TYPE_Q4_0, wp, rb, nr, a, ab, ra, in, y, nr, NULL, 0};
-                    ck_assert_int_eq(ks[k].gemm_x8(&g), 0);
-                    for (size_t j = 0; j < ra; j++)
-                        ck_assert_msg(memcmp(y + j * nr, yg + j * nr, sizeof(float) * nr) == 0,
-                                      "%s x8: in %zu rows %zu na %zu row %zu differs", ks[k].name, in, nr,
-                                      ra, j);
-                }
-                /* one group of 8 rows at a time, activation row by row */
-                for (size_t i = 0; i < nr; i += 8)
-                    for (size_t j = 0; j < na; j++) {
-                        float y8[8];
-                        sg_gemm g = {SG_TYPE_Q4_0, wp + i * rb, rb, 8, a + j * ab, ab, 1, in, y8, 8, NULL, 0};
-                        ck_assert_int_eq(ks[k].gemm_x8(&g), 0);
-                        ck_assert_mem_eq(y8, yg + j * nr + i, sizeof y8);
+                if (ii == 2 && type == SG_TYPE_Q4_0) { /* worst case for the int16 sums: q = 15, x = -128 */
+                    for (size_t r = 0; r < 8; r++)
+                        for (size_t b = 0; b < in / 32; b++) memset(w + r * rb + b * bs + 2, 0xff, 16);
+                    for (size_t b = 0; b < in / 32; b++) {
+                        memset(a + (b / 4) * 384 + (b % 4) * 16, 0x80, 16);
+                        memset(a + (b / 4) * 384 + 64 + (b % 4) * 16, 0x80, 16);
+                        int32_t c8 = -8 * -128 * 32;
+                        memcpy(a + (b / 4) * 384 + 256 + (b % 4) * 16, &c8, 4);
                     }
-                /* refused: rows not whole groups, other types, a wrong stride */
-                sg_gemm bad = {SG_TYPE_Q4_0, wp, rb, nr - 1, a, ab, 1, in, y, nr, NULL, 0};
-                ck_assert_int_ne(ks[k].gemm_x8(&bad), 0);
-                bad.nr = nr;
-                bad.type = SG_TYPE_Q8_0;
-                ck_assert_int_ne(ks[k].gemm_x8(&bad), 0);
-                bad.type = SG_TYPE_Q4_0;
-                bad.w_stride = rb + 18;
-                ck_assert_int_ne(ks[k].gemm_x8(&bad), 0);
+                }
+                if (ii == 2 && type == SG_TYPE_Q8_0) {
+                    /* rows 0-3 all -128, rows 4-7 all 127; activations +-127
+                     * (the quantizer's range) in runs of the same sign */
+                    for (size_t r = 0; r < 8; r++)
+                        for (size_t b = 0; b < in / 32; b++)
+                            memset(w + r * rb + b * bs + 2, r < 4 ? 0x80 : 0x7f, 32);
+                    for (size_t b = 0; b < in / 32; b++) {
+                        memset(a + (b / 4) * 384 + (b % 4) * 16, b % 2 ? 0x81 : 0x7f, 16);
+                        memset(a + (b / 4) * 384 + 64 + (b % 4) * 16, b % 2 ? 0x81 : 0x7f, 16);
+                    }
+                }
+                ck_assert_int_eq(sg_pack_x8(type, w, nr, rb, wp), 0);
+                float *yg = malloc(sizeof(float) * nr * na), *y = malloc(sizeof(float) * nr * na);
+                sg_gemm gg = {type, w, rb, nr, a, ab, na, in, yg, nr, NULL, 0};
+                ck_assert_int_eq(sg_gemm_generic(&gg), 0);
+                for (int k = 0; k < nk; k++) {
+                    if (!ks[k].gemm_x8) continue;
+                    sg_gemm bad = {type, wp, rb, nr - 1, a, ab, 1, in, y, nr, NULL, 0};
+                    if (!(ks[k].x8_types >> type & 1u)) { /* not read packed: refused */
+                        bad.nr = nr;
+                        ck_assert_int_ne(ks[k].gemm_x8(&bad), 0);
+                        continue;
+                    }
+                    tested++;
+                    if (type == SG_TYPE_Q8_0) tested_q8++;
+                    for (size_t ra = 1; ra <= na; ra++) {
+                        memset(y, 0xff, sizeof(float) * nr * na);
+                        sg_gemm g = {type, wp, rb, nr, a, ab, ra, in, y, nr, NULL, 0};
+                        ck_assert_int_eq(ks[k].gemm_x8(&g), 0);
+                        for (size_t j = 0; j < ra; j++)
+                            ck_assert_msg(memcmp(y + j * nr, yg + j * nr, sizeof(float) * nr) == 0,
+                                          "%s x8 type %u: in %zu rows %zu na %zu row %zu differs", ks[k].name,
+                                          type, in, nr, ra, j);
+                    }
+                    /* one group of 8 rows at a time, activation row by row */
+                    for (size_t i = 0; i < nr; i += 8)
+                        for (size_t j = 0; j < na; j++) {
+                            float y8[8];
+                            sg_gemm g = {type, wp + i * rb, rb, 8, a + j * ab, ab, 1, in, y8, 8, NULL, 0};
+                            ck_assert_int_eq(ks[k].gemm_x8(&g), 0);
+                            ck_assert_mem_eq(y8, yg + j * nr + i, sizeof y8);
+                        }
+                    /* refused: rows not whole groups, other types, a wrong stride */
+                    ck_assert_int_ne(ks[k].gemm_x8(&bad), 0);
+                    bad.nr = nr;
+                    bad.type = SG_TYPE_Q4_1;
+                    ck_assert_int_ne(ks[k].gemm_x8(&bad), 0);
+                    bad.type = type;
+                    bad.w_stride = rb + bs;
+                    ck_assert_int_ne(ks[k].gemm_x8(&bad), 0);
+                }
+                free(w); free(wp); free(a); free(x); free(yg); free(y);
             }
-            free(w); free(wp); free(a); free(x); free(yg); free(y);
-        }
     sg_kernels k;
     sg_kernels_init_spec(&k, 1, "avx2");
-    if (strcmp(k.name, "generic") != 0) ck_assert_int_gt(tested, 0);
-    ck_assert_int_ne(sg_q4_0_pack_x8(NULL, 7, 18, NULL), 0);
-    ck_assert_int_ne(sg_q4_0_pack_x8(NULL, 8, 20, NULL), 0);
+    if (strcmp(k.name, "generic") != 0) {
+        ck_assert_int_gt(tested, 0);
+        ck_assert_int_gt(tested_q8, 0); /* the AVX2 table reads Q8_0 packed */
+    }
+    ck_assert_int_ne(sg_pack_x8(SG_TYPE_Q4_0, NULL, 7, 18, NULL), 0);
+    ck_assert_int_ne(sg_pack_x8(SG_TYPE_Q4_0, NULL, 8, 20, NULL), 0);
+    ck_assert_int_ne(sg_pack_x8(SG_TYPE_Q8_0, NULL, 8, 18, NULL), 0);
+    ck_assert_int_ne(sg_pack_x8(SG_TYPE_Q4_1, NULL, 8, 20, NULL), 0);
 }
 END_TEST
 
-/* sg_matmul with a packed Q4_0 tensor: 1 vs 3 threads bitwise, bitwise the
+/* sg_matmul with a packed Q4_0 or Q8_0 tensor: 1 vs 3 threads bitwise, bitwise the
  * portable table's result on the unpacked rows, decode = the same row of a
  * batch; tables without gemm_x8 and "exact" ignore the packed copy. */
 START_TEST(test_matmul_x8) {
@@ -868,43 +895,48 @@ START_TEST(test_matmul_x8) {
     ck_assert_int_eq(sg_pool_create(&al, 3, &pool3), SIGMA_OK);
     sg_kernels ks[3];
     int nk = gemm_tables(ks);
-    size_t rb = sg_kernel_row_bytes(SG_TYPE_Q4_0, in);
-    uint8_t *w = malloc(rb * out), *wp = malloc(rb * out);
-    for (size_t r = 0; r < out; r++) random_row(SG_TYPE_Q4_0, w + r * rb, in);
-    ck_assert_int_eq(sg_q4_0_pack_x8(w, out, rb, wp), 0);
-    static float x[6 * 416], yref[6 * 40], y1[6 * 40], y3[6 * 40], yu[6 * 40], y1b[40];
-    for (size_t i = 0; i < n * in; i++) x[i] = rndf();
-    sg_tensor tu = {.name = "w", .type = SG_TYPE_Q4_0, .n_dims = 2, .ne = {in, out, 1, 1}, .data = w,
-                    .nbytes = rb * out};
-    sg_tensor tp = tu;
-    tp.packed = wp;
-    float *scratch = malloc(sizeof(float) * in * 3);
-    size_t qb = sg_q8_row_bytes(in) * n;
-    uint8_t *qbuf = malloc(qb);
-    sg_exec eg = {&ks[0], NULL, 1, scratch, in, qbuf, qb};
-    ck_assert_int_eq(sg_matmul(&eg, &tu, x, n, yref), SIGMA_OK);
-    for (int k = 0; k < nk; k++) {
-        sg_exec e1 = {&ks[k], NULL, 1, scratch, in, qbuf, qb};
-        sg_exec e3 = {&ks[k], pool3, 3, scratch, in, qbuf, qb};
-        ck_assert_int_eq(sg_matmul(&e1, &tp, x, n, y1), SIGMA_OK);
-        ck_assert_int_eq(sg_matmul(&e3, &tp, x, n, y3), SIGMA_OK);
-        ck_assert_int_eq(sg_matmul(&e1, &tu, x, n, yu), SIGMA_OK);
-        ck_assert_mem_eq(y1, y3, sizeof y1);
-        if (ks[k].gemm_x8) ck_assert_msg(memcmp(y1, yref, sizeof y1) == 0, "%s: packed differs from generic", ks[k].name);
-        else ck_assert_mem_eq(y1, yu, sizeof y1);
-        for (size_t t = 0; t < n; t++) {
-            ck_assert_int_eq(sg_matmul(&e3, &tp, x + t * in, 1, y1b), SIGMA_OK);
-            ck_assert_msg(memcmp(y1b, y1 + t * out, sizeof y1b) == 0, "%s: n=1 row %zu differs", ks[k].name, t);
+    static const uint32_t types[] = {SG_TYPE_Q4_0, SG_TYPE_Q8_0};
+    for (size_t ti = 0; ti < 2; ti++) {
+        const uint32_t type = types[ti];
+        size_t rb = sg_kernel_row_bytes(type, in);
+        uint8_t *w = malloc(rb * out), *wp = malloc(rb * out);
+        for (size_t r = 0; r < out; r++) random_row(type, w + r * rb, in);
+        ck_assert_int_eq(sg_pack_x8(type, w, out, rb, wp), 0);
+        static float x[6 * 416], yref[6 * 40], y1[6 * 40], y3[6 * 40], yu[6 * 40], y1b[40];
+        for (size_t i = 0; i < n * in; i++) x[i] = rndf();
+        sg_tensor tu = {.name = "w", .type = type, .n_dims = 2, .ne = {in, out, 1, 1}, .data = w,
+                        .nbytes = rb * out};
+        sg_tensor tp = tu;
+        tp.packed = wp;
+        float *scratch = malloc(sizeof(float) * in * 3);
+        size_t qb = sg_q8_row_bytes(in) * n;
+        uint8_t *qbuf = malloc(qb);
+        sg_exec eg = {&ks[0], NULL, 1, scratch, in, qbuf, qb};
+        ck_assert_int_eq(sg_matmul(&eg, &tu, x, n, yref), SIGMA_OK);
+        for (int k = 0; k < nk; k++) {
+            sg_exec e1 = {&ks[k], NULL, 1, scratch, in, qbuf, qb};
+            sg_exec e3 = {&ks[k], pool3, 3, scratch, in, qbuf, qb};
+            ck_assert_int_eq(sg_matmul(&e1, &tp, x, n, y1), SIGMA_OK);
+            ck_assert_int_eq(sg_matmul(&e3, &tp, x, n, y3), SIGMA_OK);
+            ck_assert_int_eq(sg_matmul(&e1, &tu, x, n, yu), SIGMA_OK);
+            ck_assert_mem_eq(y1, y3, sizeof y1);
+            if (ks[k].gemm_x8 && (ks[k].x8_types >> type & 1u))
+                ck_assert_msg(memcmp(y1, yref, sizeof y1) == 0, "%s type %u: packed differs from generic", ks[k].name, type);
+            else ck_assert_mem_eq(y1, yu, sizeof y1);
+            for (size_t t = 0; t < n; t++) {
+                ck_assert_int_eq(sg_matmul(&e3, &tp, x + t * in, 1, y1b), SIGMA_OK);
+                ck_assert_msg(memcmp(y1b, y1 + t * out, sizeof y1b) == 0, "%s: n=1 row %zu differs", ks[k].name, t);
+            }
+            /* f32 activations ("exact") read the unpacked rows */
+            sg_kernels kx = ks[k];
+            kx.act_q8 = 0;
+            sg_exec ex = {&kx, NULL, 1, scratch, in, qbuf, qb};
+            ck_assert_int_eq(sg_matmul(&ex, &tp, x, n, y1), SIGMA_OK);
+            ck_assert_int_eq(sg_matmul(&ex, &tu, x, n, yu), SIGMA_OK);
+            ck_assert_mem_eq(y1, yu, sizeof y1);
         }
-        /* f32 activations ("exact") read the unpacked rows */
-        sg_kernels kx = ks[k];
-        kx.act_q8 = 0;
-        sg_exec ex = {&kx, NULL, 1, scratch, in, qbuf, qb};
-        ck_assert_int_eq(sg_matmul(&ex, &tp, x, n, y1), SIGMA_OK);
-        ck_assert_int_eq(sg_matmul(&ex, &tu, x, n, yu), SIGMA_OK);
-        ck_assert_mem_eq(y1, yu, sizeof y1);
+        free(w); free(wp); free(scratch); free(qbuf);
     }
-    free(w); free(wp); free(scratch); free(qbuf);
     sg_pool_destroy(pool3);
 }
 END_TEST
