@@ -71,8 +71,10 @@ static int model_open_common(const char *path, const void *data, size_t size,
         st = sg_gguf_open_memory(&m->alloc, data, size, &m->gguf, &err);
     if (st == SIGMA_OK) st = sg_model_load_arch(m, &err);
     if (st == SIGMA_OK) st = sg_tokenizer_load(m, &err);
-    if (st == SIGMA_OK) st = sg_model_repack(m, &err);
+    /* the fingerprint samples t->data: before the repack lets go of the
+     * repacked matrices' file pages */
     if (st == SIGMA_OK) sg_model_fingerprint(m);
+    if (st == SIGMA_OK) st = sg_model_repack(m, &err);
     if (st != SIGMA_OK) {
         report_open_error(&p, &log, st, &err);
         sigma_model_close(m);

@@ -10,6 +10,7 @@
  * the kv and tensor arrays (after the n entries), so lookups are O(log n)
  * even for hostile files with a million entries. */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* madvise */
 #include "gguf.h"
 
 #include <errno.h>
@@ -625,6 +626,23 @@ int sg_gguf_open_file(const sg_alloc *a, const char *path, int use_mmap, sg_gguf
     }
     close(fd);
     return open_image(a, base, (uint64_t)size, mapped, out, err);
+}
+
+void sg_gguf_release_pages(const sg_gguf *g, const void *p, uint64_t n) {
+#ifdef MADV_DONTNEED
+    if (!g || g->mapped != 1 || !p || n == 0) return;
+    const uintptr_t base = (uintptr_t)g->base, lo = (uintptr_t)p;
+    if (lo < base || n > g->size || lo - base > g->size - n) return;
+    long ps = sysconf(_SC_PAGESIZE);
+    if (ps <= 0) return;
+    const uintptr_t page = (uintptr_t)ps;
+    uintptr_t start = (lo + page - 1) / page * page, end = (lo + (uintptr_t)n) / page * page;
+    /* a private read-only file mapping that was never written: the pages
+     * are dropped and fault in from the file again if read */
+    if (end > start) (void)madvise((void *)start, end - start, MADV_DONTNEED);
+#else
+    (void)g, (void)p, (void)n;
+#endif
 }
 
 /* ------------------------------------------------------------------------ */

@@ -65,6 +65,11 @@ int sg_gguf_open_file(const sg_alloc *a, const char *path, int use_mmap, sg_gguf
 int sg_gguf_open_memory(const sg_alloc *a, const void *data, size_t size, sg_gguf **out,
                         sg_err *err);
 void sg_gguf_close(sg_gguf *g);
+/* Give back the resident pages of bytes [p, p + n) of a memory-mapped
+ * image (whole pages inside the range only) after they were copied: the
+ * mapping stays valid and reads fault the pages in again from the file.
+ * Nothing for read or borrowed images. */
+void sg_gguf_release_pages(const sg_gguf *g, const void *p, uint64_t n);
 
 const sg_gguf_kv *sg_gguf_find(const sg_gguf *g, const char *key);
 const sg_tensor *sg_gguf_tensor(const sg_gguf *g, const char *name);

@@ -42,6 +42,13 @@ int sg_model_repack(sigma_model *m, sg_err *err) {
         t->packed = p;
         p += (t->nbytes + 63) & ~(uint64_t)63;
     }
+    /* The kernels read the copies: the file's pages of those matrices need
+     * not stay resident (read-only mappings only; they fault in again for
+     * the paths that read t->data). After all the copies: a large page
+     * cache folio can span two tensors, and reading the next one would map
+     * it again. */
+    for (uint64_t i = 0; i < g->n_tensors; i++)
+        if (g->tensors[i].packed) sg_gguf_release_pages(g, g->tensors[i].data, g->tensors[i].nbytes);
     m->packed_ms = sg_now_ms() - t0;
     return SIGMA_OK;
 }

@@ -8,6 +8,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -520,6 +521,60 @@ START_TEST(test_open_file_modes) {
     ck_assert_ptr_nonnull(strstr(err.msg, path));
     ck_assert_int_eq(sg_gguf_open_file(&a, "/tmp", 1, &g, &err), SIGMA_E_IO);
     free(img);
+}
+END_TEST
+
+/* sg_gguf_release_pages (model open lets go of the file pages of repacked
+ * matrices): on a mapped file the range's whole pages are no longer
+ * resident (Linux: /proc/self/pagemap's present bit) and the bytes read
+ * back equal the file's; on a file read into memory, and for ranges
+ * outside the image, nothing changes. */
+static int page_present(const void *p) {
+    FILE *f = fopen("/proc/self/pagemap", "rb");
+    if (!f) return -1;
+    long ps = sysconf(_SC_PAGESIZE);
+    uint64_t e = 0;
+    int ok = fseek(f, (long)((uintptr_t)p / (uintptr_t)ps * 8), SEEK_SET) == 0 && fread(&e, 8, 1, f) == 1;
+    fclose(f);
+    return ok ? (int)(e >> 63 & 1) : -1;
+}
+
+START_TEST(test_release_pages) {
+    const size_t nf = 64 * 1024; /* 256 KiB of f32 */
+    float *v = malloc(nf * sizeof(float));
+    for (size_t i = 0; i < nf; i++) v[i] = (float)i * 0.5f - 7.0f;
+    gw_writer *w = gw_new();
+    uint64_t ne[1] = {nf};
+    ck_assert_int_eq(gw_tensor(w, "big", SG_TYPE_F32, 1, ne, v, nf * sizeof(float)), 0);
+    char path[] = "/tmp/sigma-test-release-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ck_assert_int_eq(gw_write_file(w, path), 0);
+    gw_free(w);
+    sg_alloc a = test_alloc();
+    long ps = sysconf(_SC_PAGESIZE);
+    for (int mm = 0; mm < 2; mm++) {
+        sg_gguf *g = NULL;
+        sg_err err;
+        ck_assert_msg(sg_gguf_open_file(&a, path, mm, &g, &err) == SIGMA_OK, "%s", err.msg);
+        const sg_tensor *t = sg_gguf_tensor(g, "big");
+        ck_assert_ptr_nonnull(t);
+        const uint8_t *d = t->data;
+        ck_assert_mem_eq(d, v, nf * sizeof(float)); /* every page resident now */
+        const uint8_t *mid = d + (nf * sizeof(float) / 2 / (size_t)ps) * (size_t)ps;
+        if (mm) ck_assert_int_ne(page_present(mid), 0);
+        sg_gguf_release_pages(g, d, t->nbytes);
+        sg_gguf_release_pages(g, d - 4096, 16);         /* outside: ignored */
+        sg_gguf_release_pages(g, d, g->size + 1);        /* too long: ignored */
+        sg_gguf_release_pages(NULL, d, t->nbytes);
+        int pres = page_present(mid);
+        if (pres >= 0) ck_assert_int_eq(pres, mm ? 0 : 1); /* mapped: dropped; read: kept */
+        ck_assert_mem_eq(d, v, nf * sizeof(float)); /* faulted in again from the file */
+        sg_gguf_close(g);
+    }
+    unlink(path);
+    free(v);
 }
 END_TEST
 
@@ -1838,6 +1893,7 @@ static Suite *suite(void) {
     TCase *tc = tcase_create("gguf");
     tcase_add_test(tc, test_roundtrip_all_types);
     tcase_add_test(tc, test_open_file_modes);
+    tcase_add_test(tc, test_release_pages);
     tcase_add_test(tc, test_many_entries);
     suite_add_tcase(s, tc);
     TCase *ty = tcase_create("types");
