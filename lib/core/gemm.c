@@ -1929,41 +1929,70 @@ SG_INLINE SG_T_512 int k_gemm_512(const sg_gemm *g) {
     return 0;
 }
 
-/* The x8 tile with VNNI: the 8 vpmaddubsw, int16 adds and vpmaddwd of a
+/* The x8 tile with VNNI: Q4_0's 8 vpmaddubsw, int16 adds and vpmaddwd of a
  * block become 8 vpdpbusd into the offset c8 (the same exact int32 sums),
  * the float steps unchanged: bitwise the AVX2 tile's (and the portable)
- * results. */
-SG_INLINE SG_T_512 void tile_x8_512(const uint8_t *w, const uint8_t *a, size_t as, const int RA,
-                                    size_t nb, float *y, size_t ldy) {
-    __m256 acc[SG_X8_RA];
-    SG_UNROLL8 for (int j = 0; j < RA; j++) acc[j] = _mm256_setzero_ps();
+ * results. Q8_0 (x8 layout of 272-byte blocks): its bytes + 128 (xor 0x80)
+ * as the unsigned operand, 8 vpdpbusd into the activation's c128 = -128 *
+ * sum(x): again the exact block dot. wv[c] pairs with activation bytes
+ * 4c..4c+3 of lo (c < 4) or hi (c >= 4) for both types. */
+SG_INLINE SG_T_512 void x8_prep_512(uint32_t type, const uint8_t *w, __m256i *wv) {
+    if (type == SG_TYPE_Q8_0) {
+        const __m256i c80 = _mm256_set1_epi8((char)0x80);
+        SG_UNROLL8 for (int c = 0; c < 8; c++)
+            wv[c] = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(const void *)(w + 16 + 32 * c)), c80);
+        return;
+    }
     const __m256i m4 = _mm256_set1_epi8(0x0f);
-    for (size_t b = 0; b < nb; b++, w += 144) {
+    SG_UNROLL4 for (int c = 0; c < 4; c++) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(w + 16 + 32 * c));
+        wv[c] = _mm256_and_si256(v, m4);
+        wv[4 + c] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+    }
+}
+
+/* bytes of one block of 8 rows in the x8 layout, and the weight lines
+ * prefetched per block */
+#  define X8_BB(type) ((type) == SG_TYPE_Q8_0 ? (size_t)272 : (size_t)144)
+
+SG_INLINE SG_T_512 void x8_prefetch_512(uint32_t type, const uint8_t *w) {
 #  ifndef SG_GEMM_NO_PREFETCH
+    if (type == SG_TYPE_Q8_0) {
+        SG_UNROLL8 for (int l = 0; l < 5; l++)
+            _mm_prefetch((const char *)(w + SG_X8Q8_PF + 64 * l), SG_PFW_HINT);
+    } else {
         _mm_prefetch((const char *)(w + SG_X8_PF), SG_PFW_HINT);
         _mm_prefetch((const char *)(w + SG_X8_PF + 48), SG_PFW_HINT);
         _mm_prefetch((const char *)(w + SG_X8_PF + 96), SG_PFW_HINT);
+    }
+#  else
+    (void)type, (void)w;
 #  endif
+}
+
+SG_INLINE SG_T_512 void tile_x8_512(uint32_t type, const uint8_t *w, const uint8_t *a, size_t as,
+                                    const int RA, size_t nb, float *y, size_t ldy) {
+    __m256 acc[SG_X8_RA];
+    SG_UNROLL8 for (int j = 0; j < RA; j++) acc[j] = _mm256_setzero_ps();
+    const size_t bb = X8_BB(type), io = type == SG_TYPE_Q8_0 ? 320 : 256;
+    for (size_t b = 0; b < nb; b++, w += bb) {
+        x8_prefetch_512(type, w);
         const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)w));
-        __m256i wl[4], wh[4];
-        SG_UNROLL4 for (int c = 0; c < 4; c++) {
-            __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(w + 16 + 32 * c));
-            wl[c] = _mm256_and_si256(v, m4);
-            wh[c] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-        }
+        __m256i wv[8];
+        x8_prep_512(type, w, wv);
         const size_t go = (b / 4) * QG + (b % 4) * 16;
         SG_UNROLL8 for (int j = 0; j < RA; j++) {
             const uint8_t *g = a + (size_t)j * as + go;
-            int32_t xq[8], c8;
+            int32_t xq[8], c0;
             float dx;
             memcpy(xq, g, 16);
             memcpy(xq + 4, g + 64, 16);
-            memcpy(&c8, g + 256, 4);
+            memcpy(&c0, g + io, 4);
             memcpy(&dx, g + 128, 4);
-            __m256i s0 = _mm256_set1_epi32(c8), s1 = _mm256_setzero_si256();
+            __m256i s0 = _mm256_set1_epi32(c0), s1 = _mm256_setzero_si256();
             SG_UNROLL4 for (int c = 0; c < 4; c++) {
-                s0 = _mm256_dpbusd_epi32(s0, wl[c], _mm256_set1_epi32(xq[c]));
-                s1 = _mm256_dpbusd_epi32(s1, wh[c], _mm256_set1_epi32(xq[4 + c]));
+                s0 = _mm256_dpbusd_epi32(s0, wv[c], _mm256_set1_epi32(xq[c]));
+                s1 = _mm256_dpbusd_epi32(s1, wv[4 + c], _mm256_set1_epi32(xq[4 + c]));
             }
             __m256i s = _mm256_add_epi32(s0, s1);
             acc[j] = _mm256_add_ps(acc[j], _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_set1_ps(dx))));
@@ -1976,45 +2005,36 @@ SG_INLINE SG_T_512 void tile_x8_512(const uint8_t *w, const uint8_t *a, size_t a
  * 8-15 those of w1): per lane the same operations as tile_x8_512, so the
  * same bits, with half the instructions per weight row; the activation
  * loads and broadcasts serve 16 rows. */
-SG_INLINE SG_T_512 void tile_x16_512(const uint8_t *w0, const uint8_t *w1, const uint8_t *a, size_t as,
-                                     const int RA, size_t nb, float *y, size_t ldy) {
+SG_INLINE SG_T_512 void tile_x16_512(uint32_t type, const uint8_t *w0, const uint8_t *w1, const uint8_t *a,
+                                     size_t as, const int RA, size_t nb, float *y, size_t ldy) {
     __m512 acc[SG_X8_RA];
     SG_UNROLL8 for (int j = 0; j < RA; j++) acc[j] = _mm512_setzero_ps();
-    const __m512i m4 = _mm512_set1_epi8(0x0f);
-    for (size_t b = 0; b < nb; b++, w0 += 144, w1 += 144) {
-#  ifndef SG_GEMM_NO_PREFETCH
-        _mm_prefetch((const char *)(w0 + SG_X8_PF), SG_PFW_HINT);
-        _mm_prefetch((const char *)(w0 + SG_X8_PF + 48), SG_PFW_HINT);
-        _mm_prefetch((const char *)(w0 + SG_X8_PF + 96), SG_PFW_HINT);
-        _mm_prefetch((const char *)(w1 + SG_X8_PF), SG_PFW_HINT);
-        _mm_prefetch((const char *)(w1 + SG_X8_PF + 48), SG_PFW_HINT);
-        _mm_prefetch((const char *)(w1 + SG_X8_PF + 96), SG_PFW_HINT);
-#  endif
+    const size_t bb = X8_BB(type), io = type == SG_TYPE_Q8_0 ? 320 : 256;
+    for (size_t b = 0; b < nb; b++, w0 += bb, w1 += bb) {
+        x8_prefetch_512(type, w0);
+        x8_prefetch_512(type, w1);
         const __m256i sc = _mm256_inserti128_si256(
             _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)w0)),
             _mm_loadu_si128((const __m128i *)(const void *)w1), 1);
         const __m512 dw = _mm512_cvtph_ps(sc);
-        __m512i wl[4], wh[4];
-        SG_UNROLL4 for (int c = 0; c < 4; c++) {
-            __m512i v = _mm512_inserti64x4(
-                _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)(w0 + 16 + 32 * c))),
-                _mm256_loadu_si256((const __m256i *)(const void *)(w1 + 16 + 32 * c)), 1);
-            wl[c] = _mm512_and_si512(v, m4);
-            wh[c] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-        }
+        __m256i v0[8], v1[8];
+        x8_prep_512(type, w0, v0);
+        x8_prep_512(type, w1, v1);
+        __m512i wv[8];
+        SG_UNROLL8 for (int c = 0; c < 8; c++) wv[c] = _mm512_inserti64x4(_mm512_castsi256_si512(v0[c]), v1[c], 1);
         const size_t go = (b / 4) * QG + (b % 4) * 16;
         SG_UNROLL8 for (int j = 0; j < RA; j++) {
             const uint8_t *g = a + (size_t)j * as + go;
-            int32_t xq[8], c8;
+            int32_t xq[8], c0;
             float dx;
             memcpy(xq, g, 16);
             memcpy(xq + 4, g + 64, 16);
-            memcpy(&c8, g + 256, 4);
+            memcpy(&c0, g + io, 4);
             memcpy(&dx, g + 128, 4);
-            __m512i s0 = _mm512_set1_epi32(c8), s1 = _mm512_setzero_si512();
+            __m512i s0 = _mm512_set1_epi32(c0), s1 = _mm512_setzero_si512();
             SG_UNROLL4 for (int c = 0; c < 4; c++) {
-                s0 = _mm512_dpbusd_epi32(s0, wl[c], _mm512_set1_epi32(xq[c]));
-                s1 = _mm512_dpbusd_epi32(s1, wh[c], _mm512_set1_epi32(xq[4 + c]));
+                s0 = _mm512_dpbusd_epi32(s0, wv[c], _mm512_set1_epi32(xq[c]));
+                s1 = _mm512_dpbusd_epi32(s1, wv[4 + c], _mm512_set1_epi32(xq[4 + c]));
             }
             __m512i s = _mm512_add_epi32(s0, s1);
             acc[j] = _mm512_add_ps(acc[j], _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(dx))));
@@ -2023,9 +2043,25 @@ SG_INLINE SG_T_512 void tile_x16_512(const uint8_t *w0, const uint8_t *w1, const
     SG_UNROLL8 for (int j = 0; j < RA; j++) _mm512_storeu_ps(y + (size_t)j * ldy, acc[j]);
 }
 
-SG_T_512 int sg_gemm_x8_avx512(const sg_gemm *g) {
-    if (g->type != SG_TYPE_Q4_0 || g->n == 0 || g->n % 32 || g->nr % 8 || g->w_stride != g->n / 32 * 18)
-        return -1;
+#  if SG_X8_RA == 8
+#    define X8_RA_CASES(FN, ...)                                                \
+        case 5: FN(__VA_ARGS__, 5, nb, y, g->ldy); break;                       \
+        case 6: FN(__VA_ARGS__, 6, nb, y, g->ldy); break;                       \
+        case 7: FN(__VA_ARGS__, 7, nb, y, g->ldy); break;
+#  else
+#    define X8_RA_CASES(FN, ...)
+#  endif
+#  define X8_RA_SWITCH(FN, ...)                                                 \
+    switch (ra) {                                                               \
+    case 1: FN(__VA_ARGS__, 1, nb, y, g->ldy); break;                           \
+    case 2: FN(__VA_ARGS__, 2, nb, y, g->ldy); break;                           \
+    case 3: FN(__VA_ARGS__, 3, nb, y, g->ldy); break;                           \
+    case 4: FN(__VA_ARGS__, 4, nb, y, g->ldy); break;                           \
+    X8_RA_CASES(FN, __VA_ARGS__)                                                \
+    default: FN(__VA_ARGS__, SG_X8_RA, nb, y, g->ldy); break;                   \
+    }
+
+SG_INLINE SG_T_512 void x8_tiles_512(const sg_gemm *g, uint32_t T) {
     size_t nb = g->n / 32;
     for (size_t i = 0; i < g->nr;) {
         const uint8_t *w = g->w + i * g->w_stride;
@@ -2042,35 +2078,23 @@ SG_T_512 int sg_gemm_x8_avx512(const sg_gemm *g) {
             float *y = g->y + j * g->ldy + i;
             const int ra = g->na - j < SG_X8_RA ? (int)(g->na - j) : SG_X8_RA;
             if (two) {
-                switch (ra) {
-                case 1: tile_x16_512(w, w1, a, g->a_stride, 1, nb, y, g->ldy); break;
-                case 2: tile_x16_512(w, w1, a, g->a_stride, 2, nb, y, g->ldy); break;
-                case 3: tile_x16_512(w, w1, a, g->a_stride, 3, nb, y, g->ldy); break;
-                case 4: tile_x16_512(w, w1, a, g->a_stride, 4, nb, y, g->ldy); break;
-#  if SG_X8_RA == 8
-                case 5: tile_x16_512(w, w1, a, g->a_stride, 5, nb, y, g->ldy); break;
-                case 6: tile_x16_512(w, w1, a, g->a_stride, 6, nb, y, g->ldy); break;
-                case 7: tile_x16_512(w, w1, a, g->a_stride, 7, nb, y, g->ldy); break;
-#  endif
-                default: tile_x16_512(w, w1, a, g->a_stride, SG_X8_RA, nb, y, g->ldy); break;
-                }
+                X8_RA_SWITCH(tile_x16_512, T, w, w1, a, g->a_stride)
             } else {
-                switch (ra) {
-                case 1: tile_x8_512(w, a, g->a_stride, 1, nb, y, g->ldy); break;
-                case 2: tile_x8_512(w, a, g->a_stride, 2, nb, y, g->ldy); break;
-                case 3: tile_x8_512(w, a, g->a_stride, 3, nb, y, g->ldy); break;
-                case 4: tile_x8_512(w, a, g->a_stride, 4, nb, y, g->ldy); break;
-#  if SG_X8_RA == 8
-                case 5: tile_x8_512(w, a, g->a_stride, 5, nb, y, g->ldy); break;
-                case 6: tile_x8_512(w, a, g->a_stride, 6, nb, y, g->ldy); break;
-                case 7: tile_x8_512(w, a, g->a_stride, 7, nb, y, g->ldy); break;
-#  endif
-                default: tile_x8_512(w, a, g->a_stride, SG_X8_RA, nb, y, g->ldy); break;
-                }
+                X8_RA_SWITCH(tile_x8_512, T, w, a, g->a_stride)
             }
         }
         i += two ? 16 : 8;
     }
+}
+
+SG_T_512 int sg_gemm_x8_avx512(const sg_gemm *g) {
+    if (!sg_type_x8(g->type) || g->n == 0 || g->n % 32 || g->nr % 8 ||
+        g->w_stride != g->n / 32 * (g->type == SG_TYPE_Q8_0 ? 34 : 18))
+        return -1;
+    if (g->type == SG_TYPE_Q8_0)
+        x8_tiles_512(g, SG_TYPE_Q8_0);
+    else
+        x8_tiles_512(g, SG_TYPE_Q4_0);
     return 0;
 }
 

@@ -425,8 +425,6 @@ static void kernels_fill(sg_kernels *k, int level) {
             k->quantize_q8 = sg_q8_quantize_avx512;
             k->gemm = sg_gemm_avx512;
             k->gemm_x8 = sg_gemm_x8_avx512;
-            /* Q8_0's unpacked VNNI tiles are already fast here */
-            k->x8_types = 1u << SG_TYPE_Q4_0;
             sg_attn_kernels_fill(k, 2);
         }
     }

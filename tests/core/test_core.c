@@ -827,6 +827,10 @@ START_TEST(test_gemm_x8) {
                     for (size_t b = 0; b < in / 32; b++) {
                         memset(a + (b / 4) * 384 + (b % 4) * 16, b % 2 ? 0x81 : 0x7f, 16);
                         memset(a + (b / 4) * 384 + 64 + (b % 4) * 16, b % 2 ? 0x81 : 0x7f, 16);
+                        /* the block's sums as the quantizer stores them */
+                        int32_t sum = 32 * (b % 2 ? -127 : 127), c8 = -8 * sum, c128 = -128 * sum;
+                        memcpy(a + (b / 4) * 384 + 256 + (b % 4) * 16, &c8, 4);
+                        memcpy(a + (b / 4) * 384 + 320 + (b % 4) * 16, &c128, 4);
                     }
                 }
                 ck_assert_int_eq(sg_pack_x8(type, w, nr, rb, wp), 0);
@@ -875,7 +879,7 @@ START_TEST(test_gemm_x8) {
     sg_kernels_init_spec(&k, 1, "avx2");
     if (strcmp(k.name, "generic") != 0) {
         ck_assert_int_gt(tested, 0);
-        ck_assert_int_gt(tested_q8, 0); /* the AVX2 table reads Q8_0 packed */
+        ck_assert_int_gt(tested_q8, 0); /* the AVX2 and AVX-512 tables read Q8_0 packed */
     }
     ck_assert_int_ne(sg_pack_x8(SG_TYPE_Q4_0, NULL, 7, 18, NULL), 0);
     ck_assert_int_ne(sg_pack_x8(SG_TYPE_Q4_0, NULL, 8, 20, NULL), 0);
