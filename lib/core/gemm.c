@@ -1951,6 +1951,28 @@ SG_INLINE SG_T_512 void x8_prep_512(uint32_t type, const uint8_t *w, __m256i *wv
     }
 }
 
+/* x8_prep_512 for two groups at once, lanes 8-15 from w1, in 512-bit
+ * operations */
+SG_INLINE SG_T_512 __m512i x16_load_512(const uint8_t *w0, const uint8_t *w1) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)w0)),
+                              _mm256_loadu_si256((const __m256i *)(const void *)w1), 1);
+}
+
+SG_INLINE SG_T_512 void x16_prep_512(uint32_t type, const uint8_t *w0, const uint8_t *w1, __m512i *wv) {
+    if (type == SG_TYPE_Q8_0) {
+        const __m512i c80 = _mm512_set1_epi8((char)0x80);
+        SG_UNROLL8 for (int c = 0; c < 8; c++)
+            wv[c] = _mm512_xor_si512(x16_load_512(w0 + 16 + 32 * c, w1 + 16 + 32 * c), c80);
+        return;
+    }
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    SG_UNROLL4 for (int c = 0; c < 4; c++) {
+        __m512i v = x16_load_512(w0 + 16 + 32 * c, w1 + 16 + 32 * c);
+        wv[c] = _mm512_and_si512(v, m4);
+        wv[4 + c] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+    }
+}
+
 /* bytes of one block of 8 rows in the x8 layout, and the weight lines
  * prefetched per block */
 #  define X8_BB(type) ((type) == SG_TYPE_Q8_0 ? (size_t)272 : (size_t)144)
@@ -2017,11 +2039,8 @@ SG_INLINE SG_T_512 void tile_x16_512(uint32_t type, const uint8_t *w0, const uin
             _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)w0)),
             _mm_loadu_si128((const __m128i *)(const void *)w1), 1);
         const __m512 dw = _mm512_cvtph_ps(sc);
-        __m256i v0[8], v1[8];
-        x8_prep_512(type, w0, v0);
-        x8_prep_512(type, w1, v1);
         __m512i wv[8];
-        SG_UNROLL8 for (int c = 0; c < 8; c++) wv[c] = _mm512_inserti64x4(_mm512_castsi256_si512(v0[c]), v1[c], 1);
+        x16_prep_512(type, w0, w1, wv);
         const size_t go = (b / 4) * QG + (b % 4) * 16;
         SG_UNROLL8 for (int j = 0; j < RA; j++) {
             const uint8_t *g = a + (size_t)j * as + go;
