@@ -701,6 +701,58 @@ SG_INLINE SG_T_AVX2 __m256 ldw_avx2(uint32_t type, const uint8_t *w, size_t k) {
  * accumulators, one for even and one for odd 8-column blocks (16 lanes in
  * all, the order of tile_f_512's single 16-lane vector), so a one-row
  * decode tile has two independent FMA chains and reads one stream. */
+/* The main loop of the 2x3 batch tile (every full 16 columns) on its own,
+ * out of line: inlined into tile_f_avx2 among the other tile shapes, GCC
+ * 12 kept two activation row pointers on the stack and stored a vector
+ * every iteration. Per accumulator the same FMAs in the same order as the
+ * generic loop below; acc[i][j][h] as there. */
+/* a loaded vector kept in a register: without it GCC folds each load
+ * into both of its FMAs as a memory operand (two loads instead of one;
+ * the loop then waits on the load ports) */
+SG_INLINE SG_T_AVX2 __m256 f23_reg(__m256 v) {
+    __asm__("" : "+x"(v));
+    return v;
+}
+#  define F23_LOOP(NAME, TYPE)                                                                 \
+    static __attribute__((noinline)) SG_T_AVX2 void NAME(const uint8_t *w0, const uint8_t *w1, \
+                                                        const float *x0, const float *x1,      \
+                                                        const float *x2, size_t n16,           \
+                                                        __m256 acc[3][6][2]) {                 \
+        __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a10 = a00, a11 = a00, a12 = a00; \
+        __m256 b00 = a00, b01 = a00, b02 = a00, b10 = a00, b11 = a00, b12 = a00;              \
+        for (size_t k = 0; k < n16; k += 16) {                                                 \
+            __m256 u = ldw_avx2(TYPE, w0, k), v = ldw_avx2(TYPE, w1, k), x;                    \
+            x = f23_reg(_mm256_loadu_ps(x0 + k));                                              \
+            a00 = _mm256_fmadd_ps(u, x, a00);                                                  \
+            a10 = _mm256_fmadd_ps(v, x, a10);                                                  \
+            x = f23_reg(_mm256_loadu_ps(x1 + k));                                              \
+            a01 = _mm256_fmadd_ps(u, x, a01);                                                  \
+            a11 = _mm256_fmadd_ps(v, x, a11);                                                  \
+            x = f23_reg(_mm256_loadu_ps(x2 + k));                                              \
+            a02 = _mm256_fmadd_ps(u, x, a02);                                                  \
+            a12 = _mm256_fmadd_ps(v, x, a12);                                                  \
+            u = ldw_avx2(TYPE, w0, k + 8);                                                     \
+            v = ldw_avx2(TYPE, w1, k + 8);                                                     \
+            x = f23_reg(_mm256_loadu_ps(x0 + k + 8));                                          \
+            b00 = _mm256_fmadd_ps(u, x, b00);                                                  \
+            b10 = _mm256_fmadd_ps(v, x, b10);                                                  \
+            x = f23_reg(_mm256_loadu_ps(x1 + k + 8));                                          \
+            b01 = _mm256_fmadd_ps(u, x, b01);                                                  \
+            b11 = _mm256_fmadd_ps(v, x, b11);                                                  \
+            x = f23_reg(_mm256_loadu_ps(x2 + k + 8));                                          \
+            b02 = _mm256_fmadd_ps(u, x, b02);                                                  \
+            b12 = _mm256_fmadd_ps(v, x, b12);                                                  \
+        }                                                                                      \
+        acc[0][0][0] = a00, acc[0][1][0] = a01, acc[0][2][0] = a02;                            \
+        acc[1][0][0] = a10, acc[1][1][0] = a11, acc[1][2][0] = a12;                            \
+        acc[0][0][1] = b00, acc[0][1][1] = b01, acc[0][2][1] = b02;                            \
+        acc[1][0][1] = b10, acc[1][1][1] = b11, acc[1][2][1] = b12;                            \
+    }
+
+F23_LOOP(f23_loop_f32, SG_TYPE_F32)
+F23_LOOP(f23_loop_f16, SG_TYPE_F16)
+F23_LOOP(f23_loop_bf16, SG_TYPE_BF16)
+
 SG_INLINE SG_T_AVX2 void tile_f_avx2(uint32_t type, const uint8_t *w, size_t ws, const int RW,
                                      const uint8_t *a, size_t as, const int RA, size_t n, float *y,
                                      size_t ldy) {
@@ -709,6 +761,17 @@ SG_INLINE SG_T_AVX2 void tile_f_avx2(uint32_t type, const uint8_t *w, size_t ws,
         for (int j = 0; j < RA; j++) acc[i][j][0] = acc[i][j][1] = _mm256_setzero_ps();
     size_t k = 0;
     const size_t es = type == SG_TYPE_F32 ? 4 : 2;
+    if (RW == 2 && RA == 3 && n >= 16) {
+        const float *x0 = (const float *)(const void *)a;
+        const float *x1 = (const float *)(const void *)(a + as), *x2 = (const float *)(const void *)(a + 2 * as);
+        k = n / 16 * 16;
+        if (type == SG_TYPE_F16)
+            f23_loop_f16(w, w + ws, x0, x1, x2, k, acc);
+        else if (type == SG_TYPE_BF16)
+            f23_loop_bf16(w, w + ws, x0, x1, x2, k, acc);
+        else
+            f23_loop_f32(w, w + ws, x0, x1, x2, k, acc);
+    }
     for (; k + 16 <= n; k += 16) {
 #  if SG_PFF_DIST > 0
         if (RA == 1 && (k & 31) == 0) /* decode only: costs ~5% in prefill */
