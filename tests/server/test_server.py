@@ -540,6 +540,33 @@ def test_api_key():
         s.close()
 
 
+def test_sigterm_answers_a_request_being_read():
+    """A request whose headers arrived before SIGTERM and whose body comes
+    after it gets an answer (503 shutting_down), not a closed connection:
+    the drain waits for it (the server used to stop at once when no slot
+    was busy, closing such connections)."""
+    s = Server("--parallel", "1", "--ctx-size", "512", "--drain-timeout", str(10 * SLOW))
+    try:
+        body = json.dumps({"prompt": "Hello", "max_tokens": 2}).encode()
+        sock = socket.create_connection(("127.0.0.1", s.port), timeout=60 * SLOW)
+        head = ("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
+        sock.sendall(head.encode() + body[:5])
+        time.sleep(0.3 * SLOW)  # the server has read the headers
+        s.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5 * SLOW)
+        assert s.proc.poll() is None, "stopped with a request half read:\n" + s.output()
+        sock.sendall(body[5:])
+        r = http.client.HTTPResponse(sock)
+        r.begin()
+        data = r.read()
+        assert r.status == 503 and json.loads(data)["error"]["code"] == "shutting_down", data
+        sock.close()
+        assert s.proc.wait(30 * SLOW) == 0
+    finally:
+        s.close()
+
+
 def test_sigterm_drains():
     """SIGTERM with a request in flight: it is cancelled after the drain
     timeout, the server exits 0 within a bounded time."""
@@ -574,7 +601,14 @@ def test_sigterm_drains():
             with concurrent.futures.ThreadPoolExecutor(1) as ex:
                 fut = ex.submit(lambda: s2.request("POST", "/v1/completions",
                                                    {"prompt": "Hello", "max_tokens": 8}))
-                time.sleep(0.3)
+                # the signal once the request has a slot (a request still
+                # being read when it comes is answered 503: the test above)
+                deadline = time.monotonic() + 30 * SLOW
+                while time.monotonic() < deadline and not fut.done():
+                    _, h = s2.get_json("/health")
+                    if h["slots_busy"] or h["queue"]:
+                        break
+                    time.sleep(0.01)
                 s2.proc.send_signal(signal.SIGTERM)
                 status, data = fut.result(60)
                 assert status == 200 and json.loads(data)["choices"][0]["text"] is not None

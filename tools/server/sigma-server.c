@@ -296,6 +296,7 @@ typedef struct server {
     request *q_head, *q_tail;
     int q_len;
     int n_active;
+    int n_open;              /* requests whose headers arrived, not yet completed */
     int draining;            /* no new requests */
     int stop;                /* scheduler exits */
     atomic_int hard_cancel;  /* cancel everything now */
@@ -1465,6 +1466,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         cc = calloc(1, sizeof *cc);
         if (!cc) return MHD_NO;
         *con_cls = cc;
+        /* counted until on_completed: a drain waits for requests still
+         * being read (they get their answer, a 503 once draining) */
+        pthread_mutex_lock(&srv->mu);
+        srv->n_open++;
+        pthread_mutex_unlock(&srv->mu);
         if (is_post) {
             const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
             if (cl) {
@@ -1576,11 +1582,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
-    (void)cls;
+    server *srv = cls;
     (void)c;
     (void)toe;
     conn_ctx *cc = *con_cls;
     if (!cc) return;
+    pthread_mutex_lock(&srv->mu);
+    srv->n_open--;
+    pthread_mutex_unlock(&srv->mu);
     free(cc->body.p);
     free(cc);
     *con_cls = NULL;
@@ -1765,11 +1774,14 @@ int main(int argc, char **argv) {
     double deadline = now_s() + o->drain_s;
     for (;;) {
         pthread_mutex_lock(&srv->mu);
-        int busy = srv->n_active + srv->q_len;
+        int busy = srv->n_active + srv->q_len, open = srv->n_open;
         pthread_mutex_unlock(&srv->mu);
-        if (!busy) break;
+        /* also requests whose headers arrived before the signal and whose
+         * body is still being read or parsed: stopping the daemon now would
+         * close them without an answer */
+        if (!busy && !open) break;
         if (now_s() >= deadline) {
-            logf_("drain timeout: cancelling %d requests", busy);
+            logf_("drain timeout: cancelling %d requests", busy + open);
             atomic_store(&srv->hard_cancel, 1);
             for (int i = 0; i < srv->n_slots; i++) atomic_store(&srv->slots[i].abort_eval, 1);
             break;
