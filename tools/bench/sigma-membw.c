@@ -10,6 +10,15 @@
  * loads are the bottleneck). Prints a Markdown table: GB/s (10^9 bytes per
  * second) as mean ± sd and median of the passes. Decoding one token reads
  * every weight once, so (weight bytes) / (median GB/s) is the time one token
+ * cannot beat.
+ *
+ *   sigma-membw --fma [-t THREADS,..] [-r REPS]
+ *
+ * instead measures the floating-point peak that prefill of float weights is
+ * held to: each thread runs 12 independent chains of fused multiply-adds on
+ * registers (256-bit AVX2 FMA, and 512-bit if the CPU has AVX-512F), no
+ * memory traffic. Prints GFLOP/s (an FMA counts 2 per lane) as mean ± sd and
+ * median; (FLOPs per token) / (median GFLOP/s) is the time a prefill token
  * cannot beat. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -19,6 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#  include <immintrin.h>
+#  define HAVE_X86 1
+#endif
 
 #define MAX_T 64
 
@@ -52,6 +65,80 @@ static void *worker(void *arg) {
     j->sum = sum_words(j->p, j->n);
     pthread_barrier_wait(j->bar);
     return NULL;
+}
+
+
+/* ---- --fma: peak of fused multiply-adds ---- */
+#define FMA_ITERS 40000000L /* x 12 FMAs per level and pass */
+
+#ifdef HAVE_X86
+/* 12 chains: enough to cover a 4-cycle FMA latency on two pipes with room */
+#  define FMA_BODY(V, FMA, SET1)                                                   \
+    V c0 = SET1(1.0f), c1 = SET1(1.1f), c2 = SET1(1.2f), c3 = SET1(1.3f), c4 = SET1(1.4f); \
+    V c5 = SET1(1.5f), c6 = SET1(1.6f), c7 = SET1(1.7f), c8 = SET1(1.8f), c9 = SET1(1.9f); \
+    V c10 = SET1(2.0f), c11 = SET1(2.1f);                                          \
+    const V m = SET1(0.999999f), a = SET1(1e-7f);                                  \
+    for (long i = 0; i < iters; i++) {                                             \
+        c0 = FMA(c0, m, a), c1 = FMA(c1, m, a), c2 = FMA(c2, m, a), c3 = FMA(c3, m, a); \
+        c4 = FMA(c4, m, a), c5 = FMA(c5, m, a), c6 = FMA(c6, m, a), c7 = FMA(c7, m, a); \
+        c8 = FMA(c8, m, a), c9 = FMA(c9, m, a), c10 = FMA(c10, m, a), c11 = FMA(c11, m, a); \
+    }                                                                              \
+    c0 = c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11;
+
+__attribute__((target("avx2,fma"), noinline)) static float fma_avx2(long iters) {
+    FMA_BODY(__m256, _mm256_fmadd_ps, _mm256_set1_ps)
+    return _mm256_cvtss_f32(c0);
+}
+__attribute__((target("avx512f"), noinline)) static float fma_avx512(long iters) {
+    FMA_BODY(__m512, _mm512_fmadd_ps, _mm512_set1_ps)
+    return _mm512_cvtss_f32(c0);
+}
+#endif
+
+typedef struct fjob {
+    int wide; /* 8 or 16 lanes */
+    float sum;
+    pthread_barrier_t *bar;
+} fjob;
+
+static float fma_run(int wide) {
+#ifdef HAVE_X86
+    return wide == 16 ? fma_avx512(FMA_ITERS) : fma_avx2(FMA_ITERS);
+#else
+    (void)wide;
+    return 0.0f;
+#endif
+}
+
+static void *fworker(void *arg) {
+    fjob *j = arg;
+    pthread_barrier_wait(j->bar);
+    j->sum = fma_run(j->wide);
+    pthread_barrier_wait(j->bar);
+    return NULL;
+}
+
+/* One pass of t threads x FMA_ITERS x 12 FMAs of `wide` lanes; returns GFLOP/s. */
+static double fma_pass(int wide, int t, float *sink) {
+    pthread_t th[MAX_T];
+    fjob jobs[MAX_T];
+    pthread_barrier_t bar;
+    pthread_barrier_init(&bar, NULL, (unsigned)t);
+    for (int i = 0; i < t; i++) jobs[i] = (fjob){wide, 0.0f, &bar};
+    for (int i = 1; i < t; i++)
+        if (pthread_create(&th[i], NULL, fworker, &jobs[i]) != 0) {
+            fprintf(stderr, "sigma-membw: cannot start %d threads\n", t);
+            exit(1);
+        }
+    pthread_barrier_wait(&bar);
+    double t0 = now_s();
+    jobs[0].sum = fma_run(wide);
+    pthread_barrier_wait(&bar);
+    double t1 = now_s();
+    for (int i = 1; i < t; i++) pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&bar);
+    for (int i = 0; i < t; i++) *sink += jobs[i].sum;
+    return (double)t * FMA_ITERS * 12.0 * wide * 2.0 / (t1 - t0) / 1e9;
 }
 
 static int cmp_d(const void *a, const void *b) {
@@ -92,13 +179,61 @@ static double pass(const uint64_t *buf, size_t words, int t, uint64_t *sink) {
     return t1 - t0;
 }
 
+/* mean, sample sd and median of v[0..n) (sorts v) */
+static void stats(double *v, long n, double *mean, double *sd, double *med) {
+    double m = 0, s = 0;
+    for (long r = 0; r < n; r++) m += v[r];
+    m /= (double)n;
+    for (long r = 0; r < n; r++) s += (v[r] - m) * (v[r] - m);
+    *mean = m;
+    *sd = n > 1 ? sqrt(s / (double)(n - 1)) : 0.0;
+    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    *med = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static int fma_table(const int *thr, int n_thr, long reps) {
+#ifndef HAVE_X86
+    (void)thr, (void)n_thr, (void)reps;
+    fprintf(stderr, "sigma-membw: --fma needs an x86-64 build\n");
+    return 1;
+#else
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) {
+        fprintf(stderr, "sigma-membw: --fma: this CPU has no AVX2+FMA\n");
+        return 1;
+    }
+    double *v = calloc((size_t)reps, sizeof *v);
+    if (!v) return 1;
+    float sink = 0.0f;
+    printf("| threads | FMA width | GFLOP/s | median GFLOP/s |\n| ---: | ---: | ---: | ---: |\n");
+    for (int wide = 8; wide <= 16; wide += 8) {
+        if (wide == 16 && !__builtin_cpu_supports("avx512f")) break;
+        for (int ti = 0; ti < n_thr; ti++) {
+            fma_pass(wide, thr[ti], &sink); /* warm-up (clock, thread start) */
+            for (long r = 0; r < reps; r++) v[r] = fma_pass(wide, thr[ti], &sink);
+            double mean, sd, med;
+            stats(v, reps, &mean, &sd, &med);
+            printf("| %d | %d-bit | %.1f ± %.1f | %.1f |\n", thr[ti], wide * 32, mean, sd, med);
+            fflush(stdout);
+        }
+    }
+    if (sink == 42.0f) fprintf(stderr, "\n");
+    free(v);
+    return 0;
+#endif
+}
+
 int main(int argc, char **argv) {
     long mib = 1024, reps = 5;
-    int thr[MAX_T], n_thr = 0;
+    int thr[MAX_T], n_thr = 0, fma = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--fma")) {
+            fma = 1;
+            continue;
+        }
         if (!strcmp(a, "-h") || !strcmp(a, "--help") || !v) {
-            fprintf(stderr, "usage: sigma-membw [-t THREADS,..] [-s MIB] [-r REPS]\n");
+            fprintf(stderr, "usage: sigma-membw [-t THREADS,..] [-s MIB] [-r REPS] | --fma [-t THREADS,..] [-r REPS]\n");
             return !strcmp(a, "-h") || !strcmp(a, "--help") ? 0 : 2;
         }
         i++;
@@ -130,6 +265,7 @@ int main(int argc, char **argv) {
         thr[1] = 2;
         n_thr = 2;
     }
+    if (fma) return fma_table(thr, n_thr, reps);
     size_t bytes = (size_t)mib << 20, words = bytes / 8;
     uint64_t *buf = NULL;
     if (posix_memalign((void **)&buf, 4096, bytes) != 0) {
@@ -143,13 +279,8 @@ int main(int argc, char **argv) {
     for (int ti = 0; ti < n_thr; ti++) {
         pass(buf, words, thr[ti], &sink); /* warm-up */
         for (long r = 0; r < reps; r++) gbs[r] = (double)bytes / pass(buf, words, thr[ti], &sink) / 1e9;
-        double mean = 0, sd = 0;
-        for (long r = 0; r < reps; r++) mean += gbs[r];
-        mean /= (double)reps;
-        for (long r = 0; r < reps; r++) sd += (gbs[r] - mean) * (gbs[r] - mean);
-        sd = reps > 1 ? sqrt(sd / (double)(reps - 1)) : 0.0;
-        qsort(gbs, (size_t)reps, sizeof *gbs, cmp_d);
-        double med = reps % 2 ? gbs[reps / 2] : 0.5 * (gbs[reps / 2 - 1] + gbs[reps / 2]);
+        double mean, sd, med;
+        stats(gbs, reps, &mean, &sd, &med);
         printf("| %d | %ld MiB | %.2f ± %.2f | %.2f |\n", thr[ti], mib, mean, sd, med);
         fflush(stdout);
     }
