@@ -414,6 +414,14 @@ static float dot_f_generic(uint32_t type, const uint8_t *w, const float *x, size
  * accumulator holds one row per lane (no horizontal sums). */
 int sg_type_x8(uint32_t type) { return type == SG_TYPE_Q4_0 || type == SG_TYPE_Q8_0; }
 
+/* the shapes the x8 tiles take: a packed type, whole blocks, whole groups of
+ * 8 rows, and w_stride the unpacked row's bytes (the packed group's stride
+ * is 8 of them) */
+static inline int x8_shape_ok(const sg_gemm *g) {
+    return sg_type_x8(g->type) && g->n != 0 && g->n % 32 == 0 && g->nr % 8 == 0 &&
+           g->w_stride == sg_kernel_row_bytes(g->type, g->n);
+}
+
 int sg_pack_x8(uint32_t type, const uint8_t *src, size_t rows, size_t row_bytes, uint8_t *dst) {
     const size_t bs = type == SG_TYPE_Q4_0 ? 18 : type == SG_TYPE_Q8_0 ? 34 : 0;
     if (bs == 0 || rows % 8 || row_bytes == 0 || row_bytes % bs) return -1;
@@ -1286,8 +1294,7 @@ SG_INLINE SG_T_AVX2 void tile_x8_avx2(const uint8_t *w, const uint8_t *a, size_t
  * row's bytes); nr % 8 == 0. Each weight group runs every activation row
  * (4 at a time) while it is in L1. */
 SG_INLINE SG_T_AVX2 int x8_tiles_avx2(const sg_gemm *g) {
-    if (g->type != SG_TYPE_Q4_0 || g->n == 0 || g->n % 32 || g->nr % 8 || g->w_stride != g->n / 32 * 18)
-        return -1;
+    if (g->type != SG_TYPE_Q4_0 || !x8_shape_ok(g)) return -1;
     size_t nb = g->n / 32;
     for (size_t i = 0; i < g->nr; i += 8) {
         const uint8_t *w = g->w + i * g->w_stride;
@@ -1352,7 +1359,7 @@ SG_INLINE SG_T_AVX2 void tile_x8q8_avx2(const uint8_t *w, const uint8_t *a, size
 /* Q8_0 x8: a block of activation rows (act_jblock) stays in L2 while the
  * weight groups pass over it; each group runs its rows 4 at a time. */
 SG_INLINE SG_T_AVX2 int x8q8_tiles_avx2(const sg_gemm *g) {
-    if (g->n == 0 || g->n % 32 || g->nr % 8 || g->w_stride != g->n / 32 * 34) return -1;
+    if (g->type != SG_TYPE_Q8_0 || !x8_shape_ok(g)) return -1;
     size_t nb = g->n / 32;
     const size_t jb = g->na == 1 ? 1 : act_jblock(g->a_stride, 4);
     for (size_t j0 = 0; j0 < g->na; j0 += jb) {
@@ -2170,9 +2177,7 @@ SG_INLINE SG_T_512 void x8_tiles_512(const sg_gemm *g, uint32_t T) {
 }
 
 SG_T_512 int sg_gemm_x8_avx512(const sg_gemm *g) {
-    if (!sg_type_x8(g->type) || g->n == 0 || g->n % 32 || g->nr % 8 ||
-        g->w_stride != g->n / 32 * (g->type == SG_TYPE_Q8_0 ? 34 : 18))
-        return -1;
+    if (!x8_shape_ok(g)) return -1;
     if (g->type == SG_TYPE_Q8_0)
         x8_tiles_512(g, SG_TYPE_Q8_0);
     else
