@@ -51,7 +51,7 @@ typedef struct sg_gemm {
 size_t sg_gemm_work_bytes(size_t n);
 
 typedef struct sg_kernels {
-    const char *name;                 /* "generic", "avx2", "avx512" */
+    const char *name;                 /* "generic", "avx2", "avx512", "amx" */
     float (*dot_f32)(const float *a, const float *b, size_t n);
     void (*axpy_f32)(float *y, float a, const float *x, size_t n); /* y += a*x */
     void (*scale_f32)(float *y, float a, size_t n);                 /* y *= a */
@@ -126,7 +126,8 @@ void sg_attn_accum_heads_generic(uint32_t nh, float *const *out, const float *co
  * (also forced by building with -Dgeneric_kernels=true). */
 void sg_kernels_init(sg_kernels *k, int allow_simd);
 /* The same, then apply a SIGMA_KERNELS-style spec (NULL = none): a comma
- * list of "generic" (portable C only), "avx2" (no AVX-512), "exact" (f32
+ * list of "generic" (portable C only), "avx2" (no AVX-512), "avx512" (no
+ * AMX tiles), "exact" (f32
  * activations), "q8" (8-bit activations, the default), "nopack" (no
  * repacked weights: gemm_x8 = NULL, x8_types = 0). Unknown words are ignored. */
 void sg_kernels_init_spec(sg_kernels *k, int allow_simd, const char *spec);
@@ -157,6 +158,17 @@ void sg_q8_quantize_avx512(const float *x, size_t n, uint8_t *dst);
 int sg_gemm_avx512(const sg_gemm *g);
 int sg_gemm_x8_avx2(const sg_gemm *g);
 int sg_gemm_x8_avx512(const sg_gemm *g);
+/* AMX tiles (x86-64 Linux, where the kernel grants the tile state on
+ * request): Q4_0/Q8_0 packed batches of 16 rows and more in tile registers,
+ * the rest through sg_gemm_x8_avx512; the same bits. Only for tables whose
+ * CPU check passed (kernels.c). */
+#if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(SG_FORCE_GENERIC)
+#  define SG_HAVE_AMX 1
+int sg_gemm_x8_amx(const sg_gemm *g);
+#else
+#  define SG_HAVE_AMX 0
+#endif
 #endif
 
 /* Portable kernels (used by the tests as well). */

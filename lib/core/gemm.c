@@ -55,8 +55,10 @@ size_t sg_q8_row_bytes(size_t n) {
 }
 
 size_t sg_gemm_work_bytes(size_t n) {
-    /* 4 weight rows of groups of up to 256 bytes (gemm_tiles_512), aligned */
-    return 64 + 4 * ((n / 32 + 3) / 4) * 256;
+    /* 4 weight rows of groups of up to 256 bytes (gemm_tiles_512), or the
+     * AMX tiles' expanded blocks (576 bytes each), aligned */
+    size_t rows4 = 4 * ((n / 32 + 3) / 4) * 256, amx = (n / 32) * 576;
+    return 64 + (rows4 > amx ? rows4 : amx);
 }
 
 int sg_type_q8_act(uint32_t type) {
@@ -2184,6 +2186,176 @@ SG_T_512 int sg_gemm_x8_avx512(const sg_gemm *g) {
         x8_tiles_512(g, SG_TYPE_Q4_0);
     return 0;
 }
+
+/* ---- AMX: the x8 tiles' integer sums in tile registers ---------------------- */
+#  if SG_HAVE_AMX
+#    define SG_T_AMX __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c,amx-tile,amx-int8")))
+
+/* Our own asm (AT&T order: tdpbsud B, A, C) with a memory clobber: the
+ * loads read buffers the compiler just wrote, the store one it reads next. */
+#    define AMX_LD(t, p, s) __asm__ volatile("tileloadd (%0,%1,1), %%tmm" #t ::"r"(p), "r"((long)(s)) : "memory")
+#    define AMX_ST(t, p, s) __asm__ volatile("tilestored %%tmm" #t ", (%0,%1,1)" ::"r"(p), "r"((long)(s)) : "memory")
+#    define AMX_ZERO(t) __asm__ volatile("tilezero %%tmm" #t ::)
+#    define AMX_DP(c, a, b) __asm__ volatile("tdpbsud %%tmm" #b ", %%tmm" #a ", %%tmm" #c ::)
+
+/* ldtilecfg's 64 bytes: palette 1; tmm0 C (16 activation rows x 16 weight
+ * rows of int32; tmm5 the second), tmm1/tmm2 A (16 rows x 16 bytes: a
+ * block's lo and hi activation halves), tmm3/tmm4 B (4 rows x 64 bytes: the
+ * weights' lo and hi halves in dword-interleaved order) */
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} amx_cfg;
+
+/* 16 weight rows (the x8 groups at w0 and w1) x 16 activation rows.
+ * x16_prep_512's wv[c] is row c of a B tile as it is (for each of the 16
+ * weight rows the 4 bytes that meet activation bytes 4c..4c+3), so a block
+ * is two tdpbsud of K = 16 (activations signed, weights unsigned: exactly
+ * vpdpbusd's int32 sums), and the float steps per lane are tile_x16_512's
+ * in its order: the same bits as the AVX-512 tile (and the portable
+ * kernel).
+ *
+ * The weights of a run of blocks are first expanded into B-tile rows plus
+ * their 16 scales (AMX_BB bytes a block; in the caller's work memory, else
+ * AMX_KC blocks at a time on the stack), then every 16 activation rows read
+ * them: the expansion is shared by all of the batch, and the tile loads do
+ * not wait for just-written stores. A run after the first continues the
+ * accumulators from y (stored and reloaded exactly: the same bits). Two C
+ * tiles take turns (tmm0 even blocks, tmm5 odd) so a block's products run
+ * while the previous block's sums are scaled into the accumulators. */
+#    define SG_UNROLL16 _Pragma("GCC unroll 16")
+#    define AMX_BB 576 /* 2 B tiles of 4 x 64 bytes, 16 float scales */
+#    define AMX_KC 8   /* blocks per run without work memory */
+
+SG_INLINE SG_T_AMX void amx16_expand(uint32_t type, const uint8_t *w0, const uint8_t *w1, size_t nb, uint8_t *dst) {
+    const size_t bb = X8_BB(type);
+    for (size_t b = 0; b < nb; b++, w0 += bb, w1 += bb, dst += AMX_BB) {
+        x8_prefetch_512(type, w0);
+        x8_prefetch_512(type, w1);
+        const __m256i sc = _mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)w0)),
+            _mm_loadu_si128((const __m128i *)(const void *)w1), 1);
+        __m512i wv[8];
+        x16_prep_512(type, w0, w1, wv);
+        SG_UNROLL8 for (int c = 0; c < 8; c++) _mm512_store_si512((void *)(dst + 64 * c), wv[c]);
+        _mm512_store_ps((void *)(dst + 512), _mm512_cvtph_ps(sc));
+    }
+}
+
+SG_INLINE SG_T_AMX void amx16_post(const int32_t *cb, const uint8_t *g, size_t as, size_t io, const uint8_t *bx,
+                                   __m512 *acc) {
+    const __m512 dw = _mm512_load_ps((const void *)(bx + 512));
+    SG_UNROLL16 for (int j = 0; j < 16; j++) {
+        const uint8_t *gj = g + (size_t)j * as;
+        int32_t c0;
+        float dx;
+        memcpy(&c0, gj + io, 4);
+        memcpy(&dx, gj + 128, 4);
+        __m512i s = _mm512_add_epi32(_mm512_set1_epi32(c0), _mm512_load_si512((const void *)(cb + 16 * j)));
+        acc[j] = _mm512_add_ps(acc[j], _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(dx))));
+    }
+}
+
+/* blocks [b0, b0 + n) of 16 activation rows at a, expanded weights at bx
+ * (block b0 first); first: start from zero, else from y */
+SG_INLINE SG_T_AMX void tile_amx16(uint32_t type, const uint8_t *bx, const uint8_t *a, size_t as, size_t b0,
+                                   size_t n, int first, float *y, size_t ldy) {
+    __m512 acc[16];
+    SG_UNROLL16 for (int j = 0; j < 16; j++) acc[j] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(y + (size_t)j * ldy);
+    _Alignas(64) int32_t cb0[16 * 16], cb1[16 * 16];
+    const size_t io = type == SG_TYPE_Q8_0 ? 320 : 256;
+#    define AMX_G(b) (a + ((b0 + (b)) / 4) * QG + ((b0 + (b)) % 4) * 16)
+    for (size_t b = 0; b < n; b += 2) {
+        AMX_LD(1, AMX_G(b), as);
+        AMX_LD(2, AMX_G(b) + 64, as);
+        AMX_LD(3, bx + b * AMX_BB, 64);
+        AMX_LD(4, bx + b * AMX_BB + 256, 64);
+        AMX_ZERO(0);
+        AMX_DP(0, 1, 3);
+        AMX_DP(0, 2, 4);
+        AMX_ST(0, cb0, 64);
+        if (b > 0) amx16_post(cb1, AMX_G(b - 1), as, io, bx + (b - 1) * AMX_BB, acc);
+        if (b + 1 < n) {
+            AMX_LD(1, AMX_G(b + 1), as);
+            AMX_LD(2, AMX_G(b + 1) + 64, as);
+            AMX_LD(3, bx + (b + 1) * AMX_BB, 64);
+            AMX_LD(4, bx + (b + 1) * AMX_BB + 256, 64);
+            AMX_ZERO(5);
+            AMX_DP(5, 1, 3);
+            AMX_DP(5, 2, 4);
+            AMX_ST(5, cb1, 64);
+        }
+        amx16_post(cb0, AMX_G(b), as, io, bx + b * AMX_BB, acc);
+    }
+    if (n % 2 == 0 && n > 0) amx16_post(cb1, AMX_G(n - 1), as, io, bx + (n - 1) * AMX_BB, acc);
+#    undef AMX_G
+    SG_UNROLL16 for (int j = 0; j < 16; j++) _mm512_storeu_ps(y + (size_t)j * ldy, acc[j]);
+}
+
+SG_INLINE SG_T_AMX void amx_tiles(const sg_gemm *g, uint32_t T, size_t nr16, size_t na16) {
+    const size_t nb = g->n / 32;
+    _Alignas(64) uint8_t stack[AMX_KC * AMX_BB];
+    uint8_t *buf = stack;
+    size_t kc = AMX_KC;
+    if (g->work && g->work_bytes >= 64 + nb * AMX_BB) {
+        buf = (uint8_t *)(((uintptr_t)g->work + 63) & ~(uintptr_t)63);
+        kc = nb;
+    }
+    for (size_t i = 0; i < nr16; i += 16) {
+        const uint8_t *w = g->w + i * g->w_stride;
+        for (size_t b0 = 0; b0 < nb; b0 += kc) {
+            const size_t n = nb - b0 < kc ? nb - b0 : kc;
+            amx16_expand(T, w + b0 * X8_BB(T), w + 8 * g->w_stride + b0 * X8_BB(T), n, buf);
+            for (size_t j = 0; j < na16; j += 16)
+                tile_amx16(T, buf, (const uint8_t *)g->a + j * g->a_stride, g->a_stride, b0, n, b0 == 0,
+                           g->y + j * g->ldy + i, g->ldy);
+        }
+    }
+}
+
+/* Batches of 16 activation rows and more: weight rows in pairs of x8 groups
+ * through the tiles, 16 activation rows at a time; the rest (a lone group
+ * of 8 rows, activation rows past the last 16, decode) through the AVX-512
+ * tiles, whose results are the same bits. The tile configuration is loaded
+ * here and released before return (the calling thread's tile state). */
+SG_T_AMX int sg_gemm_x8_amx(const sg_gemm *g) {
+    if (!x8_shape_ok(g)) return -1;
+    const size_t nr16 = g->nr / 16 * 16, na16 = g->na / 16 * 16;
+    if (nr16 == 0 || na16 == 0) return sg_gemm_x8_avx512(g);
+    _Alignas(64) amx_cfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    cfg.colsb[0] = 64, cfg.rows[0] = 16;
+    cfg.colsb[1] = 16, cfg.rows[1] = 16;
+    cfg.colsb[2] = 16, cfg.rows[2] = 16;
+    cfg.colsb[3] = 64, cfg.rows[3] = 4;
+    cfg.colsb[4] = 64, cfg.rows[4] = 4;
+    cfg.colsb[5] = 64, cfg.rows[5] = 16;
+    __asm__ volatile("ldtilecfg %0" ::"m"(cfg));
+    if (g->type == SG_TYPE_Q8_0)
+        amx_tiles(g, SG_TYPE_Q8_0, nr16, na16);
+    else
+        amx_tiles(g, SG_TYPE_Q4_0, nr16, na16);
+    __asm__ volatile("tilerelease" ::);
+    if (nr16 < g->nr) { /* a lone group of 8 rows, every activation row */
+        sg_gemm r = *g;
+        r.w = g->w + nr16 * g->w_stride;
+        r.nr = g->nr - nr16;
+        r.y = g->y + nr16;
+        if (sg_gemm_x8_avx512(&r) != 0) return -1;
+    }
+    if (na16 < g->na) { /* the activation rows past the last 16 */
+        sg_gemm r = *g;
+        r.nr = nr16;
+        r.a = (const uint8_t *)g->a + na16 * g->a_stride;
+        r.na = g->na - na16;
+        r.y = g->y + na16 * g->ldy;
+        if (sg_gemm_x8_avx512(&r) != 0) return -1;
+    }
+    return 0;
+}
+#  endif
 
 SG_T_512 int sg_gemm_avx512(const sg_gemm *g) {
     if (g->n == 0) return -1;

@@ -5,6 +5,9 @@
  * The portable table calls it directly; on x86-64 an AVX2 table wraps the
  * same bodies (or intrinsics) in functions compiled for avx2/fma/f16c, chosen
  * at run time by sg_kernels_init(). */
+#if defined(__linux__)
+#  define _DEFAULT_SOURCE 1 /* syscall() */
+#endif
 #include <math.h>
 #include <string.h>
 
@@ -15,6 +18,10 @@
 #  define SG_HAVE_X86_DISPATCH 1
 #  include <cpuid.h>
 #  include <immintrin.h>
+#  if SG_HAVE_AMX
+#    include <sys/syscall.h>
+#    include <unistd.h>
+#  endif
 #else
 #  define SG_HAVE_X86_DISPATCH 0
 #endif
@@ -391,7 +398,28 @@ static int cpu_has_avx512(void) {
 }
 #endif
 
-/* level: 0 portable, 1 at most AVX2, 2 best available */
+#if SG_HAVE_X86_DISPATCH && SG_HAVE_AMX
+/* AMX-TILE and AMX-INT8 (CPUID 7.0 EDX bits 24, 25), the tile state enabled
+ * by the OS (XCR0 bits 17, 18), and Linux's permission to use it, which a
+ * process must request once (arch_prctl ARCH_REQ_XCOMP_PERM for
+ * XFEATURE_XTILEDATA; granting it again is a no-op). Without the permission
+ * the first tile instruction would kill the process, so no permission, no
+ * AMX. The request changes no state of ours: it is the kernel's, per
+ * process, and only ever widens what the process may do. */
+static int cpu_has_amx(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !((c >> 27) & 1u)) return 0; /* OSXSAVE */
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    if (!((d >> 24) & 1u) || !((d >> 25) & 1u)) return 0;
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    (void)hi;
+    if ((lo & (3u << 17)) != (3u << 17)) return 0;
+    return syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) == 0;
+}
+#endif
+
+/* level: 0 portable, 1 at most AVX2, 2 at most AVX-512, 3 best available */
 static void kernels_fill(sg_kernels *k, int level) {
     k->name = "generic";
     k->dot_f32 = sg_dot_f32_generic;
@@ -426,6 +454,12 @@ static void kernels_fill(sg_kernels *k, int level) {
             k->gemm = sg_gemm_avx512;
             k->gemm_x8 = sg_gemm_x8_avx512;
             sg_attn_kernels_fill(k, 2);
+#  if SG_HAVE_AMX
+            if (level >= 3 && cpu_has_amx()) {
+                k->name = "amx";
+                k->gemm_x8 = sg_gemm_x8_amx;
+            }
+#  endif
         }
     }
 #else
@@ -433,7 +467,7 @@ static void kernels_fill(sg_kernels *k, int level) {
 #endif
 }
 
-void sg_kernels_init(sg_kernels *k, int allow_simd) { kernels_fill(k, allow_simd ? 2 : 0); }
+void sg_kernels_init(sg_kernels *k, int allow_simd) { kernels_fill(k, allow_simd ? 3 : 0); }
 
 static int spec_has(const char *spec, const char *word) {
     size_t wl = strlen(word);
@@ -449,8 +483,9 @@ static int spec_has(const char *spec, const char *word) {
 }
 
 void sg_kernels_init_spec(sg_kernels *k, int allow_simd, const char *spec) {
-    int level = allow_simd ? 2 : 0;
+    int level = allow_simd ? 3 : 0;
     if (spec && spec_has(spec, "generic")) level = 0;
+    if (spec && spec_has(spec, "avx512") && level > 2) level = 2;
     if (spec && spec_has(spec, "avx2") && level > 1) level = 1;
     kernels_fill(k, level);
     if (spec && spec_has(spec, "exact")) k->act_q8 = 0;

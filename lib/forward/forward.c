@@ -45,7 +45,8 @@ int sg_fwd_init(sg_fwd *f, const sigma_model *m, sg_pool *pool, uint32_t n_batch
     /* The model was validated when it was opened (gguf.c: types and block
      * sizes; arch.c: hyperparameters and every tensor's shape). */
     const sg_hparams *hp = &m->hp;
-    /* SIGMA_KERNELS (read here, once per session): "generic", "avx2", "exact", "q8", "nopack" */
+    /* SIGMA_KERNELS (read here, once per session): "generic", "avx2", "avx512", "exact", "q8",
+     * "nopack" */
     sg_kernels_init_spec(&f->kern, allow_simd, getenv("SIGMA_KERNELS"));
     uint64_t E = hp->n_embd, F = hp->n_ff, QD = (uint64_t)hp->n_q * hp->d_qk;
     uint64_t KD = (uint64_t)hp->n_k * hp->d_qk, VD = (uint64_t)hp->n_v * hp->d_v;

@@ -296,7 +296,7 @@ START_TEST(test_attn_causal_tile) {
     sigma_kernel_f32_to_f16(V16, V, max_pos * vst);
     static const size_t starts[] = {1, 2, 63, 64, 65, 100, 127, 190};
     static const uint32_t nqs[] = {1, 2, 5, 6, 7, 15, 16, 17, 31, 32, 40};
-    sg_kernels ks[3];
+    sg_kernels ks[4];
     sg_kernels_init(&ks[0], 0);
     sg_kernels_init_spec(&ks[1], 1, "avx2");
     sg_kernels_init(&ks[2], 1);
@@ -353,7 +353,7 @@ START_TEST(test_attn_kernels) {
     fill(q, nh * dmax, 1.0f);
     sigma_kernel_f32_to_f16(K16, K, SG_ATTN_BLOCK * kst);
     sigma_kernel_f32_to_bf16(Kb, K, SG_ATTN_BLOCK * kst);
-    sg_kernels ks[3];
+    sg_kernels ks[4];
     sg_kernels_init(&ks[0], 0);
     sg_kernels_init_spec(&ks[1], 1, "avx2");
     sg_kernels_init(&ks[2], 1);
@@ -464,7 +464,7 @@ START_TEST(test_attn_accum_heads) {
     sigma_kernel_f32_to_bf16(Vb, V, 2 * SG_ATTN_BLOCK * vst);
     float w[SG_ATTN_ACCUM_HEADS][SG_ATTN_BLOCK];
     float out[SG_ATTN_ACCUM_HEADS][144], ref[SG_ATTN_ACCUM_HEADS][144];
-    sg_kernels ks[3];
+    sg_kernels ks[4];
     sg_kernels_init(&ks[0], 0);
     sg_kernels_init_spec(&ks[1], 1, "avx2");
     sg_kernels_init(&ks[2], 1);
@@ -523,7 +523,7 @@ START_TEST(test_attn_scores_place) {
     fill(q, 3 * 128, 1.0f);
     sigma_kernel_f32_to_f16(K16, K, SG_ATTN_BLOCK * 136);
     sigma_kernel_f32_to_bf16(Kb, K, SG_ATTN_BLOCK * 136);
-    sg_kernels ks[3];
+    sg_kernels ks[4];
     sg_kernels_init(&ks[0], 0);
     sg_kernels_init_spec(&ks[1], 1, "avx2");
     sg_kernels_init(&ks[2], 1);
@@ -560,7 +560,7 @@ END_TEST
  * values with NaNs (both signs, quiet and signalling patterns), infinities,
  * both zeros, every length 0..70, in place and into another buffer */
 START_TEST(test_attn_clean_blocks) {
-    sg_kernels ks[3];
+    sg_kernels ks[4];
     sg_kernels_init(&ks[0], 0);
     sg_kernels_init_spec(&ks[1], 1, "avx2");
     sg_kernels_init(&ks[2], 1);
@@ -616,7 +616,7 @@ START_TEST(test_attn_accum_bounds) {
     float V[64 * 24], w[64], out[40];
     fill(V, 64 * 24, 1.0f);
     fill(w, 64, 1.0f);
-    sg_kernels ks[3];
+    sg_kernels ks[4];
     sg_kernels_init(&ks[0], 0);
     sg_kernels_init_spec(&ks[1], 1, "avx2");
     sg_kernels_init(&ks[2], 1);

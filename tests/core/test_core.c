@@ -312,7 +312,7 @@ START_TEST(test_dequant_gguf_fixture) {
     fclose(f);
     ck_assert(len >= 12 && memcmp(buf, "SGDQ", 4) == 0 && le32(buf + 4) == 1);
     uint32_t count = le32(buf + 8);
-    sg_kernels ks[3];
+    sg_kernels ks[4];
     int nk = gemm_tables(ks);
     const uint8_t *p = buf + 12;
     int seen_new = 0;
@@ -428,6 +428,8 @@ static int gemm_tables(sg_kernels *ks) {
     sg_kernels k;
     sg_kernels_init_spec(&k, 1, "avx2");
     if (strcmp(k.name, "generic") != 0) ks[n++] = k;
+    sg_kernels_init_spec(&k, 1, "avx512"); /* AVX-512 without the AMX tiles */
+    if (strcmp(k.name, ks[n - 1].name) != 0) ks[n++] = k;
     sg_kernels_init_spec(&k, 1, NULL);
     if (strcmp(k.name, ks[n - 1].name) != 0) ks[n++] = k;
     return n;
@@ -472,7 +474,7 @@ static void q8_decode(const uint8_t *row, size_t n, double *out) {
 }
 
 START_TEST(test_q8_quantize) {
-    sg_kernels ks[3];
+    sg_kernels ks[4];
     int nk = gemm_tables(ks);
     for (size_t n = 32; n <= 32 * 9; n += 32) {
         float x[32 * 9];
@@ -524,7 +526,7 @@ static void q8k_decode(const uint8_t *row, size_t n, double *out) {
 }
 
 START_TEST(test_q8k_quantize) {
-    sg_kernels ks[3];
+    sg_kernels ks[4];
     int nk = gemm_tables(ks);
     for (size_t n = 256; n <= 768; n += 256) {
         float x[768];
@@ -565,7 +567,7 @@ START_TEST(test_gemm_kernels) {
                                      SG_TYPE_F16,  SG_TYPE_BF16, SG_TYPE_Q4_K, SG_TYPE_Q5_K,
                                      SG_TYPE_Q6_K, SG_TYPE_Q2_K, SG_TYPE_Q3_K, SG_TYPE_IQ4_NL,
                                      SG_TYPE_IQ4_XS};
-    sg_kernels ks[3];
+    sg_kernels ks[4];
     int nk = gemm_tables(ks);
     /* 1, 3, 8, 13 blocks: partial and whole groups of 4 blocks; K-quants:
      * 1, 2, 3, 5 super-blocks */
@@ -655,7 +657,7 @@ END_TEST
  * bitwise the same as without work memory */
 START_TEST(test_gemm_long_batch) {
     static const uint32_t types[] = {SG_TYPE_Q4_0, SG_TYPE_Q4_1, SG_TYPE_Q8_0, SG_TYPE_IQ4_NL};
-    sg_kernels ks[3];
+    sg_kernels ks[4];
     int nk = gemm_tables(ks);
     const size_t in = 416, nr = 7, na = 101;
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
@@ -691,7 +693,7 @@ END_TEST
 START_TEST(test_gemm_act_blocks) {
     static const uint32_t types[] = {SG_TYPE_F32, SG_TYPE_F16, SG_TYPE_BF16, SG_TYPE_Q8_0,
                                      SG_TYPE_Q4_1, SG_TYPE_Q4_K, SG_TYPE_Q6_K};
-    sg_kernels ks[3];
+    sg_kernels ks[4];
     int nk = gemm_tables(ks);
     const size_t in = 8192, nr = 6, na = 101;
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
@@ -737,7 +739,7 @@ START_TEST(test_matmul_q8) {
     sg_alloc_init(&al, NULL);
     sg_pool *pool3;
     ck_assert_int_eq(sg_pool_create(&al, 3, &pool3), SIGMA_OK);
-    sg_kernels ks[3];
+    sg_kernels ks[4];
     int nk = gemm_tables(ks);
     for (int k = 0; k < nk; k++)
         for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
@@ -783,13 +785,13 @@ END_TEST
 /* Q4_0 and Q8_0 weights repacked in groups of 8 rows (sg_pack_x8) through
  * each table's gemm_x8 (for the types in its x8_types): every element
  * bitwise equal to the portable kernel on the unpacked rows, for block
- * counts with and without a partial group of 4, 8..40 rows, 1..17
- * activation rows (the AVX-512 tiles take 8 per pass, so two passes and a
- * tail), whole and split calls; the extreme int16 sums (Q4_0 nibbles 15
+ * counts with and without a partial group of 4, 8..40 rows, 1..40
+ * activation rows (the AVX-512 tiles take 8 per pass, the AMX tiles 16:
+ * several passes and tails), whole and split calls; the extreme int16 sums (Q4_0 nibbles 15
  * against -128 activations; Q8_0 -128 and 127 against -127/127) exactly;
  * shapes and types it does not take refused. */
 START_TEST(test_gemm_x8) {
-    sg_kernels ks[3];
+    sg_kernels ks[4];
     int nk = gemm_tables(ks), tested = 0, tested_q8 = 0;
     static const size_t ins[] = {32, 64, 96, 128, 160, 416, 1024};
     static const size_t nrs[] = {8, 16, 24, 40};
@@ -799,7 +801,7 @@ START_TEST(test_gemm_x8) {
             for (size_t ri = 0; ri < sizeof nrs / sizeof nrs[0]; ri++) {
                 const uint32_t type = types[ti];
                 const size_t bs = type == SG_TYPE_Q4_0 ? 18 : 34;
-                size_t in = ins[ii], nr = nrs[ri], na = 17;
+                size_t in = ins[ii], nr = nrs[ri], na = 40;
                 size_t rb = sg_kernel_row_bytes(type, in), ab = sg_q8_row_bytes(in);
                 uint8_t *w = malloc(rb * nr), *wp = malloc(rb * nr), *a = malloc(ab * na);
                 for (size_t r = 0; r < nr; r++) random_row(type, w + r * rb, in);
@@ -847,15 +849,21 @@ START_TEST(test_gemm_x8) {
                     }
                     tested++;
                     if (type == SG_TYPE_Q8_0) tested_q8++;
-                    for (size_t ra = 1; ra <= na; ra++) {
-                        memset(y, 0xff, sizeof(float) * nr * na);
-                        sg_gemm g = {type, wp, rb, nr, a, ab, ra, in, y, nr, NULL, 0};
-                        ck_assert_int_eq(ks[k].gemm_x8(&g), 0);
-                        for (size_t j = 0; j < ra; j++)
-                            ck_assert_msg(memcmp(y + j * nr, yg + j * nr, sizeof(float) * nr) == 0,
-                                          "%s x8 type %u: in %zu rows %zu na %zu row %zu differs", ks[k].name,
-                                          type, in, nr, ra, j);
-                    }
+                    /* without and with work memory (the AMX tiles expand all
+                     * blocks into it, else a few at a time) */
+                    size_t wb = sg_gemm_work_bytes(in);
+                    void *work = malloc(wb);
+                    for (int wk = 0; wk < 2; wk++)
+                        for (size_t ra = 1; ra <= na; ra++) {
+                            memset(y, 0xff, sizeof(float) * nr * na);
+                            sg_gemm g = {type, wp, rb, nr, a, ab, ra, in, y, nr, wk ? work : NULL, wk ? wb : 0};
+                            ck_assert_int_eq(ks[k].gemm_x8(&g), 0);
+                            for (size_t j = 0; j < ra; j++)
+                                ck_assert_msg(memcmp(y + j * nr, yg + j * nr, sizeof(float) * nr) == 0,
+                                              "%s x8 type %u: in %zu rows %zu na %zu row %zu work %d differs",
+                                              ks[k].name, type, in, nr, ra, j, wk);
+                        }
+                    free(work);
                     /* one group of 8 rows at a time, activation row by row */
                     for (size_t i = 0; i < nr; i += 8)
                         for (size_t j = 0; j < na; j++) {
@@ -892,12 +900,12 @@ END_TEST
  * portable table's result on the unpacked rows, decode = the same row of a
  * batch; tables without gemm_x8 and "exact" ignore the packed copy. */
 START_TEST(test_matmul_x8) {
-    const size_t in = 416, out = 40, n = 6;
+    const size_t in = 416, out = 40, n = 21; /* 16 rows and a tail for the AMX tiles */
     sg_alloc al;
     sg_alloc_init(&al, NULL);
     sg_pool *pool3;
     ck_assert_int_eq(sg_pool_create(&al, 3, &pool3), SIGMA_OK);
-    sg_kernels ks[3];
+    sg_kernels ks[4];
     int nk = gemm_tables(ks);
     static const uint32_t types[] = {SG_TYPE_Q4_0, SG_TYPE_Q8_0};
     for (size_t ti = 0; ti < 2; ti++) {
@@ -906,20 +914,23 @@ START_TEST(test_matmul_x8) {
         uint8_t *w = malloc(rb * out), *wp = malloc(rb * out);
         for (size_t r = 0; r < out; r++) random_row(type, w + r * rb, in);
         ck_assert_int_eq(sg_pack_x8(type, w, out, rb, wp), 0);
-        static float x[6 * 416], yref[6 * 40], y1[6 * 40], y3[6 * 40], yu[6 * 40], y1b[40];
+        static float x[21 * 416], yref[21 * 40], y1[21 * 40], y3[21 * 40], yu[21 * 40], y1b[40];
         for (size_t i = 0; i < n * in; i++) x[i] = rndf();
         sg_tensor tu = {.name = "w", .type = type, .n_dims = 2, .ne = {in, out, 1, 1}, .data = w,
                         .nbytes = rb * out};
         sg_tensor tp = tu;
         tp.packed = wp;
-        float *scratch = malloc(sizeof(float) * in * 3);
+        /* work memory as the forward pass gives it (room for the AMX tiles'
+         * expanded weights) */
+        const size_t spt = (sg_gemm_work_bytes(in) + 3) / 4;
+        float *scratch = malloc(sizeof(float) * spt * 3);
         size_t qb = sg_q8_row_bytes(in) * n;
         uint8_t *qbuf = malloc(qb);
-        sg_exec eg = {&ks[0], NULL, 1, scratch, in, qbuf, qb};
+        sg_exec eg = {&ks[0], NULL, 1, scratch, spt, qbuf, qb};
         ck_assert_int_eq(sg_matmul(&eg, &tu, x, n, yref), SIGMA_OK);
         for (int k = 0; k < nk; k++) {
-            sg_exec e1 = {&ks[k], NULL, 1, scratch, in, qbuf, qb};
-            sg_exec e3 = {&ks[k], pool3, 3, scratch, in, qbuf, qb};
+            sg_exec e1 = {&ks[k], NULL, 1, scratch, spt, qbuf, qb};
+            sg_exec e3 = {&ks[k], pool3, 3, scratch, spt, qbuf, qb};
             ck_assert_int_eq(sg_matmul(&e1, &tp, x, n, y1), SIGMA_OK);
             ck_assert_int_eq(sg_matmul(&e3, &tp, x, n, y3), SIGMA_OK);
             ck_assert_int_eq(sg_matmul(&e1, &tu, x, n, yu), SIGMA_OK);
@@ -934,7 +945,7 @@ START_TEST(test_matmul_x8) {
             /* f32 activations ("exact") read the unpacked rows */
             sg_kernels kx = ks[k];
             kx.act_q8 = 0;
-            sg_exec ex = {&kx, NULL, 1, scratch, in, qbuf, qb};
+            sg_exec ex = {&kx, NULL, 1, scratch, spt, qbuf, qb};
             ck_assert_int_eq(sg_matmul(&ex, &tp, x, n, y1), SIGMA_OK);
             ck_assert_int_eq(sg_matmul(&ex, &tu, x, n, yu), SIGMA_OK);
             ck_assert_mem_eq(y1, yu, sizeof y1);

@@ -156,12 +156,14 @@ START_TEST(test_hostile_kernels) {
     sg_alloc_init(&al, NULL);
     sg_pool *pool3;
     ck_assert_int_eq(sg_pool_create(&al, 3, &pool3), SIGMA_OK);
-    /* the levels: generic, avx2, the best (as this CPU has them) */
-    sg_kernels ks[3];
+    /* the levels: generic, avx2, avx512, the best (as this CPU has them) */
+    sg_kernels ks[5];
     int nk = 0;
     sg_kernels_init_spec(&ks[nk++], 0, NULL);
     sg_kernels k;
     sg_kernels_init_spec(&k, 1, "avx2");
+    if (strcmp(k.name, ks[nk - 1].name) != 0) ks[nk++] = k;
+    sg_kernels_init_spec(&k, 1, "avx512"); /* without the AMX tiles */
     if (strcmp(k.name, ks[nk - 1].name) != 0) ks[nk++] = k;
     sg_kernels_init_spec(&k, 1, NULL);
     if (strcmp(k.name, ks[nk - 1].name) != 0) ks[nk++] = k;
