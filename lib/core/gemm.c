@@ -2152,13 +2152,15 @@ SG_INLINE SG_T_512 void tile_x16_512(uint32_t type, const uint8_t *w0, const uin
     default: FN(__VA_ARGS__, SG_X8_RA, nb, y, g->ldy); break;                   \
     }
 
-SG_INLINE SG_T_512 void x8_tiles_512(const sg_gemm *g, uint32_t T) {
+SG_INLINE SG_T_512 void x8_tiles_512(const sg_gemm *g, uint32_t T, int two_decode) {
     size_t nb = g->n / 32;
     for (size_t i = 0; i < g->nr;) {
         const uint8_t *w = g->w + i * g->w_stride;
-        /* two groups at once for batches (decode, bound by memory, was
-         * slower that way: two streams of weights), else one */
-        const int two = g->na > 1 && i + 16 <= g->nr;
+        /* two groups at once for batches; decode, bound by memory, reads
+         * one stream of weights (two were slower on AMD Zen 4 and Zen 5)
+         * unless two_decode (the AMX level: 12-20% faster on the Intel
+         * Xeon with AMX; the same bits either way) */
+        const int two = (g->na > 1 || two_decode) && i + 16 <= g->nr;
         const uint8_t *w1 = w + 8 * g->w_stride;
         /* up to SG_X8_RA activation rows per pass: a batch of 8 decode
          * rows (8 sessions) takes the weights in one pass, so their stream
@@ -2178,14 +2180,16 @@ SG_INLINE SG_T_512 void x8_tiles_512(const sg_gemm *g, uint32_t T) {
     }
 }
 
-SG_T_512 int sg_gemm_x8_avx512(const sg_gemm *g) {
+static SG_T_512 int x8_gemm_512(const sg_gemm *g, int two_decode) {
     if (!x8_shape_ok(g)) return -1;
     if (g->type == SG_TYPE_Q8_0)
-        x8_tiles_512(g, SG_TYPE_Q8_0);
+        x8_tiles_512(g, SG_TYPE_Q8_0, two_decode);
     else
-        x8_tiles_512(g, SG_TYPE_Q4_0);
+        x8_tiles_512(g, SG_TYPE_Q4_0, two_decode);
     return 0;
 }
+
+SG_T_512 int sg_gemm_x8_avx512(const sg_gemm *g) { return x8_gemm_512(g, 0); }
 
 /* ---- AMX: the x8 tiles' integer sums in tile registers ---------------------- */
 #  if SG_HAVE_AMX
@@ -2317,12 +2321,13 @@ SG_INLINE SG_T_AMX void amx_tiles(const sg_gemm *g, uint32_t T, size_t nr16, siz
 /* Batches of 16 activation rows and more: weight rows in pairs of x8 groups
  * through the tiles, 16 activation rows at a time; the rest (a lone group
  * of 8 rows, activation rows past the last 16, decode) through the AVX-512
- * tiles, whose results are the same bits. The tile configuration is loaded
+ * tiles (two weight streams for decode too), whose results are the same
+ * bits. The tile configuration is loaded
  * here and released before return (the calling thread's tile state). */
 SG_T_AMX int sg_gemm_x8_amx(const sg_gemm *g) {
     if (!x8_shape_ok(g)) return -1;
     const size_t nr16 = g->nr / 16 * 16, na16 = g->na / 16 * 16;
-    if (nr16 == 0 || na16 == 0) return sg_gemm_x8_avx512(g);
+    if (nr16 == 0 || na16 == 0) return x8_gemm_512(g, 1);
     _Alignas(64) amx_cfg cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
@@ -2343,7 +2348,7 @@ SG_T_AMX int sg_gemm_x8_amx(const sg_gemm *g) {
         r.w = g->w + nr16 * g->w_stride;
         r.nr = g->nr - nr16;
         r.y = g->y + nr16;
-        if (sg_gemm_x8_avx512(&r) != 0) return -1;
+        if (x8_gemm_512(&r, 1) != 0) return -1;
     }
     if (na16 < g->na) { /* the activation rows past the last 16 */
         sg_gemm r = *g;
@@ -2351,7 +2356,7 @@ SG_T_AMX int sg_gemm_x8_amx(const sg_gemm *g) {
         r.a = (const uint8_t *)g->a + na16 * g->a_stride;
         r.na = g->na - na16;
         r.y = g->y + na16 * g->ldy;
-        if (sg_gemm_x8_avx512(&r) != 0) return -1;
+        if (x8_gemm_512(&r, 1) != 0) return -1;
     }
     return 0;
 }
