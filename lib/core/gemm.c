@@ -2271,6 +2271,18 @@ SG_INLINE SG_T_AMX void tile_amx16(uint32_t type, const uint8_t *bx, const uint8
     const size_t io = type == SG_TYPE_Q8_0 ? 320 : 256;
 #    define AMX_G(b) (a + ((b0 + (b)) / 4) * QG + ((b0 + (b)) % 4) * 16)
     for (size_t b = 0; b < n; b += 2) {
+#    if !defined(SG_GEMM_NO_PREFETCH) && !defined(SG_AMX_NO_PF)
+        /* the 16 rows' lines of the next group of 4 blocks (lo and hi):
+         * the tile loads would otherwise wait for L2 line by line */
+        const size_t bk = b0 + b;
+        if (bk % 4 < 2 && (bk / 4 + 1) * 4 < b0 + n) {
+            const uint8_t *pg = a + (bk / 4 + 1) * QG;
+            SG_UNROLL16 for (int j = 0; j < 16; j++) {
+                _mm_prefetch((const char *)(pg + (size_t)j * as), _MM_HINT_T0);
+                _mm_prefetch((const char *)(pg + (size_t)j * as + 64), _MM_HINT_T0);
+            }
+        }
+#    endif
         AMX_LD(1, AMX_G(b), as);
         AMX_LD(2, AMX_G(b) + 64, as);
         AMX_LD(3, bx + b * AMX_BB, 64);
