@@ -992,6 +992,110 @@ SG_INLINE SG_T_AVX2 __m128i k_new_scales(uint32_t type, const uint8_t *wb, float
                                        _mm_set1_epi16((short)((2 * (w1) + 1) << 8 | 2 * (w1))))
 
 
+/* Exact K-quant finishing (the AMX level's AVX-512 tiles for the types its
+ * tiles take, see sg_gemm_amx): the portable kernel's float steps
+ * (dot_k_generic) on exact int32 totals, so the result is the portable
+ * kernel's bits and a batch through the AMX tiles reproduces decode. The
+ * other levels keep a float accumulator per lane (fewer instructions per
+ * super-block: 5-9% faster decode of Q4_K/Q6_K/IQ4_XS on the Intel Xeon
+ * with AMX, where the integer work is the bound). Each (weight row, activation row) pair of a tile
+ * leaves per super-block an 8-lane int32 vector whose lanes sum to the
+ * super-block's integer total (and one for the minimums). Up to 8 such
+ * vectors ("slots": the pairs of one super-block, then of the next) are
+ * summed at once (vphaddd tree; integer, so exact in any order),
+ * converted, multiplied by d_w * d_x (dmin_w * d_x, each product rounded
+ * once as in the scalar code) and added to each pair's float sum in
+ * super-block order: acc += (d * dx) * isum; acc -= (dmin * dx) * imin. */
+typedef struct {
+    __m256i t[8], m[8];
+    float pd[8], pm[8];
+    int n, np;
+    __m128 one[2];
+} kfin;
+
+/* lanes: the totals of v[0..7] */
+SG_INLINE SG_T_AVX2 __m256i hsum8_epi32(const __m256i *v) {
+    __m256i a = _mm256_hadd_epi32(v[0], v[1]), b = _mm256_hadd_epi32(v[2], v[3]);
+    __m256i c = _mm256_hadd_epi32(v[4], v[5]), d = _mm256_hadd_epi32(v[6], v[7]);
+    __m256i ab = _mm256_hadd_epi32(a, b), cd = _mm256_hadd_epi32(c, d);
+    return _mm256_add_epi32(_mm256_permute2x128_si256(ab, cd, 0x20), _mm256_permute2x128_si256(ab, cd, 0x31));
+}
+
+/* add the held slots (NP pairs per super-block) to acc: lane p = pair p */
+SG_INLINE SG_T_AVX2 __m256 kfin_flush(kfin *k, __m256 acc, const int NP, const int MINS) {
+    for (int s = k->n; s < 8; s++) {
+        k->t[s] = _mm256_setzero_si256();
+        k->pd[s] = 0.0f;
+        if (MINS) {
+            k->m[s] = _mm256_setzero_si256();
+            k->pm[s] = 0.0f;
+        }
+    }
+    __m256 p = _mm256_mul_ps(_mm256_loadu_ps(k->pd), _mm256_cvtepi32_ps(hsum8_epi32(k->t)));
+    __m256 q = MINS ? _mm256_mul_ps(_mm256_loadu_ps(k->pm), _mm256_cvtepi32_ps(hsum8_epi32(k->m)))
+                    : _mm256_setzero_ps();
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int s = 0; s < k->n; s += NP) {
+        __m256i idx = _mm256_add_epi32(lane, _mm256_set1_epi32(s));
+        acc = _mm256_add_ps(acc, _mm256_permutevar8x32_ps(p, idx));
+        if (MINS) acc = _mm256_sub_ps(acc, _mm256_permutevar8x32_ps(q, idx));
+    }
+    k->n = 0;
+    return acc;
+}
+
+/* the same steps at once for one pair (tiles of 1 or 2 pairs: decode),
+ * lane 0 of acc: the chain of float adds then overlaps the next
+ * super-block's integer work instead of waiting for a flush */
+SG_INLINE SG_T_AVX2 __m128 kfin_one(__m128 acc, __m256i t, __m256i m, float dw, float dmw, float dx,
+                                    const int MINS) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
+    __m128i sm = MINS ? _mm_add_epi32(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1)) : s;
+    s = _mm_hadd_epi32(s, sm);
+    s = _mm_hadd_epi32(s, s); /* lanes: total, minimums total, ... */
+    __m128 f = _mm_cvtepi32_ps(s);
+    acc = _mm_add_ss(acc, _mm_mul_ss(_mm_set_ss(dw * dx), f));
+    if (MINS) acc = _mm_sub_ss(acc, _mm_mul_ss(_mm_set_ss(dmw * dx), _mm_shuffle_ps(f, f, 1)));
+    return acc;
+}
+
+/* slot of pair (i, j) of this super-block: integer total t (and minimums
+ * m), scales dw * dx (dmw * dx) */
+SG_INLINE SG_T_AVX2 void kfin_put(kfin *k, int p, __m256i t, __m256i m, float dw, float dmw, float dx,
+                                  const int MINS) {
+    if (k->np <= 2) {
+        k->one[p] = kfin_one(k->one[p], t, m, dw, dmw, dx, MINS);
+        return;
+    }
+    k->t[k->n + p] = t;
+    k->pd[k->n + p] = dw * dx;
+    if (MINS) {
+        k->m[k->n + p] = m;
+        k->pm[k->n + p] = dmw * dx;
+    }
+}
+
+/* end of a super-block: flush when the next one would not fit */
+SG_INLINE SG_T_AVX2 __m256 kfin_next(kfin *k, __m256 acc, const int NP, const int MINS) {
+    if (NP <= 2) return acc;
+    k->n += NP;
+    return k->n + NP > 8 ? kfin_flush(k, acc, NP, MINS) : acc;
+}
+
+SG_INLINE SG_T_AVX2 void kfin_store(kfin *k, __m256 acc, const int NP, const int MINS, const int RW,
+                                    const int RA, float *y, size_t ldy) {
+    float o[8];
+    if (NP <= 2) {
+        o[0] = _mm_cvtss_f32(k->one[0]);
+        o[1] = _mm_cvtss_f32(k->one[1]);
+    } else {
+        if (k->n) acc = kfin_flush(k, acc, NP, MINS);
+        _mm256_storeu_ps(o, acc);
+    }
+    for (int i = 0; i < RW; i++)
+        for (int j = 0; j < RA; j++) y[(size_t)j * ldy + i] = o[i * RA + j];
+}
+
 /* One tile of RW weight rows x RA activation rows over nsb super-blocks.
  * Per super-block and pair: an int32 accumulator of 8 lanes, each
  * sub-block as vpmaddubsw (unsigned weights 0..63 x int8) then vpmaddwd by
@@ -1751,7 +1855,7 @@ SG_INLINE SG_T_512 void f_tiles_512(const sg_gemm *g, uint32_t T) {
 /* K-quants with 512-bit vectors: two sub-blocks of 32 (Q4_K/Q5_K) or four
  * of 16 (Q6_K) per vector, vpmaddubsw then vpdpwssd (VNNI) by the
  * sub-block scales (picked per 128-bit lane with vpermw); the int32 lanes
- * are folded to 8 and finished exactly as in tile_k_avx2. */
+ * are folded to 8 and finished as in tile_k_avx2 (or, EXACT, by kfin). */
 SG_INLINE SG_T_512 __m512i ld2x256(const uint8_t *p0, const uint8_t *p1) {
     return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)p0)),
                               _mm256_loadu_si256((const __m256i *)(const void *)p1), 1);
@@ -1768,10 +1872,16 @@ SG_INLINE SG_T_512 __m512i ld2x256(const uint8_t *p0, const uint8_t *p1) {
 
 SG_INLINE SG_T_512 void tile_k_512(uint32_t type, const uint8_t *w, size_t ws, const int RW,
                                    const uint8_t *a, size_t as, const int RA, size_t nsb, float *y,
-                                   size_t ldy) {
+                                   size_t ldy, const int EXACT) {
     __m256 acc[4][4];
     SG_UNROLL4 for (int i = 0; i < RW; i++)
         SG_UNROLL4 for (int j = 0; j < RA; j++) acc[i][j] = _mm256_setzero_ps();
+    const int NP = RW * RA, MINS = type == SG_TYPE_Q4_K || type == SG_TYPE_Q5_K || type == SG_TYPE_Q2_K;
+    __m256 xacc = _mm256_setzero_ps();
+    kfin kf;
+    kf.n = 0;
+    kf.np = NP;
+    kf.one[0] = kf.one[1] = _mm_setzero_ps();
     const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30), m10 = _mm512_set1_epi8(0x10);
     const size_t bs = k_bytes(type);
     for (size_t sb = 0; sb < nsb; sb++) {
@@ -1937,7 +2047,11 @@ SG_INLINE SG_T_512 void tile_k_512(uint32_t type, const uint8_t *w, size_t ws, c
                 __m256i ia = _mm256_add_epi32(_mm512_castsi512_si256(iacc[i][j]),
                                               _mm512_extracti64x4_epi64(iacc[i][j], 1));
                 __m256i corr = _mm256_madd_epi16(bsum, mins[i]);
-                if (type == SG_TYPE_Q6_K || type == SG_TYPE_Q3_K) {
+                if (EXACT) {
+                    if (type == SG_TYPE_Q6_K || type == SG_TYPE_Q3_K)
+                        ia = _mm256_sub_epi32(ia, _mm256_slli_epi32(corr, type == SG_TYPE_Q6_K ? 5 : 2));
+                    kfin_put(&kf, i * RA + j, ia, corr, dw[i], dmw[i], dx, MINS);
+                } else if (type == SG_TYPE_Q6_K || type == SG_TYPE_Q3_K) {
                     __m256i t = _mm256_sub_epi32(ia, _mm256_slli_epi32(corr, type == SG_TYPE_Q6_K ? 5 : 2));
                     acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t), _mm256_set1_ps(dw[i] * dx), acc[i][j]);
                 } else if (type == SG_TYPE_IQ4_XS) {
@@ -1949,6 +2063,11 @@ SG_INLINE SG_T_512 void tile_k_512(uint32_t type, const uint8_t *w, size_t ws, c
                 }
             }
         }
+        if (EXACT) xacc = kfin_next(&kf, xacc, NP, MINS);
+    }
+    if (EXACT) {
+        kfin_store(&kf, xacc, NP, MINS, RW, RA, y, ldy);
+        return;
     }
     SG_UNROLL4 for (int i = 0; i < RW; i++)
         SG_UNROLL4 for (int j = 0; j < RA; j++) {
@@ -1963,9 +2082,9 @@ SG_INLINE SG_T_512 void tile_k_512(uint32_t type, const uint8_t *w, size_t ws, c
 #  define CALL_K_512(T, RW_, RA_)                                                        \
     tile_k_512(T, g->w + i * g->w_stride, g->w_stride, RW_,                              \
                (const uint8_t *)g->a + j * g->a_stride, g->a_stride, RA_, nsb,           \
-               g->y + j * g->ldy + i, g->ldy)
+               g->y + j * g->ldy + i, g->ldy, EX)
 
-SG_INLINE SG_T_512 void k_tiles_512(const sg_gemm *g, uint32_t T, size_t nsb) {
+SG_INLINE SG_T_512 void k_tiles_512(const sg_gemm *g, uint32_t T, size_t nsb, const int EX) {
     const int RWM = g->na == 1 ? SG_DECODE_RW : 2;
     for (size_t i = 0; i < g->nr; i += (size_t)RWM) {
         int rw = g->nr - i < (size_t)RWM ? (int)(g->nr - i) : RWM;
@@ -1991,12 +2110,12 @@ SG_INLINE SG_T_512 int k_gemm_512(const sg_gemm *g) {
     if (g->n % 256) return -1;
     size_t nsb = g->n / 256;
     switch (g->type) {
-    case SG_TYPE_Q4_K: k_tiles_512(g, SG_TYPE_Q4_K, nsb); break;
-    case SG_TYPE_Q5_K: k_tiles_512(g, SG_TYPE_Q5_K, nsb); break;
-    case SG_TYPE_Q2_K: k_tiles_512(g, SG_TYPE_Q2_K, nsb); break;
-    case SG_TYPE_Q3_K: k_tiles_512(g, SG_TYPE_Q3_K, nsb); break;
-    case SG_TYPE_IQ4_XS: k_tiles_512(g, SG_TYPE_IQ4_XS, nsb); break;
-    default: k_tiles_512(g, SG_TYPE_Q6_K, nsb); break;
+    case SG_TYPE_Q4_K: k_tiles_512(g, SG_TYPE_Q4_K, nsb, 0); break;
+    case SG_TYPE_Q5_K: k_tiles_512(g, SG_TYPE_Q5_K, nsb, 0); break;
+    case SG_TYPE_Q2_K: k_tiles_512(g, SG_TYPE_Q2_K, nsb, 0); break;
+    case SG_TYPE_Q3_K: k_tiles_512(g, SG_TYPE_Q3_K, nsb, 0); break;
+    case SG_TYPE_IQ4_XS: k_tiles_512(g, SG_TYPE_IQ4_XS, nsb, 0); break;
+    default: k_tiles_512(g, SG_TYPE_Q6_K, nsb, 0); break;
     }
     return 0;
 }
@@ -2328,6 +2447,173 @@ SG_INLINE SG_T_AMX void amx_tiles(const sg_gemm *g, uint32_t T, size_t nr16, siz
                            g->y + j * g->ldy + i, g->ldy);
         }
     }
+}
+
+/* ---- AMX: Q4_K and Q5_K ----
+ * A super-block's integer totals for 16 activation rows x 16 weight rows
+ * come out of tile registers whole, so the float steps can be the portable
+ * kernel's (dot_k_generic): acc += (d * dx) * isum; acc -= (dmin * dx) *
+ * imin, with isum = sum_j sc_j * (sub-block j's dot) and imin = sum_j
+ * mn_j * (sub-block j's activation sum). The 6-bit scales are folded into
+ * the weights: sc = 8 * hi + lo with lo, hi in 0..7, so q * lo and q * hi
+ * are bytes (q <= 31: at most 217) and isum = C_lo + 8 * C_hi, where C_lo
+ * and C_hi are plain dot products over all 256 values (tdpbsud: activations
+ * signed, weights unsigned). imin is a third product against a B tile
+ * holding mn_j for each value of sub-block j. So a super-block is 4 chunks
+ * of K = 64, 3 tdpbsud each, and no per-sub-block work on the vector
+ * units. The AMX level's decode and small batches of these types run the
+ * AVX-512 tile with exact finishing (EXACT = 1): the same bits.
+ *
+ * The weights of 16 rows are expanded per super-block into B-tile rows
+ * (AMXK_BB bytes: B row d holds, for each weight row n, the 4 values
+ * 4d..4d+3 times lo (then times hi, then mn), gathered across the 16 rows),
+ * once per run of super-blocks and shared by every 16 activation rows. */
+#    define AMXK_BB (3 * 4096 + 128)
+#    define AMXK_KC 2 /* super-blocks per run without work memory */
+
+SG_INLINE SG_T_AMX void amxk_expand(uint32_t type, const uint8_t *w, size_t ws, size_t sb0, size_t nsb,
+                                    uint8_t *dst) {
+    const size_t bs = k_bytes(type);
+    const int q5 = type == SG_TYPE_Q5_K;
+    const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                            _mm512_set1_epi32((int)ws));
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m1 = _mm512_set1_epi8(1);
+    for (size_t sb = sb0; sb < sb0 + nsb; sb++, dst += AMXK_BB) {
+        /* per sub-block j and weight row n: lo, hi (16-bit, both halves of
+         * the dword: vpmullw of the 4 value bytes), mn in all 4 bytes */
+        _Alignas(64) uint32_t lo[8][16], hi[8][16], mn[8][16];
+        float *dw = (float *)(void *)(dst + 3 * 4096), *dmw = dw + 16;
+        for (int n = 0; n < 16; n++) {
+            const uint8_t *wb = w + (size_t)n * ws + sb * bs;
+            dw[n] = sg_f16_to_f32(rd16(wb));
+            dmw[n] = sg_f16_to_f32(rd16(wb + 2));
+            for (int j = 0; j < 8; j++) {
+                int sc, m;
+                k_scale_min(wb + 4, j, &sc, &m);
+                lo[j][n] = (uint32_t)(sc & 7) * 0x00010001u;
+                hi[j][n] = (uint32_t)(sc >> 3) * 0x00010001u;
+                mn[j][n] = (uint32_t)m * 0x01010101u;
+            }
+        }
+        const uint8_t *w0 = w + sb * bs;
+        for (int d = 0; d < 64; d++) {
+            const int j = d / 8, l = 4 * (d % 8);
+            __m512i v = _mm512_i32gather_epi32(rows, (const void *)(w0 + (q5 ? 48 : 16) + 32 * (j / 2) + l), 1);
+            __m512i q = _mm512_and_si512(j & 1 ? _mm512_srli_epi32(v, 4) : v, m4);
+            if (q5) {
+                __m512i h = _mm512_i32gather_epi32(rows, (const void *)(w0 + 16 + l), 1);
+                q = _mm512_or_si512(q, _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(h, j), m1), 4));
+            }
+            _mm512_store_si512((void *)(dst + 64 * d), _mm512_mullo_epi16(q, _mm512_load_si512((const void *)lo[j])));
+            _mm512_store_si512((void *)(dst + 4096 + 64 * d),
+                               _mm512_mullo_epi16(q, _mm512_load_si512((const void *)hi[j])));
+            _mm512_store_si512((void *)(dst + 8192 + 64 * d), _mm512_load_si512((const void *)mn[j]));
+        }
+    }
+}
+
+/* super-blocks [sb0, sb0 + nsb) of 16 activation rows at a, expanded
+ * weights at bx; first: start from zero, else from y */
+SG_INLINE SG_T_AMX void tile_amxk16(const uint8_t *bx, const uint8_t *a, size_t as, size_t sb0, size_t nsb,
+                                    int first, float *y, size_t ldy) {
+    __m512 acc[16];
+    SG_UNROLL16 for (int m = 0; m < 16; m++) acc[m] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(y + (size_t)m * ldy);
+    _Alignas(64) int32_t cl[256], ch[256], cm[256];
+    for (size_t s = 0; s < nsb; s++) {
+        const uint8_t *b = bx + s * AMXK_BB, *ab = a + (sb0 + s) * QKB;
+        AMX_ZERO(0);
+        AMX_ZERO(1);
+        AMX_ZERO(2);
+        for (int c = 0; c < 4; c++) {
+            AMX_LD(3, ab + 64 + 64 * c, as);
+            AMX_LD(4, b + 1024 * c, 64);
+            AMX_DP(0, 3, 4);
+            AMX_LD(5, b + 4096 + 1024 * c, 64);
+            AMX_DP(1, 3, 5);
+            AMX_LD(6, b + 8192 + 1024 * c, 64);
+            AMX_DP(2, 3, 6);
+        }
+        AMX_ST(0, cl, 64);
+        AMX_ST(1, ch, 64);
+        AMX_ST(2, cm, 64);
+        const __m512 dw = _mm512_load_ps((const void *)(b + 3 * 4096)),
+                     dmw = _mm512_load_ps((const void *)(b + 3 * 4096 + 64));
+        SG_UNROLL16 for (int m = 0; m < 16; m++) {
+            float dx;
+            memcpy(&dx, ab + (size_t)m * as, 4);
+            const __m512 vx = _mm512_set1_ps(dx);
+            __m512i is = _mm512_add_epi32(_mm512_load_si512((const void *)(cl + 16 * m)),
+                                          _mm512_slli_epi32(_mm512_load_si512((const void *)(ch + 16 * m)), 3));
+            __m512i im = _mm512_load_si512((const void *)(cm + 16 * m));
+            acc[m] = _mm512_add_ps(acc[m], _mm512_mul_ps(_mm512_mul_ps(dw, vx), _mm512_cvtepi32_ps(is)));
+            acc[m] = _mm512_sub_ps(acc[m], _mm512_mul_ps(_mm512_mul_ps(dmw, vx), _mm512_cvtepi32_ps(im)));
+        }
+    }
+    SG_UNROLL16 for (int m = 0; m < 16; m++) _mm512_storeu_ps(y + (size_t)m * ldy, acc[m]);
+}
+
+SG_INLINE SG_T_AMX void amxk_tiles(const sg_gemm *g, uint32_t T, size_t nr16, size_t na16) {
+    const size_t nsb = g->n / 256;
+    _Alignas(64) uint8_t stack[AMXK_KC * AMXK_BB];
+    uint8_t *buf = stack;
+    size_t kc = AMXK_KC;
+    if (g->work && g->work_bytes >= 64 + nsb * AMXK_BB) {
+        buf = (uint8_t *)(((uintptr_t)g->work + 63) & ~(uintptr_t)63);
+        kc = nsb;
+    }
+    for (size_t i = 0; i < nr16; i += 16) {
+        const uint8_t *w = g->w + i * g->w_stride;
+        for (size_t s0 = 0; s0 < nsb; s0 += kc) {
+            const size_t n = nsb - s0 < kc ? nsb - s0 : kc;
+            amxk_expand(T, w, g->w_stride, s0, n, buf);
+            for (size_t j = 0; j < na16; j += 16)
+                tile_amxk16(buf, (const uint8_t *)g->a + j * g->a_stride, g->a_stride, s0, n, s0 == 0,
+                            g->y + j * g->ldy + i, g->ldy);
+        }
+    }
+}
+
+/* The AMX level's gemm: Q4_K/Q5_K batches of 16 rows and more through the
+ * tiles above, the rest of those types through the AVX-512 tile with exact
+ * finishing; every other type as sg_gemm_avx512. */
+SG_T_AMX int sg_gemm_amx(const sg_gemm *g) {
+    if (g->type != SG_TYPE_Q4_K && g->type != SG_TYPE_Q5_K) return sg_gemm_avx512(g);
+    if (g->n == 0 || g->n % 256) return -1;
+    const uint32_t T = g->type;
+    const size_t nsb = g->n / 256, nr16 = g->nr / 16 * 16, na16 = g->na / 16 * 16;
+    if (nr16 && na16) {
+        _Alignas(64) amx_cfg cfg;
+        memset(&cfg, 0, sizeof cfg);
+        cfg.palette = 1;
+        for (int t = 0; t < 7; t++) cfg.colsb[t] = 64, cfg.rows[t] = 16;
+        __asm__ volatile("ldtilecfg %0" ::"m"(cfg));
+        if (T == SG_TYPE_Q4_K)
+            amxk_tiles(g, SG_TYPE_Q4_K, nr16, na16);
+        else
+            amxk_tiles(g, SG_TYPE_Q5_K, nr16, na16);
+        __asm__ volatile("tilerelease" ::);
+    }
+    sg_gemm r = *g;
+    if (nr16 && na16 && nr16 < g->nr) { /* the rows past the last 16, every activation row */
+        r.w = g->w + nr16 * g->w_stride;
+        r.nr = g->nr - nr16;
+        r.y = g->y + nr16;
+    }
+    if (nr16 && na16) {
+        if (nr16 < g->nr) {
+            if (T == SG_TYPE_Q4_K) k_tiles_512(&r, SG_TYPE_Q4_K, nsb, 1);
+            else k_tiles_512(&r, SG_TYPE_Q5_K, nsb, 1);
+        }
+        if (na16 == g->na) return 0;
+        r = *g; /* the activation rows past the last 16, the first nr16 rows */
+        r.nr = nr16;
+        r.a = (const uint8_t *)g->a + na16 * g->a_stride;
+        r.na = g->na - na16;
+        r.y = g->y + na16 * g->ldy;
+    }
+    if (T == SG_TYPE_Q4_K) k_tiles_512(&r, SG_TYPE_Q4_K, nsb, 1);
+    else k_tiles_512(&r, SG_TYPE_Q5_K, nsb, 1);
+    return 0;
 }
 
 /* Batches of 16 activation rows and more: weight rows in pairs of x8 groups

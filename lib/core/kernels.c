@@ -457,6 +457,7 @@ static void kernels_fill(sg_kernels *k, int level) {
 #  if SG_HAVE_AMX
             if (level >= 3 && cpu_has_amx()) {
                 k->name = "amx";
+                k->gemm = sg_gemm_amx;
                 k->gemm_x8 = sg_gemm_x8_amx;
             }
 #  endif

@@ -605,7 +605,8 @@ START_TEST(test_gemm_kernels) {
                     for (size_t i = 0; i < in; i++) ad[j * in + i] = x[j * in + i];
                 }
             }
-            float *y = malloc(sizeof(float) * nr * na), *yg = malloc(sizeof(float) * nr * na);
+            float *y = malloc(sizeof(float) * nr * na), *yg = malloc(sizeof(float) * nr * na),
+                  *y0 = malloc(sizeof(float) * nr * na);
             /* work memory (the batched path expands weights into it), off
              * a 64-byte boundary on purpose */
             size_t wkb = sg_gemm_work_bytes(in) + 1;
@@ -637,6 +638,14 @@ START_TEST(test_gemm_kernels) {
                                 if (rw == nr && ra == 9) yg[j * nr + r] = v;
                             }
                     }
+                /* the AMX level's Q4_K/Q5_K (tiles or the exact AVX-512
+                 * finishing) give the portable (first) table's bits */
+                if (k == 0) memcpy(y0, yg, sizeof(float) * nr * na);
+                else if ((type == SG_TYPE_Q4_K || type == SG_TYPE_Q5_K) && strcmp(ks[k].name, "amx") == 0)
+                    for (size_t i = 0; i < nr * na; i++)
+                        ck_assert_msg(memcmp(&yg[i], &y0[i], sizeof(float)) == 0,
+                                      "%s type %u in %zu element %zu: %a, portable %a", ks[k].name, type, in,
+                                      i, (double)yg[i], (double)y0[i]);
                 /* one element is computed the same way in any tile shape */
                 for (size_t r = 0; r < nr; r++)
                     for (size_t j = 0; j < na; j++) {
@@ -647,7 +656,7 @@ START_TEST(test_gemm_kernels) {
                                       type);
                     }
             }
-            free(w); free(wd); free(x); free(a); free(ad); free(y); free(yg); free(wk);
+            free(w); free(wd); free(x); free(a); free(ad); free(y); free(yg); free(y0); free(wk);
         }
     }
 }
@@ -779,6 +788,82 @@ START_TEST(test_matmul_q8) {
             free(w); free(scratch); free(qbuf);
         }
     sg_pool_destroy(pool3);
+}
+END_TEST
+
+/* The AMX level's Q4_K and Q5_K: batches of 16 rows and more in tile
+ * registers (weights expanded per 16 rows, with and without work memory),
+ * the rest through the AVX-512 tile with exact finishing; every element
+ * bitwise equal to the portable kernel, for 1..3 and 5 super-blocks, 16..40
+ * weight rows (tails of 5 and 8), 1..35 activation rows; the extreme
+ * values (q = 15 / 31, scales and minimums 63, activations -127/127 in
+ * runs) exactly. Runs where the CPU has the AMX level. */
+START_TEST(test_gemm_amx_k) {
+    sg_kernels ks[4];
+    int nk = gemm_tables(ks), tested = 0;
+    static const size_t ins[] = {256, 512, 768, 1280};
+    static const size_t nrs[] = {16, 21, 40};
+    static const size_t ras[] = {1, 2, 15, 16, 17, 32, 35};
+    static const uint32_t types[] = {SG_TYPE_Q4_K, SG_TYPE_Q5_K};
+    for (int k = 0; k < nk; k++) {
+        if (strcmp(ks[k].name, "amx") != 0) continue;
+        for (size_t ti = 0; ti < 2; ti++)
+            for (size_t ii = 0; ii < sizeof ins / sizeof ins[0]; ii++)
+                for (size_t ri = 0; ri < sizeof nrs / sizeof nrs[0]; ri++) {
+                    const uint32_t type = types[ti];
+                    const size_t in = ins[ii], nr = nrs[ri], na = 35, bs = type == SG_TYPE_Q4_K ? 144 : 176;
+                    size_t rb = sg_kernel_row_bytes(type, in), ab = sg_q8k_row_bytes(in);
+                    uint8_t *w = malloc(rb * nr), *a = malloc(ab * na);
+                    for (size_t r = 0; r < nr; r++) random_row(type, w + r * rb, in);
+                    float *x = malloc(sizeof(float) * in);
+                    for (size_t j = 0; j < na; j++) {
+                        for (size_t i = 0; i < in; i++) x[i] = rndf() * (float)(j + 1);
+                        ks[0].quantize_q8k(x, in, a + j * ab);
+                    }
+                    if (ii == 1) { /* extremes: every bit of scales, minimums and values set */
+                        for (size_t r = 0; r < nr; r++)
+                            for (size_t b = 0; b < in / 256; b++) memset(w + r * rb + b * bs + 4, 0xff, bs - 4);
+                        for (size_t j = 0; j < na; j++)
+                            for (size_t b = 0; b < in / 256; b++) {
+                                uint8_t *q = a + j * ab + b * 320;
+                                int8_t v = (j + b) % 2 ? -127 : 127;
+                                memset(q + 64, (uint8_t)v, 256);
+                                for (int t = 0; t < 16; t++) {
+                                    int16_t sum = (int16_t)(16 * v);
+                                    memcpy(q + 32 + 2 * t, &sum, 2);
+                                }
+                            }
+                    }
+                    float *yg = malloc(sizeof(float) * nr * na), *y = malloc(sizeof(float) * nr * na);
+                    sg_gemm gg = {type, w, rb, nr, a, ab, na, in, yg, nr, NULL, 0};
+                    ck_assert_int_eq(sg_gemm_generic(&gg), 0);
+                    size_t wkb = sg_gemm_work_bytes(in);
+                    uint8_t *work = malloc(wkb + 1);
+                    for (int wk = 0; wk < 2; wk++)
+                        for (size_t rx = 0; rx < sizeof ras / sizeof ras[0]; rx++) {
+                            const size_t ra = ras[rx];
+                            memset(y, 0xff, sizeof(float) * nr * na);
+                            sg_gemm g = {type, w, rb, nr, a, ab, ra, in, y, nr, wk ? work + 1 : NULL, wk ? wkb : 0};
+                            ck_assert_int_eq(ks[k].gemm(&g), 0);
+                            for (size_t j = 0; j < ra; j++)
+                                for (size_t r = 0; r < nr; r++)
+                                    ck_assert_msg(memcmp(y + j * nr + r, yg + j * nr + r, 4) == 0,
+                                                  "amx type %u: in %zu rows %zu na %zu (%zu,%zu) work %d: %a, "
+                                                  "portable %a",
+                                                  type, in, nr, ra, r, j, wk, (double)y[j * nr + r],
+                                                  (double)yg[j * nr + r]);
+                            for (size_t j = ra; j < na; j++)
+                                for (size_t r = 0; r < nr; r++) {
+                                    uint32_t u;
+                                    memcpy(&u, y + j * nr + r, 4);
+                                    ck_assert_msg(u == 0xffffffffu, "amx type %u wrote past its rows", type);
+                                }
+                            tested++;
+                        }
+                    free(w); free(a); free(x); free(yg); free(y); free(work);
+                }
+    }
+    if (!tested) fprintf(stderr, "test_gemm_amx_k: no AMX level on this CPU, not run\n");
 }
 END_TEST
 
@@ -1226,6 +1311,7 @@ int main(void) {
     tcase_add_test(tc, test_gemm_act_blocks);
     tcase_add_test(tc, test_matmul_q8);
     tcase_add_test(tc, test_gemm_x8);
+    tcase_add_test(tc, test_gemm_amx_k);
     tcase_add_test(tc, test_matmul_x8);
     tcase_add_test(tc, test_forward_kernels);
     tcase_add_test(tc, test_rmsnorm);
