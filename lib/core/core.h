@@ -166,8 +166,9 @@ int sg_gemm_x8_avx512(const sg_gemm *g);
     !defined(SG_FORCE_GENERIC)
 #  define SG_HAVE_AMX 1
 int sg_gemm_x8_amx(const sg_gemm *g);
-/* the AMX level's gemm: Q4_K/Q5_K batches in tile registers, the portable
- * kernel's bits for those types; anything else as sg_gemm_avx512 */
+/* the AMX level's gemm: Q4_K/Q5_K/Q6_K/IQ4_XS batches in tile registers,
+ * the portable kernel's bits for those types; anything else as
+ * sg_gemm_avx512 */
 int sg_gemm_amx(const sg_gemm *g);
 #else
 #  define SG_HAVE_AMX 0

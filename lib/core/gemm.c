@@ -2449,115 +2449,225 @@ SG_INLINE SG_T_AMX void amx_tiles(const sg_gemm *g, uint32_t T, size_t nr16, siz
     }
 }
 
-/* ---- AMX: Q4_K and Q5_K ----
+/* ---- AMX: Q4_K, Q5_K, Q6_K and IQ4_XS ----
  * A super-block's integer totals for 16 activation rows x 16 weight rows
  * come out of tile registers whole, so the float steps can be the portable
- * kernel's (dot_k_generic): acc += (d * dx) * isum; acc -= (dmin * dx) *
- * imin, with isum = sum_j sc_j * (sub-block j's dot) and imin = sum_j
- * mn_j * (sub-block j's activation sum). The 6-bit scales are folded into
- * the weights: sc = 8 * hi + lo with lo, hi in 0..7, so q * lo and q * hi
- * are bytes (q <= 31: at most 217) and isum = C_lo + 8 * C_hi, where C_lo
- * and C_hi are plain dot products over all 256 values (tdpbsud: activations
- * signed, weights unsigned). imin is a third product against a B tile
- * holding mn_j for each value of sub-block j. So a super-block is 4 chunks
- * of K = 64, 3 tdpbsud each, and no per-sub-block work on the vector
- * units. The AMX level's decode and small batches of these types run the
- * AVX-512 tile with exact finishing (EXACT = 1): the same bits.
+ * kernel's (dot_k_generic): acc += (d * dx) * isum (Q4_K/Q5_K also
+ * acc -= (dmin * dx) * imin), with isum = sum over sub-blocks of scale x
+ * the sub-block's dot product. The sub-block scales are folded into the
+ * weights as digits small enough that weight x digit is a byte, so each
+ * digit's product is one plain dot product over all 256 values (4 chunks
+ * of K = 64) and isum a sum of shifted tile results:
+ * - Q4_K/Q5_K (q 0..31 unsigned, scales 0..63): sc = 8 hi + lo, B tiles
+ *   q lo and q hi (at most 217) and a third with the minimum mn_j for each
+ *   value of sub-block j: isum = C0 + 8 C1, imin = C2 (tdpbsud:
+ *   activations signed, weights unsigned);
+ * - Q6_K (q - 32 in -32..31, scales int8 per 16 values): sc = d0 + 4 d1 +
+ *   16 d2 + 64 d3, d0..d2 in 0..3, d3 = sc >> 6 in -2..1: isum = C0 + 4 C1 +
+ *   16 C2 + 64 C3 (tdpbssd, both signed);
+ * - IQ4_XS (values -127..113, scales ls - 32 in -32..31): the six bits b_t
+ *   of (ls - 32) mod 64 as digits, the top one weighing -32: isum = C0 +
+ *   2 C1 + 4 C2 + 8 C3 + 16 C4 - 32 C5.
+ * No per-sub-block work is left for the vector units. The AMX level's
+ * decode and small batches of these types run the AVX-512 tile with exact
+ * finishing (EXACT = 1): the same bits.
  *
- * The weights of 16 rows are expanded per super-block into B-tile rows
- * (AMXK_BB bytes: B row d holds, for each weight row n, the 4 values
- * 4d..4d+3 times lo (then times hi, then mn), gathered across the 16 rows),
- * once per run of super-blocks and shared by every 16 activation rows. */
-#    define AMXK_BB (3 * 4096 + 128)
+ * The weights of 16 rows are expanded per super-block into B-tile planes
+ * (4096 bytes per digit: row d holds, for each weight row n, the 4 values
+ * 4d..4d+3 times the digit, gathered across the 16 rows) and the 16 rows'
+ * d (and dmin) as floats, once per run of super-blocks and shared by every
+ * 16 activation rows. */
+#    define AMX_DPS(c, a, b) __asm__ volatile("tdpbssd %%tmm" #b ", %%tmm" #a ", %%tmm" #c ::)
+#    define AMXK_BB(T) (amxk_planes(T) * 4096 + 128)
+#    define AMXK_BBMAX (6 * 4096 + 128)
 #    define AMXK_KC 2 /* super-blocks per run without work memory */
+
+static inline int amxk_planes(uint32_t type) {
+    return type == SG_TYPE_IQ4_XS ? 6 : type == SG_TYPE_Q6_K ? 4 : 3;
+}
+
+/* bytes of v times the per-dword 16-bit digit in dg (both halves), each
+ * byte on its own (signed or not: the low 8 bits of the product) */
+SG_INLINE SG_T_AMX __m512i amxk_mulb(__m512i v, __m512i dg) {
+    const __m512i lo8 = _mm512_set1_epi16(0x00ff);
+    __m512i e = _mm512_mullo_epi16(_mm512_and_si512(v, lo8), dg);
+    __m512i o = _mm512_mullo_epi16(_mm512_andnot_si512(lo8, v), dg);
+    return _mm512_or_si512(_mm512_and_si512(e, lo8), _mm512_andnot_si512(lo8, o));
+}
 
 SG_INLINE SG_T_AMX void amxk_expand(uint32_t type, const uint8_t *w, size_t ws, size_t sb0, size_t nsb,
                                     uint8_t *dst) {
-    const size_t bs = k_bytes(type);
-    const int q5 = type == SG_TYPE_Q5_K;
+    const size_t bs = k_bytes(type), bb = (size_t)AMXK_BB(type);
+    const int np = amxk_planes(type);
     const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                             _mm512_set1_epi32((int)ws));
-    const __m512i m4 = _mm512_set1_epi8(0x0f), m1 = _mm512_set1_epi8(1);
-    for (size_t sb = sb0; sb < sb0 + nsb; sb++, dst += AMXK_BB) {
-        /* per sub-block j and weight row n: lo, hi (16-bit, both halves of
-         * the dword: vpmullw of the 4 value bytes), mn in all 4 bytes */
-        _Alignas(64) uint32_t lo[8][16], hi[8][16], mn[8][16];
-        float *dw = (float *)(void *)(dst + 3 * 4096), *dmw = dw + 16;
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m1 = _mm512_set1_epi8(1), m3 = _mm512_set1_epi8(3);
+    const __m512i tbl = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)k_iq4));
+    for (size_t sb = sb0; sb < sb0 + nsb; sb++, dst += bb) {
+        /* digit t of sub-scale k for weight row n, as a 16-bit value in
+         * both halves of a dword (the minimums of Q4_K/Q5_K in all 4
+         * bytes); sub-scales: 8 of 32 values, Q6_K 16 of 16 */
+        _Alignas(64) uint32_t dg[6][16][16];
+        float *dw = (float *)(void *)(dst + (size_t)np * 4096), *dmw = dw + 16;
         for (int n = 0; n < 16; n++) {
             const uint8_t *wb = w + (size_t)n * ws + sb * bs;
-            dw[n] = sg_f16_to_f32(rd16(wb));
-            dmw[n] = sg_f16_to_f32(rd16(wb + 2));
-            for (int j = 0; j < 8; j++) {
-                int sc, m;
-                k_scale_min(wb + 4, j, &sc, &m);
-                lo[j][n] = (uint32_t)(sc & 7) * 0x00010001u;
-                hi[j][n] = (uint32_t)(sc >> 3) * 0x00010001u;
-                mn[j][n] = (uint32_t)m * 0x01010101u;
+            if (type == SG_TYPE_Q6_K) {
+                dw[n] = sg_f16_to_f32(rd16(wb + 208));
+                dmw[n] = 0.0f;
+                for (int k = 0; k < 16; k++) {
+                    int sc = (int8_t)wb[192 + k];
+                    for (int t = 0; t < 3; t++) dg[t][k][n] = (uint32_t)((sc >> (2 * t)) & 3) * 0x00010001u;
+                    dg[3][k][n] = (uint32_t)(uint16_t)(int16_t)(sc >> 6) * 0x00010001u;
+                }
+            } else if (type == SG_TYPE_IQ4_XS) {
+                uint8_t ls[8];
+                iq4xs_scales8(wb, ls);
+                dw[n] = sg_f16_to_f32(rd16(wb));
+                dmw[n] = 0.0f;
+                for (int k = 0; k < 8; k++) {
+                    unsigned u = (unsigned)(ls[k] ^ 32); /* (ls - 32) mod 64 */
+                    for (int t = 0; t < 6; t++) dg[t][k][n] = ((u >> t) & 1u) * 0x00010001u;
+                }
+            } else {
+                dw[n] = sg_f16_to_f32(rd16(wb));
+                dmw[n] = sg_f16_to_f32(rd16(wb + 2));
+                for (int j = 0; j < 8; j++) {
+                    int sc, m;
+                    k_scale_min(wb + 4, j, &sc, &m);
+                    dg[0][j][n] = (uint32_t)(sc & 7) * 0x00010001u;
+                    dg[1][j][n] = (uint32_t)(sc >> 3) * 0x00010001u;
+                    dg[2][j][n] = (uint32_t)m * 0x01010101u;
+                }
             }
         }
         const uint8_t *w0 = w + sb * bs;
         for (int d = 0; d < 64; d++) {
-            const int j = d / 8, l = 4 * (d % 8);
-            __m512i v = _mm512_i32gather_epi32(rows, (const void *)(w0 + (q5 ? 48 : 16) + 32 * (j / 2) + l), 1);
-            __m512i q = _mm512_and_si512(j & 1 ? _mm512_srli_epi32(v, 4) : v, m4);
-            if (q5) {
-                __m512i h = _mm512_i32gather_epi32(rows, (const void *)(w0 + 16 + l), 1);
-                q = _mm512_or_si512(q, _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(h, j), m1), 4));
+            __m512i q; /* values 4d..4d+3 of the 16 rows, as bytes */
+            int k;     /* their sub-scale */
+            if (type == SG_TYPE_Q6_K) {
+                /* value v = 4d + t: h = v / 128, part = (v % 128) / 32, li = v % 32 */
+                const int h = d / 32, part = (d % 32) / 8, li = 4 * (d % 8);
+                __m512i l = _mm512_i32gather_epi32(rows, (const void *)(w0 + 64 * h + 32 * (part & 1) + li), 1);
+                __m512i hb = _mm512_i32gather_epi32(rows, (const void *)(w0 + 128 + 32 * h + li), 1);
+                l = _mm512_and_si512(part >= 2 ? _mm512_srli_epi32(l, 4) : l, m4);
+                hb = _mm512_and_si512(_mm512_srli_epi32(hb, 2 * part), m3);
+                q = _mm512_sub_epi8(_mm512_or_si512(l, _mm512_slli_epi32(hb, 4)), _mm512_set1_epi8(32));
+                k = d / 4;
+            } else if (type == SG_TYPE_IQ4_XS) {
+                /* sub-block k = d / 8: values 0..15 low nibbles of qs[16k + l], 16..31 high */
+                const int e = 4 * (d % 8);
+                k = d / 8;
+                __m512i v = _mm512_i32gather_epi32(rows, (const void *)(w0 + 8 + 16 * k + e % 16), 1);
+                q = _mm512_shuffle_epi8(tbl, _mm512_and_si512(e >= 16 ? _mm512_srli_epi32(v, 4) : v, m4));
+            } else {
+                const int j = d / 8, l = 4 * (d % 8), q5 = type == SG_TYPE_Q5_K;
+                __m512i v = _mm512_i32gather_epi32(rows, (const void *)(w0 + (q5 ? 48 : 16) + 32 * (j / 2) + l), 1);
+                q = _mm512_and_si512(j & 1 ? _mm512_srli_epi32(v, 4) : v, m4);
+                if (q5) {
+                    __m512i h = _mm512_i32gather_epi32(rows, (const void *)(w0 + 16 + l), 1);
+                    q = _mm512_or_si512(q, _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(h, j), m1), 4));
+                }
+                k = j;
             }
-            _mm512_store_si512((void *)(dst + 64 * d), _mm512_mullo_epi16(q, _mm512_load_si512((const void *)lo[j])));
-            _mm512_store_si512((void *)(dst + 4096 + 64 * d),
-                               _mm512_mullo_epi16(q, _mm512_load_si512((const void *)hi[j])));
-            _mm512_store_si512((void *)(dst + 8192 + 64 * d), _mm512_load_si512((const void *)mn[j]));
+            for (int t = 0; t < np; t++) {
+                __m512i dv = _mm512_load_si512((const void *)dg[t][k]);
+                __m512i o = t == 2 && np == 3 ? dv : amxk_mulb(q, dv);
+                _mm512_store_si512((void *)(dst + 4096 * (size_t)t + 64 * d), o);
+            }
         }
     }
 }
 
+/* one chunk c (K = 64) of a super-block: A = activation bytes 64c.., the
+ * planes' B tiles; literal tile numbers, so one block per plane count */
+#    define AMXK_CHUNKS(T, b, ab, as)                                                                   \
+        do {                                                                                           \
+            for (int c = 0; c < 4; c++) {                                                              \
+                if (T == SG_TYPE_IQ4_XS) {                                                             \
+                    AMX_LD(6, ab + 64 + 64 * c, as);                                                   \
+                    AMX_LD(7, b + 1024 * c, 64);           AMX_DPS(0, 6, 7);                           \
+                    AMX_LD(7, b + 4096 + 1024 * c, 64);    AMX_DPS(1, 6, 7);                           \
+                    AMX_LD(7, b + 2 * 4096 + 1024 * c, 64); AMX_DPS(2, 6, 7);                          \
+                    AMX_LD(7, b + 3 * 4096 + 1024 * c, 64); AMX_DPS(3, 6, 7);                          \
+                    AMX_LD(7, b + 4 * 4096 + 1024 * c, 64); AMX_DPS(4, 6, 7);                          \
+                    AMX_LD(7, b + 5 * 4096 + 1024 * c, 64); AMX_DPS(5, 6, 7);                          \
+                } else if (T == SG_TYPE_Q6_K) {                                                        \
+                    AMX_LD(4, ab + 64 + 64 * c, as);                                                   \
+                    AMX_LD(5, b + 1024 * c, 64);           AMX_DPS(0, 4, 5);                           \
+                    AMX_LD(6, b + 4096 + 1024 * c, 64);    AMX_DPS(1, 4, 6);                           \
+                    AMX_LD(7, b + 2 * 4096 + 1024 * c, 64); AMX_DPS(2, 4, 7);                          \
+                    AMX_LD(5, b + 3 * 4096 + 1024 * c, 64); AMX_DPS(3, 4, 5);                          \
+                } else {                                                                               \
+                    AMX_LD(3, ab + 64 + 64 * c, as);                                                   \
+                    AMX_LD(4, b + 1024 * c, 64);           AMX_DP(0, 3, 4);                            \
+                    AMX_LD(5, b + 4096 + 1024 * c, 64);    AMX_DP(1, 3, 5);                            \
+                    AMX_LD(6, b + 2 * 4096 + 1024 * c, 64); AMX_DP(2, 3, 6);                           \
+                }                                                                                      \
+            }                                                                                          \
+        } while (0)
+
 /* super-blocks [sb0, sb0 + nsb) of 16 activation rows at a, expanded
  * weights at bx; first: start from zero, else from y */
-SG_INLINE SG_T_AMX void tile_amxk16(const uint8_t *bx, const uint8_t *a, size_t as, size_t sb0, size_t nsb,
-                                    int first, float *y, size_t ldy) {
+SG_INLINE SG_T_AMX void tile_amxk16(uint32_t T, const uint8_t *bx, const uint8_t *a, size_t as, size_t sb0,
+                                    size_t nsb, int first, float *y, size_t ldy) {
     __m512 acc[16];
     SG_UNROLL16 for (int m = 0; m < 16; m++) acc[m] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(y + (size_t)m * ldy);
-    _Alignas(64) int32_t cl[256], ch[256], cm[256];
+    const int np = amxk_planes(T);
+    _Alignas(64) int32_t cb[6][256];
     for (size_t s = 0; s < nsb; s++) {
-        const uint8_t *b = bx + s * AMXK_BB, *ab = a + (sb0 + s) * QKB;
+        const uint8_t *b = bx + s * (size_t)AMXK_BB(T), *ab = a + (sb0 + s) * QKB;
         AMX_ZERO(0);
         AMX_ZERO(1);
         AMX_ZERO(2);
-        for (int c = 0; c < 4; c++) {
-            AMX_LD(3, ab + 64 + 64 * c, as);
-            AMX_LD(4, b + 1024 * c, 64);
-            AMX_DP(0, 3, 4);
-            AMX_LD(5, b + 4096 + 1024 * c, 64);
-            AMX_DP(1, 3, 5);
-            AMX_LD(6, b + 8192 + 1024 * c, 64);
-            AMX_DP(2, 3, 6);
+        if (np > 3) AMX_ZERO(3);
+        if (np > 4) {
+            AMX_ZERO(4);
+            AMX_ZERO(5);
         }
-        AMX_ST(0, cl, 64);
-        AMX_ST(1, ch, 64);
-        AMX_ST(2, cm, 64);
-        const __m512 dw = _mm512_load_ps((const void *)(b + 3 * 4096)),
-                     dmw = _mm512_load_ps((const void *)(b + 3 * 4096 + 64));
+        AMXK_CHUNKS(T, b, ab, as);
+        AMX_ST(0, cb[0], 64);
+        AMX_ST(1, cb[1], 64);
+        AMX_ST(2, cb[2], 64);
+        if (np > 3) AMX_ST(3, cb[3], 64);
+        if (np > 4) {
+            AMX_ST(4, cb[4], 64);
+            AMX_ST(5, cb[5], 64);
+        }
+        const __m512 dw = _mm512_load_ps((const void *)(b + (size_t)np * 4096)),
+                     dmw = _mm512_load_ps((const void *)(b + (size_t)np * 4096 + 64));
         SG_UNROLL16 for (int m = 0; m < 16; m++) {
             float dx;
             memcpy(&dx, ab + (size_t)m * as, 4);
             const __m512 vx = _mm512_set1_ps(dx);
-            __m512i is = _mm512_add_epi32(_mm512_load_si512((const void *)(cl + 16 * m)),
-                                          _mm512_slli_epi32(_mm512_load_si512((const void *)(ch + 16 * m)), 3));
-            __m512i im = _mm512_load_si512((const void *)(cm + 16 * m));
+#    define AMXK_C(t) _mm512_load_si512((const void *)(cb[t] + 16 * m))
+            __m512i is;
+            if (T == SG_TYPE_IQ4_XS)
+                is = _mm512_sub_epi32(
+                    _mm512_add_epi32(
+                        _mm512_add_epi32(_mm512_add_epi32(AMXK_C(0), _mm512_slli_epi32(AMXK_C(1), 1)),
+                                         _mm512_add_epi32(_mm512_slli_epi32(AMXK_C(2), 2), _mm512_slli_epi32(AMXK_C(3), 3))),
+                        _mm512_slli_epi32(AMXK_C(4), 4)),
+                    _mm512_slli_epi32(AMXK_C(5), 5));
+            else if (T == SG_TYPE_Q6_K)
+                is = _mm512_add_epi32(_mm512_add_epi32(AMXK_C(0), _mm512_slli_epi32(AMXK_C(1), 2)),
+                                      _mm512_add_epi32(_mm512_slli_epi32(AMXK_C(2), 4), _mm512_slli_epi32(AMXK_C(3), 6)));
+            else
+                is = _mm512_add_epi32(AMXK_C(0), _mm512_slli_epi32(AMXK_C(1), 3));
             acc[m] = _mm512_add_ps(acc[m], _mm512_mul_ps(_mm512_mul_ps(dw, vx), _mm512_cvtepi32_ps(is)));
-            acc[m] = _mm512_sub_ps(acc[m], _mm512_mul_ps(_mm512_mul_ps(dmw, vx), _mm512_cvtepi32_ps(im)));
+            if (T == SG_TYPE_Q4_K || T == SG_TYPE_Q5_K)
+                acc[m] = _mm512_sub_ps(acc[m], _mm512_mul_ps(_mm512_mul_ps(dmw, vx), _mm512_cvtepi32_ps(AMXK_C(2))));
+#    undef AMXK_C
         }
     }
     SG_UNROLL16 for (int m = 0; m < 16; m++) _mm512_storeu_ps(y + (size_t)m * ldy, acc[m]);
 }
 
 SG_INLINE SG_T_AMX void amxk_tiles(const sg_gemm *g, uint32_t T, size_t nr16, size_t na16) {
-    const size_t nsb = g->n / 256;
-    _Alignas(64) uint8_t stack[AMXK_KC * AMXK_BB];
+    const size_t nsb = g->n / 256, bb = (size_t)AMXK_BB(T);
+    _Alignas(64) uint8_t stack[AMXK_KC * AMXK_BBMAX];
     uint8_t *buf = stack;
     size_t kc = AMXK_KC;
-    if (g->work && g->work_bytes >= 64 + nsb * AMXK_BB) {
+    if (g->work && g->work_bytes >= 64 + nsb * bb) {
         buf = (uint8_t *)(((uintptr_t)g->work + 63) & ~(uintptr_t)63);
         kc = nsb;
     }
@@ -2567,17 +2677,30 @@ SG_INLINE SG_T_AMX void amxk_tiles(const sg_gemm *g, uint32_t T, size_t nr16, si
             const size_t n = nsb - s0 < kc ? nsb - s0 : kc;
             amxk_expand(T, w, g->w_stride, s0, n, buf);
             for (size_t j = 0; j < na16; j += 16)
-                tile_amxk16(buf, (const uint8_t *)g->a + j * g->a_stride, g->a_stride, s0, n, s0 == 0,
+                tile_amxk16(T, buf, (const uint8_t *)g->a + j * g->a_stride, g->a_stride, s0, n, s0 == 0,
                             g->y + j * g->ldy + i, g->ldy);
         }
     }
 }
 
-/* The AMX level's gemm: Q4_K/Q5_K batches of 16 rows and more through the
- * tiles above, the rest of those types through the AVX-512 tile with exact
- * finishing; every other type as sg_gemm_avx512. */
+static inline int amxk_type(uint32_t t) {
+    return t == SG_TYPE_Q4_K || t == SG_TYPE_Q5_K || t == SG_TYPE_Q6_K || t == SG_TYPE_IQ4_XS;
+}
+
+SG_INLINE SG_T_AMX void amxk_rest(const sg_gemm *g, uint32_t T, size_t nsb) {
+    switch (T) {
+    case SG_TYPE_Q4_K: k_tiles_512(g, SG_TYPE_Q4_K, nsb, 1); break;
+    case SG_TYPE_Q5_K: k_tiles_512(g, SG_TYPE_Q5_K, nsb, 1); break;
+    case SG_TYPE_Q6_K: k_tiles_512(g, SG_TYPE_Q6_K, nsb, 1); break;
+    default: k_tiles_512(g, SG_TYPE_IQ4_XS, nsb, 1); break;
+    }
+}
+
+/* The AMX level's gemm: Q4_K/Q5_K/Q6_K/IQ4_XS batches of 16 rows and more
+ * through the tiles above, the rest of those types through the AVX-512
+ * tile with exact finishing; every other type as sg_gemm_avx512. */
 SG_T_AMX int sg_gemm_amx(const sg_gemm *g) {
-    if (g->type != SG_TYPE_Q4_K && g->type != SG_TYPE_Q5_K) return sg_gemm_avx512(g);
+    if (!amxk_type(g->type)) return sg_gemm_avx512(g);
     if (g->n == 0 || g->n % 256) return -1;
     const uint32_t T = g->type;
     const size_t nsb = g->n / 256, nr16 = g->nr / 16 * 16, na16 = g->na / 16 * 16;
@@ -2585,24 +2708,21 @@ SG_T_AMX int sg_gemm_amx(const sg_gemm *g) {
         _Alignas(64) amx_cfg cfg;
         memset(&cfg, 0, sizeof cfg);
         cfg.palette = 1;
-        for (int t = 0; t < 7; t++) cfg.colsb[t] = 64, cfg.rows[t] = 16;
+        for (int t = 0; t < 8; t++) cfg.colsb[t] = 64, cfg.rows[t] = 16;
         __asm__ volatile("ldtilecfg %0" ::"m"(cfg));
-        if (T == SG_TYPE_Q4_K)
-            amxk_tiles(g, SG_TYPE_Q4_K, nr16, na16);
-        else
-            amxk_tiles(g, SG_TYPE_Q5_K, nr16, na16);
+        switch (T) {
+        case SG_TYPE_Q4_K: amxk_tiles(g, SG_TYPE_Q4_K, nr16, na16); break;
+        case SG_TYPE_Q5_K: amxk_tiles(g, SG_TYPE_Q5_K, nr16, na16); break;
+        case SG_TYPE_Q6_K: amxk_tiles(g, SG_TYPE_Q6_K, nr16, na16); break;
+        default: amxk_tiles(g, SG_TYPE_IQ4_XS, nr16, na16); break;
+        }
         __asm__ volatile("tilerelease" ::);
-    }
-    sg_gemm r = *g;
-    if (nr16 && na16 && nr16 < g->nr) { /* the rows past the last 16, every activation row */
-        r.w = g->w + nr16 * g->w_stride;
-        r.nr = g->nr - nr16;
-        r.y = g->y + nr16;
-    }
-    if (nr16 && na16) {
-        if (nr16 < g->nr) {
-            if (T == SG_TYPE_Q4_K) k_tiles_512(&r, SG_TYPE_Q4_K, nsb, 1);
-            else k_tiles_512(&r, SG_TYPE_Q5_K, nsb, 1);
+        sg_gemm r = *g;
+        if (nr16 < g->nr) { /* the rows past the last 16, every activation row */
+            r.w = g->w + nr16 * g->w_stride;
+            r.nr = g->nr - nr16;
+            r.y = g->y + nr16;
+            amxk_rest(&r, T, nsb);
         }
         if (na16 == g->na) return 0;
         r = *g; /* the activation rows past the last 16, the first nr16 rows */
@@ -2610,9 +2730,10 @@ SG_T_AMX int sg_gemm_amx(const sg_gemm *g) {
         r.a = (const uint8_t *)g->a + na16 * g->a_stride;
         r.na = g->na - na16;
         r.y = g->y + na16 * g->ldy;
+        amxk_rest(&r, T, nsb);
+        return 0;
     }
-    if (T == SG_TYPE_Q4_K) k_tiles_512(&r, SG_TYPE_Q4_K, nsb, 1);
-    else k_tiles_512(&r, SG_TYPE_Q5_K, nsb, 1);
+    amxk_rest(g, T, nsb);
     return 0;
 }
 

@@ -641,7 +641,9 @@ START_TEST(test_gemm_kernels) {
                 /* the AMX level's Q4_K/Q5_K (tiles or the exact AVX-512
                  * finishing) give the portable (first) table's bits */
                 if (k == 0) memcpy(y0, yg, sizeof(float) * nr * na);
-                else if ((type == SG_TYPE_Q4_K || type == SG_TYPE_Q5_K) && strcmp(ks[k].name, "amx") == 0)
+                else if ((type == SG_TYPE_Q4_K || type == SG_TYPE_Q5_K || type == SG_TYPE_Q6_K ||
+                          type == SG_TYPE_IQ4_XS) &&
+                         strcmp(ks[k].name, "amx") == 0)
                     for (size_t i = 0; i < nr * na; i++)
                         ck_assert_msg(memcmp(&yg[i], &y0[i], sizeof(float)) == 0,
                                       "%s type %u in %zu element %zu: %a, portable %a", ks[k].name, type, in,
@@ -791,27 +793,28 @@ START_TEST(test_matmul_q8) {
 }
 END_TEST
 
-/* The AMX level's Q4_K and Q5_K: batches of 16 rows and more in tile
+/* The AMX level's Q4_K, Q5_K, Q6_K and IQ4_XS: batches of 16 rows and more in tile
  * registers (weights expanded per 16 rows, with and without work memory),
  * the rest through the AVX-512 tile with exact finishing; every element
  * bitwise equal to the portable kernel, for 1..3 and 5 super-blocks, 16..40
  * weight rows (tails of 5 and 8), 1..35 activation rows; the extreme
- * values (q = 15 / 31, scales and minimums 63, activations -127/127 in
- * runs) exactly. Runs where the CPU has the AMX level. */
+ * values (q = 15 / 31 / 63, IQ4_XS -127, scales and minimums at both ends,
+ * activations -127/127 in runs) exactly. Runs where the CPU has the AMX
+ * level. */
 START_TEST(test_gemm_amx_k) {
     sg_kernels ks[4];
     int nk = gemm_tables(ks), tested = 0;
     static const size_t ins[] = {256, 512, 768, 1280};
     static const size_t nrs[] = {16, 21, 40};
     static const size_t ras[] = {1, 2, 15, 16, 17, 32, 35};
-    static const uint32_t types[] = {SG_TYPE_Q4_K, SG_TYPE_Q5_K};
+    static const uint32_t types[] = {SG_TYPE_Q4_K, SG_TYPE_Q5_K, SG_TYPE_Q6_K, SG_TYPE_IQ4_XS};
     for (int k = 0; k < nk; k++) {
         if (strcmp(ks[k].name, "amx") != 0) continue;
-        for (size_t ti = 0; ti < 2; ti++)
+        for (size_t ti = 0; ti < 4; ti++)
             for (size_t ii = 0; ii < sizeof ins / sizeof ins[0]; ii++)
                 for (size_t ri = 0; ri < sizeof nrs / sizeof nrs[0]; ri++) {
                     const uint32_t type = types[ti];
-                    const size_t in = ins[ii], nr = nrs[ri], na = 35, bs = type == SG_TYPE_Q4_K ? 144 : 176;
+                    const size_t in = ins[ii], nr = nrs[ri], na = 35, bs = sg_kernel_row_bytes(type, 256);
                     size_t rb = sg_kernel_row_bytes(type, in), ab = sg_q8k_row_bytes(in);
                     uint8_t *w = malloc(rb * nr), *a = malloc(ab * na);
                     for (size_t r = 0; r < nr; r++) random_row(type, w + r * rb, in);
@@ -822,7 +825,18 @@ START_TEST(test_gemm_amx_k) {
                     }
                     if (ii == 1) { /* extremes: every bit of scales, minimums and values set */
                         for (size_t r = 0; r < nr; r++)
-                            for (size_t b = 0; b < in / 256; b++) memset(w + r * rb + b * bs + 4, 0xff, bs - 4);
+                            for (size_t b = 0; b < in / 256; b++) {
+                                uint8_t *sbk = w + r * rb + b * bs;
+                                if (type == SG_TYPE_Q6_K) { /* q = 63, scales -128 / 127 */
+                                    memset(sbk, 0xff, 192);
+                                    for (int t = 0; t < 16; t++) sbk[192 + t] = (t + r) % 2 ? 0x80 : 0x7f;
+                                } else if (type == SG_TYPE_IQ4_XS) { /* values -127, scales -32 / 31 */
+                                    memset(sbk + 2, r % 2 ? 0xff : 0x00, 6);
+                                    memset(sbk + 8, 0x00, 128);
+                                } else {
+                                    memset(sbk + 4, 0xff, bs - 4);
+                                }
+                            }
                         for (size_t j = 0; j < na; j++)
                             for (size_t b = 0; b < in / 256; b++) {
                                 uint8_t *q = a + j * ab + b * 320;
