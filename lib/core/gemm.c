@@ -1064,7 +1064,7 @@ SG_INLINE SG_T_AVX2 __m128 kfin_one(__m128 acc, __m256i t, __m256i m, float dw, 
 SG_INLINE SG_T_AVX2 void kfin_put(kfin *k, int p, __m256i t, __m256i m, float dw, float dmw, float dx,
                                   const int MINS) {
     if (k->np <= 2) {
-        k->one[p] = kfin_one(k->one[p], t, m, dw, dmw, dx, MINS);
+        k->one[p & 1] = kfin_one(k->one[p & 1], t, m, dw, dmw, dx, MINS);
         return;
     }
     k->t[k->n + p] = t;
