@@ -2476,7 +2476,7 @@ SG_INLINE SG_T_AMX void amx_tiles(const sg_gemm *g, uint32_t T, size_t nr16, siz
  * (4096 bytes per digit: row d holds, for each weight row n, the 4 values
  * 4d..4d+3 times the digit, gathered across the 16 rows) and the 16 rows'
  * d (and dmin) as floats, once per run of super-blocks and shared by every
- * 16 activation rows. */
+ * 16 activation rows (the caller's work memory is not used). */
 #    define AMX_DPS(c, a, b) __asm__ volatile("tdpbssd %%tmm" #b ", %%tmm" #a ", %%tmm" #c ::)
 #    define AMXK_BB(T) (amxk_planes(T) * 4096 + 128)
 #    define AMXK_BBMAX (6 * 4096 + 128)
@@ -2662,15 +2662,13 @@ SG_INLINE SG_T_AMX void tile_amxk16(uint32_t T, const uint8_t *bx, const uint8_t
     SG_UNROLL16 for (int m = 0; m < 16; m++) _mm512_storeu_ps(y + (size_t)m * ldy, acc[m]);
 }
 
+/* AMXK_KC super-blocks at a time, expanded on the stack: 25-50 KB that
+ * stay in L1/L2 while every 16 activation rows read them (a whole row's
+ * planes, 12-24 KB a super-block, would not; the accumulators go through
+ * y between runs, exactly) */
 SG_INLINE SG_T_AMX void amxk_tiles(const sg_gemm *g, uint32_t T, size_t nr16, size_t na16) {
-    const size_t nsb = g->n / 256, bb = (size_t)AMXK_BB(T);
-    _Alignas(64) uint8_t stack[AMXK_KC * AMXK_BBMAX];
-    uint8_t *buf = stack;
-    size_t kc = AMXK_KC;
-    if (g->work && g->work_bytes >= 64 + nsb * bb) {
-        buf = (uint8_t *)(((uintptr_t)g->work + 63) & ~(uintptr_t)63);
-        kc = nsb;
-    }
+    const size_t nsb = g->n / 256, kc = AMXK_KC;
+    _Alignas(64) uint8_t buf[AMXK_KC * AMXK_BBMAX];
     for (size_t i = 0; i < nr16; i += 16) {
         const uint8_t *w = g->w + i * g->w_stride;
         for (size_t s0 = 0; s0 < nsb; s0 += kc) {
@@ -2703,7 +2701,9 @@ SG_T_AMX int sg_gemm_amx(const sg_gemm *g) {
     if (!amxk_type(g->type)) return sg_gemm_avx512(g);
     if (g->n == 0 || g->n % 256) return -1;
     const uint32_t T = g->type;
-    const size_t nsb = g->n / 256, nr16 = g->nr / 16 * 16, na16 = g->na / 16 * 16;
+    const size_t nsb = g->n / 256, na16 = g->na / 16 * 16;
+    /* the gathers index 16 rows with int32 offsets */
+    const size_t nr16 = g->w_stride <= (size_t)INT32_MAX / 16 ? g->nr / 16 * 16 : 0;
     if (nr16 && na16) {
         _Alignas(64) amx_cfg cfg;
         memset(&cfg, 0, sizeof cfg);

@@ -794,7 +794,7 @@ START_TEST(test_matmul_q8) {
 END_TEST
 
 /* The AMX level's Q4_K, Q5_K, Q6_K and IQ4_XS: batches of 16 rows and more in tile
- * registers (weights expanded per 16 rows, with and without work memory),
+ * registers (weights expanded per 16 rows; work memory given or not),
  * the rest through the AVX-512 tile with exact finishing; every element
  * bitwise equal to the portable kernel, for 1..3 and 5 super-blocks, 16..40
  * weight rows (tails of 5 and 8), 1..35 activation rows; the extreme
