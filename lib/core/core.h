@@ -144,7 +144,7 @@ size_t sg_q8k_row_bytes(size_t n);
 int sg_type_q8k_act(uint32_t type);
 void sg_q8k_quantize_generic(const float *x, size_t n, uint8_t *dst);
 int sg_gemm_generic(const sg_gemm *g);
-/* Repack rows (a multiple of 8) of a Q4_0 or Q8_0 matrix (row_bytes a
+/* Repack rows (a multiple of 8) of a Q4_0, Q4_1 or Q8_0 matrix (row_bytes a
  * multiple of the block's bytes) into the x8 layout (gemm.c; same size).
  * Returns 0, or -1 for a type or shape it does not take. sg_type_x8: the
  * types sg_pack_x8 takes. */
@@ -159,7 +159,7 @@ int sg_gemm_avx512(const sg_gemm *g);
 int sg_gemm_x8_avx2(const sg_gemm *g);
 int sg_gemm_x8_avx512(const sg_gemm *g);
 /* AMX tiles (x86-64 Linux, where the kernel grants the tile state on
- * request): Q4_0/Q8_0 packed batches of 16 rows and more in tile registers,
+ * request): Q4_0/Q4_1/Q8_0 packed batches of 16 rows and more in tile registers,
  * the rest through sg_gemm_x8_avx512; the same bits. Only for tables whose
  * CPU check passed (kernels.c). */
 #if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__)) && \

@@ -56,8 +56,8 @@ size_t sg_q8_row_bytes(size_t n) {
 
 size_t sg_gemm_work_bytes(size_t n) {
     /* 4 weight rows of groups of up to 256 bytes (gemm_tiles_512), or the
-     * AMX tiles' expanded blocks (576 bytes each), aligned */
-    size_t rows4 = 4 * ((n / 32 + 3) / 4) * 256, amx = (n / 32) * 576;
+     * AMX tiles' expanded blocks (up to 640 bytes each), aligned */
+    size_t rows4 = 4 * ((n / 32 + 3) / 4) * 256, amx = (n / 32) * 640;
     return 64 + (rows4 > amx ? rows4 : amx);
 }
 
@@ -409,12 +409,16 @@ static float dot_f_generic(uint32_t type, const uint8_t *w, const float *x, size
  *     uint16 d[8]       the f16 scale of row r at 2r
  *     uint8  q[4][32]   chunk c, bytes 4r..4r+3: row r's quant bytes 4c..4c+3
  *                       (low nibbles values 4c..4c+3, high ones 16+4c..)
+ *   Q4_1, 160 bytes at b * 160: Q4_0's 144 bytes, then
+ *     uint16 m[8]       the f16 minimum of row r at 144 + 2r
  *   Q8_0, 272 bytes at b * 272:
  *     uint16 d[8]       as above
  *     int8   q[8][32]   chunk c, bytes 4r..4r+3: row r's values 4c..4c+3
  * so one 256-bit load holds 4 bytes of each of the 8 rows and an 8-lane
  * accumulator holds one row per lane (no horizontal sums). */
-int sg_type_x8(uint32_t type) { return type == SG_TYPE_Q4_0 || type == SG_TYPE_Q8_0; }
+int sg_type_x8(uint32_t type) {
+    return type == SG_TYPE_Q4_0 || type == SG_TYPE_Q4_1 || type == SG_TYPE_Q8_0;
+}
 
 /* the shapes the x8 tiles take: a packed type, whole blocks, whole groups of
  * 8 rows, and w_stride the unpacked row's bytes (the packed group's stride
@@ -425,9 +429,9 @@ static inline int x8_shape_ok(const sg_gemm *g) {
 }
 
 int sg_pack_x8(uint32_t type, const uint8_t *src, size_t rows, size_t row_bytes, uint8_t *dst) {
-    const size_t bs = type == SG_TYPE_Q4_0 ? 18 : type == SG_TYPE_Q8_0 ? 34 : 0;
+    const size_t bs = type == SG_TYPE_Q4_0 ? 18 : type == SG_TYPE_Q4_1 ? 20 : type == SG_TYPE_Q8_0 ? 34 : 0;
     if (bs == 0 || rows % 8 || row_bytes == 0 || row_bytes % bs) return -1;
-    const size_t nb = row_bytes / bs, nc = (bs - 2) / 4;
+    const size_t qo = type == SG_TYPE_Q4_1 ? 4 : 2, nb = row_bytes / bs, nc = (bs - qo) / 4;
     for (size_t G = 0; G < rows / 8; G++) {
         const uint8_t *s = src + G * 8 * row_bytes;
         uint8_t *d = dst + G * 8 * row_bytes;
@@ -435,7 +439,8 @@ int sg_pack_x8(uint32_t type, const uint8_t *src, size_t rows, size_t row_bytes,
             for (size_t r = 0; r < 8; r++) {
                 const uint8_t *blk = s + r * row_bytes + b * bs;
                 memcpy(d + 2 * r, blk, 2);
-                for (size_t c = 0; c < nc; c++) memcpy(d + 16 + 32 * c + 4 * r, blk + 2 + 4 * c, 4);
+                if (type == SG_TYPE_Q4_1) memcpy(d + 144 + 2 * r, blk + 2, 2);
+                for (size_t c = 0; c < nc; c++) memcpy(d + 16 + 32 * c + 4 * r, blk + qo + 4 * c, 4);
             }
     }
     return 0;
@@ -2166,7 +2171,7 @@ SG_INLINE SG_T_512 void x16_prep_512(uint32_t type, const uint8_t *w0, const uin
 
 /* bytes of one block of 8 rows in the x8 layout, and the weight lines
  * prefetched per block */
-#  define X8_BB(type) ((type) == SG_TYPE_Q8_0 ? (size_t)272 : (size_t)144)
+#  define X8_BB(type) ((type) == SG_TYPE_Q8_0 ? (size_t)272 : (type) == SG_TYPE_Q4_1 ? (size_t)160 : (size_t)144)
 
 SG_INLINE SG_T_512 void x8_prefetch_512(uint32_t type, const uint8_t *w) {
 #  ifndef SG_GEMM_NO_PREFETCH
@@ -2177,6 +2182,7 @@ SG_INLINE SG_T_512 void x8_prefetch_512(uint32_t type, const uint8_t *w) {
         _mm_prefetch((const char *)(w + SG_X8_PF), SG_PFW_HINT);
         _mm_prefetch((const char *)(w + SG_X8_PF + 48), SG_PFW_HINT);
         _mm_prefetch((const char *)(w + SG_X8_PF + 96), SG_PFW_HINT);
+        if (type == SG_TYPE_Q4_1) _mm_prefetch((const char *)(w + SG_X8_PF + 144), SG_PFW_HINT);
     }
 #  else
     (void)type, (void)w;
@@ -2191,16 +2197,19 @@ SG_INLINE SG_T_512 void tile_x8_512(uint32_t type, const uint8_t *w, const uint8
     for (size_t b = 0; b < nb; b++, w += bb) {
         x8_prefetch_512(type, w);
         const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)w));
+        const __m256 mw = type == SG_TYPE_Q4_1
+                              ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(w + 144)))
+                              : _mm256_setzero_ps();
         __m256i wv[8];
         x8_prep_512(type, w, wv);
         const size_t go = (b / 4) * QG + (b % 4) * 16;
         SG_UNROLL8 for (int j = 0; j < RA; j++) {
             const uint8_t *g = a + (size_t)j * as + go;
-            int32_t xq[8], c0;
+            int32_t xq[8], c0 = 0;
             float dx;
             memcpy(xq, g, 16);
             memcpy(xq + 4, g + 64, 16);
-            memcpy(&c0, g + io, 4);
+            if (type != SG_TYPE_Q4_1) memcpy(&c0, g + io, 4);
             memcpy(&dx, g + 128, 4);
             __m256i s0 = _mm256_set1_epi32(c0), s1 = _mm256_setzero_si256();
             SG_UNROLL4 for (int c = 0; c < 4; c++) {
@@ -2208,7 +2217,13 @@ SG_INLINE SG_T_512 void tile_x8_512(uint32_t type, const uint8_t *w, const uint8
                 s1 = _mm256_dpbusd_epi32(s1, wv[4 + c], _mm256_set1_epi32(xq[4 + c]));
             }
             __m256i s = _mm256_add_epi32(s0, s1);
-            acc[j] = _mm256_add_ps(acc[j], _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_set1_ps(dx))));
+            __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_set1_ps(dx)));
+            if (type == SG_TYPE_Q4_1) { /* + m * sa, as dot_q8_generic */
+                float sa;
+                memcpy(&sa, g + 192, 4);
+                t = _mm256_add_ps(t, _mm256_mul_ps(mw, _mm256_set1_ps(sa)));
+            }
+            acc[j] = _mm256_add_ps(acc[j], t);
         }
     }
     SG_UNROLL8 for (int j = 0; j < RA; j++) _mm256_storeu_ps(y + (size_t)j * ldy, acc[j]);
@@ -2230,16 +2245,21 @@ SG_INLINE SG_T_512 void tile_x16_512(uint32_t type, const uint8_t *w0, const uin
             _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)w0)),
             _mm_loadu_si128((const __m128i *)(const void *)w1), 1);
         const __m512 dw = _mm512_cvtph_ps(sc);
+        __m512 mw = _mm512_setzero_ps();
+        if (type == SG_TYPE_Q4_1)
+            mw = _mm512_cvtph_ps(_mm256_inserti128_si256(
+                _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(w0 + 144))),
+                _mm_loadu_si128((const __m128i *)(const void *)(w1 + 144)), 1));
         __m512i wv[8];
         x16_prep_512(type, w0, w1, wv);
         const size_t go = (b / 4) * QG + (b % 4) * 16;
         SG_UNROLL8 for (int j = 0; j < RA; j++) {
             const uint8_t *g = a + (size_t)j * as + go;
-            int32_t xq[8], c0;
+            int32_t xq[8], c0 = 0;
             float dx;
             memcpy(xq, g, 16);
             memcpy(xq + 4, g + 64, 16);
-            memcpy(&c0, g + io, 4);
+            if (type != SG_TYPE_Q4_1) memcpy(&c0, g + io, 4);
             memcpy(&dx, g + 128, 4);
             __m512i s0 = _mm512_set1_epi32(c0), s1 = _mm512_setzero_si512();
             SG_UNROLL4 for (int c = 0; c < 4; c++) {
@@ -2247,7 +2267,13 @@ SG_INLINE SG_T_512 void tile_x16_512(uint32_t type, const uint8_t *w0, const uin
                 s1 = _mm512_dpbusd_epi32(s1, wv[4 + c], _mm512_set1_epi32(xq[4 + c]));
             }
             __m512i s = _mm512_add_epi32(s0, s1);
-            acc[j] = _mm512_add_ps(acc[j], _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(dx))));
+            __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(dx)));
+            if (type == SG_TYPE_Q4_1) {
+                float sa;
+                memcpy(&sa, g + 192, 4);
+                t = _mm512_add_ps(t, _mm512_mul_ps(mw, _mm512_set1_ps(sa)));
+            }
+            acc[j] = _mm512_add_ps(acc[j], t);
         }
     }
     SG_UNROLL8 for (int j = 0; j < RA; j++) _mm512_storeu_ps(y + (size_t)j * ldy, acc[j]);
@@ -2303,6 +2329,8 @@ static SG_T_512 int x8_gemm_512(const sg_gemm *g, int two_decode) {
     if (!x8_shape_ok(g)) return -1;
     if (g->type == SG_TYPE_Q8_0)
         x8_tiles_512(g, SG_TYPE_Q8_0, two_decode);
+    else if (g->type == SG_TYPE_Q4_1)
+        x8_tiles_512(g, SG_TYPE_Q4_1, two_decode);
     else
         x8_tiles_512(g, SG_TYPE_Q4_0, two_decode);
     return 0;
@@ -2340,7 +2368,7 @@ typedef struct {
  * kernel).
  *
  * The weights of a run of blocks are first expanded into B-tile rows plus
- * their 16 scales (AMX_BB bytes a block; in the caller's work memory, else
+ * their 16 scales (AMX_BB(type) bytes a block; in the caller's work memory, else
  * AMX_KC blocks at a time on the stack), then every 16 activation rows read
  * them: the expansion is shared by all of the batch, and the tile loads do
  * not wait for just-written stores. A run after the first continues the
@@ -2348,12 +2376,13 @@ typedef struct {
  * tiles take turns (tmm0 even blocks, tmm5 odd) so a block's products run
  * while the previous block's sums are scaled into the accumulators. */
 #    define SG_UNROLL16 _Pragma("GCC unroll 16")
-#    define AMX_BB 576 /* 2 B tiles of 4 x 64 bytes, 16 float scales */
+#    define AMX_BB(T) ((T) == SG_TYPE_Q4_1 ? 640 : 576) /* 2 B tiles of 4 x 64 bytes, 16 float scales (Q4_1: and minimums) */
+#    define AMX_BBMAX 640
 #    define AMX_KC 8   /* blocks per run without work memory */
 
 SG_INLINE SG_T_AMX void amx16_expand(uint32_t type, const uint8_t *w0, const uint8_t *w1, size_t nb, uint8_t *dst) {
     const size_t bb = X8_BB(type);
-    for (size_t b = 0; b < nb; b++, w0 += bb, w1 += bb, dst += AMX_BB) {
+    for (size_t b = 0; b < nb; b++, w0 += bb, w1 += bb, dst += AMX_BB(type)) {
         x8_prefetch_512(type, w0);
         x8_prefetch_512(type, w1);
         const __m256i sc = _mm256_inserti128_si256(
@@ -2363,20 +2392,32 @@ SG_INLINE SG_T_AMX void amx16_expand(uint32_t type, const uint8_t *w0, const uin
         x16_prep_512(type, w0, w1, wv);
         SG_UNROLL8 for (int c = 0; c < 8; c++) _mm512_store_si512((void *)(dst + 64 * c), wv[c]);
         _mm512_store_ps((void *)(dst + 512), _mm512_cvtph_ps(sc));
+        if (type == SG_TYPE_Q4_1)
+            _mm512_store_ps((void *)(dst + 576),
+                            _mm512_cvtph_ps(_mm256_inserti128_si256(
+                                _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(w0 + 144))),
+                                _mm_loadu_si128((const __m128i *)(const void *)(w1 + 144)), 1)));
     }
 }
 
-SG_INLINE SG_T_AMX void amx16_post(const int32_t *cb, const uint8_t *g, size_t as, size_t io, const uint8_t *bx,
-                                   __m512 *acc) {
+SG_INLINE SG_T_AMX void amx16_post(uint32_t type, const int32_t *cb, const uint8_t *g, size_t as, size_t io,
+                                   const uint8_t *bx, __m512 *acc) {
     const __m512 dw = _mm512_load_ps((const void *)(bx + 512));
+    const __m512 mw = type == SG_TYPE_Q4_1 ? _mm512_load_ps((const void *)(bx + 576)) : _mm512_setzero_ps();
     SG_UNROLL16 for (int j = 0; j < 16; j++) {
         const uint8_t *gj = g + (size_t)j * as;
-        int32_t c0;
+        int32_t c0 = 0;
         float dx;
-        memcpy(&c0, gj + io, 4);
+        if (type != SG_TYPE_Q4_1) memcpy(&c0, gj + io, 4);
         memcpy(&dx, gj + 128, 4);
         __m512i s = _mm512_add_epi32(_mm512_set1_epi32(c0), _mm512_load_si512((const void *)(cb + 16 * j)));
-        acc[j] = _mm512_add_ps(acc[j], _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(dx))));
+        __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(dx)));
+        if (type == SG_TYPE_Q4_1) { /* the x16 tile's + m * sa */
+            float sa;
+            memcpy(&sa, gj + 192, 4);
+            t = _mm512_add_ps(t, _mm512_mul_ps(mw, _mm512_set1_ps(sa)));
+        }
+        acc[j] = _mm512_add_ps(acc[j], t);
     }
 }
 
@@ -2387,7 +2428,7 @@ SG_INLINE SG_T_AMX void tile_amx16(uint32_t type, const uint8_t *bx, const uint8
     __m512 acc[16];
     SG_UNROLL16 for (int j = 0; j < 16; j++) acc[j] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(y + (size_t)j * ldy);
     _Alignas(64) int32_t cb0[16 * 16], cb1[16 * 16];
-    const size_t io = type == SG_TYPE_Q8_0 ? 320 : 256;
+    const size_t io = type == SG_TYPE_Q8_0 ? 320 : 256, BB = AMX_BB(type);
 #    define AMX_G(b) (a + ((b0 + (b)) / 4) * QG + ((b0 + (b)) % 4) * 16)
     for (size_t b = 0; b < n; b += 2) {
 #    if !defined(SG_GEMM_NO_PREFETCH) && !defined(SG_AMX_NO_PF)
@@ -2404,36 +2445,36 @@ SG_INLINE SG_T_AMX void tile_amx16(uint32_t type, const uint8_t *bx, const uint8
 #    endif
         AMX_LD(1, AMX_G(b), as);
         AMX_LD(2, AMX_G(b) + 64, as);
-        AMX_LD(3, bx + b * AMX_BB, 64);
-        AMX_LD(4, bx + b * AMX_BB + 256, 64);
+        AMX_LD(3, bx + b * BB, 64);
+        AMX_LD(4, bx + b * BB + 256, 64);
         AMX_ZERO(0);
         AMX_DP(0, 1, 3);
         AMX_DP(0, 2, 4);
         AMX_ST(0, cb0, 64);
-        if (b > 0) amx16_post(cb1, AMX_G(b - 1), as, io, bx + (b - 1) * AMX_BB, acc);
+        if (b > 0) amx16_post(type, cb1, AMX_G(b - 1), as, io, bx + (b - 1) * BB, acc);
         if (b + 1 < n) {
             AMX_LD(1, AMX_G(b + 1), as);
             AMX_LD(2, AMX_G(b + 1) + 64, as);
-            AMX_LD(3, bx + (b + 1) * AMX_BB, 64);
-            AMX_LD(4, bx + (b + 1) * AMX_BB + 256, 64);
+            AMX_LD(3, bx + (b + 1) * BB, 64);
+            AMX_LD(4, bx + (b + 1) * BB + 256, 64);
             AMX_ZERO(5);
             AMX_DP(5, 1, 3);
             AMX_DP(5, 2, 4);
             AMX_ST(5, cb1, 64);
         }
-        amx16_post(cb0, AMX_G(b), as, io, bx + b * AMX_BB, acc);
+        amx16_post(type, cb0, AMX_G(b), as, io, bx + b * BB, acc);
     }
-    if (n % 2 == 0 && n > 0) amx16_post(cb1, AMX_G(n - 1), as, io, bx + (n - 1) * AMX_BB, acc);
+    if (n % 2 == 0 && n > 0) amx16_post(type, cb1, AMX_G(n - 1), as, io, bx + (n - 1) * BB, acc);
 #    undef AMX_G
     SG_UNROLL16 for (int j = 0; j < 16; j++) _mm512_storeu_ps(y + (size_t)j * ldy, acc[j]);
 }
 
 SG_INLINE SG_T_AMX void amx_tiles(const sg_gemm *g, uint32_t T, size_t nr16, size_t na16) {
     const size_t nb = g->n / 32;
-    _Alignas(64) uint8_t stack[AMX_KC * AMX_BB];
+    _Alignas(64) uint8_t stack[AMX_KC * AMX_BBMAX];
     uint8_t *buf = stack;
     size_t kc = AMX_KC;
-    if (g->work && g->work_bytes >= 64 + nb * AMX_BB) {
+    if (g->work && g->work_bytes >= 64 + nb * AMX_BB(T)) {
         buf = (uint8_t *)(((uintptr_t)g->work + 63) & ~(uintptr_t)63);
         kc = nb;
     }
@@ -2759,6 +2800,8 @@ SG_T_AMX int sg_gemm_x8_amx(const sg_gemm *g) {
     __asm__ volatile("ldtilecfg %0" ::"m"(cfg));
     if (g->type == SG_TYPE_Q8_0)
         amx_tiles(g, SG_TYPE_Q8_0, nr16, na16);
+    else if (g->type == SG_TYPE_Q4_1)
+        amx_tiles(g, SG_TYPE_Q4_1, nr16, na16);
     else
         amx_tiles(g, SG_TYPE_Q4_0, nr16, na16);
     __asm__ volatile("tilerelease" ::);

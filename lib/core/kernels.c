@@ -453,6 +453,9 @@ static void kernels_fill(sg_kernels *k, int level) {
             k->quantize_q8 = sg_q8_quantize_avx512;
             k->gemm = sg_gemm_avx512;
             k->gemm_x8 = sg_gemm_x8_avx512;
+            /* Q4_1 packed too: the x16/AMX tiles beat the per-row VNNI
+             * tile (docs/performance.md, session 19) */
+            k->x8_types |= 1u << SG_TYPE_Q4_1;
             sg_attn_kernels_fill(k, 2);
 #  if SG_HAVE_AMX
             if (level >= 3 && cpu_has_amx()) {

@@ -881,25 +881,27 @@ START_TEST(test_gemm_amx_k) {
 }
 END_TEST
 
-/* Q4_0 and Q8_0 weights repacked in groups of 8 rows (sg_pack_x8) through
+/* Q4_0, Q4_1 and Q8_0 weights repacked in groups of 8 rows (sg_pack_x8) through
  * each table's gemm_x8 (for the types in its x8_types): every element
  * bitwise equal to the portable kernel on the unpacked rows, for block
  * counts with and without a partial group of 4, 8..40 rows, 1..40
  * activation rows (the AVX-512 tiles take 8 per pass, the AMX tiles 16:
  * several passes and tails), whole and split calls; the extreme int16 sums (Q4_0 nibbles 15
- * against -128 activations; Q8_0 -128 and 127 against -127/127) exactly;
+ * against -128 activations; Q8_0 -128 and 127 against -127/127) exactly; Q4_1's
+ * minimums (the m * sa term) with scales and minimums of both signs;
  * shapes and types it does not take refused. */
 START_TEST(test_gemm_x8) {
     sg_kernels ks[4];
     int nk = gemm_tables(ks), tested = 0, tested_q8 = 0;
     static const size_t ins[] = {32, 64, 96, 128, 160, 416, 1024};
     static const size_t nrs[] = {8, 16, 24, 40};
-    static const uint32_t types[] = {SG_TYPE_Q4_0, SG_TYPE_Q8_0};
-    for (size_t ti = 0; ti < 2; ti++)
+    int tested_q41 = 0;
+    static const uint32_t types[] = {SG_TYPE_Q4_0, SG_TYPE_Q8_0, SG_TYPE_Q4_1};
+    for (size_t ti = 0; ti < 3; ti++)
         for (size_t ii = 0; ii < sizeof ins / sizeof ins[0]; ii++)
             for (size_t ri = 0; ri < sizeof nrs / sizeof nrs[0]; ri++) {
                 const uint32_t type = types[ti];
-                const size_t bs = type == SG_TYPE_Q4_0 ? 18 : 34;
+                const size_t bs = type == SG_TYPE_Q4_0 ? 18 : type == SG_TYPE_Q4_1 ? 20 : 34;
                 size_t in = ins[ii], nr = nrs[ri], na = 40;
                 size_t rb = sg_kernel_row_bytes(type, in), ab = sg_q8_row_bytes(in);
                 uint8_t *w = malloc(rb * nr), *wp = malloc(rb * nr), *a = malloc(ab * na);
@@ -917,6 +919,22 @@ START_TEST(test_gemm_x8) {
                         memset(a + (b / 4) * 384 + 64 + (b % 4) * 16, 0x80, 16);
                         int32_t c8 = -8 * -128 * 32;
                         memcpy(a + (b / 4) * 384 + 256 + (b % 4) * 16, &c8, 4);
+                    }
+                }
+                if (ii == 2 && type == SG_TYPE_Q4_1) { /* q = 15 against -128, large minimums */
+                    for (size_t r = 0; r < 8; r++)
+                        for (size_t b = 0; b < in / 32; b++) {
+                            memset(w + r * rb + b * bs + 4, 0xff, 16);
+                            uint16_t mh = r % 2 ? 0xd800 : 0x5800; /* -/+ 128 as f16 */
+                            memcpy(w + r * rb + b * bs + 2, &mh, 2);
+                        }
+                    for (size_t b = 0; b < in / 32; b++) {
+                        memset(a + (b / 4) * 384 + (b % 4) * 16, 0x80, 16);
+                        memset(a + (b / 4) * 384 + 64 + (b % 4) * 16, 0x80, 16);
+                        float dx, sa;
+                        memcpy(&dx, a + (b / 4) * 384 + 128 + (b % 4) * 16, 4);
+                        sa = dx * (float)(-128 * 32);
+                        memcpy(a + (b / 4) * 384 + 192 + (b % 4) * 16, &sa, 4);
                     }
                 }
                 if (ii == 2 && type == SG_TYPE_Q8_0) {
@@ -948,6 +966,7 @@ START_TEST(test_gemm_x8) {
                     }
                     tested++;
                     if (type == SG_TYPE_Q8_0) tested_q8++;
+                    if (type == SG_TYPE_Q4_1) tested_q41++;
                     /* without and with work memory (the AMX tiles expand all
                      * blocks into it, else a few at a time) */
                     size_t wb = sg_gemm_work_bytes(in);
@@ -974,7 +993,7 @@ START_TEST(test_gemm_x8) {
                     /* refused: rows not whole groups, other types, a wrong stride */
                     ck_assert_int_ne(ks[k].gemm_x8(&bad), 0);
                     bad.nr = nr;
-                    bad.type = SG_TYPE_Q4_1;
+                    bad.type = SG_TYPE_IQ4_NL;
                     ck_assert_int_ne(ks[k].gemm_x8(&bad), 0);
                     bad.type = type;
                     bad.w_stride = rb + bs;
@@ -988,14 +1007,17 @@ START_TEST(test_gemm_x8) {
         ck_assert_int_gt(tested, 0);
         ck_assert_int_gt(tested_q8, 0); /* the AVX2 and AVX-512 tables read Q8_0 packed */
     }
+    sg_kernels_init_spec(&k, 1, "avx512");
+    if (strcmp(k.name, "avx512") == 0) ck_assert_int_gt(tested_q41, 0); /* and AVX-512 Q4_1 */
     ck_assert_int_ne(sg_pack_x8(SG_TYPE_Q4_0, NULL, 7, 18, NULL), 0);
     ck_assert_int_ne(sg_pack_x8(SG_TYPE_Q4_0, NULL, 8, 20, NULL), 0);
     ck_assert_int_ne(sg_pack_x8(SG_TYPE_Q8_0, NULL, 8, 18, NULL), 0);
-    ck_assert_int_ne(sg_pack_x8(SG_TYPE_Q4_1, NULL, 8, 20, NULL), 0);
+    ck_assert_int_ne(sg_pack_x8(SG_TYPE_Q4_1, NULL, 8, 18, NULL), 0);
+    ck_assert_int_ne(sg_pack_x8(SG_TYPE_IQ4_NL, NULL, 8, 18, NULL), 0);
 }
 END_TEST
 
-/* sg_matmul with a packed Q4_0 or Q8_0 tensor: 1 vs 3 threads bitwise, bitwise the
+/* sg_matmul with a packed Q4_0, Q4_1 or Q8_0 tensor: 1 vs 3 threads bitwise, bitwise the
  * portable table's result on the unpacked rows, decode = the same row of a
  * batch; tables without gemm_x8 and "exact" ignore the packed copy. */
 START_TEST(test_matmul_x8) {
@@ -1006,8 +1028,8 @@ START_TEST(test_matmul_x8) {
     ck_assert_int_eq(sg_pool_create(&al, 3, &pool3), SIGMA_OK);
     sg_kernels ks[4];
     int nk = gemm_tables(ks);
-    static const uint32_t types[] = {SG_TYPE_Q4_0, SG_TYPE_Q8_0};
-    for (size_t ti = 0; ti < 2; ti++) {
+    static const uint32_t types[] = {SG_TYPE_Q4_0, SG_TYPE_Q8_0, SG_TYPE_Q4_1};
+    for (size_t ti = 0; ti < 3; ti++) {
         const uint32_t type = types[ti];
         size_t rb = sg_kernel_row_bytes(type, in);
         uint8_t *w = malloc(rb * out), *wp = malloc(rb * out);
