@@ -93,6 +93,10 @@ typedef struct sg_kernels {
      * if none) for every started block b: what top-k selection keeps of a
      * row of scores (topv). dst may equal src. */
     void (*attn_clean_blocks)(float *dst, const float *src, size_t n, float *bmax);
+    /* a[i] = silu(a[i]) * b[i] for i < n (attnk.c; portable: sg_swiglu with
+     * libm's expf, the SIMD levels a vector exp within ~1e-7 of it); each
+     * element's result independent of n and of its place */
+    void (*swiglu)(float *a, const float *b, size_t n);
     /* Weights repacked by sg_pack_x8 (sg_tensor.packed): the same product
      * as gemm with g->w inside the packed copy (nr % 8 == 0, whole groups),
      * each element bitwise equal to sg_gemm_generic on the unpacked rows;

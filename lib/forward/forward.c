@@ -238,7 +238,7 @@ static int attention(const sg_exec *e, const sg_hparams *hp, const sg_layer *L, 
         float *y2[2] = {b->aug_g, b->aug_u};
         if ((st = sg_matmul_multi(e, 2, w2, b->q0, n, y2)) != SIGMA_OK)
             return sg_error(err, st, "layer %u: AugQ gate/up failed", layer);
-        sg_swiglu(b->aug_g, b->aug_u, n * hp->d_aug);
+        e->k->swiglu(b->aug_g, b->aug_u, n * hp->d_aug);
         if ((st = sg_matmul(e, L->wq_down, b->aug_g, n, b->q)) != SIGMA_OK)
             return sg_error(err, st, "layer %u: AugQ down failed", layer);
     }
@@ -302,7 +302,7 @@ static int mlp(sg_fwd *f, const sg_layer *L, uint32_t l, size_t n, sg_err *err) 
     if (hp->act == SG_ACT_GEGLU_TANH)
         sg_geglu_tanh(f->ffn_g, f->ffn_u, n * F);
     else
-        sg_swiglu(f->ffn_g, f->ffn_u, n * F);
+        e->k->swiglu(f->ffn_g, f->ffn_u, n * F);
     if ((st = sg_matmul(e, L->w_down, f->ffn_g, n, f->delta)))
         return sg_error(err, st, "layer %u: ffn_down failed", l);
     return SIGMA_OK;
