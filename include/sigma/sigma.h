@@ -151,8 +151,8 @@ typedef struct sigma_model_params {
     uint32_t struct_size;
     /** Memory-map the file read-only (default 1). With 0 the file is read
      *  into allocated memory. Either way, on AVX2/AVX-512 CPUs the Q4_0
-     *  matrices (and the Q8_0 ones where the AVX2 kernels run) are also
-     *  copied into a repacked layout at open (SIGMA_KERNELS=nopack skips
+     *  and Q8_0 matrices (and the Q4_1 ones where the AVX-512 kernels run)
+     *  are also copied into a repacked layout at open (SIGMA_KERNELS=nopack skips
      *  the copy); with a mapping, the copied matrices' file pages are then
      *  released, so the resident set stays about the file's size. */
     int use_mmap;
