@@ -980,6 +980,13 @@ START_TEST(test_gemm_x8) {
                                 ck_assert_msg(memcmp(y + j * nr, yg + j * nr, sizeof(float) * nr) == 0,
                                               "%s x8 type %u: in %zu rows %zu na %zu row %zu work %d differs",
                                               ks[k].name, type, in, nr, ra, j, wk);
+                            for (size_t j = ra; j < na; j++)
+                                for (size_t r = 0; r < nr; r++) {
+                                    uint32_t u;
+                                    memcpy(&u, y + j * nr + r, 4);
+                                    ck_assert_msg(u == 0xffffffffu, "%s x8 type %u: na %zu wrote row %zu",
+                                                  ks[k].name, type, ra, j);
+                                }
                         }
                     free(work);
                     /* one group of 8 rows at a time, activation row by row */
