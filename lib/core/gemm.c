@@ -1753,24 +1753,31 @@ SG_INLINE SG_T_512 __m512 ldw_512(uint32_t type, const uint8_t *w, size_t k, __m
     return _mm512_maskz_loadu_ps(m, (const void *)(w + 4 * k));
 }
 
+/* activation rows of the widest float tile (4 weight rows x SG_F512_RA: 24
+ * accumulators of the 32 registers; a tile's shape never changes a result:
+ * each output is one 16-lane accumulator over the same columns in the same
+ * order, reduced the same way) */
+#  ifndef SG_F512_RA
+#    define SG_F512_RA 6
+#  endif
 /* one 16-column step of tile_f_512 (m masks the row's tail) */
 SG_INLINE SG_T_512 void f512_step(uint32_t type, const uint8_t *w, size_t ws, const int RW,
                                   const uint8_t *a, size_t as, const int RA, size_t k,
-                                  __mmask16 m, __m512 acc[4][4]) {
+                                  __mmask16 m, __m512 acc[4][SG_F512_RA]) {
     __m512 wv[4];
-    for (int i = 0; i < RW; i++) wv[i] = ldw_512(type, w + (size_t)i * ws, k, m);
-    for (int j = 0; j < RA; j++) {
+    SG_UNROLL8 for (int i = 0; i < RW; i++) wv[i] = ldw_512(type, w + (size_t)i * ws, k, m);
+    SG_UNROLL8 for (int j = 0; j < RA; j++) {
         __m512 x = _mm512_maskz_loadu_ps(m, (const float *)(const void *)(a + (size_t)j * as) + k);
-        for (int i = 0; i < RW; i++) acc[i][j] = _mm512_fmadd_ps(wv[i], x, acc[i][j]);
+        SG_UNROLL8 for (int i = 0; i < RW; i++) acc[i][j] = _mm512_fmadd_ps(wv[i], x, acc[i][j]);
     }
 }
 
 SG_INLINE SG_T_512 void tile_f_512(uint32_t type, const uint8_t *w, size_t ws, const int RW,
                                    const uint8_t *a, size_t as, const int RA, size_t n, float *y,
                                    size_t ldy) {
-    __m512 acc[4][4];
-    for (int i = 0; i < RW; i++)
-        for (int j = 0; j < RA; j++) acc[i][j] = _mm512_setzero_ps();
+    __m512 acc[4][SG_F512_RA];
+    SG_UNROLL8 for (int i = 0; i < RW; i++)
+        SG_UNROLL8 for (int j = 0; j < RA; j++) acc[i][j] = _mm512_setzero_ps();
     const size_t es = type == SG_TYPE_F32 ? 4 : 2;
     size_t k = 0;
     for (; k + 16 <= n; k += 16) { /* whole vectors: no mask to compute */
@@ -1785,8 +1792,8 @@ SG_INLINE SG_T_512 void tile_f_512(uint32_t type, const uint8_t *w, size_t ws, c
         f512_step(type, w, ws, RW, a, as, RA, k, (__mmask16)0xffff, acc);
     }
     if (k < n) f512_step(type, w, ws, RW, a, as, RA, k, (__mmask16)((1u << (n - k)) - 1u), acc);
-    for (int i = 0; i < RW; i++)
-        for (int j = 0; j < RA; j++) y[(size_t)j * ldy + i] = _mm512_reduce_add_ps(acc[i][j]);
+    SG_UNROLL8 for (int i = 0; i < RW; i++)
+        SG_UNROLL8 for (int j = 0; j < RA; j++) y[(size_t)j * ldy + i] = _mm512_reduce_add_ps(acc[i][j]);
 }
 
 #  define CALL_Q8_512(T, RW_, RA_)                                                       \
@@ -1838,7 +1845,7 @@ SG_INLINE SG_T_512 void q8_tiles_512(const sg_gemm *g, uint32_t T, size_t nb) {
 }
 
 SG_INLINE SG_T_512 void f_tiles_512(const sg_gemm *g, uint32_t T) {
-    const size_t jb = g->na == 1 ? 1 : act_jblock(g->n * 4, 4);
+    const size_t jb = g->na == 1 ? 1 : act_jblock(g->n * 4, 2 * SG_F512_RA);
     /* decode: one weight row at a time, so each thread reads one stream;
      * the order of the sums is the same as in 4-row tiles. F16 decode of a
      * 1.1B model +28% over 4 rows (AMD EPYC, 2026-12-05, median of 8
@@ -1849,7 +1856,12 @@ SG_INLINE SG_T_512 void f_tiles_512(const sg_gemm *g, uint32_t T) {
     for (size_t i = 0; i < g->nr; i += rs) {
         int rw = g->nr - i < rs ? (int)(g->nr - i) : (int)rs;
         const size_t j1 = g->na - j0 < jb ? g->na : j0 + jb;
-        for (size_t j = j0; j < j1; j += 4) {
+        size_t j = j0;
+#  if SG_F512_RA > 4
+        if (rw == 4) /* the wide tile while SG_F512_RA rows are left */
+            for (; j + SG_F512_RA <= j1; j += SG_F512_RA) CALL_F_512(T, 4, SG_F512_RA);
+#  endif
+        for (; j < j1; j += 4) {
             int ra = j1 - j < 4 ? (int)(j1 - j) : 4;
             TILE_CASES(CALL_F_512, T)
         }
