@@ -479,8 +479,13 @@ int sg_gemm_generic(const sg_gemm *g) {
 #  define SG_T_AVX2 __attribute__((target("avx2,fma,f16c")))
 #  define SG_INLINE static inline __attribute__((always_inline))
 /* the register tiles' loops must be unrolled (arrays of vectors in registers) */
-#  define SG_UNROLL4 _Pragma("GCC unroll 4")
-#  define SG_UNROLL8 _Pragma("GCC unroll 8")
+#  ifdef __clang__ /* clang's full unroll: the tiles' trip counts are constants once inlined */
+#    define SG_UNROLL4 _Pragma("unroll")
+#    define SG_UNROLL8 _Pragma("unroll")
+#  else
+#    define SG_UNROLL4 _Pragma("GCC unroll 4")
+#    define SG_UNROLL8 _Pragma("GCC unroll 8")
+#  endif
 /* activation rows per pass of the AVX-512 Q4_0 x8/x16 tiles (4 or 8) */
 #  ifndef SG_X8_RA
 #    define SG_X8_RA 8
@@ -1346,6 +1351,16 @@ SG_INLINE SG_T_AVX2 int k_gemm_avx2(const sg_gemm *g, const int RAB) {
 
 /* ---- Q4_0 x8 (sg_pack_x8) ---- */
 
+/* 4 bytes at p (any alignment) in every 32-bit lane: a move of bits, no
+ * float arithmetic, whatever the pattern */
+SG_INLINE SG_T_AVX2 __m256i bcast32_avx2(const uint8_t *p) {
+    return _mm256_broadcastd_epi32(_mm_loadu_si32((const void *)p));
+}
+/* the float at p (any alignment) in every lane */
+SG_INLINE SG_T_AVX2 __m256 bcastf_avx2(const uint8_t *p) {
+    return _mm256_broadcastss_ps(_mm_load_ss((const float *)(const void *)p));
+}
+
 /* prefetch distance of the x8/x16 tiles: 2 KiB (was 1 KiB) gave +3% for
  * 8-session decode and no loss for 1 row (alternating rounds, AMD EPYC) */
 #  ifndef SG_X8_PF
@@ -1383,19 +1398,16 @@ SG_INLINE SG_T_AVX2 void tile_x8_avx2(const uint8_t *w, const uint8_t *a, size_t
         const size_t go = (b / 4) * QG + (b % 4) * 16;
         SG_UNROLL4 for (int j = 0; j < RA; j++) {
             const uint8_t *g = a + (size_t)j * as + go;
-            int32_t xq[8], c8;
-            float dx;
-            memcpy(xq, g, 16);
-            memcpy(xq + 4, g + 64, 16);
-            memcpy(&c8, g + 256, 4);
-            memcpy(&dx, g + 128, 4);
-            __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(wl[0], _mm256_set1_epi32(xq[0])),
-                                         _mm256_maddubs_epi16(wh[0], _mm256_set1_epi32(xq[4])));
+            /* 4-byte pieces broadcast straight from memory (a load-port
+             * vbroadcastss; GCC's route through a general register and
+             * vmovd + vpbroadcastd ran Q4_0 prefill 30% slower) */
+            __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(wl[0], bcast32_avx2(g)),
+                                         _mm256_maddubs_epi16(wh[0], bcast32_avx2(g + 64)));
             SG_UNROLL4 for (int c = 1; c < 4; c++)
-                p = _mm256_add_epi16(p, _mm256_add_epi16(_mm256_maddubs_epi16(wl[c], _mm256_set1_epi32(xq[c])),
-                                                         _mm256_maddubs_epi16(wh[c], _mm256_set1_epi32(xq[4 + c]))));
-            __m256i s = _mm256_add_epi32(_mm256_madd_epi16(p, ones), _mm256_set1_epi32(c8));
-            acc[j] = _mm256_add_ps(acc[j], _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_set1_ps(dx))));
+                p = _mm256_add_epi16(p, _mm256_add_epi16(_mm256_maddubs_epi16(wl[c], bcast32_avx2(g + 4 * c)),
+                                                         _mm256_maddubs_epi16(wh[c], bcast32_avx2(g + 64 + 4 * c))));
+            __m256i s = _mm256_add_epi32(_mm256_madd_epi16(p, ones), bcast32_avx2(g + 256));
+            acc[j] = _mm256_add_ps(acc[j], _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, bcastf_avx2(g + 128))));
         }
     }
     SG_UNROLL4 for (int j = 0; j < RA; j++) _mm256_storeu_ps(y + (size_t)j * ldy, acc[j]);
@@ -1451,17 +1463,14 @@ SG_INLINE SG_T_AVX2 void tile_x8q8_avx2(const uint8_t *w, const uint8_t *a, size
             const __m256i aw = _mm256_abs_epi8(wc);
             const size_t xo = go + (c < 4 ? 4 * (size_t)c : 64 + 4 * (size_t)(c - 4));
             SG_UNROLL4 for (int j = 0; j < RA; j++) {
-                int32_t xv;
-                memcpy(&xv, a + (size_t)j * as + xo, 4);
-                const __m256i p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(_mm256_set1_epi32(xv), wc));
+                const __m256i p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(bcast32_avx2(a + (size_t)j * as + xo), wc));
                 s[j] = _mm256_add_epi32(s[j], _mm256_madd_epi16(p, ones));
             }
         }
         const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)w));
         SG_UNROLL4 for (int j = 0; j < RA; j++) {
-            float dx;
-            memcpy(&dx, a + (size_t)j * as + go + 128, 4);
-            acc[j] = _mm256_add_ps(acc[j], _mm256_mul_ps(_mm256_cvtepi32_ps(s[j]), _mm256_mul_ps(dw, _mm256_set1_ps(dx))));
+            acc[j] = _mm256_add_ps(acc[j], _mm256_mul_ps(_mm256_cvtepi32_ps(s[j]),
+                                                         _mm256_mul_ps(dw, bcastf_avx2(a + (size_t)j * as + go + 128))));
         }
     }
     SG_UNROLL4 for (int j = 0; j < RA; j++) _mm256_storeu_ps(y + (size_t)j * ldy, acc[j]);
@@ -1522,6 +1531,15 @@ SG_T_AVX2 int sg_gemm_avx2(const sg_gemm *g) {
 
 /* ---- AVX-512 (F, BW, VL, VNNI) -------------------------------------------------- */
 #  define SG_T_512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+/* 4 bytes / the float at p (any alignment) in every lane, loaded as a
+ * broadcast (no general register, no port-5 shuffle) */
+SG_INLINE SG_T_512 __m512i bcast32_512(const uint8_t *p) {
+    return _mm512_broadcastd_epi32(_mm_loadu_si32((const void *)p));
+}
+SG_INLINE SG_T_512 __m512 bcastf_512(const uint8_t *p) {
+    return _mm512_broadcastss_ps(_mm_load_ss((const float *)(const void *)p));
+}
 
 SG_T_512 void sg_q8_quantize_avx512(const float *x, size_t n, uint8_t *dst) {
     size_t nb = n / 32;
@@ -1760,24 +1778,42 @@ SG_INLINE SG_T_512 __m512 ldw_512(uint32_t type, const uint8_t *w, size_t k, __m
 #  ifndef SG_F512_RA
 #    define SG_F512_RA 6
 #  endif
-/* one 16-column step of tile_f_512 (m masks the row's tail) */
-SG_INLINE SG_T_512 void f512_step(uint32_t type, const uint8_t *w, size_t ws, const int RW,
-                                  const uint8_t *a, size_t as, const int RA, size_t k,
-                                  __mmask16 m, __m512 acc[4][SG_F512_RA]) {
-    __m512 wv[4];
-    SG_UNROLL8 for (int i = 0; i < RW; i++) wv[i] = ldw_512(type, w + (size_t)i * ws, k, m);
-    SG_UNROLL8 for (int j = 0; j < RA; j++) {
-        __m512 x = _mm512_maskz_loadu_ps(m, (const float *)(const void *)(a + (size_t)j * as) + k);
-        SG_UNROLL8 for (int i = 0; i < RW; i++) acc[i][j] = _mm512_fmadd_ps(wv[i], x, acc[i][j]);
+#  if SG_F512_RA < 4 || SG_F512_RA > 6
+#    error "SG_F512_RA must be 4, 5 or 6"
+#  endif
+/* The float tile's accumulators are named variables (c<row><act>), not an
+ * array: GCC keeps an unrolled array in registers, but clang 14 ran the
+ * array version from the stack (F16 prefill at a third of GCC's speed).
+ * RW and RA are constants at every call, so the tests below fold away. */
+#  define F512_W(i) if (RW > i) w##i = ldw_512(type, w + (size_t)i * ws, k, m)
+#  define F512_X(j)                                                                    \
+    if (RA > j) {                                                                      \
+        const __m512 x = _mm512_maskz_loadu_ps(m, (const float *)(const void *)(a + (size_t)j * as) + k); \
+        if (RW > 0) c0##j = _mm512_fmadd_ps(w0, x, c0##j);                              \
+        if (RW > 1) c1##j = _mm512_fmadd_ps(w1, x, c1##j);                              \
+        if (RW > 2) c2##j = _mm512_fmadd_ps(w2, x, c2##j);                              \
+        if (RW > 3) c3##j = _mm512_fmadd_ps(w3, x, c3##j);                              \
     }
-}
+/* one 16-column step (m masks the row's tail) */
+#  define F512_STEP()                                                                  \
+    do {                                                                               \
+        F512_W(0); F512_W(1); F512_W(2); F512_W(3);                                    \
+        F512_X(0) F512_X(1) F512_X(2) F512_X(3) F512_X(4) F512_X(5)                    \
+    } while (0)
+#  define F512_ZERO(i) __m512 c##i##0 = z, c##i##1 = z, c##i##2 = z, c##i##3 = z, c##i##4 = z, c##i##5 = z
+#  define F512_OUT1(i, j) if (RW > i && RA > j) y[(size_t)j * ldy + i] = _mm512_reduce_add_ps(c##i##j)
+#  define F512_OUT(i)                                                                  \
+    do {                                                                               \
+        F512_OUT1(i, 0); F512_OUT1(i, 1); F512_OUT1(i, 2);                             \
+        F512_OUT1(i, 3); F512_OUT1(i, 4); F512_OUT1(i, 5);                             \
+    } while (0)
 
 SG_INLINE SG_T_512 void tile_f_512(uint32_t type, const uint8_t *w, size_t ws, const int RW,
                                    const uint8_t *a, size_t as, const int RA, size_t n, float *y,
                                    size_t ldy) {
-    __m512 acc[4][SG_F512_RA];
-    SG_UNROLL8 for (int i = 0; i < RW; i++)
-        SG_UNROLL8 for (int j = 0; j < RA; j++) acc[i][j] = _mm512_setzero_ps();
+    const __m512 z = _mm512_setzero_ps();
+    F512_ZERO(0); F512_ZERO(1); F512_ZERO(2); F512_ZERO(3);
+    __m512 w0 = z, w1 = z, w2 = z, w3 = z;
     const size_t es = type == SG_TYPE_F32 ? 4 : 2;
     size_t k = 0;
     for (; k + 16 <= n; k += 16) { /* whole vectors: no mask to compute */
@@ -1789,11 +1825,14 @@ SG_INLINE SG_T_512 void tile_f_512(uint32_t type, const uint8_t *w, size_t ws, c
                 if (es == 4) _mm_prefetch(pf + 64, SG_PFF_HINT);
             }
 #  endif
-        f512_step(type, w, ws, RW, a, as, RA, k, (__mmask16)0xffff, acc);
+        const __mmask16 m = (__mmask16)0xffff;
+        F512_STEP();
     }
-    if (k < n) f512_step(type, w, ws, RW, a, as, RA, k, (__mmask16)((1u << (n - k)) - 1u), acc);
-    SG_UNROLL8 for (int i = 0; i < RW; i++)
-        SG_UNROLL8 for (int j = 0; j < RA; j++) y[(size_t)j * ldy + i] = _mm512_reduce_add_ps(acc[i][j]);
+    if (k < n) {
+        const __mmask16 m = (__mmask16)((1u << (n - k)) - 1u);
+        F512_STEP();
+    }
+    F512_OUT(0); F512_OUT(1); F512_OUT(2); F512_OUT(3);
 }
 
 #  define CALL_Q8_512(T, RW_, RA_)                                                       \
@@ -2217,24 +2256,16 @@ SG_INLINE SG_T_512 void tile_x8_512(uint32_t type, const uint8_t *w, const uint8
         const size_t go = (b / 4) * QG + (b % 4) * 16;
         SG_UNROLL8 for (int j = 0; j < RA; j++) {
             const uint8_t *g = a + (size_t)j * as + go;
-            int32_t xq[8], c0 = 0;
-            float dx;
-            memcpy(xq, g, 16);
-            memcpy(xq + 4, g + 64, 16);
-            if (type != SG_TYPE_Q4_1) memcpy(&c0, g + io, 4);
-            memcpy(&dx, g + 128, 4);
-            __m256i s0 = _mm256_set1_epi32(c0), s1 = _mm256_setzero_si256();
+            __m256i s0 = type != SG_TYPE_Q4_1 ? bcast32_avx2(g + io) : _mm256_setzero_si256();
+            __m256i s1 = _mm256_setzero_si256();
             SG_UNROLL4 for (int c = 0; c < 4; c++) {
-                s0 = _mm256_dpbusd_epi32(s0, wv[c], _mm256_set1_epi32(xq[c]));
-                s1 = _mm256_dpbusd_epi32(s1, wv[4 + c], _mm256_set1_epi32(xq[4 + c]));
+                s0 = _mm256_dpbusd_epi32(s0, wv[c], bcast32_avx2(g + 4 * c));
+                s1 = _mm256_dpbusd_epi32(s1, wv[4 + c], bcast32_avx2(g + 64 + 4 * c));
             }
             __m256i s = _mm256_add_epi32(s0, s1);
-            __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_set1_ps(dx)));
-            if (type == SG_TYPE_Q4_1) { /* + m * sa, as dot_q8_generic */
-                float sa;
-                memcpy(&sa, g + 192, 4);
-                t = _mm256_add_ps(t, _mm256_mul_ps(mw, _mm256_set1_ps(sa)));
-            }
+            __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, bcastf_avx2(g + 128)));
+            if (type == SG_TYPE_Q4_1) /* + m * sa, as dot_q8_generic */
+                t = _mm256_add_ps(t, _mm256_mul_ps(mw, bcastf_avx2(g + 192)));
             acc[j] = _mm256_add_ps(acc[j], t);
         }
     }
@@ -2267,24 +2298,18 @@ SG_INLINE SG_T_512 void tile_x16_512(uint32_t type, const uint8_t *w0, const uin
         const size_t go = (b / 4) * QG + (b % 4) * 16;
         SG_UNROLL8 for (int j = 0; j < RA; j++) {
             const uint8_t *g = a + (size_t)j * as + go;
-            int32_t xq[8], c0 = 0;
-            float dx;
-            memcpy(xq, g, 16);
-            memcpy(xq + 4, g + 64, 16);
-            if (type != SG_TYPE_Q4_1) memcpy(&c0, g + io, 4);
-            memcpy(&dx, g + 128, 4);
-            __m512i s0 = _mm512_set1_epi32(c0), s1 = _mm512_setzero_si512();
+            /* broadcasts from memory (GCC's set1 of a loaded int went
+             * through a general register and port 5, which vpdpbusd needs) */
+            __m512i s0 = type != SG_TYPE_Q4_1 ? bcast32_512(g + io) : _mm512_setzero_si512();
+            __m512i s1 = _mm512_setzero_si512();
             SG_UNROLL4 for (int c = 0; c < 4; c++) {
-                s0 = _mm512_dpbusd_epi32(s0, wv[c], _mm512_set1_epi32(xq[c]));
-                s1 = _mm512_dpbusd_epi32(s1, wv[4 + c], _mm512_set1_epi32(xq[4 + c]));
+                s0 = _mm512_dpbusd_epi32(s0, wv[c], bcast32_512(g + 4 * c));
+                s1 = _mm512_dpbusd_epi32(s1, wv[4 + c], bcast32_512(g + 64 + 4 * c));
             }
             __m512i s = _mm512_add_epi32(s0, s1);
-            __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(dx)));
-            if (type == SG_TYPE_Q4_1) {
-                float sa;
-                memcpy(&sa, g + 192, 4);
-                t = _mm512_add_ps(t, _mm512_mul_ps(mw, _mm512_set1_ps(sa)));
-            }
+            __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, bcastf_512(g + 128)));
+            if (type == SG_TYPE_Q4_1)
+                t = _mm512_add_ps(t, _mm512_mul_ps(mw, bcastf_512(g + 192)));
             acc[j] = _mm512_add_ps(acc[j], t);
         }
     }
