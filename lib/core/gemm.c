@@ -2443,17 +2443,11 @@ SG_INLINE SG_T_AMX void amx16_post(uint32_t type, const int32_t *cb, const uint8
     const __m512 mw = type == SG_TYPE_Q4_1 ? _mm512_load_ps((const void *)(bx + 576)) : _mm512_setzero_ps();
     SG_UNROLL16 for (int j = 0; j < 16; j++) {
         const uint8_t *gj = g + (size_t)j * as;
-        int32_t c0 = 0;
-        float dx;
-        if (type != SG_TYPE_Q4_1) memcpy(&c0, gj + io, 4);
-        memcpy(&dx, gj + 128, 4);
-        __m512i s = _mm512_add_epi32(_mm512_set1_epi32(c0), _mm512_load_si512((const void *)(cb + 16 * j)));
-        __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(dx)));
-        if (type == SG_TYPE_Q4_1) { /* the x16 tile's + m * sa */
-            float sa;
-            memcpy(&sa, gj + 192, 4);
-            t = _mm512_add_ps(t, _mm512_mul_ps(mw, _mm512_set1_ps(sa)));
-        }
+        __m512i s = _mm512_load_si512((const void *)(cb + 16 * j));
+        if (type != SG_TYPE_Q4_1) s = _mm512_add_epi32(bcast32_512(gj + io), s);
+        __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, bcastf_512(gj + 128)));
+        if (type == SG_TYPE_Q4_1) /* the x16 tile's + m * sa */
+            t = _mm512_add_ps(t, _mm512_mul_ps(mw, bcastf_512(gj + 192)));
         acc[j] = _mm512_add_ps(acc[j], t);
     }
 }
