@@ -1400,9 +1400,9 @@ SG_INLINE SG_T_AVX2 void tile_x8_avx2(const uint8_t *w, const uint8_t *a, size_t
         const size_t go = (b / 4) * QG + (b % 4) * 16;
         SG_UNROLL4 for (int j = 0; j < RA; j++) {
             const uint8_t *g = a + (size_t)j * as + go;
-            /* 4-byte pieces broadcast straight from memory (a load-port
-             * vbroadcastss; GCC's route through a general register and
-             * vmovd + vpbroadcastd ran Q4_0 prefill 30% slower) */
+            /* 4-byte pieces broadcast straight from memory (one load-port
+             * vpbroadcastd; GCC's route through a general register and
+             * vmovd + vpbroadcastd left Q4_0 prefill 27% slower) */
             __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(wl[0], bcast32_avx2(g)),
                                          _mm256_maddubs_epi16(wh[0], bcast32_avx2(g + 64)));
             SG_UNROLL4 for (int c = 1; c < 4; c++)
