@@ -1351,10 +1351,24 @@ SG_INLINE SG_T_AVX2 int k_gemm_avx2(const sg_gemm *g, const int RAB) {
 
 /* ---- Q4_0 x8 (sg_pack_x8) ---- */
 
+/* 4 bytes at p (any alignment) in the low lane of an xmm register:
+ * _mm_loadu_si32 where the compiler has it (GCC >= 11, clang >= 8), else
+ * the same bits through memcpy (a general register and a vmovd: correct,
+ * slower in the tiles) */
+#  if defined(SG_NO_LOADU_SI32) || (defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 11)
+SG_INLINE __m128i sg_loadu_si32(const void *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm_cvtsi32_si128(v);
+}
+#  else
+#    define sg_loadu_si32(p) _mm_loadu_si32(p)
+#  endif
+
 /* 4 bytes at p (any alignment) in every 32-bit lane: a move of bits, no
  * float arithmetic, whatever the pattern */
 SG_INLINE SG_T_AVX2 __m256i bcast32_avx2(const uint8_t *p) {
-    return _mm256_broadcastd_epi32(_mm_loadu_si32((const void *)p));
+    return _mm256_broadcastd_epi32(sg_loadu_si32((const void *)p));
 }
 /* the float at p (any alignment) in every lane: the bits broadcast as an
  * integer (_mm_load_ss would dereference a float pointer; GCC folds this
@@ -1537,7 +1551,7 @@ SG_T_AVX2 int sg_gemm_avx2(const sg_gemm *g) {
 /* 4 bytes / the float at p (any alignment) in every lane, loaded as a
  * broadcast (no general register, no port-5 shuffle) */
 SG_INLINE SG_T_512 __m512i bcast32_512(const uint8_t *p) {
-    return _mm512_broadcastd_epi32(_mm_loadu_si32((const void *)p));
+    return _mm512_broadcastd_epi32(sg_loadu_si32((const void *)p));
 }
 SG_INLINE SG_T_512 __m512 bcastf_512(const uint8_t *p) {
     return _mm512_castsi512_ps(bcast32_512(p));

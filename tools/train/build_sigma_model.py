@@ -14,7 +14,9 @@ sha256 is printed. What it does (docs/sigma.md §6):
   byte in their original type (Q4_1 / Q8_0 / F32); Q and K rows are
   un-permuted from llama.cpp's pair layout to the sigma halves layout (rows
   are quantized independently, so this moves whole quantized rows and is
-  exact); the patched K (or V) projections are F16 from the patch.
+  exact); the patched K (or V) projections are F16 from the patch, and a
+  patch with Q projections (a --train-q run) replaces them with its own
+  (Q5_1, already in the halves layout), bytes copied.
 """
 import argparse
 import os
@@ -70,8 +72,10 @@ def main():
         name = t.name
         if name in ptens:
             pt = ptens.pop(name)
-            arr = pt.data.reshape(int(pt.shape[1]), int(pt.shape[0]))
-            w.add_tensor(name, arr)
+            if pt.tensor_type in (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16):
+                w.add_tensor(name, pt.data.reshape(int(pt.shape[1]), int(pt.shape[0])))
+            else:
+                w.add_tensor(name, pt.data.copy(), raw_dtype=pt.tensor_type)
             continue
         data = t.data
         if name.endswith("attn_q.weight"):

@@ -4,7 +4,8 @@
     check_forward.py                       # teacher: base SmolLM2 (llama) file
     check_forward.py --sigma OUT.gguf [--ckpt RUN/ckpt.pt]
         # student: the built sigma file against the PyTorch student (pooled-K
-        # initialisation, or the checkpoint's K rounded to f16 as in the patch)
+        # initialisation, or the checkpoint's K rounded to f16 as in the patch
+        # and, for a --train-q run, its Q + dQ rounded to Q5_1 as in the patch)
 
 Prints the max |logit difference| over all positions of a short prompt and
 whether the argmax agrees; exits 1 above --tol.
@@ -20,19 +21,33 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import smol  # noqa: E402
 import distill  # noqa: E402
+from smol import gguf  # noqa: E402
+import gguf.quants as gquants  # noqa: E402
 
 TEXT = ("It was a truth universally acknowledged, that a single man in possession "
         "of a good fortune, must be in want of a wife.")
 
 
+def q5_1(w):
+    t = gguf.GGMLQuantizationType.Q5_1
+    return torch.from_numpy(gquants.dequantize(gquants.quantize(w.numpy().astype(np.float32), t), t).copy())
+
+
 def student_weights(c, W, ckpt, pool, n):
+    """(K overrides, V overrides, Q overrides) as the patch stores them"""
+    qs = None
     if ckpt:
         s = torch.load(ckpt, weights_only=False)
-        pool, ws = s["args"]["pool"], [p.half().float() for p in s["params"]]
+        pool, ws = s["args"]["pool"], [p.detach() for p in s["params"]]
+        if s["args"].get("train_q"):
+            nl = len(W["layers"])
+            qs = [q5_1(L["q"] + d) for L, d in zip(W["layers"], ws[nl:])]
+            ws = ws[:nl]
+        ws = [p.half().float() for p in ws]
     else:
         src = "k" if pool == "k" else "v"
         ws = [smol.pool_heads(L[src], c["n_kv"], n).half().float() for L in W["layers"]]
-    return (ws, None) if pool == "k" else (None, ws)
+    return ((ws, None) if pool == "k" else (None, ws)) + (qs,)
 
 
 def main():
@@ -54,11 +69,11 @@ def main():
         with sigma.Session(m, n_ctx=256, n_threads=a.threads, logits_all=True) as s:
             s.eval(ids)
             ref = np.stack([np.array(s.logits(i), dtype=np.float32) for i in range(len(ids))])
-    kw, vw = (None, None)
+    kw, vw, qw = (None, None, None)
     if a.sigma:
-        kw, vw = student_weights(c, W, a.ckpt, a.pool, a.n)
+        kw, vw, qw = student_weights(c, W, a.ckpt, a.pool, a.n)
     with torch.no_grad():
-        got = smol.forward(c, W, torch.tensor([ids]), kw, vw)[0].numpy()
+        got = smol.forward(c, W, torch.tensor([ids]), kw, vw, q_ws=qw)[0].numpy()
     diff = np.abs(got - ref).max()
     agree = (got.argmax(-1) == ref.argmax(-1)).mean()
     print(f"{path}: {len(ids)} tokens, max |dlogit| {diff:.4f} "

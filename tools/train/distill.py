@@ -7,6 +7,13 @@ Student = teacher with the K projection heads of every layer mean-pooled to
 projections are trained; every other weight is frozen and shared with the
 teacher, so the patch that ships is just the new K (or V) tensors. No AugQ.
 
+--train-q (with --pool k) also trains a correction dQ of every layer's Q
+projection (zero at the start; the student's Q is the teacher's Q + dQ), so
+each query head can adapt to the one shared K head; the patch then carries
+the corrected Q projections too (make_patch.py, Q5_1). --init-patch starts
+the pooled projections from an earlier patch (e.g. a K-only run) instead of
+the mean of the heads.
+
 Loss (per batch of --batch windows of --seq tokens of the training text):
     KL(teacher || student) of the next-token distributions, mean per token
   + --attn-weight * sum over layers of the relative MSE of the attention
@@ -103,20 +110,39 @@ class Windows:
 
 
 def make_student(c, W, a):
+    """The trained tensors: the pooled K (or V) projection of every layer,
+    then with --train-q every layer's dQ."""
     dh = c["d_head"]
     params = []
-    for L in W["layers"]:
-        if a.pool == "k":
+    init = None
+    if a.init_patch:
+        r = smol.gguf.GGUFReader(a.init_patch)
+        init = {t.name: t for t in r.tensors}
+    for i, L in enumerate(W["layers"]):
+        if init is not None:
+            t = init[f"blk.{i}.attn_{a.pool}.weight"]
+            w = torch.from_numpy(t.data.reshape(int(t.shape[1]), int(t.shape[0])).astype(np.float32))
+        elif a.pool == "k":
             w = smol.pool_heads(L["k"], c["n_kv"], a.n_k)
         else:
             w = smol.pool_heads(L["v"], c["n_kv"], a.n_v)
         params.append(torch.nn.Parameter(w.clone()))
     assert params[0].shape[0] % dh == 0
+    if a.train_q:
+        params += [torch.nn.Parameter(torch.zeros_like(L["q"])) for L in W["layers"]]
     return params
 
 
-def overrides(a, params):
-    return (params, None) if a.pool == "k" else (None, params)
+def split(W, params):
+    """(pooled projections, dQ list or None)"""
+    n = len(W["layers"])
+    return params[:n], (params[n:] if len(params) > n else None)
+
+
+def overrides(a, params, W):
+    p, dq = split(W, params)
+    qw = None if dq is None else [L["q"] + d for L, d in zip(W["layers"], dq)]
+    return ((p, None) if a.pool == "k" else (None, p)) + (qw,)
 
 
 def batch_tensor(toks, starts, seq, bos):
@@ -131,8 +157,8 @@ def loss_e2e(c, W, params, a, ids):
         t_logits = smol.forward(c, W, ids, record=rec_t)
         t_logp = torch.log_softmax(t_logits, dim=-1)
         del t_logits
-    kw, vw = overrides(a, params)
-    s_logits = smol.forward(c, W, ids, kw, vw, record=rec_s)
+    kw, vw, qw = overrides(a, params, W)
+    s_logits = smol.forward(c, W, ids, kw, vw, record=rec_s, q_ws=qw)
     s_logp = torch.log_softmax(s_logits, dim=-1)
     kl = (t_logp.exp() * (t_logp - s_logp)).sum(-1).mean()
     att = torch.zeros(())
@@ -148,10 +174,11 @@ def loss_local(c, W, params, a, ids):
         smol.forward(c, W, ids, record=rec_t)
     cos, sin = smol.rope_tables(ids.shape[1], c["d_head"], c["theta"])
     att = torch.zeros(())
+    _, _, qw = overrides(a, params, W)
     for i, (h, at) in enumerate(rec_t):
         kw = params[i] if a.pool == "k" else None
         vw = params[i] if a.pool == "v" else None
-        as_ = smol.attention(c, W["layers"][i], h, cos, sin, kw, vw)
+        as_ = smol.attention(c, W["layers"][i], h, cos, sin, kw, vw, None if qw is None else qw[i])
         att = att + (as_ - at).pow(2).mean() / at.pow(2).mean().clamp_min(1e-8)
     return att, torch.zeros(()), att.detach()
 
@@ -197,10 +224,13 @@ def loss_cached(c, W, params, a, cache, idx):
     dh, nq = c["d_head"], c["n_q"]
     cos, sin = smol.rope_tables(a.seq, dh, c["theta"])
     att = torch.zeros(())
+    _, dq = split(W, params)
     for li, (L, C) in enumerate(zip(W["layers"], cache)):
         h, t = C["h"][idx].float(), C["t"][idx].float()
         q, f = C["q"][idx].float(), C["f"][idx].float()
         B, T, _ = h.shape
+        if dq is not None:  # RoPE is linear: rope(h (Q + dQ)^T) = cached q + rope(h dQ^T)
+            q = q + smol.apply_rope((h @ dq[li].T).view(B, T, nq, dh).transpose(1, 2), cos, sin)
         w = params[li]
         x = (h @ w.T).view(B, T, w.shape[0] // dh, dh).transpose(1, 2)
         k, v = (smol.apply_rope(x, cos, sin), f) if a.pool == "k" else (f, x)
@@ -214,12 +244,12 @@ def loss_cached(c, W, params, a, cache, idx):
 
 @torch.no_grad()
 def val_kl(c, W, params, a, toks, win):
-    kw, vw = overrides(a, params)
+    kw, vw, qw = overrides(a, params, W)
     tot = 0.0
     for s in win.val:
         ids = batch_tensor(toks, [s], a.seq, c["bos"])
         t = torch.log_softmax(smol.forward(c, W, ids), -1)
-        s_ = torch.log_softmax(smol.forward(c, W, ids, kw, vw), -1)
+        s_ = torch.log_softmax(smol.forward(c, W, ids, kw, vw, q_ws=qw), -1)
         tot += (t.exp() * (t - s_)).sum(-1).mean().item()
     return tot / len(win.val)
 
@@ -261,6 +291,9 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-minutes", type=float, default=0, help="stop (with a checkpoint) after this wall time; 0: no limit")
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--train-q", action="store_true", help="--pool k: also train a correction of every Q projection")
+    ap.add_argument("--lr-q", type=float, default=2e-4, help="--train-q: peak learning rate of the Q corrections")
+    ap.add_argument("--init-patch", default="", help="start the pooled projections from this patch file")
     a = ap.parse_args()
 
     torch.set_num_threads(a.threads)
@@ -274,14 +307,18 @@ def main():
         assert c["n_q"] % a.n_v == 0 and c["n_kv"] % a.n_v == 0
     toks = tokens_for(a.base, a.train_text, os.path.join(a.out, "train_tokens.npy"))
     win = Windows(len(toks), a.seq, a.seed, a.val_windows)
+    if a.train_q and a.pool != "k":
+        raise SystemExit("--train-q needs --pool k")
     params = make_student(c, W, a)
-    opt = torch.optim.AdamW(params, lr=a.lr, betas=(0.9, 0.95), weight_decay=0.0)
+    pk, dq = split(W, params)
+    groups = [{"params": pk, "peak": a.lr}] + ([{"params": dq, "peak": a.lr_q}] if dq else [])
+    opt = torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.95), weight_decay=0.0)
     ckpt = os.path.join(a.out, "ckpt.pt")
     step = 0
     if os.path.exists(ckpt):
         s = torch.load(ckpt, weights_only=False)
-        for key in ("pool", "n_k", "n_v", "seq", "batch", "seed", "loss", "cache_windows"):
-            if s["args"].get(key, getattr(a, key)) != getattr(a, key):
+        for key in ("pool", "n_k", "n_v", "seq", "batch", "seed", "loss", "cache_windows", "train_q", "init_patch"):
+            if s["args"].get(key, getattr(a, key) if key not in ("train_q", "init_patch") else type(getattr(a, key))()) != getattr(a, key):
                 raise SystemExit(f"{ckpt} was made with --{key.replace('_', '-')} {s['args'][key]}, not {getattr(a, key)}")
         with torch.no_grad():
             for p, q in zip(params, s["params"]):
@@ -328,9 +365,10 @@ def main():
         if a.max_minutes and time.time() - start > a.max_minutes * 60:
             break
         ts = time.time()
-        lr = a.lr * min(1.0, (step + 1) / a.warmup) * 0.5 * (1 + np.cos(np.pi * step / a.steps))
+        sched = min(1.0, (step + 1) / a.warmup) * 0.5 * (1 + np.cos(np.pi * step / a.steps))
+        lr = a.lr * sched
         for g in opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = g["peak"] * sched
         starts, epoch = win.batch(step, a.batch)
         ids = batch_tensor(toks, starts, a.seq, c["bos"])
         loss, kl, att = lossfn(c, W, params, a, ids, step) if a.loss == "cached" else lossfn(c, W, params, a, ids)

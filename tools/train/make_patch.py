@@ -5,7 +5,10 @@ The patch is itself a GGUF file (architecture `sigma-patch`): one F16 tensor
 per layer, `blk.N.attn_k.weight` (or `attn_v` for a --pool v run), in the
 `sigma` layout (Hugging Face row order, RoPE on halves), plus keys naming the
 base file's sha256 and the head counts. build_sigma_model.py applies it.
-30 layers x 64 x 576 x 2 bytes = 2.2 MB for n_k = 1.
+30 layers x 64 x 576 x 2 bytes = 2.2 MB for n_k = 1. A --train-q run also
+writes every layer's corrected Q projection (`blk.N.attn_q.weight`, the
+base Q + dQ, same layout) quantized to Q5_1: 30 x 576 x 576 x 0.75 bytes
+= 7.5 MB more (9.7 MB in all; F16 would be 20 MB, Q8_0 10.6 MB).
 
     make_patch.py RUN/ckpt.pt OUT.patch.gguf [--label trial]
     make_patch.py --init OUT.patch.gguf      # untrained pooled-K patch
@@ -21,6 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import smol  # noqa: E402
 from smol import gguf  # noqa: E402
+import gguf.quants as gquants  # noqa: E402
 
 
 def main():
@@ -36,6 +40,7 @@ def main():
     if bool(a.ckpt) == a.init:
         raise SystemExit("give either a checkpoint or --init")
     c, W = smol.load_base(a.base)
+    qs = None
     if a.init:
         pool, steps = a.pool, 0
         src = "k" if pool == "k" else "v"
@@ -43,6 +48,10 @@ def main():
     else:
         s = torch.load(a.ckpt, weights_only=False)
         pool, steps, ws = s["args"]["pool"], s["step"], s["params"]
+        if s["args"].get("train_q"):
+            nl = len(W["layers"])
+            qs = [L["q"] + d for L, d in zip(W["layers"], ws[nl:])]
+            ws = ws[:nl]
     n = ws[0].shape[0] // c["d_head"]
     n_k, n_v = (n, c["n_kv"]) if pool == "k" else (c["n_kv"], n)
     w = gguf.GGUFWriter(a.out + ".tmp", arch="sigma-patch")
@@ -55,6 +64,10 @@ def main():
     for i, t in enumerate(ws):
         name = f"blk.{i}.attn_{pool}.weight"
         w.add_tensor(name, np.ascontiguousarray(t.detach().float().numpy().astype(np.float16)))
+        if qs is not None:
+            q = np.ascontiguousarray(qs[i].detach().float().numpy().astype(np.float32))
+            w.add_tensor(f"blk.{i}.attn_q.weight", gquants.quantize(q, gguf.GGMLQuantizationType.Q5_1),
+                         raw_dtype=gguf.GGMLQuantizationType.Q5_1)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()

@@ -132,16 +132,16 @@ def rmsnorm(x, w, eps):
     return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
 
 
-def attention(c, L, h, cos, sin, k_w=None, v_w=None):
+def attention(c, L, h, cos, sin, k_w=None, v_w=None, q_w=None):
     """Attention block output (after o_proj) for normed input h [B, T, D].
     k_w / v_w override the layer's K / V projection; their row count sets
-    n_k / n_v."""
+    n_k / n_v. q_w overrides the Q projection (same shape)."""
     B, T, _ = h.shape
     dh, nq = c["d_head"], c["n_q"]
     kw = L["k"] if k_w is None else k_w
     vw = L["v"] if v_w is None else v_w
     nk, nv = kw.shape[0] // dh, vw.shape[0] // dh
-    q = (h @ L["q"].T).view(B, T, nq, dh).transpose(1, 2)
+    q = (h @ (L["q"] if q_w is None else q_w).T).view(B, T, nq, dh).transpose(1, 2)
     k = (h @ kw.T).view(B, T, nk, dh).transpose(1, 2)
     v = (h @ vw.T).view(B, T, nv, dh).transpose(1, 2)
     q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
@@ -152,8 +152,8 @@ def attention(c, L, h, cos, sin, k_w=None, v_w=None):
     return o @ L["o"].T
 
 
-def forward(c, W, ids, k_ws=None, v_ws=None, record=None):
-    """Logits [B, T, V]. k_ws / v_ws: per-layer overrides (or None).
+def forward(c, W, ids, k_ws=None, v_ws=None, record=None, q_ws=None):
+    """Logits [B, T, V]. k_ws / v_ws / q_ws: per-layer overrides (or None).
     record: a list that receives (normed input, attention output) per layer."""
     B, T = ids.shape
     cos, sin = rope_tables(T, c["d_head"], c["theta"])
@@ -161,7 +161,8 @@ def forward(c, W, ids, k_ws=None, v_ws=None, record=None):
     for i, L in enumerate(W["layers"]):
         h = rmsnorm(x, L["attn_norm"], c["eps"])
         a = attention(c, L, h, cos, sin,
-                      None if k_ws is None else k_ws[i], None if v_ws is None else v_ws[i])
+                      None if k_ws is None else k_ws[i], None if v_ws is None else v_ws[i],
+                      None if q_ws is None else q_ws[i])
         if record is not None:
             record.append((h, a))
         x = x + a
