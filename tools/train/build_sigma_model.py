@@ -16,7 +16,7 @@ sha256 is printed. What it does (docs/sigma.md §6):
   are quantized independently, so this moves whole quantized rows and is
   exact); the patched K (or V) projections are F16 from the patch, and a
   patch with Q projections (a --train-q run) replaces them with its own
-  (Q5_1, already in the halves layout), bytes copied.
+  (quantized, already in the halves layout), bytes copied.
 """
 import argparse
 import os

@@ -5,7 +5,7 @@
     check_forward.py --sigma OUT.gguf [--ckpt RUN/ckpt.pt]
         # student: the built sigma file against the PyTorch student (pooled-K
         # initialisation, or the checkpoint's K rounded to f16 as in the patch
-        # and, for a --train-q run, its Q + dQ rounded to Q5_1 as in the patch)
+        # and, for a --train-q run, its Q + dQ rounded to --q-type as in the patch)
 
 Prints the max |logit difference| over all positions of a short prompt and
 whether the argmax agrees; exits 1 above --tol.
@@ -28,12 +28,14 @@ TEXT = ("It was a truth universally acknowledged, that a single man in possessio
         "of a good fortune, must be in want of a wife.")
 
 
-def q5_1(w):
-    t = gguf.GGMLQuantizationType.Q5_1
+def qround(w, name):
+    if name == "f16":
+        return w.half().float()
+    t = gguf.GGMLQuantizationType[name.upper()]
     return torch.from_numpy(gquants.dequantize(gquants.quantize(w.numpy().astype(np.float32), t), t).copy())
 
 
-def student_weights(c, W, ckpt, pool, n):
+def student_weights(c, W, ckpt, pool, n, q_type="q4_1"):
     """(K overrides, V overrides, Q overrides) as the patch stores them"""
     qs = None
     if ckpt:
@@ -41,7 +43,7 @@ def student_weights(c, W, ckpt, pool, n):
         pool, ws = s["args"]["pool"], [p.detach() for p in s["params"]]
         if s["args"].get("train_q"):
             nl = len(W["layers"])
-            qs = [q5_1(L["q"] + d) for L, d in zip(W["layers"], ws[nl:])]
+            qs = [qround(L["q"] + d, q_type) for L, d in zip(W["layers"], ws[nl:])]
             ws = ws[:nl]
         ws = [p.half().float() for p in ws]
     else:
@@ -58,6 +60,7 @@ def main():
     ap.add_argument("--pool", choices=["k", "v"], default="k")
     ap.add_argument("--n", type=int, default=1)
     ap.add_argument("--tol", type=float, default=0.05)
+    ap.add_argument("--q-type", default="q4_1", help="the Q type make_patch.py wrote (--train-q runs)")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -71,7 +74,7 @@ def main():
             ref = np.stack([np.array(s.logits(i), dtype=np.float32) for i in range(len(ids))])
     kw, vw, qw = (None, None, None)
     if a.sigma:
-        kw, vw, qw = student_weights(c, W, a.ckpt, a.pool, a.n)
+        kw, vw, qw = student_weights(c, W, a.ckpt, a.pool, a.n, a.q_type)
     with torch.no_grad():
         got = smol.forward(c, W, torch.tensor([ids]), kw, vw, q_ws=qw)[0].numpy()
     diff = np.abs(got - ref).max()

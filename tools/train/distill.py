@@ -10,7 +10,7 @@ teacher, so the patch that ships is just the new K (or V) tensors. No AugQ.
 --train-q (with --pool k) also trains a correction dQ of every layer's Q
 projection (zero at the start; the student's Q is the teacher's Q + dQ), so
 each query head can adapt to the one shared K head; the patch then carries
-the corrected Q projections too (make_patch.py, Q5_1). --init-patch starts
+the corrected Q projections too (make_patch.py, Q4_1 by default). --init-patch starts
 the pooled projections from an earlier patch (e.g. a K-only run) instead of
 the mean of the heads.
 

@@ -7,8 +7,9 @@ per layer, `blk.N.attn_k.weight` (or `attn_v` for a --pool v run), in the
 base file's sha256 and the head counts. build_sigma_model.py applies it.
 30 layers x 64 x 576 x 2 bytes = 2.2 MB for n_k = 1. A --train-q run also
 writes every layer's corrected Q projection (`blk.N.attn_q.weight`, the
-base Q + dQ, same layout) quantized to Q5_1: 30 x 576 x 576 x 0.75 bytes
-= 7.5 MB more (9.7 MB in all; F16 would be 20 MB, Q8_0 10.6 MB).
+base Q + dQ, same layout) quantized to --q-type, by default Q4_1 (SmolLM2's
+own type, whose kernels are the fast ones): 30 x 576 x 576 x 0.625 bytes =
+6.2 MB more (8.4 MB in all; Q5_1 9.7 MB, Q8_0 10.6 MB, F16 20 MB).
 
     make_patch.py RUN/ckpt.pt OUT.patch.gguf [--label trial]
     make_patch.py --init OUT.patch.gguf      # untrained pooled-K patch
@@ -36,6 +37,8 @@ def main():
     ap.add_argument("--n", type=int, default=1, help="with --init: heads after pooling")
     ap.add_argument("--base", default=smol.DEFAULT_BASE)
     ap.add_argument("--label", default="", help="free text stored in the patch (e.g. 'trial')")
+    ap.add_argument("--q-type", choices=["q4_1", "q5_1", "q8_0", "f16"], default="q4_1",
+                    help="type of the corrected Q projections of a --train-q run")
     a = ap.parse_args()
     if bool(a.ckpt) == a.init:
         raise SystemExit("give either a checkpoint or --init")
@@ -66,8 +69,11 @@ def main():
         w.add_tensor(name, np.ascontiguousarray(t.detach().float().numpy().astype(np.float16)))
         if qs is not None:
             q = np.ascontiguousarray(qs[i].detach().float().numpy().astype(np.float32))
-            w.add_tensor(f"blk.{i}.attn_q.weight", gquants.quantize(q, gguf.GGMLQuantizationType.Q5_1),
-                         raw_dtype=gguf.GGMLQuantizationType.Q5_1)
+            if a.q_type == "f16":
+                w.add_tensor(f"blk.{i}.attn_q.weight", q.astype(np.float16))
+            else:
+                qt = gguf.GGMLQuantizationType[a.q_type.upper()]
+                w.add_tensor(f"blk.{i}.attn_q.weight", gquants.quantize(q, qt), raw_dtype=qt)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
