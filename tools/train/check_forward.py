@@ -5,7 +5,7 @@
     check_forward.py --sigma OUT.gguf [--ckpt RUN/ckpt.pt]
         # student: the built sigma file against the PyTorch student (pooled-K
         # initialisation, or the checkpoint's K rounded to f16 as in the patch
-        # and, for a --train-q run, its Q + dQ rounded to --q-type as in the patch)
+        # and, for a --train-q run, its Q + dQ rounded to the built file's Q type)
 
 Prints the max |logit difference| over all positions of a short prompt and
 whether the argmax agrees; exits 1 above --tol.
@@ -60,7 +60,6 @@ def main():
     ap.add_argument("--pool", choices=["k", "v"], default="k")
     ap.add_argument("--n", type=int, default=1)
     ap.add_argument("--tol", type=float, default=0.05)
-    ap.add_argument("--q-type", default="q4_1", help="the Q type make_patch.py wrote (--train-q runs)")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -74,7 +73,9 @@ def main():
             ref = np.stack([np.array(s.logits(i), dtype=np.float32) for i in range(len(ids))])
     kw, vw, qw = (None, None, None)
     if a.sigma:
-        kw, vw, qw = student_weights(c, W, a.ckpt, a.pool, a.n, a.q_type)
+        # the type make_patch.py gave the corrected Q (--train-q runs): the built file's own
+        qt = next(t.tensor_type for t in gguf.GGUFReader(a.sigma).tensors if t.name == "blk.0.attn_q.weight")
+        kw, vw, qw = student_weights(c, W, a.ckpt, a.pool, a.n, qt.name.lower())
     with torch.no_grad():
         got = smol.forward(c, W, torch.tensor([ids]), kw, vw, q_ws=qw)[0].numpy()
     diff = np.abs(got - ref).max()
